@@ -1,0 +1,138 @@
+"""Name -> factory registries with strict lookups (models, encoders, balancers, datasets, ...).
+
+Duplicate names raise; an unknown name lists the closest valid names; options are validated
+against the factory's signature (unknown key, wrong type) before anything is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import pydantic
+
+T = TypeVar("T")
+
+__all__ = ["Registry", "RegistryEntry", "UnknownNameError", "OptionsError"]
+
+
+class UnknownNameError(KeyError):
+    """An unknown registered name; the message lists the close matches."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly.
+        return str(self.args[0])
+
+
+class OptionsError(ValueError):
+    """Options that do not fit a registered factory's signature."""
+
+
+@dataclass(frozen=True)
+class RegistryEntry(Generic[T]):
+    """One registered component: its name, factory and a one-line summary."""
+
+    name: str
+    factory: Callable[..., T]
+    summary: str
+
+
+class Registry(Generic[T]):
+    """A registry of factories for one kind of component (``kind`` is used in messages)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, RegistryEntry[T]] = {}
+
+    def register(self, name: str, summary: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under ``name``; a duplicate name raises."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered.")
+            doc = summary or (inspect.getdoc(factory) or "").split("\n")[0]
+            self._entries[name] = RegistryEntry(name, factory, doc)
+            return factory
+
+        return decorator
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style ``pattern``, sorted."""
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def entries(self) -> list[RegistryEntry[T]]:
+        """All entries, sorted by name."""
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> RegistryEntry[T]:
+        """The entry for ``name``; an unknown name raises with the closest matches."""
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise UnknownNameError(
+                f"Unknown {self.kind} {name!r}.{hint} Registered: {', '.join(self.names())}."
+            )
+        return self._entries[name]
+
+    def validate(
+        self, name: str, options: Mapping[str, Any], provided: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """Check ``options`` against the factory's signature; return them coerced to its types.
+
+        ``provided`` names arguments the caller supplies itself (e.g. ``tasks``); users may not
+        set them. ``None`` values are dropped so that unset CLI/config values never override the
+        factory's defaults.
+        """
+        factory = self.get(name).factory
+        params = {
+            p.name: p
+            for p in inspect.signature(factory).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in provided
+        }
+        options = {k: v for k, v in options.items() if v is not None}
+        unknown = [k for k in options if k not in params]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, params, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            valid = ", ".join(sorted(params)) or "(none)"
+            raise OptionsError(
+                f"Unknown option {key!r} for {self.kind} {name!r}.{hint} Valid options: {valid}."
+            )
+        hints = _type_hints(factory)
+        fields: dict[str, Any] = {
+            k: (hints.get(k, Any), ...) for k in options
+        }
+        model = pydantic.create_model(  # type: ignore[call-overload]
+            f"{name}_options", __config__=pydantic.ConfigDict(arbitrary_types_allowed=True), **fields
+        )
+        try:
+            validated = model(**options)
+        except pydantic.ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise OptionsError(
+                f"Option {key!r} of {self.kind} {name!r}: {first['msg']} "
+                f"(got {first.get('input')!r})."
+            ) from None
+        return {k: getattr(validated, k) for k in options}
+
+    def create(self, name: str, /, **kwargs: Any) -> T:
+        """Build ``name`` with ``kwargs`` (``None`` values dropped)."""
+        return self.get(name).factory(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: validate names only
+        return {}

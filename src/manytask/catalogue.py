@@ -1,0 +1,28 @@
+"""Every registry, by kind, after importing the modules that fill them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import demos as _demos  # noqa: F401  (registers the "demo" dataset)
+from ._registry import Registry
+from .balancing import BALANCERS
+from .data import DATASETS, SAMPLERS
+from .metrics import METRICS
+from .models import ENCODERS, MODELS
+
+try:  # dataset loaders register themselves on import
+    from .data import datasets as _datasets  # noqa: F401
+except ImportError:  # pragma: no cover - only while the loaders are being written
+    pass
+
+__all__ = ["REGISTRIES"]
+
+REGISTRIES: dict[str, Registry[Any]] = {
+    "models": MODELS,
+    "encoders": ENCODERS,
+    "balancers": BALANCERS,
+    "samplers": SAMPLERS,
+    "datasets": DATASETS,
+    "metrics": METRICS,
+}

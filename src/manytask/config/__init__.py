@@ -1,0 +1,29 @@
+"""Validated run configuration (YAML + pydantic)."""
+
+from ._schema import (
+    Component,
+    Config,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    TaskConfig,
+    TrainingConfig,
+    apply_overrides,
+    load_config,
+    parse_config,
+)
+
+__all__ = [
+    "Component",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "TaskConfig",
+    "TrainingConfig",
+    "apply_overrides",
+    "load_config",
+    "parse_config",
+]

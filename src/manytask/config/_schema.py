@@ -1,0 +1,171 @@
+"""Run configuration: YAML validated with pydantic; every key and registered name is checked."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+__all__ = ["Config", "ConfigError", "Component", "load_config", "parse_config", "apply_overrides"]
+
+
+class ConfigError(ValueError):
+    """A configuration that is malformed: the message names the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(BaseModel):
+    """A registered component: ``name`` plus its options as further keys."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def options(self) -> dict[str, Any]:
+        """The keys besides ``name`` (and the subclass's own fields)."""
+        return dict(self.model_extra or {})
+
+
+class DataConfig(Component):
+    """``data:`` the dataset by name, its options, batch sizes and the task sampler."""
+
+    name: str = "demo"
+    batch_size: PositiveInt = 64
+    eval_batch_size: PositiveInt = 256
+    sampler: Component = Field(default_factory=lambda: Component(name="proportional"))
+
+
+class ModelConfig(Component):
+    """``model:`` the sharing scheme by name, its encoder and options."""
+
+    name: str = "hps"
+    encoder: Component = Field(default_factory=lambda: Component(name="mlp"))
+
+
+class TaskConfig(_Strict):
+    """``tasks.<name>:`` per-task overrides of the dataset's task definitions."""
+
+    role: Literal["main", "auxiliary"] | None = None
+    lr: PositiveFloat | None = None
+    head_hidden: int | None = Field(default=None, ge=0)
+    metrics: list[str] | None = None
+
+
+class OptimizerConfig(_Strict):
+    """``optimizer:`` optimizer, learning rates and schedule."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: NonNegativeFloat = 0.9
+    scheduler: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+
+
+class TrainingConfig(_Strict):
+    """``training:`` length, evaluation, checkpoints, early stopping and device."""
+
+    steps: PositiveInt = 1000
+    eval_every: PositiveInt = 100
+    checkpoint_every: int | None = Field(default=None, ge=0)
+    monitor: str | None = None
+    patience: PositiveInt | None = None
+    max_grad_norm: PositiveFloat | None = None
+    device: str = "cpu"
+    progress: bool = True
+
+
+class Config(_Strict):
+    """A whole run. Every section has defaults; see ``docs/configuration.md``."""
+
+    seed: int = 0
+    run_dir: str = "runs/default"
+    data: DataConfig = Field(default_factory=DataConfig)
+    tasks: dict[str, TaskConfig] = Field(default_factory=dict)
+    include_tasks: list[str] | None = None
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    balancer: Component = Field(default_factory=lambda: Component(name="ew"))
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+def _field_names(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """Valid keys at ``path`` (for suggestions)."""
+    current: Any = model
+    for part in path:
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        annotation = fields[part].annotation
+        current = annotation if isinstance(annotation, type) else None
+    return list(getattr(current, "model_fields", {}) or {})
+
+
+def _format(error: pydantic.ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = [p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        key = ".".join(str(p) for p in loc)
+        if item["type"] == "extra_forbidden":
+            valid = _field_names(Config, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr('.'.join([*map(str, loc[:-1]), c])) for c in close)}?" if close else ""
+            lines.append(f"Unknown key {key!r}.{hint} Valid keys here: {', '.join(valid)}.")
+        else:
+            lines.append(f"Key {key!r}: {item['msg']} (got {item.get('input')!r}).")
+    return "Invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def parse_config(raw: Mapping[str, Any] | None) -> Config:
+    """Validate a config dict (keys and types; registered names are checked by ``check_names``)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"A config must be a mapping of sections, got {type(raw).__name__}.")
+    try:
+        return Config.model_validate(dict(raw))
+    except pydantic.ValidationError as error:
+        raise ConfigError(_format(error)) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw config dict."""
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"Override {override!r} must look like key.subkey=value.")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"Override {override!r}: the value is not valid YAML ({error}).") from None
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"Override {override!r}: {part!r} is not a section.")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read a YAML config file, apply overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist. Pass the path of a YAML file "
+                          "(see examples/ for templates).")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Config file {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of sections, got {type(raw).__name__}.")
+    return parse_config(apply_overrides(raw, overrides))

@@ -1,0 +1,56 @@
+"""A batch: inputs, per-task targets and per-task label masks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["Batch", "Inputs", "map_inputs", "num_samples"]
+
+Inputs = Tensor | dict[str, Tensor]
+
+
+def map_inputs(inputs: Inputs, fn: "callable[[Tensor], Tensor]") -> Inputs:  # type: ignore[valid-type]
+    """Apply ``fn`` to a tensor or to every tensor of a dict of inputs."""
+    if isinstance(inputs, Mapping):
+        return {key: fn(value) for key, value in inputs.items()}
+    return fn(inputs)
+
+
+def num_samples(inputs: Inputs) -> int:
+    """Size of the leading (sample) dimension of ``inputs``."""
+    if isinstance(inputs, Mapping):
+        return int(next(iter(inputs.values())).shape[0])
+    return int(inputs.shape[0])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Inputs with targets and masks for the tasks this batch's source carries.
+
+    ``masks[task]`` is True where the sample (or element, for per-token tasks) has a label.
+    Tasks absent from ``targets`` have no label in this batch at all.
+    """
+
+    inputs: Inputs
+    targets: dict[str, Tensor]
+    masks: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return num_samples(self.inputs)
+
+    def labelled(self) -> dict[str, int]:
+        """Number of labelled entries per task (computed on the batch's current device)."""
+        return {task: int(mask.sum()) for task, mask in self.masks.items()}
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The same batch on ``device``."""
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(
+            inputs=map_inputs(self.inputs, move),
+            targets={k: move(v) for k, v in self.targets.items()},
+            masks={k: move(v) for k, v in self.masks.items()},
+        )

@@ -1,0 +1,107 @@
+"""The training loader: mixes several sources with a task sampler, resumably."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from ._batch import Batch
+from ._samplers import Proportional, TaskSampler
+from ._source import EmptySourceError, Source
+
+__all__ = ["MultiSourceLoader"]
+
+
+class MultiSourceLoader:
+    """Draws batches from one or more sources; the sampler picks the source of each batch.
+
+    Each source is read in a fresh random order every time it is exhausted (its own epochs).
+    **An epoch of the loader** is ``steps_per_epoch = ceil(sum of source sizes / batch_size)``
+    steps: as many batches as it takes, on average, to draw as many samples as all sources
+    hold together. With one source this is exactly one pass over it.
+
+    The state (step, each source's order and position, the random generator) round-trips
+    through :meth:`state_dict`, so a resumed run draws the same batches as an uninterrupted one.
+
+    Args:
+        sources: Named training sources.
+        batch_size: Samples per batch (the last batch of a source's pass may be smaller).
+        sampler: Chooses the source of each batch (default: proportional to size).
+        seed: Seed of the loader's own random generator.
+        num_epochs: Total epochs of the run, used by the annealed sampler.
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, Source],
+        batch_size: int,
+        sampler: TaskSampler | None = None,
+        seed: int = 0,
+        num_epochs: int = 1,
+    ) -> None:
+        if not sources:
+            raise EmptySourceError("The loader needs at least one training source.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Got {batch_size}.")
+        for name, source in sources.items():
+            if len(source) == 0:
+                raise EmptySourceError(f"Training source {name!r} is empty.")
+        self.sources = dict(sources)
+        self.names = list(self.sources)
+        self.batch_size = batch_size
+        self.sampler = sampler or Proportional()
+        self.num_epochs = max(1, num_epochs)
+        self.sizes = torch.tensor([len(s) for s in self.sources.values()], dtype=torch.float64)
+        self.steps_per_epoch = max(1, math.ceil(int(self.sizes.sum()) / batch_size))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step = 0
+        self._orders: dict[str, Tensor] = {}
+        self._positions: dict[str, int] = {}
+
+    @property
+    def epoch(self) -> int:
+        """Current epoch of the loader, from 0."""
+        return self.step // self.steps_per_epoch
+
+    def next(self) -> tuple[str, Batch]:
+        """The next batch and the name of the source it came from."""
+        index = self.sampler.choose(self.sizes, self.step, self.epoch, self.num_epochs, self.generator)
+        name = self.names[index]
+        source = self.sources[name]
+        order, position = self._orders.get(name), self._positions.get(name, 0)
+        if order is None or position >= len(order):
+            order = torch.randperm(len(source), generator=self.generator)
+            position = 0
+        indices = order[position : position + self.batch_size]
+        self._orders[name], self._positions[name] = order, position + len(indices)
+        self.step += 1
+        return name, source.batch(indices)
+
+    def state_dict(self) -> dict[str, object]:
+        """Step, per-source orders and positions, and generator state."""
+        return {
+            "step": self.step,
+            "generator": self.generator.get_state(),
+            "orders": dict(self._orders),
+            "positions": dict(self._positions),
+        }
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Restore a state from :meth:`state_dict`."""
+        orders = dict(state["orders"])  # type: ignore[call-overload]
+        unknown = sorted(set(orders) - set(self.sources))
+        if unknown:
+            raise ValueError(f"Loader state refers to sources {unknown}, which this run does not have.")
+        for name, order in orders.items():
+            if len(order) != len(self.sources[name]):
+                raise ValueError(
+                    f"Loader state for source {name!r} has {len(order)} samples but the source "
+                    f"now has {len(self.sources[name])}; the data changed since the checkpoint."
+                )
+        self.step = int(state["step"])  # type: ignore[call-overload]
+        self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+        self._orders = {k: v.clone() for k, v in orders.items()}
+        self._positions = {k: int(v) for k, v in dict(state["positions"]).items()}  # type: ignore[call-overload]

@@ -1,0 +1,128 @@
+"""Data sources: indexable collections of labelled (or partly labelled) samples."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ._batch import Batch, Inputs, map_inputs, num_samples
+
+__all__ = ["Source", "TensorSource", "EmptySourceError"]
+
+
+class EmptySourceError(ValueError):
+    """A data source with no sample, or with no label for a task that needs one."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the loader needs from a data source."""
+
+    name: str
+
+    def __len__(self) -> int: ...
+
+    @property
+    def tasks(self) -> tuple[str, ...]: ...
+
+    def batch(self, indices: Tensor) -> Batch: ...
+
+
+class TensorSource:
+    """A source held in memory as tensors: ``inputs [N, ...]``, ``targets[task] [N, ...]``.
+
+    Args:
+        inputs: A tensor or a dict of tensors, all with ``N`` rows.
+        targets: Per-task targets with ``N`` rows. Unlabelled entries may hold any value.
+        masks: Per-task bool masks, ``[N]`` or a prefix of the target's shape; missing masks
+            mean every entry is labelled.
+        name: Used in error messages and logs.
+    """
+
+    def __init__(
+        self,
+        inputs: Inputs,
+        targets: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None = None,
+        name: str = "data",
+    ) -> None:
+        self.name = name
+        n = num_samples(inputs)
+        if n == 0:
+            raise EmptySourceError(f"Data source {name!r} has no samples; give it at least one row.")
+        masks = dict(masks or {})
+        unknown = sorted(set(masks) - set(targets))
+        if unknown:
+            raise ValueError(f"Data source {name!r}: masks for tasks without targets: {unknown}.")
+        for key, value in (inputs.items() if isinstance(inputs, Mapping) else [("inputs", inputs)]):
+            if value.shape[0] != n:
+                raise ValueError(
+                    f"Data source {name!r}: input {key!r} has {value.shape[0]} rows, expected {n}."
+                )
+        for task, target in targets.items():
+            if target.shape[0] != n:
+                raise ValueError(
+                    f"Data source {name!r}: targets of task {task!r} have {target.shape[0]} rows "
+                    f"but the inputs have {n}; give one target row per sample."
+                )
+            mask = masks.get(task)
+            if mask is None:
+                masks[task] = torch.ones(n, dtype=torch.bool)
+            elif mask.dtype != torch.bool or tuple(mask.shape) != tuple(target.shape[: mask.ndim]):
+                raise ValueError(
+                    f"Data source {name!r}: mask of task {task!r} must be a bool tensor of shape "
+                    f"{tuple(target.shape[:1])} (or a prefix of the target shape "
+                    f"{tuple(target.shape)}); got dtype {mask.dtype} and shape {tuple(mask.shape)}."
+                )
+        self.inputs = inputs
+        self.targets = dict(targets)
+        self.masks = masks
+
+    def __len__(self) -> int:
+        return num_samples(self.inputs)
+
+    def __repr__(self) -> str:
+        return f"TensorSource(name={self.name!r}, n={len(self)}, tasks={list(self.tasks)})"
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Tasks this source has targets for (possibly with few labels)."""
+        return tuple(self.targets)
+
+    def labelled_counts(self) -> dict[str, int]:
+        """Number of samples with at least one label, per task."""
+        return {t: int(m.reshape(len(self), -1).any(1).sum()) for t, m in self.masks.items()}
+
+    def batch(self, indices: Tensor) -> Batch:
+        """The samples at ``indices`` as a :class:`Batch`."""
+        return Batch(
+            inputs=map_inputs(self.inputs, lambda t: t[indices]),
+            targets={k: v[indices] for k, v in self.targets.items()},
+            masks={k: v[indices] for k, v in self.masks.items()},
+        )
+
+    def subset(self, indices: Tensor, name: str | None = None) -> TensorSource:
+        """A new source with the rows at ``indices``."""
+        b = self.batch(indices)
+        return TensorSource(b.inputs, b.targets, b.masks, name or self.name)
+
+    def only(self, tasks: tuple[str, ...] | list[str], name: str | None = None) -> TensorSource:
+        """Keep only ``tasks``' targets, and only the rows labelled for at least one of them."""
+        missing = [t for t in tasks if t not in self.targets]
+        if missing:
+            raise KeyError(f"Data source {self.name!r} has no targets for {missing}.")
+        keep = torch.zeros(len(self), dtype=torch.bool)
+        for t in tasks:
+            keep |= self.masks[t].reshape(len(self), -1).any(1)
+        if not bool(keep.any()):
+            raise EmptySourceError(f"Data source {self.name!r} has no label for {list(tasks)}.")
+        rows = keep.nonzero().squeeze(1)
+        return TensorSource(
+            map_inputs(self.inputs, lambda t: t[rows]),
+            {t: self.targets[t][rows] for t in tasks},
+            {t: self.masks[t][rows] for t in tasks},
+            name or self.name,
+        )

@@ -1,0 +1,6 @@
+"""Per-task metrics with directions, and Δm% against single-task baselines."""
+
+from ._delta_m import delta_m
+from ._metrics import METRICS, MetricInfo, create_metric, higher_is_better, list_metrics
+
+__all__ = ["METRICS", "MetricInfo", "create_metric", "delta_m", "higher_is_better", "list_metrics"]

@@ -1,0 +1,114 @@
+"""Per-task metrics by name, each with its direction (higher or lower is better).
+
+Metrics are torchmetrics objects (update / compute / reset, DDP-reducible); they receive the
+labelled entries of a task's predictions (``Task.predictions``) and targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torchmetrics
+import torchmetrics.classification as tmc
+import torchmetrics.regression as tmr
+
+from .._registry import Registry
+from ..tasks import BinaryClassification, Classification, Regression, Task
+
+__all__ = ["MetricInfo", "METRICS", "create_metric", "higher_is_better", "list_metrics"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to build a metric for a task, and whether higher values are better."""
+
+    name: str
+    higher_is_better: bool
+    build: Callable[[Task], torchmetrics.Metric]
+
+
+METRICS: Registry[MetricInfo] = Registry("metric")
+
+
+def _register(name: str, higher: bool, summary: str) -> Callable[[Callable[[Task], torchmetrics.Metric]], None]:
+    def decorator(build: Callable[[Task], torchmetrics.Metric]) -> None:
+        info = MetricInfo(name, higher, build)
+        METRICS.register(name, summary)(lambda: info)
+
+    return decorator
+
+
+def _unsupported(name: str, task: Task) -> ValueError:
+    return ValueError(f"Metric {name!r} does not apply to task {task.name!r} of kind {task.kind!r}.")
+
+
+@_register("accuracy", True, "Fraction of correct predictions (per label for binary tasks).")
+def _accuracy(task: Task) -> torchmetrics.Metric:
+    if isinstance(task, Classification):
+        return tmc.MulticlassAccuracy(num_classes=task.num_classes, average="micro")
+    if isinstance(task, BinaryClassification):
+        if task.num_labels == 1:
+            return tmc.BinaryAccuracy()
+        return tmc.MultilabelAccuracy(num_labels=task.num_labels, average="micro")
+    raise _unsupported("accuracy", task)
+
+
+@_register("macro_f1", True, "F1 averaged over classes (labels) with equal weight.")
+def _macro_f1(task: Task) -> torchmetrics.Metric:
+    if isinstance(task, Classification):
+        return tmc.MulticlassF1Score(num_classes=task.num_classes, average="macro")
+    if isinstance(task, BinaryClassification):
+        if task.num_labels == 1:
+            return tmc.BinaryF1Score()
+        return tmc.MultilabelF1Score(num_labels=task.num_labels, average="macro")
+    raise _unsupported("macro_f1", task)
+
+
+@_register("auroc", True, "Area under the ROC curve (macro over labels).")
+def _auroc(task: Task) -> torchmetrics.Metric:
+    if isinstance(task, BinaryClassification):
+        if task.num_labels == 1:
+            return tmc.BinaryAUROC()
+        return tmc.MultilabelAUROC(num_labels=task.num_labels, average="macro")
+    if isinstance(task, Classification):
+        return tmc.MulticlassAUROC(num_classes=task.num_classes, average="macro")
+    raise _unsupported("auroc", task)
+
+
+def _regression_only(name: str, task: Task) -> None:
+    if not isinstance(task, Regression):
+        raise _unsupported(name, task)
+
+
+@_register("rmse", False, "Root mean squared error over all labelled outputs.")
+def _rmse(task: Task) -> torchmetrics.Metric:
+    _regression_only("rmse", task)
+    return tmr.MeanSquaredError(squared=False)
+
+
+@_register("mse", False, "Mean squared error over all labelled outputs.")
+def _mse(task: Task) -> torchmetrics.Metric:
+    _regression_only("mse", task)
+    return tmr.MeanSquaredError()
+
+
+@_register("mae", False, "Mean absolute error over all labelled outputs.")
+def _mae(task: Task) -> torchmetrics.Metric:
+    _regression_only("mae", task)
+    return tmr.MeanAbsoluteError()
+
+
+def create_metric(name: str, task: Task) -> torchmetrics.Metric:
+    """A fresh metric ``name`` for ``task``; an unknown name lists the close matches."""
+    return METRICS.create(name).build(task)
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether larger values of metric ``name`` are better."""
+    return METRICS.create(name).higher_is_better
+
+
+def list_metrics(pattern: str = "*") -> list[str]:
+    """Registered metric names matching ``pattern``."""
+    return METRICS.names(pattern)

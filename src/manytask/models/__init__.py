@@ -1,0 +1,18 @@
+"""Sharing schemes (``MultiTaskModel``) and the encoders they share."""
+
+from ._base import MultiTaskModel
+from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, create_encoder
+from ._factory import MODELS, create_model
+from ._hard_sharing import HardSharing
+
+__all__ = [
+    "ENCODERS",
+    "MLP",
+    "MODELS",
+    "BiLSTM",
+    "ConvNet",
+    "HardSharing",
+    "MultiTaskModel",
+    "create_encoder",
+    "create_model",
+]

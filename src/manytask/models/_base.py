@@ -1,0 +1,65 @@
+"""The model contract every sharing scheme follows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from torch import Tensor, nn
+
+from ..data import Inputs
+
+__all__ = ["MultiTaskModel"]
+
+
+class MultiTaskModel(nn.Module):
+    """Base class of sharing schemes.
+
+    Subclasses implement :meth:`forward` (or :meth:`features` + :meth:`forward_heads` when all
+    tasks read one shared representation), :meth:`shared_parameters` and
+    :meth:`task_parameters`. Optional: :meth:`penalty` (soft-sharing regulariser, added to the
+    loss by the trainer) and :meth:`last_shared_parameters` (for GradNorm).
+    """
+
+    task_names: tuple[str, ...]
+
+    #: True when :meth:`features` returns the one representation all heads read.
+    has_features: bool = False
+
+    def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Outputs of ``tasks`` (default: all), keyed by task name."""
+        return self.forward_heads(self.features(inputs), tasks)
+
+    def features(self, inputs: Inputs) -> Tensor:
+        """The shared representation of ``inputs``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no single shared representation; use exact (parameter-"
+            "level) gradient balancing with it instead of representation-level balancing."
+        )
+
+    def forward_heads(self, features: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Task outputs computed from the shared representation."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward_heads().")
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters used by every task."""
+        raise NotImplementedError
+
+    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
+        """Parameters used only by task ``name``."""
+        raise NotImplementedError
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the last shared layer (GradNorm measures gradient norms there)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define its last shared layer.")
+
+    def penalty(self) -> Tensor | None:
+        """A regulariser the trainer adds to the loss (soft sharing), or None."""
+        return None
+
+    def _check_tasks(self, tasks: Sequence[str] | None) -> Sequence[str]:
+        if tasks is None:
+            return self.task_names
+        unknown = [t for t in tasks if t not in self.task_names]
+        if unknown:
+            raise KeyError(f"Unknown tasks {unknown}; the model has {list(self.task_names)}.")
+        return tasks

@@ -1,0 +1,68 @@
+"""Hard parameter sharing: one shared encoder, one head per task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from torch import Tensor, nn
+
+from ..data import Inputs
+from ..tasks import Task
+from ._base import MultiTaskModel
+
+__all__ = ["HardSharing"]
+
+
+class HardSharing(MultiTaskModel):
+    """Hard parameter sharing (Caruana, 1993, "Multitask Learning: A Knowledge-Based Source of
+    Inductive Bias"): every task reads the same encoder output through its own head.
+
+    Args:
+        encoder: Any module mapping inputs to features ``[B, D]`` (or ``[B, L, D]`` per token).
+        tasks: The tasks; each builds its head with ``task.make_head(D)``.
+        feature_dim: ``D``; read from ``encoder.out_features`` when not given.
+
+    Examples:
+        >>> import torch
+        >>> from manytask.tasks import Classification, Regression
+        >>> model = HardSharing(torch.nn.Linear(4, 8), [Classification("a", num_classes=3),
+        ...                                            Regression("b")])
+        >>> {k: tuple(v.shape) for k, v in model(torch.randn(5, 4)).items()}
+        {'a': (5, 3), 'b': (5, 1)}
+    """
+
+    has_features = True
+
+    def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> None:
+        super().__init__()
+        if not tasks:
+            raise ValueError("HardSharing needs at least one task.")
+        if feature_dim is None:
+            feature_dim = getattr(encoder, "out_features", None)
+            if not isinstance(feature_dim, int):
+                raise ValueError(
+                    f"Cannot tell the feature size of encoder {type(encoder).__name__}: pass "
+                    "feature_dim=..., or give the encoder an int attribute `out_features`."
+                )
+        self.encoder = encoder
+        self.feature_dim = feature_dim
+        self.task_names = tuple(t.name for t in tasks)
+        self.heads = nn.ModuleDict({t.name: t.make_head(feature_dim) for t in tasks})
+
+    def features(self, inputs: Inputs) -> Tensor:
+        return self.encoder(inputs)
+
+    def forward_heads(self, features: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        return {name: self.heads[name](features) for name in self._check_tasks(tasks)}
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        return self.encoder.parameters()
+
+    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
+        return self.heads[self._check_tasks([name])[0]].parameters()
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        last = [m for m in self.encoder.modules() if any(True for _ in m.parameters(recurse=False))]
+        if not last:
+            raise ValueError("The encoder has no parameters.")
+        return list(last[-1].parameters(recurse=False))

@@ -1,0 +1,19 @@
+"""Runs from configs: build, train, and compare against single-task baselines."""
+
+from ._build import Experiment, build_experiment, check_config, load_data, save_config, select_tasks
+from ._compare import Comparison, ComparisonRow, compare
+from ._train import RunResult, train
+
+__all__ = [
+    "Comparison",
+    "ComparisonRow",
+    "Experiment",
+    "RunResult",
+    "build_experiment",
+    "check_config",
+    "compare",
+    "load_data",
+    "save_config",
+    "select_tasks",
+    "train",
+]

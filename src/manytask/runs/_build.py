@@ -1,0 +1,177 @@
+"""From a validated config to the objects of a run: data, tasks, model, balancer, trainer."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .._registry import OptionsError, Registry, UnknownNameError
+from ..balancing import BALANCERS, Balancer
+from ..config import Config, ConfigError
+from ..data import DATASETS, SAMPLERS, MultiSourceLoader, MultiTaskData, TensorSource
+from ..metrics import METRICS
+from ..models import ENCODERS, MODELS, MultiTaskModel
+from ..tasks import Task
+from ..training import Trainer, build_optimizer, build_scheduler
+from ..training._checkpoint import atomic_write_text
+
+__all__ = ["Experiment", "build_experiment", "check_config", "load_data", "select_tasks"]
+
+
+def _check(registry: Registry[Any], section: str, name: str, options: Mapping[str, Any],
+           provided: tuple[str, ...] = ()) -> dict[str, Any]:
+    try:
+        return registry.validate(name, options, provided)
+    except (UnknownNameError, OptionsError) as error:
+        raise ConfigError(f"Config section {section!r}: {error}") from None
+
+
+def check_config(config: Config) -> None:
+    """Check every registered name and its options, before any data is loaded."""
+    _check(DATASETS, "data", config.data.name, config.data.options())
+    _check(SAMPLERS, "data.sampler", config.data.sampler.name, config.data.sampler.options())
+    _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
+    _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options())
+    _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
+    for task_name, override in config.tasks.items():
+        for metric in override.metrics or []:
+            if metric not in METRICS:
+                _check(METRICS, f"tasks.{task_name}.metrics", metric, {})
+
+
+def load_data(config: Config) -> MultiTaskData:
+    """Build the configured dataset (seeded by ``config.seed`` when it takes a seed)."""
+    options = _check(DATASETS, "data", config.data.name, config.data.options())
+    factory = DATASETS.get(config.data.name).factory
+    if "seed" in inspect.signature(factory).parameters and "seed" not in options:
+        options["seed"] = config.seed
+    return DATASETS.create(config.data.name, **options)
+
+
+def _unknown_task(key: str, name: str, valid: Sequence[str]) -> ConfigError:
+    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return ConfigError(f"Config key {key!r} names unknown task {name!r}.{hint} Tasks: {', '.join(valid)}.")
+
+
+def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None = None) -> tuple[Task, ...]:
+    """The dataset's tasks with the config's overrides applied, restricted to ``only``."""
+    names = [t.name for t in data.tasks]
+    for name in config.tasks:
+        if name not in names:
+            raise _unknown_task(f"tasks.{name}", name, names)
+    for name in config.include_tasks or []:
+        if name not in names:
+            raise _unknown_task("include_tasks", name, names)
+    keep = only if only is not None else (config.include_tasks or names)
+    tasks = []
+    for task in data.tasks:
+        if task.name not in keep:
+            continue
+        override = config.tasks.get(task.name)
+        if override is not None:
+            changes = {k: v for k, v in (("role", override.role), ("head_hidden", override.head_hidden)) if v is not None}
+            if override.metrics is not None:
+                changes["metrics"] = tuple(override.metrics)
+            task = dataclasses.replace(task, **changes)
+        tasks.append(task)
+    if not tasks:
+        raise ConfigError("No task left to train: check include_tasks.")
+    return tuple(tasks)
+
+
+def _train_sources(data: MultiTaskData, names: Sequence[str]) -> dict[str, Any]:
+    sources = {}
+    for key, source in data.train.items():
+        carried = [n for n in names if n in source.tasks]
+        if not carried:
+            continue
+        sources[key] = source.only(carried) if isinstance(source, TensorSource) else source
+    if not sources:
+        raise ConfigError(f"No training source has labels for tasks {list(names)}.")
+    return sources
+
+
+@dataclass
+class Experiment:
+    """Everything a run needs, built from a config."""
+
+    config: Config
+    data: MultiTaskData
+    tasks: tuple[Task, ...]
+    model: MultiTaskModel
+    balancer: Balancer
+    trainer: Trainer
+    run_dir: Path
+
+
+def build_experiment(config: Config, data: MultiTaskData | None = None, only: Sequence[str] | None = None,
+                     run_dir: Path | str | None = None) -> Experiment:
+    """Build data, tasks, model, balancer, optimizer, loader and trainer for ``config``.
+
+    Args:
+        config: A validated config.
+        data: Reuse already-loaded data (``compare`` loads it once).
+        only: Train only these tasks (single-task baselines).
+        run_dir: Overrides ``config.run_dir``.
+    """
+    check_config(config)
+    torch.manual_seed(config.seed)
+    data = data if data is not None else load_data(config)
+    tasks = select_tasks(config, data, only)
+    names = [t.name for t in tasks]
+    task_lr = {n: o.lr for n, o in config.tasks.items() if o.lr is not None and n in names}
+
+    encoder_options = _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options())
+    encoder_params = inspect.signature(ENCODERS.get(config.model.encoder.name).factory).parameters
+    for key, value in data.input_info.items():
+        if key in encoder_params and key not in encoder_options:
+            encoder_options[key] = value
+    try:
+        encoder = ENCODERS.create(config.model.encoder.name, **encoder_options)
+    except TypeError as error:
+        raise ConfigError(f"Config section 'model.encoder': {error}. Set the missing option in the config.") from None
+    model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
+    model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
+    balancer_options = _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
+    balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)
+
+    opt = config.optimizer
+    optimizer = build_optimizer(model, balancer, opt.name, opt.lr, opt.weight_decay, opt.momentum, task_lr)
+    training = config.training
+    scheduler = None
+    if opt.scheduler != "constant" or opt.warmup_steps:
+        scheduler = build_scheduler(optimizer, opt.scheduler, training.steps, opt.warmup_steps)
+    sampler_options = _check(SAMPLERS, "data.sampler", config.data.sampler.name, config.data.sampler.options())
+    sampler = SAMPLERS.create(config.data.sampler.name, **sampler_options)
+    sources = _train_sources(data, names)
+    loader = MultiSourceLoader(sources, config.data.batch_size, sampler, seed=config.seed)
+    loader.num_epochs = max(1, -(-training.steps // loader.steps_per_epoch))
+    run_dir = Path(run_dir if run_dir is not None else config.run_dir)
+    monitor = training.monitor
+    if monitor is not None and monitor.split("/", 1)[0] not in names:
+        monitor = None  # single-task baselines monitor their own task
+    try:
+        trainer = Trainer(
+            model, tasks, balancer, optimizer, loader, training.steps, val=data.val,
+            eval_every=training.eval_every, monitor=monitor, patience=training.patience,
+            scheduler=scheduler, run_dir=run_dir, checkpoint_every=training.checkpoint_every,
+            device=training.device, max_grad_norm=training.max_grad_norm, progress=training.progress,
+            eval_batch_size=config.data.eval_batch_size,
+        )
+    except ValueError as error:
+        raise ConfigError(f"Config section 'training': {error}") from None
+    return Experiment(config, data, tasks, model, balancer, trainer, run_dir)
+
+
+def save_config(config: Config, run_dir: Path) -> None:
+    """Write the resolved config to ``run_dir/config.yaml`` (atomically)."""
+    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

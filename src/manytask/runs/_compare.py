@@ -1,0 +1,97 @@
+"""Single-task baselines vs the multi-task model, with Δm%."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..metrics import delta_m, higher_is_better
+from ..training._checkpoint import atomic_write_text
+from ._build import check_config, load_data, select_tasks
+from ._train import train
+
+__all__ = ["Comparison", "ComparisonRow", "compare"]
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One metric of one main task: single-task vs multi-task value."""
+
+    task: str
+    metric: str
+    higher_is_better: bool
+    single_task: float
+    multi_task: float
+
+    @property
+    def change(self) -> float:
+        """Signed relative improvement in percent (positive = multi-task better)."""
+        sign = 1.0 if self.higher_is_better else -1.0
+        return 100.0 * sign * (self.multi_task - self.single_task) / abs(self.single_task)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of :func:`compare`; ``delta_m`` averages each main task's primary metric."""
+
+    rows: tuple[ComparisonRow, ...]
+    delta_m: float
+    split: str
+    run_dir: Path
+
+    def table(self) -> str:
+        """A readable table (Markdown)."""
+        lines = [
+            f"| task | metric | better | single-task | multi-task | change |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            arrow = "higher" if r.higher_is_better else "lower"
+            lines.append(f"| {r.task} | {r.metric} | {arrow} | {r.single_task:.4f} | {r.multi_task:.4f} | {r.change:+.2f}% |")
+        lines.append("")
+        lines.append(f"Δm = {self.delta_m:+.2f}% (Maninis et al. 2019; mean over main tasks of the primary "
+                     f"metric's signed relative change; {self.split} split)")
+        return "\n".join(lines)
+
+
+def compare(config: Config, run_dir: Path | str | None = None) -> Comparison:
+    """Train one single-task model per main task (same encoder, budget and seed) and the
+    multi-task model; compare them on the test split (else validation).
+
+    Runs go to ``<run_dir>/single-<task>/`` and ``<run_dir>/multi/``; the table to
+    ``comparison.md`` and ``comparison.csv``.
+    """
+    check_config(config)
+    root = Path(run_dir if run_dir is not None else config.run_dir)
+    data = load_data(config)
+    tasks = select_tasks(config, data)
+    mains = [t for t in tasks if t.role == "main"]
+    if not mains:
+        raise ValueError("compare needs at least one task with role 'main'.")
+    single = {t.name: train(config, data=data, only=[t.name], run_dir=root / f"single-{t.name}") for t in mains}
+    multi = train(config, data=data, run_dir=root / "multi")
+    rows = []
+    for task in mains:
+        for metric in task.metrics:
+            key = f"{task.name}/{metric}"
+            rows.append(ComparisonRow(task.name, metric, higher_is_better(metric),
+                                      single[task.name].test[key], multi.test[key]))
+    primary = [f"{t.name}/{t.metrics[0]}" for t in mains]
+    dm = delta_m(
+        {k: multi.test[k] for k in primary},
+        {k: single[k.split("/")[0]].test[k] for k in primary},
+        {k: higher_is_better(k.split("/")[1]) for k in primary},
+    )
+    comparison = Comparison(tuple(rows), dm, multi.split, root)
+    atomic_write_text(root / "comparison.md", comparison.table() + "\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["task", "metric", "higher_is_better", "single_task", "multi_task", "change_percent"])
+    for r in rows:
+        writer.writerow([r.task, r.metric, r.higher_is_better, r.single_task, r.multi_task, round(r.change, 4)])
+    writer.writerow(["delta_m", "", "", "", "", round(dm, 4)])
+    atomic_write_text(root / "comparison.csv", buffer.getvalue())
+    return comparison

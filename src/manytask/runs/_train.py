@@ -1,0 +1,62 @@
+"""Train one configured run and evaluate its best checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..config import Config
+from ..data import MultiTaskData
+from ..evaluation import evaluate
+from ..training import TrainResult
+from ..training._checkpoint import atomic_write_text
+from ._build import build_experiment, save_config
+
+__all__ = ["RunResult", "train"]
+
+
+@dataclass
+class RunResult:
+    """A finished run: training outcome and the best checkpoint's metrics on the test split."""
+
+    train: TrainResult
+    test: dict[str, float]
+    split: str
+    run_dir: Path
+
+
+def train(
+    config: Config,
+    resume: Path | str | Literal["latest"] | None = None,
+    data: MultiTaskData | None = None,
+    only: list[str] | None = None,
+    run_dir: Path | str | None = None,
+) -> RunResult:
+    """Train ``config``, reload the best checkpoint, evaluate it on the test split (else val).
+
+    Writes ``config.yaml``, ``metrics.csv``, ``checkpoints/`` and ``results.json`` in the run
+    directory.
+    """
+    experiment = build_experiment(config, data=data, only=only, run_dir=run_dir)
+    save_config(config, experiment.run_dir)
+    result = experiment.trainer.fit(resume=resume)
+    experiment.trainer.load_best()
+    split = "test" if experiment.data.test is not None else "val"
+    source = experiment.data.test if experiment.data.test is not None else experiment.data.val
+    metrics = {}
+    if source is not None:
+        metrics = evaluate(experiment.model, experiment.tasks, source, config.data.eval_batch_size,
+                           config.training.device)
+    summary = {
+        "split": split,
+        "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "monitor": result.monitor,
+        "stopped_early": result.stopped_early,
+    }
+    atomic_write_text(experiment.run_dir / "results.json", json.dumps(summary, indent=2))
+    return RunResult(result, metrics, split, experiment.run_dir)

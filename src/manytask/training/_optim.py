@@ -1,0 +1,84 @@
+"""Optimizers with per-task learning rates, and learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..models import MultiTaskModel
+
+__all__ = ["build_optimizer", "build_scheduler"]
+
+OptimizerName = Literal["adam", "adamw", "sgd"]
+
+
+def build_optimizer(
+    model: MultiTaskModel,
+    extra: nn.Module | None = None,
+    name: OptimizerName = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    task_lr: Mapping[str, float] | None = None,
+) -> torch.optim.Optimizer:
+    """An optimizer with one parameter group for the shared part and one per task.
+
+    Args:
+        model: The model; groups come from ``shared_parameters`` and ``task_parameters``.
+        extra: Another module with trainable parameters (e.g. UW's log-variances), at ``lr``.
+        name: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        lr: Learning rate of the shared parameters (and of tasks not in ``task_lr``).
+        weight_decay: Weight decay of every group.
+        momentum: SGD momentum.
+        task_lr: Learning rate of each task's own parameters, by task name.
+    """
+    task_lr = dict(task_lr or {})
+    unknown = sorted(set(task_lr) - set(model.task_names))
+    if unknown:
+        raise KeyError(f"task_lr names unknown tasks {unknown}; the tasks are {list(model.task_names)}.")
+    groups = [{"params": [p for p in model.shared_parameters() if p.requires_grad], "lr": lr, "name": "shared"}]
+    for task in model.task_names:
+        params = [p for p in model.task_parameters(task) if p.requires_grad]
+        groups.append({"params": params, "lr": task_lr.get(task, lr), "name": f"task:{task}"})
+    if extra is not None:
+        params = [p for p in extra.parameters() if p.requires_grad]
+        if params:
+            groups.append({"params": params, "lr": lr, "name": "balancer"})
+    seen = {id(p) for g in groups for p in g["params"]}
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    if missing:
+        raise ValueError(f"Parameters {missing[:5]} are neither shared nor task-specific; "
+                         "the model's shared_parameters()/task_parameters() must cover them.")
+    groups = [g for g in groups if g["params"]]
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    raise ValueError(f"Unknown optimizer {name!r}; choose 'adam', 'adamw' or 'sgd'.")
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    name: Literal["constant", "cosine"],
+    total_steps: int,
+    warmup_steps: int = 0,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up for ``warmup_steps``, then constant or cosine decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if name == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    if name not in ("constant", "cosine"):
+        raise ValueError(f"Unknown scheduler {name!r}; choose 'constant' or 'cosine'.")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

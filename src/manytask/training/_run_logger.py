@@ -1,0 +1,77 @@
+"""The one place that writes a run's logs: ``metrics.csv`` and the progress bar."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ._checkpoint import atomic_write_text
+
+__all__ = ["RunLogger"]
+
+
+class RunLogger:
+    """Appends one row per evaluation to ``metrics.csv`` and drives a progress bar.
+
+    Only rank 0 writes (``enabled=False`` elsewhere). Columns are fixed at construction.
+    """
+
+    def __init__(self, run_dir: Path | None, columns: Sequence[str], enabled: bool = True,
+                 progress: bool = True, total: int = 0) -> None:
+        self.enabled = enabled
+        self.columns = ["step", "epoch", *columns]
+        self.path = Path(run_dir) / "metrics.csv" if run_dir is not None else None
+        self.rows: list[dict[str, float]] = []
+        self._bar = tqdm(total=total, disable=None if (enabled and progress) else True, file=sys.stderr,
+                         dynamic_ncols=True, leave=False)
+
+    def start(self, resume_step: int | None) -> None:
+        """Create ``metrics.csv``; on resume keep only rows up to ``resume_step``."""
+        if not self.enabled or self.path is None:
+            return
+        kept: list[dict[str, str]] = []
+        if resume_step is not None and self.path.exists():
+            with self.path.open(newline="") as handle:
+                kept = [r for r in csv.DictReader(handle) if int(float(r["step"])) <= resume_step]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_text(self.path, buffer.getvalue())
+        self._bar.update(resume_step or 0)
+
+    def log(self, row: Mapping[str, float]) -> None:
+        """Append one evaluation row (missing columns are left empty)."""
+        self.rows.append(dict(row))
+        if not self.enabled or self.path is None:
+            return
+        with self.path.open("a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore").writerow(
+                {k: _fmt(v) for k, v in row.items()}
+            )
+
+    def advance(self, losses: Mapping[str, float] | None = None) -> None:
+        """One step done; optionally show the running per-task losses."""
+        self._bar.update(1)
+        if losses:
+            self._bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+
+    def write(self, message: str) -> None:
+        """Print a line without breaking the progress bar."""
+        if self.enabled:
+            self._bar.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _fmt(value: float) -> str | float:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value

@@ -1,0 +1,55 @@
+"""Checkpoints resume exactly: 2N steps straight == N steps + resume + N steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from .helpers import make_trainer
+
+
+@pytest.mark.parametrize(
+    "balancer, options",
+    [("ew", {}), ("uw", {}), ("dwa", {}), ("gradnorm", {}), ("mgda", {}), ("pcgrad", {"level": "representation"})],
+)
+def test_resume_is_exact(tmp_path: Path, balancer: str, options: dict[str, str]) -> None:
+    n = 21  # a multiple of eval_every, so the split run evaluates at the same steps
+    straight = make_trainer(tmp_path / "straight", 2 * n, balancer, **options)
+    straight.fit()
+
+    first = make_trainer(tmp_path / "split", 2 * n, balancer, **options)
+    first.steps = n
+    first.fit()
+    resumed = make_trainer(tmp_path / "split", 2 * n, balancer, **options)
+    resumed.fit(resume="latest")
+
+    assert resumed.step == straight.step == 2 * n
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    for (name, a), b in zip(straight.balancer.state_dict().items(), resumed.balancer.state_dict().values()):
+        assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0)), name
+    assert straight.loader.state_dict()["step"] == resumed.loader.state_dict()["step"]
+    straight_rows = (tmp_path / "straight" / "metrics.csv").read_text().splitlines()
+    resumed_rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
+    assert len(straight_rows) == len(resumed_rows)
+    strip = lambda row: row.split(",", 3)[:2] + row.split(",")[3:]  # noqa: E731 (drop time_s)
+    assert [strip(r) for r in straight_rows] == [strip(r) for r in resumed_rows]
+
+
+def test_resume_truncates_metrics_written_after_the_checkpoint(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, 14, eval_every=7)
+    trainer.checkpoint_every = 14
+    trainer.fit()
+    (tmp_path / "checkpoints" / "step-000000014.safetensors").unlink()
+    first = make_trainer(tmp_path, 7)
+    first.fit()  # writes a checkpoint at 7 and metrics up to 7
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["7"]
+
+
+def test_only_latest_checkpoints_are_kept(tmp_path: Path) -> None:
+    make_trainer(tmp_path, 35, eval_every=7).fit()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["best.safetensors", "step-000000028.safetensors", "step-000000035.safetensors"]
