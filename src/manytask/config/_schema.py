@@ -33,20 +33,38 @@ class Component(BaseModel):
         return dict(self.model_extra or {})
 
 
+class SamplerConfig(Component):
+    """``data.sampler:`` the task sampler by name and its options."""
+
+    name: str = "proportional"
+
+
+class EncoderConfig(Component):
+    """``model.encoder:`` the shared encoder by name and its options."""
+
+    name: str = "mlp"
+
+
+class BalancerConfig(Component):
+    """``balancer:`` the balancing method by name and its options."""
+
+    name: str = "ew"
+
+
 class DataConfig(Component):
     """``data:`` the dataset by name, its options, batch sizes and the task sampler."""
 
     name: str = "demo"
     batch_size: PositiveInt = 64
     eval_batch_size: PositiveInt = 256
-    sampler: Component = Field(default_factory=lambda: Component(name="proportional"))
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
 
 
 class ModelConfig(Component):
     """``model:`` the sharing scheme by name, its encoder and options."""
 
     name: str = "hps"
-    encoder: Component = Field(default_factory=lambda: Component(name="mlp"))
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
 
 
 class TaskConfig(_Strict):
@@ -91,7 +109,7 @@ class Config(_Strict):
     tasks: dict[str, TaskConfig] = Field(default_factory=dict)
     include_tasks: list[str] | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
-    balancer: Component = Field(default_factory=lambda: Component(name="ew"))
+    balancer: BalancerConfig = Field(default_factory=BalancerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 

@@ -1,0 +1,82 @@
+"""The ``manytask`` command through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from manytask.cli import app
+
+runner = CliRunner()
+SMALL = ["--set", "training.steps=30", "--set", "training.eval_every=10", "--set", "data.n_train=200",
+         "--set", "data.n_test=100", "--set", "data.n_val=50", "--set", "model.encoder.hidden=[16]"]
+
+
+def write_config(tmp_path: Path, **extra: object) -> Path:
+    config = {"run_dir": str(tmp_path / "run"), "data": {"name": "demo", "labelled_fraction": 0.2}}
+    config.update(extra)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_list_shows_every_kind() -> None:
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    for word in ("models:", "hps", "balancers:", "mgda", "samplers:", "annealed", "datasets:", "demo", "metrics:", "rmse"):
+        assert word in result.output
+    assert runner.invoke(app, ["list", "balancers"]).output.startswith("balancers:")
+    bad = runner.invoke(app, ["list", "balancer"])
+    assert bad.exit_code == 2 and "Unknown kind 'balancer'" in bad.output
+
+
+def test_train_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = runner.invoke(app, ["train", str(config), *SMALL])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and (run / "results.json").is_file()
+    rows = read_rows(run / "metrics.csv")
+    assert [r["step"] for r in rows] == ["10", "20", "30"]
+    assert {"val/category/accuracy", "val/score/rmse", "train/flag/loss"} <= set(rows[0])
+    assert json.loads((run / "results.json").read_text())["split"] == "test"
+    assert yaml.safe_load((run / "config.yaml").read_text())["training"]["steps"] == 30
+
+    more = runner.invoke(app, ["train", str(config), *SMALL, "--set", "training.steps=40", "--resume", "latest"])
+    assert more.exit_code == 0, more.output
+    assert [r["step"] for r in read_rows(run / "metrics.csv")] == ["10", "20", "30", "40"]
+
+
+def test_compare_prints_delta_m(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = runner.invoke(app, ["compare", str(config), *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "Δm =" in result.output and "| score | rmse | lower |" in result.output
+    for name in ("single-category", "single-score", "single-flag", "multi"):
+        assert (tmp_path / "run" / name / "results.json").is_file()
+    assert (tmp_path / "run" / "comparison.csv").read_text().splitlines()[-1].startswith("delta_m")
+
+
+def test_bad_config_fails_before_training(tmp_path: Path) -> None:
+    config = write_config(tmp_path, balancer={"name": "mgdaa"})
+    result = runner.invoke(app, ["train", str(config)])
+    assert result.exit_code == 2
+    assert "Unknown balancer 'mgdaa'. Did you mean 'mgda'" in result.output
+    assert not (tmp_path / "run").exists()
+    missing = runner.invoke(app, ["train", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_demo_command_runs_small(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--run-dir", str(tmp_path), *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "Δm =" in result.output and (tmp_path / "comparison.md").is_file()

@@ -1,0 +1,53 @@
+"""Registries (strict names and options) and Δm% against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from manytask._registry import OptionsError, Registry
+from manytask.catalogue import REGISTRIES
+from manytask.metrics import delta_m, higher_is_better
+
+
+def test_duplicate_names_raise() -> None:
+    registry: Registry[int] = Registry("thing")
+    registry.register("x")(lambda: 1)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("x")(lambda: 2)
+
+
+def test_options_are_validated_against_the_signature() -> None:
+    registry: Registry[float] = Registry("thing")
+
+    @registry.register("scale")
+    def scale(factor: float = 1.0, name: str = "s") -> float:
+        return factor
+
+    assert registry.validate("scale", {"factor": "2.5"}) == {"factor": 2.5}
+    with pytest.raises(OptionsError, match="Unknown option 'factr'.*Did you mean 'factor'"):
+        registry.validate("scale", {"factr": 2})
+    with pytest.raises(OptionsError, match="Option 'factor'.*valid number"):
+        registry.validate("scale", {"factor": "big"})
+    assert registry.validate("scale", {"factor": None}) == {}
+
+
+def test_every_kind_is_listed_and_populated() -> None:
+    assert set(REGISTRIES) == {"models", "encoders", "balancers", "samplers", "datasets", "metrics"}
+    assert {"ew", "uw", "dwa", "gradnorm", "mgda", "pcgrad"} <= set(REGISTRIES["balancers"].names())
+    assert {"uniform", "proportional", "temperature", "annealed", "round_robin"} <= set(REGISTRIES["samplers"].names())
+    assert "hps" in REGISTRIES["models"] and "demo" in REGISTRIES["datasets"]
+
+
+def test_delta_m_by_hand() -> None:
+    # accuracy 0.8 -> 0.9 is +12.5 %; rmse 2.0 -> 1.5 is +25 % (lower is better); mean 18.75 %.
+    value = delta_m({"a/accuracy": 0.9, "b/rmse": 1.5}, {"a/accuracy": 0.8, "b/rmse": 2.0},
+                    {"a/accuracy": True, "b/rmse": False})
+    assert value == pytest.approx(18.75)
+    assert higher_is_better("accuracy") and not higher_is_better("rmse")
+
+
+def test_delta_m_errors() -> None:
+    with pytest.raises(ZeroDivisionError, match="baseline of 'a/x' is 0"):
+        delta_m({"a/x": 1.0}, {"a/x": 0.0}, {"a/x": True})
+    with pytest.raises(KeyError, match="no multi-task value"):
+        delta_m({}, {"a/x": 1.0}, {"a/x": True})

@@ -1,0 +1,22 @@
+"""The README's Python example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_python_example_runs() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python example"
+    for block in blocks:
+        namespace: dict[str, object] = {}
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    assert namespace["result"].steps == 50  # type: ignore[attr-defined]
+
+
+def test_readme_shows_the_two_commands() -> None:
+    text = README.read_text()
+    assert "make demo" in text and "make test" in text
