@@ -22,7 +22,9 @@ def cfg(**changes: object) -> dict:
 
 def test_examples_match_and_validate() -> None:
     assert yaml.safe_load((REPO / "examples" / "demo.yaml").read_text()) == DEMO_CONFIG
-    for path in (REPO / "examples").glob("*.yaml"):
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        if path.name.startswith("linear"):
+            continue  # linear-model configs have their own schema (manytask fit-linear)
         config = load_config(path)
         check_config(config)
 

@@ -74,6 +74,27 @@ def compare(
     typer.echo(f"\nWritten: {comparison.run_dir / 'comparison.md'}")
 
 
+@app.command()
+def bench(
+    suite: Annotated[Path, typer.Argument(help="Suite YAML file (see benchmarks/*.yaml).")],
+    results_dir: Annotated[Path, typer.Option(help="Where the raw CSV goes.")] = Path("benchmarks/results"),
+    runs_dir: Annotated[Path, typer.Option(help="Where the cells' run directories go.")] = Path("runs/bench"),
+    docs: Annotated[Optional[Path], typer.Option(help="Markdown file to write the tables to.")] = Path("docs/benchmarks.md"),
+    no_docs: Annotated[bool, typer.Option("--no-docs", help="Do not write the tables.")] = False,
+) -> None:
+    """Run a benchmark suite (datasets x methods x seeds); finished cells are not re-run."""
+    from ..runs import run_suite
+
+    command = "manytask bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    try:
+        csv_path = run_suite(suite, results_dir, runs_dir, None if no_docs else docs, command,
+                             log=lambda line: typer.echo(line, err=True))
+    except _USER_ERRORS as error:
+        _fail(error)
+        return
+    typer.echo(f"Raw results: {csv_path}" + ("" if no_docs else f"; tables: {docs}"))
+
+
 @app.command("list")
 def list_components(
     kind: Annotated[Optional[str], typer.Argument(help="models, encoders, balancers, samplers, datasets or metrics")] = None,

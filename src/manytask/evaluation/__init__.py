@@ -1,5 +1,6 @@
-"""Evaluation: per-task metrics on a source, single-task baselines and Δm comparisons."""
+"""Evaluation: per-task metrics on a source, multi-seed summaries."""
 
 from ._evaluate import evaluate
+from ._summary import format_mean_std, mean_std
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "format_mean_std", "mean_std"]

@@ -1,11 +1,16 @@
 """Runs from configs: build, train, and compare against single-task baselines."""
 
+from ._bench import Suite, load_suite, run_suite, suite_tables
 from ._build import Experiment, build_experiment, check_config, load_data, save_config, select_tasks
 from ._compare import Comparison, ComparisonRow, compare
 from ._train import RunResult, train
 
 __all__ = [
     "Comparison",
+    "Suite",
+    "load_suite",
+    "run_suite",
+    "suite_tables",
     "ComparisonRow",
     "Experiment",
     "RunResult",

@@ -42,6 +42,7 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
     run_dir: Path | None = None
+    train_seconds: float = 0.0  # wall time inside training steps (no evaluation, no checkpoints)
 
 
 class Trainer:
@@ -150,9 +151,12 @@ class Trainer:
         self._call("on_train_start")
         stopped = False
         start_time = time.perf_counter()
+        step_seconds = 0.0
         try:
             while self.step < self.steps and not stopped:
+                tic = time.perf_counter()
                 losses = self._train_step()
+                step_seconds += time.perf_counter() - tic
                 self.step += 1
                 self._call("on_step_end", step=self.step, losses=losses)
                 if self.step % 20 == 0 or self.step == self.steps:
@@ -167,7 +171,7 @@ class Trainer:
         finally:
             logger.close()
         result = TrainResult(self.step, self.best_step, self.best_value, self.monitor, stopped,
-                             logger.rows, self.run_dir)
+                             logger.rows, self.run_dir, step_seconds)
         self._call("on_train_end", result=result)
         return result
 

@@ -1,0 +1,215 @@
+"""CoNLL-2000: WSJ sentences with two per-token tasks, part-of-speech tags and chunk tags."""
+
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ...metrics._chunk_f1 import ChunkTagging
+from ...tasks import SequenceLabelling
+from .._dataset import DATASETS, MultiTaskData
+from .._source import TensorSource
+from ._files import DataFile, DataFormatError, dataset_dir, locate, split_indices
+
+__all__ = ["FILES", "PAD", "UNK", "conll2000", "read_conll"]
+
+FOLDER = "conll2000"
+FILES = (
+    DataFile(
+        "conll2000.zip",
+        sha256="01e65164f268366e7caa0db92332a1955d081908c87016e2c7640c3c5279b7cd",
+        url=(
+            "https://raw.githubusercontent.com/nltk/nltk_data/"
+            "5db857e6f7df11eabb5e5665836db9ec8df07e28/packages/corpora/conll2000.zip"
+        ),
+    ),
+)
+#: Sentences and tokens of the published files (SOURCE.md), checked when ``verify`` is on.
+SIZES = {"train": (8936, 211727), "test": (2012, 47377)}
+PAD, UNK = "<pad>", "<unk>"
+
+Sentence = list[tuple[str, str, str]]
+
+
+def read_conll(text: str, where: str) -> list[Sentence]:
+    """Sentences of ``WORD POS CHUNK`` lines separated by blank lines; errors name the line."""
+    sentences: list[Sentence] = []
+    current: Sentence = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            if current:
+                sentences.append(current)
+                current = []
+            continue
+        fields = line.split(" ")
+        if len(fields) != 3 or not all(fields):
+            raise DataFormatError(
+                f"{where}, line {number}: expected 'WORD POS CHUNK' (3 fields separated by single "
+                f"spaces), got {line!r}."
+            )
+        word, pos, chunk = fields
+        if chunk != "O" and (chunk[:2] not in ("B-", "I-") or len(chunk) < 3):
+            raise DataFormatError(
+                f"{where}, line {number}: chunk tag {chunk!r} is not 'O', 'B-TYPE' or 'I-TYPE'."
+            )
+        current.append((word, pos, chunk))
+    if current:
+        sentences.append(current)
+    if not sentences:
+        raise DataFormatError(f"{where} holds no sentence.")
+    return sentences
+
+
+def _read_zip(path: Path) -> dict[str, list[Sentence]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataFormatError(
+            f"{path} is not a valid zip file; delete it and fetch it again."
+        ) from None
+    with archive:
+        names = set(archive.namelist())
+        splits = {}
+        for split in ("train", "test"):
+            member = f"conll2000/{split}.txt"
+            if member not in names:
+                raise DataFormatError(
+                    f"{path} has no member {member!r} (it has {sorted(names)}); expected the NLTK "
+                    "conll2000.zip with conll2000/train.txt and conll2000/test.txt."
+                )
+            text = archive.read(member).decode("ascii", errors="strict")
+            splits[split] = read_conll(text, f"{path}:{member}")
+    return splits
+
+
+def _chunk_tags(sentences: Sequence[Sentence]) -> tuple[str, ...]:
+    """``O`` plus ``B-X`` and ``I-X`` for every chunk type seen (the test file has ``I-LST``,
+    which the training file lacks, so both forms of every type are kept)."""
+    types = sorted({tag[2:] for s in sentences for _, _, tag in s if tag != "O"})
+    return ("O", *[f"{p}-{t}" for t in types for p in ("B", "I")])
+
+
+def _encode(
+    sentences: Sequence[Sentence],
+    words: dict[str, int],
+    pos_index: dict[str, int],
+    chunk_index: dict[str, int],
+    length: int,
+    lowercase: bool,
+    name: str,
+) -> TensorSource:
+    n = len(sentences)
+    tokens = torch.zeros(n, length, dtype=torch.long)  # PAD = 0
+    pos = torch.zeros(n, length, dtype=torch.long)
+    chunk = torch.zeros(n, length, dtype=torch.long)
+    mask = torch.zeros(n, length, dtype=torch.bool)
+    unk = words[UNK]
+    for i, sentence in enumerate(sentences):
+        k = len(sentence)
+        tokens[i, :k] = torch.tensor(
+            [words.get(w.lower() if lowercase else w, unk) for w, _, _ in sentence]
+        )
+        pos[i, :k] = torch.tensor([pos_index[p] for _, p, _ in sentence])
+        chunk[i, :k] = torch.tensor([chunk_index[c] for _, _, c in sentence])
+        mask[i, :k] = True
+    return TensorSource(
+        tokens, {"pos": pos, "chunk": chunk}, {"pos": mask, "chunk": mask.clone()}, name
+    )
+
+
+@DATASETS.register("conll2000")
+def conll2000(
+    root: str | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    min_count: int = 2,
+    lowercase: bool = False,
+    pos_role: Literal["main", "auxiliary"] = "auxiliary",
+    download: bool = False,
+    verify: bool = True,
+) -> MultiTaskData:
+    """CoNLL-2000 chunking (WSJ): per-token POS tags and chunk (BIO) tags.
+
+    Inputs are word ids ``[N, L]`` padded with ``0`` (``<pad>``) to the longest sentence of
+    the corpus; unknown words map to ``1`` (``<unk>``). Tasks: ``chunk`` (main;
+    metrics ``chunk_f1`` as conlleval defines it, then ``accuracy``) and ``pos`` (auxiliary by
+    default; ``accuracy``). Both are labelled on every real token (mask ``[N, L]``).
+
+    Args:
+        root: Folder holding ``conll2000/conll2000.zip`` (default ``$MANYTASK_DATA``, else
+            ``./data``).
+        val_fraction: Fraction of the training sentences held out for validation (seeded).
+        seed: Seed of the validation split.
+        min_count: Words seen fewer times in the training part become ``<unk>`` (with the
+            default 2, ``<unk>`` is seen in training).
+        lowercase: Lowercase words before looking them up.
+        pos_role: Role of the POS task (``"auxiliary"`` as in Søgaard & Goldberg 2016, or
+            ``"main"``).
+        download: Fetch the missing file (with checksum) instead of raising.
+        verify: Check the file's SHA-256 and the published sentence and token counts.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(
+            f"The 'val_fraction' parameter of conll2000 must be in [0, 1). Got {val_fraction}."
+        )
+    if min_count < 1:
+        raise ValueError(f"The 'min_count' parameter of conll2000 must be >= 1. Got {min_count}.")
+    path = locate(
+        dataset_dir(root, FOLDER), FILES[0], "conll2000", download_missing=download, verify=verify
+    )
+    splits = _read_zip(path)
+    if verify:
+        for split, (n_sent, n_tok) in SIZES.items():
+            got = (len(splits[split]), sum(map(len, splits[split])))
+            if got != (n_sent, n_tok):
+                raise DataFormatError(
+                    f"{path}: {split}.txt has {got[0]} sentences and {got[1]} tokens, expected "
+                    f"{n_sent} and {n_tok}. Pass verify=False to load a modified corpus."
+                )
+    train_idx, val_idx, _ = split_indices(len(splits["train"]), val_fraction, 0.0, seed)
+    train = [splits["train"][i] for i in train_idx.tolist()]
+    val = [splits["train"][i] for i in val_idx.tolist()]
+    test = splits["test"]
+    everything = splits["train"] + test
+    # Tag sets from all files: a tag seen only in the test file still gets an output class.
+    pos_tags = tuple(sorted({p for s in everything for _, p, _ in s}))
+    chunk_tags = _chunk_tags(everything)
+    counts = Counter(w.lower() if lowercase else w for s in train for w, _, _ in s)
+    vocab = [PAD, UNK, *sorted(w for w, c in counts.items() if c >= min_count)]
+    words = {w: i for i, w in enumerate(vocab)}
+    pos_index = {t: i for i, t in enumerate(pos_tags)}
+    chunk_index = {t: i for i, t in enumerate(chunk_tags)}
+    length = max(map(len, everything))
+
+    def encode(sentences: Sequence[Sentence], name: str) -> TensorSource:
+        return _encode(sentences, words, pos_index, chunk_index, length, lowercase, name)
+
+    tasks = (
+        ChunkTagging("chunk", tags=chunk_tags, metrics=("chunk_f1", "accuracy")),
+        SequenceLabelling("pos", role=pos_role, num_classes=len(pos_tags), metrics=("accuracy",)),
+    )
+    return MultiTaskData(
+        tasks=tasks,
+        train={"conll2000": encode(train, "conll2000/train")},
+        val=encode(val, "conll2000/val") if val else None,
+        test=encode(test, "conll2000/test"),
+        input_info={
+            "vocab_size": len(vocab),
+            "pad_index": 0,
+            "unk_index": 1,
+            "max_length": length,
+            "vocab": tuple(vocab),
+            "pos_tags": pos_tags,
+            "chunk_tags": chunk_tags,
+        },
+        description=(
+            f"CoNLL-2000: {len(train)} train / {len(val)} val (seed {seed}) / {len(test)} test "
+            f"sentences; tasks chunk ({len(chunk_tags)} tags) and pos ({len(pos_tags)} tags)"
+        ),
+    )

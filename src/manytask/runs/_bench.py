@@ -1,0 +1,306 @@
+"""Benchmark suites: datasets x methods x seeds (+ single-task baselines), resumable.
+
+A suite is a YAML file (see ``benchmarks/*.yaml``). ``run_suite`` trains every cell not yet in
+the suite's raw CSV, each in its own process, then writes the tables into a section of
+``docs/benchmarks.md`` headed by the command that produced them.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._utils import write_section
+from ..config import ConfigError, parse_config
+from ..evaluation import format_mean_std, mean_std
+from ..metrics import delta_m, higher_is_better
+from ..training._checkpoint import atomic_write_text
+from ._build import check_config, load_data, select_tasks
+
+__all__ = ["Suite", "load_suite", "run_suite", "suite_tables"]
+
+SINGLE = "single-task"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    """One dataset variant: ``data`` keys merged over the base config's ``data``."""
+
+    label: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    group: str | None = None  # variants with the same group are pooled as replicates
+
+
+class MethodSpec(_Strict):
+    """One multi-task method: config sections merged over the base config."""
+
+    label: str
+    balancer: dict[str, Any] = Field(default_factory=lambda: {"name": "ew"})
+    model: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+
+
+class ColumnSpec(_Strict):
+    """A table column: ``"<task>/<metric>"`` or ``"mean/<metric>"`` (mean over main tasks)."""
+
+    label: str
+    metric: str
+
+
+class PublishedRow(_Strict):
+    """A published result shown beside ours."""
+
+    label: str
+    values: dict[str, float]
+    source: str
+
+
+class Suite(_Strict):
+    """A benchmark suite."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    title: str
+    budget: str
+    notes: str = ""
+    base: dict[str, Any]
+    datasets: list[DatasetSpec] = Field(default_factory=lambda: [DatasetSpec(label="default")])
+    methods: list[MethodSpec]
+    single_task: bool = True
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    columns: list[ColumnSpec] | None = None
+    published: list[PublishedRow] = Field(default_factory=list)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; every cell's config is checked before anything runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Suite file {path} does not exist (suites live in benchmarks/*.yaml).")
+    try:
+        suite = Suite.model_validate(yaml.safe_load(path.read_text()) or {})
+    except (pydantic.ValidationError, yaml.YAMLError) as error:
+        raise ConfigError(f"Suite file {path} is invalid: {error}") from None
+    for dataset in suite.datasets:
+        for method in suite.methods:
+            check_config(parse_config(_cell_config(suite, dataset, method, suite.seeds[0])))
+    return suite
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+    return out
+
+
+def _cell_config(suite: Suite, dataset: DatasetSpec, method: MethodSpec | None, seed: int) -> dict[str, Any]:
+    config = _merge(suite.base, {"data": dataset.data, "seed": seed})
+    config.setdefault("training", {})["progress"] = False
+    if method is not None:
+        config = _merge(config, {k: v for k, v in (("model", method.model), ("training", method.training)) if v})
+        config["balancer"] = copy.deepcopy(method.balancer)
+    return config
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    method: str
+    seed: int
+    task: str  # "all" for multi-task cells, the task's name for single-task baselines
+    config: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.dataset, self.method, str(self.seed), self.task)
+
+
+def _cells(suite: Suite) -> Iterator[Cell]:
+    for dataset in suite.datasets:
+        main_tasks: list[str] = []
+        if suite.single_task:
+            config = parse_config(_cell_config(suite, dataset, None, suite.seeds[0]))
+            main_tasks = [t.name for t in select_tasks(config, load_data(config)) if t.role == "main"]
+        for seed in suite.seeds:
+            for task in main_tasks:
+                yield Cell(dataset.label, SINGLE, seed, task, _cell_config(suite, dataset, suite.methods[0], seed))
+            for method in suite.methods:
+                yield Cell(dataset.label, method.label, seed, "all", _cell_config(suite, dataset, method, seed))
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _run_in_child(cell: Cell, run_dir: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec.write_text(json.dumps({"config": cell.config, "only": None if cell.task == "all" else [cell.task],
+                                    "run_dir": str(run_dir)}))
+        process = subprocess.Popen([sys.executable, "-m", "manytask.runs._cell", str(spec), str(out)])
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"Benchmark cell {cell.key} failed (exit code {process.returncode}); "
+                               f"its run directory is {run_dir}. Fix the error above and rerun: "
+                               "finished cells are kept.")
+        figures = json.loads(out.read_text())
+    figures["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    return figures
+
+
+def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), runs_dir: Path = Path("runs/bench"),
+              docs: Path | None = Path("docs/benchmarks.md"), command: str | None = None,
+              log: Callable[[str], None] = print) -> Path:
+    """Run every unfinished cell of the suite at ``path``; return the raw CSV's path."""
+    suite = load_suite(path)
+    csv_path = results_dir / f"{suite.name}.csv"
+    rows = _read_rows(csv_path)
+    done = {(r["dataset"], r["method"], r["seed"], r["task"]) for r in rows}
+    cells = list(_cells(suite))
+    todo = [c for c in cells if c.key not in done]
+    log(f"{suite.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run.")
+    for number, cell in enumerate(todo, 1):
+        start = time.perf_counter()
+        run_dir = runs_dir / suite.name / cell.dataset / cell.method / f"seed-{cell.seed}" / cell.task
+        figures = _run_in_child(cell, run_dir)
+        row: dict[str, Any] = dict(zip(("dataset", "method", "seed", "task"), cell.key))
+        row.update({k: figures[k] for k in ("steps", "best_step", "seconds_per_step", "peak_rss_mb", "split")})
+        row.update({k: ("" if v is None else v) for k, v in figures["metrics"].items()})
+        rows.append(row)
+        _write_rows(csv_path, rows)
+        log(f"[{number}/{len(todo)}] {cell.dataset} / {cell.method} / seed {cell.seed} / {cell.task}: "
+            f"{time.perf_counter() - start:.0f} s")
+    if docs is not None:
+        write_section(suite.name, suite_tables(suite, _read_rows(csv_path), command), docs)
+    return csv_path
+
+
+def _float(row: Mapping[str, str], key: str) -> float:
+    value = row.get(key, "")
+    return float(value) if value not in ("", None) else math.nan
+
+
+def _metric_of(row: Mapping[str, str], column: str, tasks: list[str]) -> float:
+    head, metric = column.split("/", 1)
+    if head != "mean":
+        return _float(row, column)
+    values = [_float(row, f"{t}/{metric}") for t in tasks]
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None = None) -> str:
+    """The suite's Markdown: one table per dataset group, mean ± std over datasets x seeds."""
+    command = command or f"manytask bench benchmarks/{suite.name}.yaml"
+    out = [f"## {suite.title}", "", f"Command: `{command}`. Budget: {suite.budget}.", ""]
+    if suite.notes:
+        out += [suite.notes.strip(), ""]
+    ew = next((m.label for m in suite.methods if m.balancer.get("name") == "ew"), None)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for dataset in suite.datasets:
+        groups[dataset.group or dataset.label].append(dataset.label)
+    for group, labels in groups.items():
+        mine = [r for r in rows if r["dataset"] in labels]
+        single = [r for r in mine if r["method"] == SINGLE]
+        mains = list(dict.fromkeys(r["task"] for r in single))
+        primary = {t: next(k for k in single[0] if k.startswith(f"{t}/") and not k.endswith("/loss"))
+                   for t in mains} if single else {}
+        for r in single:
+            primary[r["task"]] = next(k for k in r if k.startswith(f"{r['task']}/") and not k.endswith("/loss"))
+        columns = suite.columns or [ColumnSpec(label=k, metric=k) for k in primary.values()]
+        replicates = sorted({(r["dataset"], r["seed"]) for r in mine})
+
+        def single_value(replicate: tuple[str, str], column: str) -> float:
+            own = {r["task"]: r for r in single if (r["dataset"], r["seed"]) == replicate}
+            head, metric = column.split("/", 1)
+            if head == "mean":
+                values = [_float(own[t], f"{t}/{metric}") for t in own]
+                values = [v for v in values if not math.isnan(v)]
+                return sum(values) / len(values) if values else math.nan
+            return _float(own[head], column) if head in own else math.nan
+
+        header = ["method", *(c.label for c in columns)] + (["Δm %"] if single else []) + ["step time / EW", "peak RSS (MB)"]
+        table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        methods = ([SINGLE] if single else []) + [m.label for m in suite.methods]
+        for method in methods:
+            cells = {(r["dataset"], r["seed"]): r for r in mine if r["method"] == method and r["task"] == "all"}
+            values, deltas, ratios, memory = defaultdict(list), [], [], []
+            for replicate in replicates:
+                if method == SINGLE:
+                    for c in columns:
+                        values[c.label].append(single_value(replicate, c.metric))
+                    memory += [_float(r, "peak_rss_mb") for r in single if (r["dataset"], r["seed"]) == replicate]
+                    continue
+                row = cells.get(replicate)
+                if row is None:
+                    continue
+                for c in columns:
+                    values[c.label].append(_metric_of(row, c.metric, mains or [k.split("/")[0] for k in row if "/" in k]))
+                if single:
+                    keys = list(primary.values())
+                    try:
+                        deltas.append(delta_m({k: _float(row, k) for k in keys},
+                                              {k: single_value(replicate, k) for k in keys},
+                                              {k: higher_is_better(k.split("/", 1)[1]) for k in keys}))
+                    except (ZeroDivisionError, KeyError):
+                        pass
+                base = next((r for r in mine if r["method"] == ew and r["task"] == "all"
+                             and (r["dataset"], r["seed"]) == replicate), None)
+                if base is not None:
+                    ratios.append(_float(row, "seconds_per_step") / _float(base, "seconds_per_step"))
+                memory.append(_float(row, "peak_rss_mb"))
+            line = [method, *(format_mean_std(values[c.label]) for c in columns)]
+            if single:
+                line.append("–" if method == SINGLE else format_mean_std(deltas, 2))
+            line.append(f"{mean_std(ratios)[0]:.2f}" if ratios else "–")
+            line.append(f"{mean_std(memory)[0]:.0f}" if memory else "–")
+            table.append("| " + " | ".join(line) + " |")
+        for published in suite.published:
+            line = [f"{published.label} (published)", *(
+                f"{published.values[c.label]:g}" if c.label in published.values else "–" for c in columns)]
+            line += (["–"] if single else []) + ["–", "–"]
+            table.append("| " + " | ".join(line) + " |")
+        if len(groups) > 1:
+            out += [f"### {group}", ""]
+        out += table
+        out += ["", f"Mean ± std over {len(replicates)} runs ({len(labels)} dataset variant(s) x seeds "
+                f"{', '.join(map(str, suite.seeds))}); Δm % against the single-task models of the same run "
+                "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's process.", ""]
+        for published in suite.published:
+            out.append(f"- {published.label}: {published.source}")
+    return "\n".join(out).strip() + "\n"

@@ -1,0 +1,34 @@
+"""One benchmark cell in its own process: ``python -m manytask.runs._cell SPEC.json OUT.json``.
+
+Running each cell in a fresh process makes its peak memory (max RSS) its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..config import parse_config
+from ._train import train
+
+
+def run_cell(spec: dict, out: Path) -> None:
+    """Train the spec's config (on ``spec["only"]`` tasks) and write its figures as JSON."""
+    result = train(parse_config(spec["config"]), only=spec.get("only"), run_dir=spec["run_dir"])
+    steps = max(1, result.train.steps)
+    figures = {
+        "steps": result.train.steps,
+        "best_step": result.train.best_step,
+        "seconds_per_step": result.train.train_seconds / steps,
+        "split": result.split,
+        "metrics": {k: (None if math.isnan(v) else v) for k, v in result.test.items()},
+    }
+    out.write_text(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    import manytask  # noqa: F401  (fills the registries)
+
+    run_cell(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))

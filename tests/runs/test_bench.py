@@ -1,0 +1,65 @@
+"""The benchmark harness: cells run in child processes, resume, and write tables."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from manytask.config import ConfigError
+from manytask.runs import load_suite, run_suite, suite_tables
+
+SMOKE = Path(__file__).resolve().parents[2] / "benchmarks" / "smoke.yaml"
+
+
+def test_smoke_suite_runs_resumes_and_writes_tables(tmp_path: Path) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Results\n\n<!-- section:other start -->\nkeep me\n<!-- section:other end -->\n")
+    log: list[str] = []
+    csv_path = run_suite(SMOKE, tmp_path / "results", tmp_path / "runs", docs, log=log.append)
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # 1 seed x (3 single-task baselines + 2 methods)
+    assert len(rows) == 5
+    assert {r["method"] for r in rows} == {"single-task", "EW", "MGDA (rep.)"}
+    assert all(float(r["peak_rss_mb"]) > 50 and float(r["seconds_per_step"]) > 0 for r in rows)
+    single_score = [r for r in rows if r["method"] == "single-task" and r["task"] == "score"]
+    assert single_score and all(r["category/accuracy"] == "" for r in single_score)
+
+    text = docs.read_text()
+    assert "keep me" in text and "## Harness smoke test" in text and "| Oracle (published) |" in text
+    assert "| EW |" in text and "Δm %" in text
+
+    log.clear()
+    run_suite(SMOKE, tmp_path / "results", tmp_path / "runs", docs, log=log.append)
+    assert "5 already done, 0 to run" in log[0]
+
+
+def test_tables_from_hand_made_rows() -> None:
+    suite = load_suite(SMOKE)
+    def row(method: str, seed: int, task: str, acc: str, rmse: str, sec: float) -> dict[str, str]:
+        return {"dataset": "default", "method": method, "seed": str(seed), "task": task, "steps": "20",
+                "seconds_per_step": str(sec), "peak_rss_mb": "100", "category/accuracy": acc,
+                "category/loss": "1", "score/rmse": rmse, "score/mae": "1", "flag/accuracy": "0.5",
+                "flag/auroc": "0.5"}
+    rows = []
+    for seed in (0, 1):
+        rows += [row("single-task", seed, "category", "0.5", "", 1.0), row("single-task", seed, "score", "", "2.0", 1.0),
+                 row("single-task", seed, "flag", "", "", 1.0), row("EW", seed, "all", "0.6", "1.0", 1.0),
+                 row("MGDA (rep.)", seed, "all", "0.5", "2.0", 3.0)]
+    text = suite_tables(suite, rows)
+    # EW: category +20 %, score +50 %, flag 0 %  -> Δm = 23.33 %; MGDA: 0 %
+    assert "| EW | 0.6000 ± 0.0000 | 1.0000 ± 0.0000 | 23.33 ± 0.00 | 1.00 | 100 |" in text
+    assert "| MGDA (rep.) | 0.5000 ± 0.0000 | 2.0000 ± 0.0000 | 0.00 ± 0.00 | 3.00 | 100 |" in text
+    assert not math.isnan(0.0)
+
+
+def test_bad_suite_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMOKE.read_text().replace("name: ew}", "name: eww}"))
+    with pytest.raises(ConfigError, match="Unknown balancer 'eww'"):
+        load_suite(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_suite(tmp_path / "none.yaml")
