@@ -41,7 +41,8 @@ def test_tables_from_hand_made_rows() -> None:
     suite = load_suite(SMOKE)
     def row(method: str, seed: int, task: str, acc: str, rmse: str, sec: float) -> dict[str, str]:
         return {"dataset": "default", "method": method, "seed": str(seed), "task": task, "steps": "20",
-                "seconds_per_step": str(sec), "peak_rss_mb": "100", "category/accuracy": acc,
+                "seconds_per_step": str(sec), "peak_rss_mb": "100",
+                "primary": "category/accuracy+score/rmse+flag/accuracy", "category/accuracy": acc,
                 "category/loss": "1", "score/rmse": rmse, "score/mae": "1", "flag/accuracy": "0.5",
                 "flag/auroc": "0.5"}
     rows = []
@@ -54,6 +55,18 @@ def test_tables_from_hand_made_rows() -> None:
     assert "| EW | 0.6000 ± 0.0000 | 1.0000 ± 0.0000 | 23.33 ± 0.00 | 1.00 | 100 |" in text
     assert "| MGDA (rep.) | 0.5000 ± 0.0000 | 2.0000 ± 0.0000 | 0.00 ± 0.00 | 3.00 | 100 |" in text
     assert not math.isnan(0.0)
+
+
+def test_joint_single_task_baseline_table() -> None:
+    suite = load_suite(SMOKE).model_copy(update={"single_task": "joint"})
+    base = {"dataset": "default", "seed": "0", "task": "all", "steps": "20", "peak_rss_mb": "100",
+            "primary": "category/accuracy+score/rmse", "category/loss": "1", "score/mae": "1"}
+    rows = [dict(base, method="single-task", seconds_per_step="2", **{"category/accuracy": "0.5", "score/rmse": "2.0"}),
+            dict(base, method="EW", seconds_per_step="1", **{"category/accuracy": "0.55", "score/rmse": "1.0"}),
+            dict(base, method="MGDA (rep.)", seconds_per_step="2", **{"category/accuracy": "0.5", "score/rmse": "2.0"})]
+    text = suite_tables(suite, rows)
+    assert "| single-task | 0.5000 | 2.0000 | – | – | 100 |" in text
+    assert "| EW | 0.5500 | 1.0000 | 30.00 | 1.00 | 100 |" in text  # (10 % + 50 %) / 2
 
 
 def test_bad_suite_is_named(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from ._base import MultiTaskModel
 from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, create_encoder
 from ._factory import MODELS, create_model
 from ._hard_sharing import HardSharing
+from ._independent import Independent
 
 __all__ = [
     "ENCODERS",
@@ -12,6 +13,7 @@ __all__ = [
     "BiLSTM",
     "ConvNet",
     "HardSharing",
+    "Independent",
     "MultiTaskModel",
     "create_encoder",
     "create_model",

@@ -10,6 +10,7 @@ from .._registry import Registry
 from ..tasks import Task
 from ._base import MultiTaskModel
 from ._hard_sharing import HardSharing
+from ._independent import Independent
 
 __all__ = ["MODELS", "create_model"]
 
@@ -25,3 +26,9 @@ def hard_parameter_sharing(encoder: nn.Module, tasks: Sequence[Task], feature_di
 def create_model(name: str, **options: object) -> MultiTaskModel:
     """Build a registered model by name (``encoder`` and ``tasks`` among the options)."""
     return MODELS.create(name, **options)
+
+
+@MODELS.register("independent")
+def independent(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> MultiTaskModel:
+    """No sharing: one encoder copy per task (single-task baselines in one run)."""
+    return Independent(encoder, tasks, feature_dim)

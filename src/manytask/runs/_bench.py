@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 import yaml
@@ -85,7 +85,9 @@ class Suite(_Strict):
     base: dict[str, Any]
     datasets: list[DatasetSpec] = Field(default_factory=lambda: [DatasetSpec(label="default")])
     methods: list[MethodSpec]
-    single_task: bool = True
+    single_task: Literal["separate", "joint", "none"] = "separate"
+    """``separate``: one model per main task; ``joint``: one ``independent`` (no-sharing) model
+    for all tasks, for datasets with many tasks; ``none``: no baseline (no Δm)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     columns: list[ColumnSpec] | None = None
     published: list[PublishedRow] = Field(default_factory=list)
@@ -127,8 +129,9 @@ class Cell:
     dataset: str
     method: str
     seed: int
-    task: str  # "all" for multi-task cells, the task's name for single-task baselines
+    task: str  # "all" for cells training every task, else the single task trained
     config: dict[str, Any]
+    primary: str  # "+"-joined primary metric keys of the main tasks
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -137,15 +140,19 @@ class Cell:
 
 def _cells(suite: Suite) -> Iterator[Cell]:
     for dataset in suite.datasets:
-        main_tasks: list[str] = []
-        if suite.single_task:
-            config = parse_config(_cell_config(suite, dataset, None, suite.seeds[0]))
-            main_tasks = [t.name for t in select_tasks(config, load_data(config)) if t.role == "main"]
+        config = parse_config(_cell_config(suite, dataset, None, suite.seeds[0]))
+        mains = [t for t in select_tasks(config, load_data(config)) if t.role == "main"]
+        primary = "+".join(f"{t.name}/{t.metrics[0]}" for t in mains)
         for seed in suite.seeds:
-            for task in main_tasks:
-                yield Cell(dataset.label, SINGLE, seed, task, _cell_config(suite, dataset, suite.methods[0], seed))
+            if suite.single_task == "separate":
+                alone = MethodSpec(label=SINGLE, balancer={"name": "ew"})
+                for task in mains:
+                    yield Cell(dataset.label, SINGLE, seed, task.name, _cell_config(suite, dataset, alone, seed), primary)
+            elif suite.single_task == "joint":
+                joint = MethodSpec(label=SINGLE, balancer={"name": "ew"}, model={"name": "independent"})
+                yield Cell(dataset.label, SINGLE, seed, "all", _cell_config(suite, dataset, joint, seed), primary)
             for method in suite.methods:
-                yield Cell(dataset.label, method.label, seed, "all", _cell_config(suite, dataset, method, seed))
+                yield Cell(dataset.label, method.label, seed, "all", _cell_config(suite, dataset, method, seed), primary)
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -199,6 +206,7 @@ def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), 
         run_dir = runs_dir / suite.name / cell.dataset / cell.method / f"seed-{cell.seed}" / cell.task
         figures = _run_in_child(cell, run_dir)
         row: dict[str, Any] = dict(zip(("dataset", "method", "seed", "task"), cell.key))
+        row["primary"] = cell.primary
         row.update({k: figures[k] for k in ("steps", "best_step", "seconds_per_step", "peak_rss_mb", "split")})
         row.update({k: ("" if v is None else v) for k, v in figures["metrics"].items()})
         rows.append(row)
@@ -236,23 +244,22 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
         groups[dataset.group or dataset.label].append(dataset.label)
     for group, labels in groups.items():
         mine = [r for r in rows if r["dataset"] in labels]
+        if not mine:
+            continue
+        keys = mine[0]["primary"].split("+")
+        mains = [k.split("/", 1)[0] for k in keys]
         single = [r for r in mine if r["method"] == SINGLE]
-        mains = list(dict.fromkeys(r["task"] for r in single))
-        primary = {t: next(k for k in single[0] if k.startswith(f"{t}/") and not k.endswith("/loss"))
-                   for t in mains} if single else {}
-        for r in single:
-            primary[r["task"]] = next(k for k in r if k.startswith(f"{r['task']}/") and not k.endswith("/loss"))
-        columns = suite.columns or [ColumnSpec(label=k, metric=k) for k in primary.values()]
+        columns = suite.columns or [ColumnSpec(label=k, metric=k) for k in keys]
         replicates = sorted({(r["dataset"], r["seed"]) for r in mine})
 
         def single_value(replicate: tuple[str, str], column: str) -> float:
-            own = {r["task"]: r for r in single if (r["dataset"], r["seed"]) == replicate}
+            own = [r for r in single if (r["dataset"], r["seed"]) == replicate]
+            by_task = {t: next((r for r in own if r["task"] in (t, "all")), None) for t in mains}
             head, metric = column.split("/", 1)
-            if head == "mean":
-                values = [_float(own[t], f"{t}/{metric}") for t in own]
-                values = [v for v in values if not math.isnan(v)]
-                return sum(values) / len(values) if values else math.nan
-            return _float(own[head], column) if head in own else math.nan
+            wanted = mains if head == "mean" else [head]
+            values = [_float(by_task[t], f"{t}/{metric}") for t in wanted if by_task.get(t) is not None]
+            values = [v for v in values if not math.isnan(v)]
+            return sum(values) / len(values) if values else math.nan
 
         header = ["method", *(c.label for c in columns)] + (["Δm %"] if single else []) + ["step time / EW", "peak RSS (MB)"]
         table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -270,9 +277,8 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                 if row is None:
                     continue
                 for c in columns:
-                    values[c.label].append(_metric_of(row, c.metric, mains or [k.split("/")[0] for k in row if "/" in k]))
+                    values[c.label].append(_metric_of(row, c.metric, mains))
                 if single:
-                    keys = list(primary.values())
                     try:
                         deltas.append(delta_m({k: _float(row, k) for k in keys},
                                               {k: single_value(replicate, k) for k in keys},
