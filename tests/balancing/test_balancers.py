@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from manytask.balancing import DWA, EW, MGDA, UW, GradNorm, PCGrad, StepInfo, create_balancer
+from manytask.balancing import DWA, EW, MGDA, UW, GradNorm, PCGrad, StepInfo, create_balancer, forward_for
 from manytask.models import HardSharing
 from manytask.tasks import Classification, Regression
 
@@ -22,7 +22,7 @@ class Identity(nn.Module):
         return x
 
 
-def linear_problem(g1: list[float], g2: list[float]) -> tuple[HardSharing, dict[str, torch.Tensor], torch.Tensor]:
+def linear_problem(g1: list[float], g2: list[float], level: str = "exact") -> tuple[HardSharing, dict[str, torch.Tensor], StepInfo]:
     """Shared parameter theta in R^2 with losses L_i = g_i . theta, so grad_theta L_i = g_i."""
     encoder = nn.Linear(1, 2, bias=False)
     with torch.no_grad():
@@ -34,11 +34,10 @@ def linear_problem(g1: list[float], g2: list[float]) -> tuple[HardSharing, dict[
             head.weight.copy_(torch.tensor([g]))
             head.bias.zero_()
         head.requires_grad_(False)
-    x = torch.ones(1, 1)
-    z = model.features(x)
-    out = model.forward_heads(z)
+    balancer = MGDA(TASKS, level=level)  # only its needs_features matters here
+    out, z, task_z = forward_for(balancer, model, torch.ones(1, 1), ["a", "b"])
     losses = {n: out[n].sum() for n in ("a", "b")}
-    return model, losses, z
+    return model, losses, StepInfo(0, 0, model, z, task_z)
 
 
 def min_norm_two(g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
@@ -59,8 +58,8 @@ def pcgrad_two(g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("level", ["exact", "representation"])
 @pytest.mark.parametrize("g1, g2", [([1.0, 0.0], [0.0, 1.0]), ([2.0, 1.0], [-1.0, 0.5]), ([1.0, 1.0], [3.0, 3.5])])
 def test_mgda_min_norm_point_of_two_gradients(level: str, g1: list[float], g2: list[float]) -> None:
-    model, losses, z = linear_problem(g1, g2)
-    MGDA(TASKS, level=level, epsilon=1e-9, max_iters=10_000).backward(losses, StepInfo(0, 0, model, z))
+    model, losses, info = linear_problem(g1, g2, level)
+    MGDA(TASKS, level=level, epsilon=1e-9, max_iters=10_000).backward(losses, info)
     expected = min_norm_two(torch.tensor(g1), torch.tensor(g2))
     torch.testing.assert_close(model.encoder.weight.grad.squeeze(1), expected, atol=1e-4, rtol=1e-4)
 
@@ -68,20 +67,20 @@ def test_mgda_min_norm_point_of_two_gradients(level: str, g1: list[float], g2: l
 @pytest.mark.parametrize("level", ["exact", "representation"])
 @pytest.mark.parametrize("g1, g2", [([1.0, 0.0], [-1.0, 1.0]), ([1.0, 2.0], [2.0, 1.0])], ids=["conflict", "agree"])
 def test_pcgrad_on_a_pair(level: str, g1: list[float], g2: list[float]) -> None:
-    model, losses, z = linear_problem(g1, g2)
-    PCGrad(TASKS, level=level).backward(losses, StepInfo(0, 0, model, z))
+    model, losses, info = linear_problem(g1, g2, level)
+    PCGrad(TASKS, level=level).backward(losses, info)
     expected = pcgrad_two(torch.tensor(g1), torch.tensor(g2))
     torch.testing.assert_close(model.encoder.weight.grad.squeeze(1), expected)
 
 
 def test_pcgrad_non_conflicting_is_the_sum() -> None:
-    model, losses, z = linear_problem([1.0, 2.0], [2.0, 1.0])
-    PCGrad(TASKS).backward(losses, StepInfo(0, 0, model, z))
+    model, losses, info = linear_problem([1.0, 2.0], [2.0, 1.0])
+    PCGrad(TASKS).backward(losses, info)
     torch.testing.assert_close(model.encoder.weight.grad.squeeze(1), torch.tensor([3.0, 3.0]))
 
 
 def test_exact_aggregation_without_features_matches_with_features() -> None:
-    model, losses, z = linear_problem([2.0, 1.0], [-1.0, 0.5])
+    model, losses, _ = linear_problem([2.0, 1.0], [-1.0, 0.5])
     MGDA(TASKS, epsilon=1e-9, max_iters=10_000).backward(losses, StepInfo(0, 0, model, None))
     expected = min_norm_two(torch.tensor([2.0, 1.0]), torch.tensor([-1.0, 0.5]))
     torch.testing.assert_close(model.encoder.weight.grad.squeeze(1), expected, atol=1e-4, rtol=1e-4)
@@ -93,11 +92,11 @@ def test_heads_get_their_own_unweighted_gradient_under_aggregation() -> None:
     x, ya, yb = torch.randn(5, 3), torch.randn(5), torch.randn(5)
     for level in ("exact", "representation"):
         model.zero_grad()
-        z = model.features(x)
-        out = model.forward_heads(z)
+        balancer = MGDA(TASKS, level=level)
+        out, z, task_z = forward_for(balancer, model, x, ["a", "b"])
         losses = {"a": ((out["a"].squeeze(1) - ya) ** 2).mean(), "b": ((out["b"].squeeze(1) - yb) ** 2).mean()}
         expected = torch.autograd.grad(losses["a"], model.heads["a"].weight, retain_graph=True)[0]
-        MGDA(TASKS, level=level).backward(losses, StepInfo(0, 0, model, z))
+        balancer.backward(losses, StepInfo(0, 0, model, z, task_z))
         torch.testing.assert_close(model.heads["a"].weight.grad, expected)
 
 

@@ -95,5 +95,5 @@ def test_per_task_overrides_apply(tmp_path: Path) -> None:
     roles = {t.name: t.role for t in experiment.tasks}
     assert roles == {"category": "main", "score": "main", "flag": "auxiliary"}
     groups = {g["name"]: g["lr"] for g in experiment.trainer.optimizer.param_groups}
-    assert groups["task:score"] == 0.5 and groups["shared"] == 0.001
+    assert groups["task:score"] == 0.5 and groups["default"] == 0.001
     assert len(experiment.model.heads["score"]) == 3  # Linear, ReLU, Linear

@@ -88,8 +88,14 @@ def test_bad_arguments_and_bad_files(tmp_path: Path) -> None:
         load_school(tmp_path, "argyriou", 11)
     folder = tmp_path / "mnist_usps_pca_kang2011"
     folder.mkdir()
-    bad = {f"digit_{p}x": np.zeros((n, 64)) for p, n in (("train", 1000), ("valid", 500), ("test", 500))}
-    bad |= {f"digit_{p}y": np.full((n, 1), 11) for p, n in (("train", 1000), ("valid", 500), ("test", 500))}
+    bad = {
+        f"digit_{p}x": np.zeros((n, 64))
+        for p, n in (("train", 1000), ("valid", 500), ("test", 500))
+    }
+    bad |= {
+        f"digit_{p}y": np.full((n, 1), 11)
+        for p, n in (("train", 1000), ("valid", 500), ("test", 500))
+    }
     savemat(folder / "split1_usps_1000train.mat", bad)
     with pytest.raises(ValueError, match="labels must be 1..10"):
         load_mnist_usps(tmp_path, "usps")

@@ -106,3 +106,17 @@ def test_empty_source_is_refused() -> None:
 def test_mask_length_mismatch_in_source_is_named() -> None:
     with pytest.raises(ValueError, match="mask of task 'r'"):
         TensorSource(torch.zeros(4, 3), {"r": torch.zeros(4)}, {"r": torch.ones(3, dtype=torch.bool)})
+
+
+def test_bad_targets_in_a_source_fail_before_training(tmp_path: Path) -> None:
+    from manytask.balancing import EW
+    from manytask.models import HardSharing
+    from manytask.training import Trainer, build_optimizer
+
+    tasks = [Classification("c", num_classes=3)]
+    source = TensorSource(torch.zeros(4, 2), {"c": torch.tensor([0, 1, 7, 2])}, name="mine")
+    model = HardSharing(torch.nn.Linear(2, 3), tasks, feature_dim=3)
+    with pytest.raises(TargetError, match=r"Data source 'mine': Task 'c'.*\[0, 2\].*got values in \[0, 7\]"):
+        Trainer(model, tasks, EW(tasks), build_optimizer(model), MultiSourceLoader({"s": source}, 2), steps=1,
+                run_dir=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())

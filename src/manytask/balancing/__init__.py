@@ -6,7 +6,7 @@ representation.
 """
 
 from ._aggregation import MGDA, GradientAggregation, Level, PCGrad
-from ._base import Balancer, LossWeighting, StepInfo
+from ._base import Balancer, LossWeighting, StepInfo, forward_for
 from ._dwa import DWA
 from ._ew import EW
 from ._factory import BALANCERS, create_balancer
@@ -27,4 +27,5 @@ __all__ = [
     "PCGrad",
     "StepInfo",
     "create_balancer",
+    "forward_for",
 ]

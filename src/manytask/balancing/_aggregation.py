@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torchjd.aggregation import GramianWeightedAggregator, MGDAWeighting, PCGradWeighting, Weighting
 from torchjd.autojac import backward as jd_backward
-from torchjd.autojac import jac, jac_to_grad, mtl_backward
+from torchjd.autojac import jac_to_grad, mtl_backward
 
 from ..tasks import Task
 from ._base import Balancer, StepInfo
@@ -28,9 +28,10 @@ class GradientAggregation(Balancer):
     :math:`w^\top J` with :math:`w = \mathrm{weighting}(J J^\top)`.
 
     ``level="representation"``: the Jacobian is taken w.r.t. the shared representation
-    :math:`z` only (cheap: it goes through the heads), :math:`w` is read off its Gramian and
+    :math:`z` only, in one ordinary backward through the heads (each head reads its own leaf
+    alias of :math:`z`, see ``StepInfo.task_features``); :math:`w` is read off its Gramian and
     :math:`w^\top J_z` is backpropagated through the trunk once (Sener & Koltun's MGDA-UB idea,
-    applied to any Gramian weighting).
+    applied to any Gramian weighting). Cost: about one backward pass.
 
     In both cases each task's own parameters receive the plain gradient of its own loss.
 
@@ -57,12 +58,13 @@ class GradientAggregation(Balancer):
         model = info.model
         task_params = [[p for p in model.task_parameters(n) if p.requires_grad] for n in names]
         if self.level == "representation":
-            if info.features is None:
+            if info.features is None or info.task_features is None:
                 raise ValueError(
                     f"{self} at the representation level needs the shared features; "
                     f"{type(model).__name__} has none. Use level='exact'."
                 )
-            return self._representation(values, task_params, info.features)
+            heads = [p for ps in task_params for p in ps]
+            return self._representation(values, names, heads, info.features, info.task_features)
         shared = [p for p in model.shared_parameters() if p.requires_grad]
         if info.features is not None:
             mtl_backward(values, features=info.features, tasks_params=task_params, shared_params=shared)
@@ -73,13 +75,15 @@ class GradientAggregation(Balancer):
                 torch.stack(values).sum().backward(inputs=heads)
         return jac_to_grad(shared, GramianWeightedAggregator(self.weighting)).detach()
 
-    def _representation(self, values: list[Tensor], task_params: list[list[Tensor]], features: Tensor) -> Tensor:
-        (jacobian,) = jac(values, [features], retain_graph=True)  # [T', *features.shape]
+    def _representation(self, values: list[Tensor], names: list[str], heads: list[Tensor],
+                        features: Tensor, task_features: dict[str, Tensor]) -> Tensor:
+        # One backward through the heads: each task's head read its own leaf alias of the
+        # features, so its .grad is that task's gradient w.r.t. the features, and each head's
+        # parameters get the plain gradient of its own loss.
+        torch.stack(values).sum().backward(inputs=[task_features[n] for n in names] + heads)
+        jacobian = torch.stack([task_features[n].grad for n in names])  # [T', *features.shape]
         flat = jacobian.flatten(1)
         weights = self.weighting(flat @ flat.T)
-        heads = [p for ps in task_params for p in ps]
-        if heads:
-            torch.stack(values).sum().backward(inputs=heads, retain_graph=True)
         features.backward(torch.tensordot(weights.to(jacobian), jacobian, dims=1))
         return weights.detach()
 

@@ -32,12 +32,14 @@ class Batch:
     """Inputs with targets and masks for the tasks this batch's source carries.
 
     ``masks[task]`` is True where the sample (or element, for per-token tasks) has a label.
-    Tasks absent from ``targets`` have no label in this batch at all.
+    Tasks absent from ``targets`` have no label in this batch at all. ``full`` names tasks known
+    to be labelled everywhere in the batch (their masks need not be read).
     """
 
     inputs: Inputs
     targets: dict[str, Tensor]
     masks: dict[str, Tensor]
+    full: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return num_samples(self.inputs)
@@ -53,4 +55,5 @@ class Batch:
             inputs=map_inputs(self.inputs, move),
             targets={k: move(v) for k, v in self.targets.items()},
             masks={k: move(v) for k, v in self.masks.items()},
+            full=self.full,
         )

@@ -68,7 +68,9 @@ class MultiSourceLoader:
 
     def next(self) -> tuple[str, Batch]:
         """The next batch and the name of the source it came from."""
-        index = self.sampler.choose(self.sizes, self.step, self.epoch, self.num_epochs, self.generator)
+        index = 0 if len(self.names) == 1 else self.sampler.choose(
+            self.sizes, self.step, self.epoch, self.num_epochs, self.generator
+        )
         name = self.names[index]
         source = self.sources[name]
         order, position = self._orders.get(name), self._positions.get(name, 0)

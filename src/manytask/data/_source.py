@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
+from ..tasks import Task, TargetError
 from ._batch import Batch, Inputs, map_inputs, num_samples
 
 __all__ = ["Source", "TensorSource", "EmptySourceError"]
@@ -80,6 +81,7 @@ class TensorSource:
         self.inputs = inputs
         self.targets = dict(targets)
         self.masks = masks
+        self.fully_labelled = frozenset(t for t, m in masks.items() if bool(m.all()))
 
     def __len__(self) -> int:
         return num_samples(self.inputs)
@@ -102,7 +104,17 @@ class TensorSource:
             inputs=map_inputs(self.inputs, lambda t: t[indices]),
             targets={k: v[indices] for k, v in self.targets.items()},
             masks={k: v[indices] for k, v in self.masks.items()},
+            full=self.fully_labelled,
         )
+
+    def check(self, tasks: Sequence[Task]) -> None:
+        """Validate every target and mask against its task once (the data never changes)."""
+        for task in tasks:
+            if task.name in self.targets:
+                try:
+                    task.check(self.targets[task.name], self.masks[task.name])
+                except TargetError as error:
+                    raise TargetError(f"Data source {self.name!r}: {error}") from None
 
     def subset(self, indices: Tensor, name: str | None = None) -> TensorSource:
         """A new source with the rows at ``indices``."""

@@ -82,8 +82,13 @@ class Task(ABC):
         output = self._align(output, target)
         return output[mask], target[mask]
 
-    def loss(self, output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-        """Mean loss over the labelled entries only (the caller ensures there is at least one)."""
+    def loss(self, output: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
+        """Mean loss over the labelled entries only (the caller ensures there is at least one).
+
+        ``mask=None`` means every entry is labelled.
+        """
+        if mask is None:
+            return self._loss(self._align(output, target), target)
         return self._loss(*self.select(output, target, mask))
 
     @abstractmethod

@@ -25,7 +25,10 @@ def build_optimizer(
     momentum: float = 0.9,
     task_lr: Mapping[str, float] | None = None,
 ) -> torch.optim.Optimizer:
-    """An optimizer with one parameter group for the shared part and one per task.
+    """An optimizer with per-task learning rates.
+
+    Parameter groups: ``"default"`` (shared parameters and tasks without their own rate),
+    ``"task:<name>"`` for each task in ``task_lr``, and ``"balancer"`` for learned weights.
 
     Args:
         model: The model; groups come from ``shared_parameters`` and ``task_parameters``.
@@ -40,10 +43,14 @@ def build_optimizer(
     unknown = sorted(set(task_lr) - set(model.task_names))
     if unknown:
         raise KeyError(f"task_lr names unknown tasks {unknown}; the tasks are {list(model.task_names)}.")
-    groups = [{"params": [p for p in model.shared_parameters() if p.requires_grad], "lr": lr, "name": "shared"}]
+    default = [p for p in model.shared_parameters() if p.requires_grad]
+    groups = [{"params": default, "lr": lr, "name": "default"}]
     for task in model.task_names:
         params = [p for p in model.task_parameters(task) if p.requires_grad]
-        groups.append({"params": params, "lr": task_lr.get(task, lr), "name": f"task:{task}"})
+        if task in task_lr:
+            groups.append({"params": params, "lr": task_lr[task], "name": f"task:{task}"})
+        else:
+            default += params  # one group for everything at the default rate: less per-step work
     if extra is not None:
         params = [p for p in extra.parameters() if p.requires_grad]
         if params:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..balancing import Balancer, StepInfo
-from ..data import Batch, MultiSourceLoader, Source
+from ..balancing import Balancer, StepInfo, forward_for
+from ..data import Batch, MultiSourceLoader, Source, TensorSource
 from ..evaluation import evaluate
 from ..metrics import higher_is_better
 from ..models import MultiTaskModel
@@ -73,7 +73,8 @@ class Trainer:
         max_grad_norm: Clip the global gradient norm (None: no clipping).
         progress: Show a progress bar.
         is_main_process: Only the main process writes logs and checkpoints.
-        validate_batches: Check every batch's targets and masks against the tasks.
+        validate_batches: Check targets and masks against the tasks: in-memory sources once,
+            whole, when training starts; other sources batch by batch.
         callbacks: Hooks, see :class:`Callback`.
     """
 
@@ -136,6 +137,8 @@ class Trainer:
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
+        self._checked_sources = self._check_static_sources()
+        self._recent_losses: list[tuple[list[str], Tensor]] = []  # folded into the sums below when read
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
 
@@ -148,6 +151,7 @@ class Trainer:
         logger = RunLogger(self.run_dir, columns, enabled=self.is_main_process and self.run_dir is not None,
                            progress=self.progress, total=self.steps)
         logger.start(self.step if resume is not None else None)
+        self.model.train()
         self._call("on_train_start")
         stopped = False
         start_time = time.perf_counter()
@@ -176,39 +180,42 @@ class Trainer:
         return result
 
     def _train_step(self) -> dict[str, Tensor]:
-        self.model.train()
-        _, batch = self.loader.next()
-        present = [t for t in self.tasks if t in batch.masks and bool(batch.masks[t].any())]
-        if self.validate_batches:
+        source, batch = self.loader.next()
+        present = [t for t in self.tasks if t in batch.full or (t in batch.masks and bool(batch.masks[t].any()))]
+        if self.validate_batches and source not in self._checked_sources:
             self._validate(batch)
         batch = batch.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         losses: dict[str, Tensor] = {}
         if present:
-            features = None
-            if self.model.has_features:
-                features = self.model.features(batch.inputs)
-                outputs = self.model.forward_heads(features, present)
-            else:
-                outputs = self.model(batch.inputs, present)
+            outputs, features, task_features = forward_for(self.balancer, self.model, batch.inputs, present)
             for name in present:
-                losses[name] = self.tasks[name].loss(outputs[name], batch.targets[name], batch.masks[name])
+                mask = None if name in batch.full else batch.masks[name]
+                losses[name] = self.tasks[name].loss(outputs[name], batch.targets[name], mask)
             stacked = torch.stack(list(losses.values()))
             if not bool(torch.isfinite(stacked).all()):
                 self._fail_non_finite(losses)
-            self.balancer.backward(losses, StepInfo(self.step, self.loader.epoch, self.model, features))
+            self.balancer.backward(losses, StepInfo(self.step, self.loader.epoch, self.model, features, task_features))
             penalty = self.model.penalty()
             if penalty is not None:
                 penalty.backward()
             if self.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
             self.optimizer.step()
-            index = self.balancer.index(present).to(self.device)
-            self._loss_sum[index] += stacked.detach().to(self._loss_sum)
-            self._loss_count[index] += 1
+            self._recent_losses.append((present, stacked.detach()))
         if self.scheduler is not None:
             self.scheduler.step()
         return losses
+
+    def _check_static_sources(self) -> set[str]:
+        """Validate in-memory sources once, whole; others are validated batch by batch."""
+        checked = set()
+        if self.validate_batches:
+            for name, source in self.loader.sources.items():
+                if isinstance(source, TensorSource):
+                    source.check(list(self.tasks.values()))
+                    checked.add(name)
+        return checked
 
     def _validate(self, batch: Batch) -> None:
         for name, target in batch.targets.items():
@@ -253,6 +260,11 @@ class Trainer:
         return self.patience is not None and self.bad_evals >= self.patience
 
     def _running_losses(self, reset: bool) -> dict[str, float]:
+        for names, values in self._recent_losses:
+            index = self.balancer.index(names).to(self.device)
+            self._loss_sum[index] += values.to(self._loss_sum)
+            self._loss_count[index] += 1
+        self._recent_losses.clear()
         means = (self._loss_sum / self._loss_count.clamp(min=1)).tolist()
         counts = self._loss_count.tolist()
         out = {name: m for name, m, c in zip(self.tasks, means, counts) if c}
@@ -265,6 +277,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: model, optimizer, scheduler, balancer,
         loader position, RNG states, monitor and callbacks."""
+        self._running_losses(reset=False)  # fold pending per-step losses into the sums
         return {
             "step": self.step,
             "tasks": list(self.tasks),

@@ -28,8 +28,10 @@ _SUB_URL = (
 
 @dataclass(frozen=True)
 class SarcosShared:
-    """Shared-input arrays: ``X`` ``[n, 21]`` joint positions/velocities/accelerations and
-    ``Y`` ``[n, 7]`` the torques of joints 1..7."""
+    """Shared-input arrays: ``X`` ``[n, 21]`` joint inputs, ``Y`` ``[n, 7]`` joint torques.
+
+    The inputs are the 7 joint positions, 7 velocities and 7 accelerations.
+    """
 
     X: np.ndarray
     Y: np.ndarray
@@ -46,7 +48,7 @@ class SarcosSubsample:
 
 
 def load_sarcos_test(root: str | Path | None) -> SarcosShared:
-    """Load ``sarcos/sarcos_inv_test.mat`` (``root=None``: ``$MANYTASK_DATA`` or ``../shared/data``).
+    """Load ``sarcos/sarcos_inv_test.mat`` (``root=None``: ``$MANYTASK_DATA``, ``../shared/data``).
 
     Raises:
         FileNotFoundError: the file is missing (the message gives the URL).

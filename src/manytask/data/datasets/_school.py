@@ -82,9 +82,13 @@ def _validate(split: SchoolSplit) -> SchoolSplit:
     for part in ("train", "test"):
         X, y, task = (getattr(split, f"{k}_{part}") for k in ("X", "y", "task"))
         if X.ndim != 2 or X.shape[1] != N_FEATURES or X.shape[0] != y.shape[0] != task.shape[0]:
-            raise ValueError(f"School {part} arrays have inconsistent shapes: {X.shape}, {y.shape}.")
+            raise ValueError(
+                f"School {part} arrays have inconsistent shapes: {X.shape}, {y.shape}."
+            )
         if X.shape[0] != task.shape[0] or not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
-            raise ValueError(f"School {part} arrays have inconsistent lengths or non-finite values.")
+            raise ValueError(
+                f"School {part} arrays have inconsistent lengths or non-finite values."
+            )
         if task.min() < 0 or task.max() >= N_TASKS:
             raise ValueError(f"School {part} task ids must be in 0..{N_TASKS - 1}.")
         if y.min() < 0 or y.max() > 100:
