@@ -120,3 +120,14 @@ def test_bad_targets_in_a_source_fail_before_training(tmp_path: Path) -> None:
         Trainer(model, tasks, EW(tasks), build_optimizer(model), MultiSourceLoader({"s": source}, 2), steps=1,
                 run_dir=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())
+
+
+def test_mean_monitor_averages_main_tasks(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, 7)
+    trainer.monitor = "mean/loss"
+    trainer._check_monitor()
+    value = trainer._monitored({"category/loss": 1.0, "score/loss": 3.0, "flag/loss": float("nan")})
+    assert value == 2.0
+    trainer.monitor = "mean/bogus"
+    with pytest.raises(ValueError, match="Unknown monitor metric 'mean/bogus'"):
+        trainer._check_monitor()

@@ -157,7 +157,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     loader.num_epochs = max(1, -(-training.steps // loader.steps_per_epoch))
     run_dir = Path(run_dir if run_dir is not None else config.run_dir)
     monitor = training.monitor
-    if monitor is not None and monitor.split("/", 1)[0] not in names:
+    if monitor is not None and monitor.split("/", 1)[0] not in (*names, "mean"):
         monitor = None  # single-task baselines monitor their own task
     try:
         trainer = Trainer(

@@ -63,8 +63,8 @@ class Trainer:
         steps: Number of optimisation steps.
         val: Validation source (None: no evaluation, no early stopping).
         eval_every: Steps between evaluations (and checkpoints, unless ``checkpoint_every``).
-        monitor: Metric ``"<task>/<metric>"`` for best checkpoint / early stopping; default the
-            first main task's first metric.
+        monitor: Metric ``"<task>/<metric>"`` (or ``"mean/<metric>"``, its mean over the main
+            tasks) for best checkpoint / early stopping; default the first main task's first metric.
         patience: Stop after this many evaluations without improvement (None: never).
         scheduler: Learning-rate scheduler stepped once per step.
         run_dir: Where ``metrics.csv`` and ``checkpoints/`` go (None: nothing written).
@@ -245,11 +245,21 @@ class Trainer:
         self._call("on_evaluate", step=self.step, metrics=row)
         return stop
 
+    def _monitored(self, metrics: dict[str, float]) -> float:
+        head, metric = self.monitor.split("/", 1)
+        if head != "mean":
+            return metrics.get(self.monitor, math.nan)
+        mains = [t for t in self.tasks.values() if t.role == "main"] or list(self.tasks.values())
+        values = [metrics.get(f"{t.name}/{metric}", math.nan) for t in mains]
+        values = [v for v in values if not math.isnan(v)]
+        return sum(values) / len(values) if values else math.nan
+
     def _update_monitor(self, metrics: dict[str, float]) -> bool:
-        value = metrics.get(self.monitor, math.nan)
+        value = self._monitored(metrics)
         if math.isnan(value):
             return False
-        better = higher_is_better(self.monitor.split("/", 1)[1]) if not self.monitor.endswith("/loss") else False
+        metric = self.monitor.split("/", 1)[1]
+        better = metric != "loss" and higher_is_better(metric)
         improved = self.best_value is None or (value > self.best_value if better else value < self.best_value)
         if improved:
             self.best_value, self.best_step, self.bad_evals = value, self.step, 0
@@ -341,6 +351,7 @@ class Trainer:
         if self.monitor is None:
             return
         valid = [f"{t.name}/{m}" for t in self.tasks.values() for m in (*t.metrics, "loss")]
+        valid += sorted({f"mean/{m}" for t in self.tasks.values() for m in (*t.metrics, "loss")})
         if self.monitor not in valid:
             import difflib
 

@@ -81,14 +81,15 @@ def require_file(folder: Path, names: tuple[str, ...], url: str, dataset: str) -
 def _validate(split: SchoolSplit) -> SchoolSplit:
     for part in ("train", "test"):
         X, y, task = (getattr(split, f"{k}_{part}") for k in ("X", "y", "task"))
-        if X.ndim != 2 or X.shape[1] != N_FEATURES or X.shape[0] != y.shape[0] != task.shape[0]:
+        if X.ndim != 2 or X.shape[1] != N_FEATURES:
+            raise ValueError(f"School {part} features must have shape (n, 28); got {X.shape}.")
+        if not X.shape[0] == y.shape[0] == task.shape[0]:
             raise ValueError(
-                f"School {part} arrays have inconsistent shapes: {X.shape}, {y.shape}."
+                f"School {part} arrays have different lengths: {X.shape[0]}, {y.shape[0]}, "
+                f"{task.shape[0]}."
             )
-        if X.shape[0] != task.shape[0] or not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
-            raise ValueError(
-                f"School {part} arrays have inconsistent lengths or non-finite values."
-            )
+        if not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
+            raise ValueError(f"School {part} arrays hold non-finite values.")
         if task.min() < 0 or task.max() >= N_TASKS:
             raise ValueError(f"School {part} task ids must be in 0..{N_TASKS - 1}.")
         if y.min() < 0 or y.max() > 100:

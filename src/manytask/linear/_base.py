@@ -1,0 +1,496 @@
+r"""Shared base of the linear multi-task estimators: task forms, losses, validation, solving.
+
+Two input forms are accepted by every estimator:
+
+* shared-input form: ``fit(X, y)`` with ``y`` of shape ``(n_samples, n_tasks)``; every task sees
+  every row of ``X`` (as in scikit-learn's ``MultiTaskLasso``);
+* multi-input form: ``fit(X, y, task=task)`` with ``y`` of shape ``(n_samples,)`` and ``task`` the
+  task index (``0 .. n_tasks - 1``) of each row; each task has its own rows.
+
+A 1-D ``y`` without ``task`` is a single task (classifiers with more than two classes learn one
+one-vs-rest task per class, sharing ``X``). Internally both forms are stacked into the
+multi-input form, and the data term is the sum over tasks of each task's *mean* loss:
+
+.. math::
+
+    L(W, b) = \sum_{t=1}^T \frac{1}{n_t} \sum_{i: \tau_i = t} \ell(y_i, x_i^\top w_t + b_t),
+
+with ``\ell(y, z) = (y - z)^2 / 2`` (regressors) or ``\log(1 + e^{-yz})`` with ``y = \pm 1``
+(classifiers). With shared inputs, ``L = ||Y - XW^T||_F^2 / (2 n)``, scikit-learn's
+``MultiTaskLasso`` data term. Intercepts ``b_t`` are never penalised.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from manytask.linear._solvers import accelerated_proximal_gradient
+
+__all__ = [
+    "InvalidParameterError",
+    "LinearMultiTaskClassifier",
+    "LinearMultiTaskRegressor",
+]
+
+Blocks = list[np.ndarray]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A hyperparameter has a wrong type or value (raised by ``fit``, as in scikit-learn)."""
+
+
+# --------------------------------------------------------------------------------------------
+# parameter validation
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+
+
+_CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "nonneg": (lambda v: _is_real(v) and v >= 0, "a float in the range [0, inf)"),
+    "positive": (lambda v: _is_real(v) and v > 0, "a float in the range (0, inf)"),
+    "posint": (
+        lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1,
+        "an int in the range [1, inf)",
+    ),
+    "bool": (lambda v: isinstance(v, (bool, np.bool_)), "an instance of 'bool'"),
+    "unit": (lambda v: _is_real(v) and 0 < v < 1, "a float in the range (0, 1)"),
+}
+
+
+def check_params(estimator: BaseEstimator, constraints: dict[str, str]) -> None:
+    """Raise :class:`InvalidParameterError` in scikit-learn's format for a bad hyperparameter."""
+    for name, kind in constraints.items():
+        value = getattr(estimator, name)
+        if kind in _CONSTRAINTS:
+            ok, desc = _CONSTRAINTS[kind]
+            valid = ok(value)
+        else:  # a set of allowed literal values, written "a|b|c"
+            options = kind.split("|")
+            valid = isinstance(value, (str, numbers.Real)) and str(value) in options
+            desc = "a str among {" + ", ".join(repr(o) for o in options) + "}"
+        if not valid:
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be {desc}. "
+                f"Got {value!r} instead."
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# data term
+
+
+class TaskData:
+    """Stacked multi-input data with per-task centring and per-task mean weights.
+
+    Args:
+        X: ``[N, d]`` inputs.
+        y: ``[N]`` targets (``+-1`` for the logistic loss).
+        task: ``[N]`` task index of each row.
+        n_tasks: number of tasks ``T``.
+        logistic: use the logistic loss instead of the squared loss.
+        fit_intercept: centre ``X`` (and ``y`` for the squared loss) per task.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        task: np.ndarray,
+        n_tasks: int,
+        *,
+        logistic: bool,
+        fit_intercept: bool,
+    ) -> None:
+        n, d = X.shape
+        counts = np.bincount(task, minlength=n_tasks).astype(float)
+        weights = 1.0 / np.maximum(counts, 1.0)[task]
+        self.n_tasks, self.n_features = n_tasks, d
+        self.logistic = logistic
+        self.task = task
+        self.weights = weights
+        # S[t, i] = 1 / n_t if row i belongs to task t: task sums of weighted row quantities
+        self.S = sp.csr_matrix((weights, (task, np.arange(n))), shape=(n_tasks, n))
+        if fit_intercept:
+            self.x_mean = np.asarray(self.S @ X)
+            X = X - self.x_mean[task]
+            if not logistic:
+                self.y_mean = np.asarray(self.S @ y)
+                y = y - self.y_mean[task]
+            else:
+                self.y_mean = np.zeros(n_tasks)
+        else:
+            self.x_mean = np.zeros((n_tasks, d))
+            self.y_mean = np.zeros(n_tasks)
+        self.X, self.y = X, y
+        self.fit_b = fit_intercept and logistic
+
+    def scores(self, C: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        """Linear scores ``x_i^T c_{t_i} + b_{t_i}`` of every row."""
+        z = np.einsum("ij,ij->i", self.X, C[self.task])
+        return z if b is None else z + b[self.task]
+
+    def value(self, C: np.ndarray, b: np.ndarray | None) -> float:
+        """Data term ``L(C, b)``."""
+        z = self.scores(C, b)
+        if self.logistic:
+            return float(self.weights @ np.logaddexp(0.0, -self.y * z))
+        r = z - self.y
+        return 0.5 * float(self.weights @ (r * r))
+
+    def value_grad(
+        self, C: np.ndarray, b: np.ndarray | None
+    ) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """Data term and its gradients in ``C`` (``[T, d]``) and ``b`` (``[T]``)."""
+        z = self.scores(C, b)
+        if self.logistic:
+            m = self.y * z
+            val = float(self.weights @ np.logaddexp(0.0, -m))
+            r = -self.y * expit(-m)
+        else:
+            r = z - self.y
+            val = 0.5 * float(self.weights @ (r * r))
+        gC = np.asarray(self.S @ (r[:, None] * self.X))
+        gb = np.asarray(self.S @ r) if b is not None else None
+        return val, gC, gb
+
+
+# --------------------------------------------------------------------------------------------
+# estimator base
+
+
+class _LinearMultiTaskBase(MultiOutputMixin, BaseEstimator):
+    """Shared machinery; subclasses implement the penalty hooks below."""
+
+    _logistic: bool = False
+    _constraints: dict[str, str] = {}
+
+    # ----- penalty hooks (override in method families) -----
+    def _init_blocks(self, data: TaskData) -> Blocks:
+        return [np.zeros((data.n_tasks, data.n_features))]
+
+    def _coef(self, blocks: Blocks) -> np.ndarray:
+        return blocks[0] if len(blocks) == 1 else np.sum(blocks, axis=0)
+
+    def _coef_grad(self, blocks: Blocks, gC: np.ndarray) -> Blocks:
+        return [gC for _ in blocks]
+
+    def _smooth_penalty(self, blocks: Blocks) -> tuple[float, Blocks]:
+        return 0.0, [np.zeros_like(b) for b in blocks]
+
+    def _nonsmooth_penalty(self, blocks: Blocks) -> float:
+        return 0.0
+
+    def _prox(self, blocks: Blocks, step: float) -> Blocks:
+        return blocks
+
+    def _store(self, blocks: Blocks) -> None:
+        """Store method-specific fitted attributes (e.g. the parts of ``W = S + B``)."""
+
+    # ----- objective -----
+    def _objective(self, data: TaskData, blocks: Blocks, b: np.ndarray | None) -> float:
+        val = data.value(self._coef(blocks), b)
+        return val + self._smooth_penalty(blocks)[0] + self._nonsmooth_penalty(blocks)
+
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
+        """Minimise data term + penalty by accelerated proximal gradient."""
+        return self._solve_apg(data, self._init_blocks(data))
+
+    def _solve_apg(
+        self,
+        data: TaskData,
+        blocks0: Blocks,
+        b0: np.ndarray | None = None,
+        *,
+        hooks: Any = None,
+        max_iter: int | None = None,
+    ) -> tuple[Blocks, np.ndarray | None, int, bool]:
+        """Run APG from ``blocks0``; ``hooks`` (default ``self``) supplies the penalty hooks."""
+        h = self if hooks is None else hooks
+        shapes = [blk.shape for blk in blocks0]
+        sizes = [int(np.prod(s)) for s in shapes]
+        if b0 is None and data.fit_b:
+            b0 = np.zeros(data.n_tasks)
+        n_b = 0 if b0 is None else data.n_tasks
+
+        def unpack(x: np.ndarray) -> tuple[Blocks, np.ndarray | None]:
+            out, pos = [], 0
+            for s, k in zip(shapes, sizes, strict=True):
+                out.append(x[pos : pos + k].reshape(s))
+                pos += k
+            return out, (x[pos:] if n_b else None)
+
+        def pack(blocks: Blocks, b: np.ndarray | None) -> np.ndarray:
+            parts = [blk.ravel() for blk in blocks] + ([b] if b is not None else [])
+            return np.concatenate(parts)
+
+        def f(x: np.ndarray) -> float:
+            blocks, b = unpack(x)
+            pen, _ = h._smooth_penalty(blocks)
+            return data.value(h._coef(blocks), b) + pen if np.isfinite(pen) else np.inf
+
+        def f_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+            blocks, b = unpack(x)
+            pen, pgrads = h._smooth_penalty(blocks)
+            if not np.isfinite(pen):
+                return np.inf, np.zeros_like(x)
+            val, gC, gb = data.value_grad(h._coef(blocks), b)
+            grads = [g1 + g2 for g1, g2 in zip(h._coef_grad(blocks, gC), pgrads, strict=True)]
+            return val + pen, pack(grads, gb)
+
+        def g(x: np.ndarray) -> float:
+            return h._nonsmooth_penalty(unpack(x)[0])
+
+        def prox(v: np.ndarray, step: float) -> np.ndarray:
+            blocks, b = unpack(v)
+            return pack(h._prox([blk.copy() for blk in blocks], step), b)
+
+        res = accelerated_proximal_gradient(
+            f,
+            f_grad,
+            g,
+            prox,
+            pack(blocks0, b0),
+            max_iter=self.max_iter if max_iter is None else max_iter,
+            tol=self.tol,
+        )
+        blocks, b = unpack(res.x)
+        return [blk.copy() for blk in blocks], b, res.n_iter, res.converged
+
+    # ----- input handling -----
+    def _validate_task(self, task: Any, n_samples: int, n_tasks: int | None) -> np.ndarray:
+        task = check_array(task, ensure_2d=False, dtype=None, input_name="task")
+        if task.ndim != 1 or task.shape[0] != n_samples:
+            raise ValueError(
+                f"task must have shape (n_samples,) = ({n_samples},); got {task.shape}."
+            )
+        if not np.issubdtype(task.dtype, np.integer):
+            if not np.issubdtype(task.dtype, np.floating) or np.any(task != np.round(task)):
+                raise ValueError(
+                    f"task must hold integer task indices 0..n_tasks-1; got dtype {task.dtype}."
+                )
+        task = task.astype(np.int64)
+        if task.size and task.min() < 0:
+            raise ValueError(f"task indices must be >= 0; got {task.min()}.")
+        if n_tasks is not None and task.size and task.max() >= n_tasks:
+            raise ValueError(
+                f"task index {task.max()} is out of range: the estimator was fitted on "
+                f"{n_tasks} tasks (indices 0..{n_tasks - 1})."
+            )
+        return task
+
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        """Map validated targets to the values the loss uses (identity for regression)."""
+        return y.astype(float)
+
+    def _fit(self, X: Any, y: Any, task: Any) -> _LinearMultiTaskBase:
+        check_params(self, {"fit_intercept": "bool", "max_iter": "posint", "tol": "positive"})
+        check_params(self, self._constraints)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=not self._logistic,
+            dtype=np.float64,
+        )
+        n = X.shape[0]
+        if task is not None:
+            if y.ndim != 1:
+                raise ValueError(
+                    "In the multi-input form (task given), y must be 1-D with one target per "
+                    f"row; got y of shape {y.shape}. For y of shape (n_samples, n_tasks) "
+                    "(shared inputs), call fit without task."
+                )
+            task = self._validate_task(task, n, None)
+            n_tasks = int(task.max()) + 1
+            yt = self._targets(y)
+            if yt.ndim != 1:
+                raise ValueError(
+                    "In the multi-input form each task must be binary; got "
+                    f"{len(self.classes_)} classes."
+                )
+            self.task_form_ = "multi_input"
+            Xs, ys, tasks = X, yt, task
+        else:
+            yt = self._targets(y)
+            if yt.ndim == 1:
+                self.task_form_ = "single"
+                yt = yt[:, None]
+            else:
+                self.task_form_ = "shared" if y.ndim == 2 else "one_vs_rest"
+            n_tasks = yt.shape[1]
+            Xs = np.tile(X, (n_tasks, 1))
+            ys = yt.T.ravel()
+            tasks = np.repeat(np.arange(n_tasks), n)
+        self.n_tasks_ = n_tasks
+        data = TaskData(
+            Xs,
+            ys,
+            tasks,
+            n_tasks,
+            logistic=self._logistic,
+            fit_intercept=self.fit_intercept,
+        )
+        blocks, b, n_iter, converged = self._solve(data)
+        if not converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
+                f"iterations (tol={self.tol}); increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        coef = self._coef(blocks)
+        self.coef_ = coef
+        shift = b if b is not None else data.y_mean
+        self.intercept_ = shift - np.einsum("ij,ij->i", data.x_mean, coef)
+        self.n_iter_ = n_iter
+        self.objective_ = self._objective(data, blocks, b)
+        self._store(blocks)
+        return self
+
+    def _decision(self, X: Any, task: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        if task is not None:
+            task = self._validate_task(task, X.shape[0], self.n_tasks_)
+            return np.einsum("ij,ij->i", X, self.coef_[task]) + self.intercept_[task]
+        if self.task_form_ == "multi_input":
+            raise ValueError(
+                f"{type(self).__name__} was fitted in the multi-input form (with task=...); "
+                "pass the task of each row: predict(X, task=task)."
+            )
+        out = X @ self.coef_.T + self.intercept_
+        return out[:, 0] if self.task_form_ == "single" else out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+class LinearMultiTaskRegressor(RegressorMixin, _LinearMultiTaskBase):
+    """Base class of the least-squares estimators (subclass it to add a penalty)."""
+
+    def fit(self, X: Any, y: Any, task: Any = None) -> LinearMultiTaskRegressor:
+        """Fit the model.
+
+        Args:
+            X: ``[n_samples, n_features]`` inputs.
+            y: ``[n_samples, n_tasks]`` (shared inputs) or ``[n_samples]`` targets.
+            task: ``[n_samples]`` task index of each row (multi-input form), or ``None``.
+
+        Returns:
+            The fitted estimator.
+        """
+        return self._fit(X, y, task)
+
+    def predict(self, X: Any, task: Any = None) -> np.ndarray:
+        """Predict ``[n_samples, n_tasks]`` (shared form) or ``[n_samples]`` (with ``task``)."""
+        return self._decision(X, task)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
+        """R^2 of the predictions (averaged uniformly over tasks in the shared form)."""
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(y, self.predict(X, task=task), sample_weight=sample_weight))
+
+
+class LinearMultiTaskClassifier(ClassifierMixin, _LinearMultiTaskBase):
+    """Base class of the logistic-loss estimators (binary per task; labels mapped to +-1)."""
+
+    _logistic = True
+
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        kind = type_of_target(y, input_name="y")
+        if kind not in ("binary", "multiclass", "multilabel-indicator", "multiclass-multioutput"):
+            raise ValueError(f"Unknown label type: {kind!r}; expected class labels.")
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, but the data "
+                f"contains only one class: {classes[0]!r}."
+            )
+        self.classes_ = classes
+        if y.ndim == 2:
+            if classes.size > 2:
+                raise ValueError(
+                    "With y of shape (n_samples, n_tasks) every task must be binary with the "
+                    f"same two labels; got {classes.size} distinct labels."
+                )
+            return np.where(y == classes[1], 1.0, -1.0)
+        if classes.size == 2:
+            return np.where(y == classes[1], 1.0, -1.0)
+        # one-vs-rest: one task per class (only without task=, checked by the caller)
+        return np.where(y[:, None] == classes[None, :], 1.0, -1.0)
+
+    def fit(self, X: Any, y: Any, task: Any = None) -> LinearMultiTaskClassifier:
+        """Fit the model.
+
+        Args:
+            X: ``[n_samples, n_features]`` inputs.
+            y: ``[n_samples, n_tasks]`` binary labels (shared inputs), or ``[n_samples]``
+                labels: binary with ``task``, or binary/multiclass (one-vs-rest) without.
+            task: ``[n_samples]`` task index of each row (multi-input form), or ``None``.
+                A column vector ``y`` of shape ``(n_samples, 1)`` is treated as 1-D.
+
+        Returns:
+            The fitted estimator.
+        """
+        if getattr(y, "ndim", 1) == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it is treated as "
+                "y.ravel() (one task, or one-vs-rest tasks for more than two classes).",
+                DataConversionWarning,
+                stacklevel=2,
+            )
+            y = np.asarray(y).ravel()
+        return self._fit(X, y, task)
+
+    def decision_function(self, X: Any, task: Any = None) -> np.ndarray:
+        """Scores ``x^T w_t + b_t``: ``[n_samples, n_tasks]`` or ``[n_samples]``."""
+        return self._decision(X, task)
+
+    def predict_proba(self, X: Any, task: Any = None) -> np.ndarray:
+        """Class probabilities from the logistic model.
+
+        Returns ``[n_samples, 2]`` (one binary task, or with ``task``), ``[n_samples,
+        n_classes]`` (one-vs-rest, normalised) or ``[n_samples, n_tasks]`` holding the
+        probability of ``classes_[1]`` for each task (shared inputs).
+        """
+        p = expit(self._decision(X, task))
+        if p.ndim == 1:
+            return np.column_stack([1.0 - p, p])
+        if self.task_form_ == "one_vs_rest":
+            return p / p.sum(axis=1, keepdims=True)
+        return p
+
+    def predict_log_proba(self, X: Any, task: Any = None) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X, task=task))
+
+    def predict(self, X: Any, task: Any = None) -> np.ndarray:
+        """Predicted labels, shaped like :meth:`decision_function`."""
+        scores = self._decision(X, task)
+        if self.task_form_ == "one_vs_rest" and task is None:
+            return self.classes_[np.argmax(scores, axis=1)]
+        return self.classes_[(scores > 0).astype(int)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
+        """Mean accuracy (over all entries in the shared form)."""
+        pred = self.predict(X, task=task)
+        y = np.asarray(y)
+        return float(np.average(pred == y, weights=sample_weight, axis=0).mean())

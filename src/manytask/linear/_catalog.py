@@ -1,0 +1,71 @@
+"""Short names of the linear MTL estimators (used by configs, the CLI and the benchmarks)."""
+
+from __future__ import annotations
+
+from manytask._registry import Registry
+from manytask.linear._base import LinearMultiTaskClassifier, LinearMultiTaskRegressor
+from manytask.linear._clustered import ClusteredMultiTaskClassifier, ClusteredMultiTaskRegressor
+from manytask.linear._decomposed import (
+    DirtyMultiTaskClassifier,
+    DirtyMultiTaskRegressor,
+    RobustFeatureMultiTaskClassifier,
+    RobustFeatureMultiTaskRegressor,
+    RobustMultiTaskClassifier,
+    RobustMultiTaskRegressor,
+    SparseLowRankMultiTaskClassifier,
+    SparseLowRankMultiTaskRegressor,
+)
+from manytask.linear._feature_selection import (
+    L1LqMultiTaskClassifier,
+    L1LqMultiTaskRegressor,
+    L21MultiTaskClassifier,
+    L21MultiTaskRegressor,
+    TraceNormMultiTaskClassifier,
+    TraceNormMultiTaskRegressor,
+)
+from manytask.linear._graph import (
+    GraphRegularizedMultiTaskClassifier,
+    GraphRegularizedMultiTaskRegressor,
+)
+from manytask.linear._independent import (
+    IndependentLassoClassifier,
+    IndependentLassoRegressor,
+    IndependentRidgeClassifier,
+    IndependentRidgeRegressor,
+    MeanRegularizedMultiTaskClassifier,
+    MeanRegularizedMultiTaskRegressor,
+)
+from manytask.linear._latent_basis import (
+    LatentBasisMultiTaskClassifier,
+    LatentBasisMultiTaskRegressor,
+)
+from manytask.linear._relationship import (
+    RelationshipMultiTaskClassifier,
+    RelationshipMultiTaskRegressor,
+)
+
+__all__ = ["CLASSIFIERS", "REGRESSORS"]
+
+#: short name -> (least-squares class, logistic class)
+_PAIRS: dict[str, tuple[type[LinearMultiTaskRegressor], type[LinearMultiTaskClassifier]]] = {
+    "ridge": (IndependentRidgeRegressor, IndependentRidgeClassifier),
+    "lasso": (IndependentLassoRegressor, IndependentLassoClassifier),
+    "mean_regularized": (MeanRegularizedMultiTaskRegressor, MeanRegularizedMultiTaskClassifier),
+    "l21": (L21MultiTaskRegressor, L21MultiTaskClassifier),
+    "l1lq": (L1LqMultiTaskRegressor, L1LqMultiTaskClassifier),
+    "trace": (TraceNormMultiTaskRegressor, TraceNormMultiTaskClassifier),
+    "dirty": (DirtyMultiTaskRegressor, DirtyMultiTaskClassifier),
+    "sparse_low_rank": (SparseLowRankMultiTaskRegressor, SparseLowRankMultiTaskClassifier),
+    "rmtl": (RobustMultiTaskRegressor, RobustMultiTaskClassifier),
+    "rmtfl": (RobustFeatureMultiTaskRegressor, RobustFeatureMultiTaskClassifier),
+    "cmtl": (ClusteredMultiTaskRegressor, ClusteredMultiTaskClassifier),
+    "mtrl": (RelationshipMultiTaskRegressor, RelationshipMultiTaskClassifier),
+    "srmtl": (GraphRegularizedMultiTaskRegressor, GraphRegularizedMultiTaskClassifier),
+    "gomtl": (LatentBasisMultiTaskRegressor, LatentBasisMultiTaskClassifier),
+}
+
+REGRESSORS: Registry[LinearMultiTaskRegressor] = Registry("linear MTL regressor")
+CLASSIFIERS: Registry[LinearMultiTaskClassifier] = Registry("linear MTL classifier")
+for _name, (_reg, _clf) in _PAIRS.items():
+    REGRESSORS.register(_name)(_reg)
+    CLASSIFIERS.register(_name)(_clf)

@@ -1,0 +1,136 @@
+"""Input forms, errors, and use with GridSearchCV / Pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from manytask import linear as lin
+from manytask.linear._catalog import CLASSIFIERS, REGRESSORS
+
+
+def test_public_api_is_explicit() -> None:
+    for name in lin.__all__:
+        assert hasattr(lin, name)
+    assert len(REGRESSORS.names()) == len(CLASSIFIERS.names()) == 14
+
+
+@pytest.mark.parametrize(
+    "estimator, match",
+    [
+        (
+            lin.L21MultiTaskRegressor(alpha=-1.0),
+            r"The 'alpha' parameter of L21MultiTaskRegressor "
+            r"must be a float in the range \[0, inf\). Got -1.0 instead.",
+        ),
+        (lin.DirtyMultiTaskRegressor(beta="a"), r"The 'beta' parameter of DirtyMultiTaskRegressor"),
+        (
+            lin.ClusteredMultiTaskRegressor(n_clusters=0),
+            r"'n_clusters' parameter .* must be an int",
+        ),
+        (lin.IndependentRidgeRegressor(max_iter=1.5), r"'max_iter' parameter"),
+        (lin.TraceNormMultiTaskClassifier(fit_intercept="yes"), r"'fit_intercept' parameter"),
+        (
+            lin.L1LqMultiTaskRegressor(q=3),
+            r"The 'q' parameter of L1LqMultiTaskRegressor must be 2 "
+            r"or numpy.inf",
+        ),
+    ],
+)
+def test_invalid_hyperparameters(estimator, match: str) -> None:  # noqa: ANN001
+    X, Y = np.ones((6, 2)), np.arange(12.0).reshape(6, 2) % 2
+    with pytest.raises(lin.InvalidParameterError, match=match):
+        estimator.fit(X, Y)
+
+
+def test_multi_input_form_errors(problem: Callable) -> None:
+    p = problem()
+    est = lin.L21MultiTaskRegressor().fit(p.X, p.y, task=p.task)
+    assert est.coef_.shape == (p.n_tasks, p.X.shape[1]) and est.intercept_.shape == (p.n_tasks,)
+    with pytest.raises(ValueError, match=r"fitted in the multi-input form .* task="):
+        est.predict(p.X)
+    with pytest.raises(ValueError, match=r"task index 3 is out of range"):
+        est.predict(p.X, task=np.full(len(p.X), 3))
+    with pytest.raises(ValueError, match=r"task must have shape"):
+        est.predict(p.X, task=p.task[:-1])
+    with pytest.raises(ValueError, match=r"task indices must be >= 0"):
+        lin.L21MultiTaskRegressor().fit(p.X, p.y, task=p.task - 1)
+    with pytest.raises(ValueError, match=r"y must be 1-D"):
+        lin.L21MultiTaskRegressor().fit(p.X, np.c_[p.y, p.y], task=p.task)
+    with pytest.raises(ValueError, match=r"each task must be binary"):
+        lin.L21MultiTaskClassifier().fit(p.X, p.task, task=p.task)
+
+
+def test_graph_must_match_tasks(problem: Callable) -> None:
+    p = problem()
+    with pytest.raises(ValueError, match=r"graph must be a \(3, 3\) adjacency matrix"):
+        lin.GraphRegularizedMultiTaskRegressor(graph=np.ones((2, 2))).fit(p.X, p.y, task=p.task)
+    with pytest.raises(ValueError, match=r"symmetric"):
+        lin.GraphRegularizedMultiTaskRegressor(graph=-np.ones((3, 3))).fit(p.X, p.y, task=p.task)
+
+
+def test_shared_form_shapes_and_task_predict() -> None:
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(20, 3)), rng.normal(size=(20, 4))
+    est = lin.TraceNormMultiTaskRegressor().fit(X, Y)
+    assert est.task_form_ == "shared" and est.predict(X).shape == (20, 4)
+    task = np.arange(20) % 4
+    np.testing.assert_allclose(est.predict(X, task=task), est.predict(X)[np.arange(20), task])
+
+
+def test_classifier_forms() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, size=60)]
+    ovr = lin.L21MultiTaskClassifier(alpha=0.01).fit(X, labels)
+    assert ovr.task_form_ == "one_vs_rest" and ovr.coef_.shape == (3, 3)
+    assert set(ovr.predict(X)) <= set(labels)
+    np.testing.assert_allclose(ovr.predict_proba(X).sum(axis=1), 1.0)
+    Y = (X @ rng.normal(size=(3, 2)) > 0).astype(int)
+    shared = lin.L21MultiTaskClassifier(alpha=0.01).fit(X, Y)
+    assert shared.predict(X).shape == (60, 2) and shared.predict_proba(X).shape == (60, 2)
+    assert shared.score(X, Y) > 0.8
+
+
+def test_grid_search_and_pipeline_shared_form() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 6)) * 10
+    Y = X[:, :2] @ rng.normal(size=(2, 3)) + rng.normal(size=(60, 3))
+    pipe = make_pipeline(StandardScaler(), lin.L21MultiTaskRegressor())
+    search = GridSearchCV(pipe, {"l21multitaskregressor__alpha": [1e-3, 1e-1, 10.0]}, cv=3)
+    search.fit(X, Y)
+    assert search.best_params_["l21multitaskregressor__alpha"] < 10.0
+    assert search.predict(X).shape == (60, 3)
+
+
+def test_grid_search_multi_input_form_with_metadata_routing(problem: Callable) -> None:
+    p = problem(n=90)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = lin.MeanRegularizedMultiTaskRegressor().set_fit_request(task=True)
+        est = est.set_score_request(task=True)
+        search = GridSearchCV(est, {"alpha": [0.0, 1.0]}, cv=KFold(3, shuffle=True, random_state=0))
+        search.fit(p.X, p.y, task=p.task)
+        assert search.best_estimator_.coef_.shape == (3, 5)
+        assert search.score(p.X, p.y, task=p.task) > 0.5
+
+
+def test_pipeline_multi_input_form(problem: Callable) -> None:
+    p = problem()
+    pipe = make_pipeline(StandardScaler(), lin.TraceNormMultiTaskRegressor())
+    pipe.fit(p.X, p.y, tracenormmultitaskregressor__task=p.task)
+    assert pipe.predict(p.X, task=p.task).shape == (len(p.y),)
+
+
+def test_fit_returns_self_and_attributes(problem: Callable) -> None:
+    p = problem()
+    for name in REGRESSORS.names():
+        est = REGRESSORS.create(name)
+        assert est.fit(p.X, p.y, task=p.task) is est
+        assert est.n_features_in_ == 5 and est.n_tasks_ == 3 and est.n_iter_ >= 1
+        assert np.isfinite(est.objective_)
