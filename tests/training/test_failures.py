@@ -131,3 +131,23 @@ def test_mean_monitor_averages_main_tasks(tmp_path: Path) -> None:
     trainer.monitor = "mean/bogus"
     with pytest.raises(ValueError, match="Unknown monitor metric 'mean/bogus'"):
         trainer._check_monitor()
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import manytask.training._trainer as trainer_module
+
+    accuracies = iter([0.5, 0.7, 0.6, 0.65, 0.9])  # best at the 2nd evaluation (step 14)
+
+    def scripted(*args: object, **kwargs: object) -> dict[str, float]:
+        return {"category/accuracy": next(accuracies), "category/loss": 1.0}
+
+    monkeypatch.setattr(trainer_module, "evaluate", scripted)
+    trainer = make_trainer(tmp_path, 70, eval_every=7)
+    trainer.patience = 2
+    trainer.checkpoint_every = 0  # only best checkpoints
+    result = trainer.fit()
+    assert result.stopped_early and result.steps == 28  # evaluations at 21 and 28 did not improve
+    assert (result.best_step, result.best_value) == (14, 0.7)
+    assert CheckpointManager.load(tmp_path / "checkpoints" / "best.safetensors")["step"] == 14
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["7", "14", "21", "28"]

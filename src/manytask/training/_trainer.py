@@ -167,11 +167,14 @@ class Trainer:
                     logger.advance(self._running_losses(reset=False))
                 else:
                     logger.advance()
-                evaluate_now = self.step % self.eval_every == 0 or self.step == self.steps
-                if evaluate_now:
-                    stopped = self._evaluate_and_log(logger, time.perf_counter() - start_time)
-                if self.checkpoint_every and (self.step % self.checkpoint_every == 0 or self.step == self.steps or stopped):
-                    self.checkpoints.save(self.state_dict(), self.step)
+                improved = False
+                if self.step % self.eval_every == 0 or self.step == self.steps:
+                    stopped, improved = self._evaluate_and_log(logger, time.perf_counter() - start_time)
+                due = self.checkpoint_every and (
+                    self.step % self.checkpoint_every == 0 or self.step == self.steps or stopped
+                )
+                if due or improved:  # after the metrics row, so a resumed run has every row
+                    self.checkpoints.save(self.state_dict(), self.step, best=improved)
         finally:
             logger.close()
         result = TrainResult(self.step, self.best_step, self.best_value, self.monitor, stopped,
@@ -233,17 +236,18 @@ class Trainer:
             "(max_grad_norm), or check this task's targets for extreme values."
         )
 
-    def _evaluate_and_log(self, logger: RunLogger, elapsed: float) -> bool:
+    def _evaluate_and_log(self, logger: RunLogger, elapsed: float) -> tuple[bool, bool]:
+        """Evaluate, log one row; return (stop early, monitor improved)."""
         row: dict[str, float] = {"step": self.step, "epoch": self.loader.epoch, "time_s": round(elapsed, 3)}
         row.update({f"train/{k}/loss": v for k, v in self._running_losses(reset=True).items()})
-        stop = False
+        stop = improved = False
         if self.val is not None:
             metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.eval_batch_size, self.device)
             row.update({f"val/{k}": v for k, v in metrics.items()})
-            stop = self._update_monitor(metrics)
+            stop, improved = self._update_monitor(metrics)
         logger.log(row)
         self._call("on_evaluate", step=self.step, metrics=row)
-        return stop
+        return stop, improved
 
     def _monitored(self, metrics: dict[str, float]) -> float:
         head, metric = self.monitor.split("/", 1)
@@ -254,20 +258,18 @@ class Trainer:
         values = [v for v in values if not math.isnan(v)]
         return sum(values) / len(values) if values else math.nan
 
-    def _update_monitor(self, metrics: dict[str, float]) -> bool:
+    def _update_monitor(self, metrics: dict[str, float]) -> tuple[bool, bool]:
+        """Track the best value; return (stop early, improved)."""
         value = self._monitored(metrics)
         if math.isnan(value):
-            return False
+            return False, False
         metric = self.monitor.split("/", 1)[1]
         better = metric != "loss" and higher_is_better(metric)
-        improved = self.best_value is None or (value > self.best_value if better else value < self.best_value)
-        if improved:
+        if self.best_value is None or (value > self.best_value if better else value < self.best_value):
             self.best_value, self.best_step, self.bad_evals = value, self.step, 0
-            if self.checkpoints.enabled:
-                self.checkpoints.save(self.state_dict(), self.step, best=True)
-            return False
+            return False, True
         self.bad_evals += 1
-        return self.patience is not None and self.bad_evals >= self.patience
+        return self.patience is not None and self.bad_evals >= self.patience, False
 
     def _running_losses(self, reset: bool) -> dict[str, float]:
         for names, values in self._recent_losses:
