@@ -63,7 +63,7 @@ class GradientAggregation(Balancer):
                     f"{self} at the representation level needs the shared features; "
                     f"{type(model).__name__} has none. Use level='exact'."
                 )
-            heads = [p for ps in task_params for p in ps]
+            heads: list[Tensor] = [p for ps in task_params for p in ps]
             return self._representation(values, names, heads, info.features, info.task_features)
         shared = [p for p in model.shared_parameters() if p.requires_grad]
         if info.features is not None:
@@ -81,7 +81,10 @@ class GradientAggregation(Balancer):
         # features, so its .grad is that task's gradient w.r.t. the features, and each head's
         # parameters get the plain gradient of its own loss.
         torch.stack(values).sum().backward(inputs=[task_features[n] for n in names] + heads)
-        jacobian = torch.stack([task_features[n].grad for n in names])  # [T', *features.shape]
+        grads = [task_features[n].grad for n in names]
+        if any(g is None for g in grads):
+            raise RuntimeError("A task's loss does not depend on its features; check the model's heads.")
+        jacobian = torch.stack(grads)  # type: ignore[arg-type]  # [T', *features.shape]
         flat = jacobian.flatten(1)
         weights = self.weighting(flat @ flat.T)
         features.backward(torch.tensordot(weights.to(jacobian), jacobian, dims=1))

@@ -32,6 +32,11 @@ class DWA(LossWeighting):
         temperature: :math:`T`; larger is softer (the paper uses 2).
     """
 
+    epoch_sum: Tensor
+    epoch_count: Tensor
+    history: Tensor
+    epoch: Tensor
+
     def __init__(self, tasks: Sequence[Task], temperature: float = 2.0) -> None:
         super().__init__(tasks)
         if not temperature > 0:

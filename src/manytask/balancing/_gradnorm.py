@@ -43,6 +43,9 @@ class GradNorm(Balancer):
         lr: Learning rate of the weights' gradient step.
     """
 
+    loss_weights: Tensor
+    initial_losses: Tensor
+
     def __init__(self, tasks: Sequence[Task], alpha: float = 1.5, lr: float = 0.025) -> None:
         super().__init__(tasks)
         if alpha < 0:

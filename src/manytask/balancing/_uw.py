@@ -38,6 +38,8 @@ class UW(LossWeighting):
         init: Initial :math:`s_i` (0 gives :math:`\sigma_i = 1`).
     """
 
+    scale: Tensor
+
     def __init__(self, tasks: Sequence[Task], init: float = 0.0) -> None:
         super().__init__(tasks)
         self.init = init

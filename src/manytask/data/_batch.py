@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +13,7 @@ __all__ = ["Batch", "Inputs", "map_inputs", "num_samples"]
 Inputs = Tensor | dict[str, Tensor]
 
 
-def map_inputs(inputs: Inputs, fn: "callable[[Tensor], Tensor]") -> Inputs:  # type: ignore[valid-type]
+def map_inputs(inputs: Inputs, fn: Callable[[Tensor], Tensor]) -> Inputs:
     """Apply ``fn`` to a tensor or to every tensor of a dict of inputs."""
     if isinstance(inputs, Mapping):
         return {key: fn(value) for key, value in inputs.items()}

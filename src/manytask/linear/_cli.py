@@ -167,7 +167,8 @@ def fit_linear(config_path: Path) -> dict[str, Any]:
             else [np.arange(len(X))]
         )
         for rows in groups:
-            n_test = int(round(cfg.split.test_fraction * len(rows)))
+            # keep at least one training row per task
+            n_test = min(int(round(cfg.split.test_fraction * len(rows))), len(rows) - 1)
             test[rng.permutation(rows)[:n_test]] = True
     train = ~test
 
@@ -177,6 +178,8 @@ def fit_linear(config_path: Path) -> dict[str, Any]:
     rows = test if test.any() else train
     pred_kw = {} if task is None else {"task": task[rows]}
     pred = est.predict(X[rows], **pred_kw)
+    if task is None and pred.ndim == 1:  # a single target column
+        pred = pred[:, None]
     logistic = cfg.estimator.loss == "logistic"
     per_task = {}
     for t, name in enumerate(task_names):

@@ -257,7 +257,7 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
             by_task = {t: next((r for r in own if r["task"] in (t, "all")), None) for t in mains}
             head, metric = column.split("/", 1)
             wanted = mains if head == "mean" else [head]
-            values = [_float(by_task[t], f"{t}/{metric}") for t in wanted if by_task.get(t) is not None]
+            values = [_float(r, f"{t}/{metric}") for t in wanted if (r := by_task.get(t)) is not None]
             values = [v for v in values if not math.isnan(v)]
             return sum(values) / len(values) if values else math.nan
 

@@ -78,7 +78,7 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
             continue
         override = config.tasks.get(task.name)
         if override is not None:
-            changes = {k: v for k, v in (("role", override.role), ("head_hidden", override.head_hidden)) if v is not None}
+            changes: dict[str, Any] = {k: v for k, v in (("role", override.role), ("head_hidden", override.head_hidden)) if v is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)
             task = dataclasses.replace(task, **changes)

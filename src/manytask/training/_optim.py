@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -44,7 +44,7 @@ def build_optimizer(
     if unknown:
         raise KeyError(f"task_lr names unknown tasks {unknown}; the tasks are {list(model.task_names)}.")
     default = [p for p in model.shared_parameters() if p.requires_grad]
-    groups = [{"params": default, "lr": lr, "name": "default"}]
+    groups: list[dict[str, Any]] = [{"params": default, "lr": lr, "name": "default"}]
     for task in model.task_names:
         params = [p for p in model.task_parameters(task) if p.requires_grad]
         if task in task_lr:

@@ -250,6 +250,7 @@ class Trainer:
         return stop, improved
 
     def _monitored(self, metrics: dict[str, float]) -> float:
+        assert self.monitor is not None  # only called when there is a validation source
         head, metric = self.monitor.split("/", 1)
         if head != "mean":
             return metrics.get(self.monitor, math.nan)
@@ -261,7 +262,7 @@ class Trainer:
     def _update_monitor(self, metrics: dict[str, float]) -> tuple[bool, bool]:
         """Track the best value; return (stop early, improved)."""
         value = self._monitored(metrics)
-        if math.isnan(value):
+        if math.isnan(value) or self.monitor is None:
             return False, False
         metric = self.monitor.split("/", 1)[1]
         better = metric != "loss" and higher_is_better(metric)
@@ -375,11 +376,11 @@ class Trainer:
 
 
 def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached],
         "python": random.getstate(),
     }
 

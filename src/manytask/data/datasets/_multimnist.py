@@ -186,7 +186,7 @@ def multimnist(
     test_images, test_labels, _ = _read_split(folder, "test", download, verify)
     train_idx, val_idx, _ = split_indices(len(train_images), val_fraction, 0.0, seed)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3)]
-    parts = {}
+    parts: dict[str, TensorSource | None] = {}
     for (part, idx, images, labels), sub_seed in zip(
         [
             ("train", train_idx.numpy(), train_images, train_labels),
@@ -207,9 +207,12 @@ def multimnist(
         Classification("right", num_classes=10, metrics=("accuracy",)),
     )
     sizes = " / ".join(f"{len(s) if s else 0} {p}" for p, s in parts.items())
+    train = parts["train"]
+    if train is None:
+        raise ValueError(f"multimnist: val_fraction={val_fraction} leaves no training image; use less than 1.")
     return MultiTaskData(
         tasks=tasks,
-        train={"multimnist": parts["train"]},
+        train={"multimnist": train},
         val=parts["val"],
         test=parts["test"],
         input_info={"in_channels": 1, "image_size": 28},

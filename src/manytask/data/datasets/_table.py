@@ -264,12 +264,11 @@ def _make_task(name: str, kind: str, spec: Mapping[str, Any], extra: Mapping[str
     options: dict[str, Any] = {"role": spec.get("role", "main"), **extra}
     if spec.get("metrics"):
         options["metrics"] = tuple(spec["metrics"])
-    cls = {
-        "classification": Classification,
-        "binary": BinaryClassification,
-        "regression": Regression,
-    }[kind]
-    return cls(name, **options)
+    if kind == "classification":
+        return Classification(name, **options)
+    if kind == "binary":
+        return BinaryClassification(name, **options)
+    return Regression(name, **options)
 
 
 def _check_spec(name: str, spec: Any) -> dict[str, Any]:
