@@ -92,7 +92,7 @@ class ClusteredMultiTaskRegressor(_ClusteredPenalty, LinearMultiTaskRegressor):
 
     References:
         Zhou, Chen & Ye, "Clustered multi-task learning via alternating structure
-        optimization", NIPS 2011, eq. (9) (cASO); equivalent to the convex clustered MTL of
+        optimization", NIPS 2011 (cASO); equivalent to the convex clustered MTL of
         Jacob, Bach & Vert, "Clustered multi-task learning: a convex formulation", NIPS 2008.
     """
 

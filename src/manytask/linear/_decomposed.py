@@ -132,7 +132,7 @@ class DirtyMultiTaskRegressor(_Dirty, LinearMultiTaskRegressor):
 
     References:
         Jalali, Ravikumar, Sanghavi & Ruan, "A dirty model for multi-task learning",
-        NIPS 2010, eq. (2).
+        NIPS 2010.
     """
 
 
@@ -176,7 +176,7 @@ class SparseLowRankMultiTaskRegressor(_SparseLowRank, LinearMultiTaskRegressor):
 
     References:
         Chen, Liu & Ye, "Learning incoherent sparse and low-rank patterns from multiple
-        tasks", ACM TKDD 5(4), 2012, eq. (3).
+        tasks", ACM TKDD 5(4), 2012.
     """
 
 
@@ -218,7 +218,7 @@ class RobustMultiTaskRegressor(_Robust, LinearMultiTaskRegressor):
 
     References:
         Chen, Zhou & Ye, "Integrating low-rank and group-sparse structures for robust
-        multi-task learning", KDD 2011, eq. (1).
+        multi-task learning", KDD 2011.
     """
 
 
@@ -259,7 +259,7 @@ class RobustFeatureMultiTaskRegressor(_RobustFeature, LinearMultiTaskRegressor):
         tol: relative tolerance of the solver's stopping rule.
 
     References:
-        Gong, Ye & Zhang, "Robust multi-task feature learning", KDD 2012, eq. (2).
+        Gong, Ye & Zhang, "Robust multi-task feature learning", KDD 2012.
     """
 
 

@@ -111,8 +111,8 @@ class L21MultiTaskRegressor(_L21Penalty, LinearMultiTaskRegressor):
 
     References:
         Argyriou, Evgeniou & Pontil, "Convex multi-task feature learning", Machine Learning
-        73, 2008, eq. (2.2) (with the equivalent L2,1 form); Liu, Ji & Ye, "Multi-task
-        feature learning via efficient l2,1-norm minimization", UAI 2009, eq. (1).
+        73, 2008 (with the equivalent L2,1 form); Liu, Ji & Ye, "Multi-task
+        feature learning via efficient l2,1-norm minimization", UAI 2009.
     """
 
 
@@ -130,7 +130,7 @@ class L21MultiTaskClassifier(_L21Penalty, LinearMultiTaskClassifier):
 
     References:
         Liu, Ji & Ye, "Multi-task feature learning via efficient l2,1-norm minimization",
-        UAI 2009, eq. (1) with the logistic loss.
+        UAI 2009, with the logistic loss.
     """
 
 
@@ -191,9 +191,9 @@ class TraceNormMultiTaskRegressor(_TracePenalty, LinearMultiTaskRegressor):
         tol: relative tolerance of the solver's stopping rule.
 
     References:
-        Ji & Ye, "An accelerated gradient method for trace norm minimization", ICML 2009,
-        eq. (1); Pong, Tseng, Ji & Ye, "Trace norm regularization: reformulations,
-        algorithms, and multi-task learning", SIAM J. Optim. 20(6), 2010, eq. (1).
+        Ji & Ye, "An accelerated gradient method for trace norm minimization", ICML 2009;
+        Pong, Tseng, Ji & Ye, "Trace norm regularization: reformulations, algorithms, and
+        multi-task learning", SIAM J. Optim. 20(6), 2010.
     """
 
 

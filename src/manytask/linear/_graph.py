@@ -97,8 +97,8 @@ class GraphRegularizedMultiTaskRegressor(_GraphPenalty, LinearMultiTaskRegressor
 
     References:
         Zhou, Chen & Ye, "MALSAR: Multi-tAsk Learning via StructurAl Regularization", Arizona
-        State University, 2011, Sec. 3.2 (SRMTL); Evgeniou, Micchelli & Pontil, "Learning
-        multiple tasks with kernel methods", JMLR 6, 2005, eq. (19) (graph regulariser).
+        State University, 2011 (SRMTL); Evgeniou, Micchelli & Pontil, "Learning
+        multiple tasks with kernel methods", JMLR 6, 2005 (graph regulariser).
     """
 
 
@@ -120,6 +120,6 @@ class GraphRegularizedMultiTaskClassifier(_GraphPenalty, LinearMultiTaskClassifi
         tol: relative tolerance of the solver's stopping rule.
 
     References:
-        Zhou, Chen & Ye, MALSAR manual, 2011, Sec. 3.2; Evgeniou, Micchelli & Pontil, JMLR 6,
+        Zhou, Chen & Ye, MALSAR manual, 2011; Evgeniou, Micchelli & Pontil, JMLR 6,
         2005.
     """

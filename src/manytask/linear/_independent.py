@@ -125,8 +125,7 @@ class IndependentLassoRegressor(_LassoPenalty, LinearMultiTaskRegressor):
         tol: relative tolerance of the solver's stopping rule.
 
     References:
-        Tibshirani, "Regression shrinkage and selection via the lasso", JRSS-B 58(1), 1996,
-        eq. (1).
+        Tibshirani, "Regression shrinkage and selection via the lasso", JRSS-B 58(1), 1996.
     """
 
 
@@ -166,8 +165,7 @@ class MeanRegularizedMultiTaskRegressor(_MeanPenalty, LinearMultiTaskRegressor):
         tol: relative tolerance of the solver's stopping rule.
 
     References:
-        Evgeniou & Pontil, "Regularized multi-task learning", KDD 2004, eqs. (2)-(3) and
-        Lemma 2.1.
+        Evgeniou & Pontil, "Regularized multi-task learning", KDD 2004.
     """
 
 

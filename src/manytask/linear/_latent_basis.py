@@ -165,7 +165,7 @@ class LatentBasisMultiTaskRegressor(_LatentBasis, LinearMultiTaskRegressor):
 
     References:
         Kumar & Daume III, "Learning task grouping and overlap in multi-task learning",
-        ICML 2012, eq. (2) and Sec. 3 (alternating optimisation).
+        ICML 2012 (alternating optimisation).
     """
 
 

@@ -131,7 +131,7 @@ class RelationshipMultiTaskRegressor(_Relationship, LinearMultiTaskRegressor):
 
     References:
         Zhang & Yeung, "A convex formulation for learning task relationships in multi-task
-        learning", UAI 2010, eqs. (4)-(5) and the closed form of Omega (eq. (7)).
+        learning", UAI 2010.
     """
 
 

@@ -207,7 +207,7 @@ def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), 
         figures = _run_in_child(cell, run_dir)
         row: dict[str, Any] = dict(zip(("dataset", "method", "seed", "task"), cell.key))
         row["primary"] = cell.primary
-        row.update({k: figures[k] for k in ("steps", "best_step", "seconds_per_step", "peak_rss_mb", "split")})
+        row.update({k: figures[k] for k in ("steps", "best_step", "seconds_per_step", "threads", "peak_rss_mb", "split")})
         row.update({k: ("" if v is None else v) for k, v in figures["metrics"].items()})
         rows.append(row)
         _write_rows(csv_path, rows)
@@ -304,9 +304,11 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
         if len(groups) > 1:
             out += [f"### {group}", ""]
         out += table
+        threads = sorted({r.get("threads", "") for r in mine} - {""})
         out += ["", f"Mean ± std over {len(replicates)} runs ({len(labels)} dataset variant(s) x seeds "
                 f"{', '.join(map(str, suite.seeds))}); Δm % against the single-task models of the same run "
-                "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's process.", ""]
+                "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's "
+                f"process; {'/'.join(threads) or '?'} torch thread(s) per run.", ""]
         for published in suite.published:
             out.append(f"- {published.label}: {published.source}")
     return "\n".join(out).strip() + "\n"

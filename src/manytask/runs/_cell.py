@@ -10,6 +10,8 @@ import math
 import sys
 from pathlib import Path
 
+import torch
+
 from ..config import parse_config
 from ._train import train
 
@@ -22,6 +24,7 @@ def run_cell(spec: dict, out: Path) -> None:
         "steps": result.train.steps,
         "best_step": result.train.best_step,
         "seconds_per_step": result.train.train_seconds / steps,
+        "threads": torch.get_num_threads(),
         "split": result.split,
         "metrics": {k: (None if math.isnan(v) else v) for k, v in result.test.items()},
     }
