@@ -95,6 +95,17 @@ def bench(
     typer.echo(f"Raw results: {csv_path}" + ("" if no_docs else f"; tables: {docs}"))
 
 
+@app.command("fit-linear")
+def fit_linear(config: ConfigArg) -> None:
+    """Fit a regularised linear multi-task model (manytask.linear) to a table described by CONFIG."""
+    from ..linear import fit_linear as run_fit_linear
+
+    try:
+        run_fit_linear(config)
+    except _USER_ERRORS as error:
+        _fail(error)
+
+
 @app.command("list")
 def list_components(
     kind: Annotated[Optional[str], typer.Argument(help="models, encoders, balancers, samplers, datasets or metrics")] = None,

@@ -55,14 +55,14 @@ class InvalidParameterError(ValueError, TypeError):
 
 
 def _is_real(v: object) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and bool(np.isfinite(float(v)))
 
 
 _CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "nonneg": (lambda v: _is_real(v) and v >= 0, "a float in the range [0, inf)"),
     "positive": (lambda v: _is_real(v) and v > 0, "a float in the range (0, inf)"),
     "posint": (
-        lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1,
+        lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1,
         "an int in the range [1, inf)",
     ),
     "bool": (lambda v: isinstance(v, (bool, np.bool_)), "an instance of 'bool'"),

@@ -152,7 +152,7 @@ def fit_linear(config_path: Path) -> dict[str, Any]:
         task = None
     else:
         Y = _columns(table, [cfg.data.target], "data.target").ravel()  # type: ignore[list-item]
-        names, task = np.unique(
+        names, task = np.unique(  # type: ignore[call-overload]
             _columns(table, [cfg.data.task], "data.task").ravel(),  # type: ignore[list-item]
             return_inverse=True,
         )

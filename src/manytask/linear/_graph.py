@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,10 @@ __all__ = ["GraphRegularizedMultiTaskClassifier", "GraphRegularizedMultiTaskRegr
 
 
 class _GraphPenalty:
+
+    # provided by the estimator base this mixin is combined with
+    _solve_apg: Callable[..., Any]
+    _init_blocks: Callable[..., Any]
     _constraints = {"alpha": "nonneg", "beta": "nonneg", "gamma": "nonneg"}
 
     def __init__(

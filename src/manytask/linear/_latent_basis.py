@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from collections.abc import Callable
+
 import numpy as np
 
 from manytask.linear._base import (
@@ -61,6 +65,10 @@ class _BasisStep:
 
 
 class _LatentBasis:
+
+    # provided by the estimator base this mixin is combined with
+    _solve_apg: Callable[..., Any]
+    _init_blocks: Callable[..., Any]
     _constraints = {
         "alpha": "nonneg",
         "beta": "positive",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from collections.abc import Callable
+
 import numpy as np
 import scipy.linalg as sla
 
@@ -43,6 +47,10 @@ class _OmegaPenalty:
 
 
 class _Relationship:
+
+    # provided by the estimator base this mixin is combined with
+    _solve_apg: Callable[..., Any]
+    _init_blocks: Callable[..., Any]
     _constraints = {
         "alpha": "nonneg",
         "beta": "nonneg",

@@ -75,6 +75,16 @@ class PublishedRow(_Strict):
     source: str
 
 
+class ExtraRows(_Strict):
+    """Rows from another benchmark's JSON (``summary: {method: {label, per_split}}``) shown in
+    one column of one group's table, e.g. the linear models beside the deep ones on School."""
+
+    file: Path
+    column: str
+    group: str
+    suffix: str = ""
+
+
 class Suite(_Strict):
     """A benchmark suite."""
 
@@ -91,6 +101,7 @@ class Suite(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     columns: list[ColumnSpec] | None = None
     published: list[PublishedRow] = Field(default_factory=list)
+    extra_rows: list[ExtraRows] = Field(default_factory=list)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -296,6 +307,13 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
             line.append(f"{mean_std(ratios)[0]:.2f}" if ratios else "–")
             line.append(f"{mean_std(memory)[0]:.0f}" if memory else "–")
             table.append("| " + " | ".join(line) + " |")
+        for extra in (e for e in suite.extra_rows if e.group == group):
+            summary = json.loads(extra.file.read_text())["summary"]
+            for entry in summary.values():
+                line = [entry["label"] + extra.suffix, *(
+                    format_mean_std(entry["per_split"]) if c.label == extra.column else "–" for c in columns)]
+                line += (["–"] if single else []) + ["–", "–"]
+                table.append("| " + " | ".join(line) + " |")
         for published in suite.published:
             line = [f"{published.label} (published)", *(
                 f"{published.values[c.label]:g}" if c.label in published.values else "–" for c in columns)]
@@ -309,6 +327,9 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                 f"{', '.join(map(str, suite.seeds))}); Δm % against the single-task models of the same run "
                 "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's "
                 f"process; {'/'.join(threads) or '?'} torch thread(s) per run.", ""]
+        for extra in (e for e in suite.extra_rows if e.group == group):
+            command = json.loads(extra.file.read_text()).get("command", "")
+            out.append(f"- Rows marked '{extra.suffix.strip()}': `{command}` (raw results in `{extra.file}`).")
         for published in suite.published:
             out.append(f"- {published.label}: {published.source}")
     return "\n".join(out).strip() + "\n"

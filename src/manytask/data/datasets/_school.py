@@ -134,7 +134,8 @@ def _load_zhang_li(folder: Path, split: int) -> SchoolSplit:
         path = require_file(base, (name + ".gz", name), _ZHANG_LI + name, "School")
         arr = _read_csv(path)
         parts += [arr[:, :N_FEATURES], arr[:, N_FEATURES], arr[:, N_FEATURES + 1].astype(int) - 1]
-    return SchoolSplit(*parts, N_TASKS)
+    x_train, y_train, t_train, x_test, y_test, t_test = parts
+    return SchoolSplit(x_train, y_train, t_train, x_test, y_test, t_test, N_TASKS)
 
 
 def load_school(
