@@ -117,8 +117,9 @@ def main() -> None:
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     parser.add_argument("--steps", type=int, default=30, help="steps per timed block")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved blocks (median is reported)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     figures: dict[str, float] = {}
     figures["hps_ew_vs_plain_step"] = step_vs_plain(256, (512, 512), 256, args.steps, args.repeats)
@@ -141,11 +142,11 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if args.docs:
-        env = f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} CPU threads"
+        env = f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} torch thread(s)"
         write_section("overhead", "\n".join([
             "## Cost per training step",
             "",
-            "Command: `python benchmarks/overhead.py --docs` "
+            f"Command: `python benchmarks/overhead.py --docs --threads {args.threads}` "
             f"({args.repeats} interleaved blocks of {args.steps} steps; median ratio; {env}).",
             "Ratios of time per step measured in the same run; no absolute times.",
             "",
