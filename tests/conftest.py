@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,20 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def shared_data_dir() -> Path | None:
-    """``$MANYTASK_DATA`` or ``<repo>/../shared/data`` when it exists."""
-    env = os.environ.get("MANYTASK_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "data")
-    return next((p for p in candidates if p.is_dir()), None)
+@pytest.fixture
+def real_data() -> Callable[[str], Path]:
+    """Locate a real dataset folder (``$MANYTASK_DATA`` or ``<repo>/../shared/data``).
+
+    Returns the data root holding ``folder``; skips the test, naming where it looked, only when
+    the data is genuinely absent.
+    """
+
+    def locate(folder: str) -> Path:
+        env = os.environ.get("MANYTASK_DATA")
+        candidates = ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]
+        for root in candidates:
+            if (root / folder).is_dir():
+                return root
+        pytest.skip(f"real data absent: no {folder}/ under {', '.join(map(str, candidates))}")
+
+    return locate

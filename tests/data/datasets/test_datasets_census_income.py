@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -117,17 +118,9 @@ def test_errors(tmp_path: Path) -> None:
         census_income(root=str(tmp_path), verify=False, protocol="mmoe")
 
 
-def _shared_data(folder: str) -> Path:
-    candidates = [Path(os.environ["MANYTASK_DATA"])] if os.environ.get("MANYTASK_DATA") else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    for root in candidates:
-        if (root / folder).is_dir():
-            return root
-    pytest.skip(f"real data absent: no {folder}/ under {', '.join(map(str, candidates))}")
 
-
-def test_real_file() -> None:
-    root = _shared_data("census_income_kdd")
+def test_real_file(real_data: Callable[[str], Path]) -> None:
+    root = real_data("census_income_kdd")
     data = census_income(root=str(root))  # SHA-256 and the 99,762 rows are verified
     assert data.val is not None and data.test is not None
     sizes = (len(data.train["census_income"]), len(data.val), len(data.test))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+
 import zipfile
 from pathlib import Path
 
@@ -159,17 +160,9 @@ def test_bad_zip_layout(tmp_path: Path) -> None:
         conll2000(root=str(tmp_path), verify=False)
 
 
-def _shared_data(folder: str) -> Path:
-    candidates = [Path(os.environ["MANYTASK_DATA"])] if os.environ.get("MANYTASK_DATA") else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    for root in candidates:
-        if (root / folder).is_dir():
-            return root
-    pytest.skip(f"real data absent: no {folder}/ under {', '.join(map(str, candidates))}")
 
-
-def test_real_corpus() -> None:
-    root = _shared_data("conll2000")
+def test_real_corpus(real_data: Callable[[str], Path]) -> None:
+    root = real_data("conll2000")
     data = conll2000(root=str(root))  # verify=True checks SHA-256 and SOURCE.md's counts
     train, val, test = data.train["conll2000"], data.val, data.test
     assert val is not None and test is not None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+
 from pathlib import Path
 
 import numpy as np
@@ -61,18 +62,10 @@ def test_errors(tmp_path: Path) -> None:
         mnist_usps_pca(root=str(tmp_path), digits="svhn")  # type: ignore[arg-type]
 
 
-def _shared_data(folder: str) -> Path:
-    candidates = [Path(os.environ["MANYTASK_DATA"])] if os.environ.get("MANYTASK_DATA") else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    for root in candidates:
-        if (root / folder).is_dir():
-            return root
-    pytest.skip(f"real data absent: no {folder}/ under {', '.join(map(str, candidates))}")
-
 
 @pytest.mark.parametrize(("digits", "dims"), [("mnist", 87), ("usps", 64)])
-def test_real_files(digits: str, dims: int) -> None:
-    root = _shared_data("mnist_usps_pca_kang2011")
+def test_real_files(real_data: Callable[[str], Path], digits: str, dims: int) -> None:
+    root = real_data("mnist_usps_pca_kang2011")
     data = mnist_usps_pca(root=str(root), digits=digits)  # type: ignore[arg-type]
     assert data.input_info["in_features"] == dims
     assert data.val is not None and data.test is not None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gzip
-import os
 import struct
 from pathlib import Path
 
@@ -172,17 +173,9 @@ def test_format_errors(tmp_path: Path) -> None:
         multimnist(root=str(tmp_path / "bad"), verify=False)
 
 
-def _shared_data(folder: str) -> Path:
-    candidates = [Path(os.environ["MANYTASK_DATA"])] if os.environ.get("MANYTASK_DATA") else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    for root in candidates:
-        if (root / folder).is_dir():
-            return root
-    pytest.skip(f"real data absent: no {folder}/ under {', '.join(map(str, candidates))}")
 
-
-def test_real_files() -> None:
-    root = _shared_data("mnist")
+def test_real_files(real_data: Callable[[str], Path]) -> None:
+    root = real_data("mnist")
     data = multimnist(root=str(root), train_size=2000, test_size=1000)  # checksums verified
     folder = root / "mnist"
     train_files = [

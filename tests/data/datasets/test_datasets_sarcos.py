@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gzip
 import os
 from pathlib import Path
@@ -72,17 +74,9 @@ def test_missing_and_checksum(tmp_path: Path) -> None:
         sarcos(root=str(tmp_path), source="train")  # type: ignore[arg-type]
 
 
-def _shared_data(folder: str) -> Path:
-    candidates = [Path(os.environ["MANYTASK_DATA"])] if os.environ.get("MANYTASK_DATA") else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    for root in candidates:
-        if (root / folder).is_dir():
-            return root
-    pytest.skip(f"real data absent: no {folder}/ under {', '.join(map(str, candidates))}")
 
-
-def test_real_files() -> None:
-    root = _shared_data("sarcos")
+def test_real_files(real_data: Callable[[str], Path]) -> None:
+    root = real_data("sarcos")
     data = sarcos(root=str(root))
     assert data.val is not None and data.test is not None
     assert len(data.train["sarcos"]) + len(data.val) + len(data.test) == 4449

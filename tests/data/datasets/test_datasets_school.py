@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gzip
 import os
 from pathlib import Path
@@ -138,20 +140,12 @@ def test_file_list() -> None:
     assert all(f.url and f.sha256 and f.alternatives[0].sha256 for f in files)
 
 
-def _shared_data(folder: str) -> Path:
-    candidates = [Path(os.environ["MANYTASK_DATA"])] if os.environ.get("MANYTASK_DATA") else []
-    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
-    for root in candidates:
-        if (root / folder).is_dir():
-            return root
-    pytest.skip(f"real data absent: no {folder}/ under {', '.join(map(str, candidates))}")
-
 
 @pytest.mark.parametrize(
     ("protocol", "sizes"), [("argyriou", (11472, 3890)), ("zhang_li", (11521, 3841))]
 )
-def test_real_files(protocol: str, sizes: tuple[int, int]) -> None:
-    root = _shared_data("school")
+def test_real_files(real_data: Callable[[str], Path], protocol: str, sizes: tuple[int, int]) -> None:
+    root = real_data("school")
     data = school(root=str(root), protocol=protocol, split=1)  # checksums verified
     assert data.val is not None and data.test is not None
     assert len(data.train["school"]) + len(data.val) == sizes[0]
