@@ -48,7 +48,9 @@ def test_train_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     rows = read_rows(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["10", "20", "30"]
     assert {"val/category/accuracy", "val/score/rmse", "train/flag/loss"} <= set(rows[0])
-    assert json.loads((run / "results.json").read_text())["split"] == "test"
+    results = json.loads((run / "results.json").read_text())
+    assert results["split"] == "test" and results["cost"]["seconds_per_step"] > 0
+    assert results["cost"]["peak_memory_mb"] > 50
     assert yaml.safe_load((run / "config.yaml").read_text())["training"]["steps"] == 30
 
     more = runner.invoke(app, ["train", str(config), *SMALL, "--set", "training.steps=40", "--resume", "latest"])

@@ -19,11 +19,10 @@ from ._train import train
 def run_cell(spec: dict, out: Path) -> None:
     """Train the spec's config (on ``spec["only"]`` tasks) and write its figures as JSON."""
     result = train(parse_config(spec["config"]), only=spec.get("only"), run_dir=spec["run_dir"])
-    steps = max(1, result.train.steps)
     figures = {
         "steps": result.train.steps,
         "best_step": result.train.best_step,
-        "seconds_per_step": result.train.train_seconds / steps,
+        "seconds_per_step": result.train.train_seconds / max(1, result.train.steps_run),
         "threads": torch.get_num_threads(),
         "split": result.split,
         "metrics": {k: (None if math.isnan(v) else v) for k, v in result.test.items()},

@@ -18,6 +18,20 @@ from ._build import build_experiment, save_config
 __all__ = ["RunResult", "train"]
 
 
+def _cost(result: TrainResult, device: str) -> dict[str, float | str]:
+    """Seconds per training step (this session's steps, no evaluation) and peak memory in MB:
+    CUDA's peak allocation on a GPU, the process's peak resident size on CPU."""
+    import resource
+
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        peak, kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+    else:
+        peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+    return {"seconds_per_step": result.train_seconds / max(1, result.steps_run), "peak_memory_mb": peak, "peak_memory_kind": kind}
+
+
 @dataclass
 class RunResult:
     """A finished run: training outcome and the best checkpoint's metrics on the test split."""
@@ -53,6 +67,7 @@ def train(
     summary = {
         "split": split,
         "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
+        "cost": _cost(result, config.training.device),
         "steps": result.steps,
         "best_step": result.best_step,
         "monitor": result.monitor,

@@ -42,7 +42,8 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
     run_dir: Path | None = None
-    train_seconds: float = 0.0  # wall time inside training steps (no evaluation, no checkpoints)
+    train_seconds: float = 0.0  # wall time inside this session's training steps (no evaluation)
+    steps_run: int = 0  # steps run by this call of fit (fewer than ``steps`` after a resume)
 
 
 class Trainer:
@@ -154,6 +155,7 @@ class Trainer:
         self.model.train()
         self._call("on_train_start")
         stopped = False
+        first_step = self.step
         start_time = time.perf_counter()
         step_seconds = 0.0
         try:
@@ -178,7 +180,7 @@ class Trainer:
         finally:
             logger.close()
         result = TrainResult(self.step, self.best_step, self.best_value, self.monitor, stopped,
-                             logger.rows, self.run_dir, step_seconds)
+                             logger.rows, self.run_dir, step_seconds, self.step - first_step)
         self._call("on_train_end", result=result)
         return result
 
