@@ -129,9 +129,14 @@ def demo(
     set_: SetOpt = None,
 ) -> None:
     """Show MTL helping: few labels for two tasks, many for a related one (generated data)."""
+    import torch
+
     from ..demos import DEMO_CONFIG
     from ..runs import compare as run_compare
 
+    # The demo's models are tiny: extra intra-op threads only add synchronisation, and on a busy
+    # machine their spin-waits can slow it tenfold. One thread keeps it fast everywhere.
+    torch.set_num_threads(1)
     try:
         cfg = parse_config(apply_overrides(copy.deepcopy(DEMO_CONFIG), set_ or []))
     except ConfigError as error:
