@@ -89,7 +89,7 @@ def bench(
     try:
         csv_path = run_suite(suite, results_dir, runs_dir, None if no_docs else docs, command,
                              log=lambda line: typer.echo(line, err=True))
-    except _USER_ERRORS as error:
+    except (*_USER_ERRORS, RuntimeError) as error:  # RuntimeError: a cell's process failed
         _fail(error)
         return
     typer.echo(f"Raw results: {csv_path}" + ("" if no_docs else f"; tables: {docs}"))
