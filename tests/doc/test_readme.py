@@ -11,10 +11,13 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_readme_python_example_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README has no python example"
+    namespaces = []
     for block in blocks:
         namespace: dict[str, object] = {}
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
-    assert namespace["result"].steps == 50  # type: ignore[attr-defined]
+        namespaces.append(namespace)
+    assert namespaces[0]["result"].steps == 50  # type: ignore[attr-defined]
+    assert namespaces[1]["model"].coef_.shape == (5, 8)  # type: ignore[attr-defined]
 
 
 def test_readme_shows_the_two_commands() -> None:
