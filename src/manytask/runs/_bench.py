@@ -73,6 +73,7 @@ class PublishedRow(_Strict):
     label: str
     values: dict[str, float]
     source: str
+    group: str | None = None  # the dataset group whose table shows it (default: every table)
 
 
 class ExtraRows(_Strict):
@@ -314,7 +315,8 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                     format_mean_std(entry["per_split"]) if c.label == extra.column else "–" for c in columns)]
                 line += (["–"] if single else []) + ["–", "–"]
                 table.append("| " + " | ".join(line) + " |")
-        for published in suite.published:
+        published_here = [p for p in suite.published if p.group in (None, group)]
+        for published in published_here:
             line = [f"{published.label} (published)", *(
                 f"{published.values[c.label]:g}" if c.label in published.values else "–" for c in columns)]
             line += (["–"] if single else []) + ["–", "–"]
@@ -330,6 +332,6 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
         for extra in (e for e in suite.extra_rows if e.group == group):
             command = json.loads(extra.file.read_text()).get("command", "")
             out.append(f"- Rows marked '{extra.suffix.strip()}': `{command}` (raw results in `{extra.file}`).")
-        for published in suite.published:
+        for published in published_here:
             out.append(f"- {published.label}: {published.source}")
     return "\n".join(out).strip() + "\n"
