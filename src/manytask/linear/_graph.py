@@ -20,7 +20,6 @@ __all__ = ["GraphRegularizedMultiTaskClassifier", "GraphRegularizedMultiTaskRegr
 
 
 class _GraphPenalty:
-
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
     _init_blocks: Callable[..., Any]

@@ -65,7 +65,6 @@ class _BasisStep:
 
 
 class _LatentBasis:
-
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
     _init_blocks: Callable[..., Any]

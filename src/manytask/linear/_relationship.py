@@ -47,7 +47,6 @@ class _OmegaPenalty:
 
 
 class _Relationship:
-
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
     _init_blocks: Callable[..., Any]
