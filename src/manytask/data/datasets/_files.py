@@ -241,3 +241,11 @@ def source_from_rows(
         {k: take(v) for k, v in masks.items()} if masks is not None else None,
         name,
     )
+
+
+def standardize_columns(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Standardise columns with the statistics of ``rows``; constant columns are kept as they are."""
+    mean, std = x[rows].mean(0), x[rows].std(0)
+    constant = std == 0
+    mean[constant], std[constant] = 0.0, 1.0
+    return (x - mean) / std

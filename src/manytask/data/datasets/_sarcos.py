@@ -9,7 +9,7 @@ import torch
 
 from ...tasks import Regression
 from .._dataset import DATASETS, MultiTaskData, data_root
-from ._files import DataFile, dataset_dir, locate, source_from_rows, split_groups, split_indices
+from ._files import standardize_columns, DataFile, dataset_dir, locate, source_from_rows, split_groups, split_indices
 from ._sarcos_arrays import N_TASKS, load_sarcos_subsample, load_sarcos_test
 
 __all__ = ["FILES", "sarcos"]
@@ -42,11 +42,6 @@ FILES = {
 }
 TASKS = tuple(f"torque_{j}" for j in range(1, N_TASKS + 1))
 
-
-def _standardize(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    mean, std = x[rows].mean(0), x[rows].std(0)
-    std[std == 0] = 1.0
-    return (x - mean) / std
 
 
 @DATASETS.register("sarcos")
@@ -113,7 +108,7 @@ def sarcos(
         masks = {name: task == j for j, name in enumerate(names)}
         note = f"2 % training subsample, split within each joint (seed {seed})"
     if standardize:
-        x = _standardize(np.asarray(x, dtype=np.float64), train_idx.numpy())
+        x = standardize_columns(np.asarray(x, dtype=np.float64), train_idx.numpy())
     x = np.asarray(x, dtype=np.float32)
     train = source_from_rows(x, targets, masks, train_idx, "sarcos/train")
     assert train is not None

@@ -10,7 +10,7 @@ import torch
 from ...tasks import Regression
 from .._dataset import DATASETS, MultiTaskData, data_root
 from .._source import TensorSource
-from ._files import DataFile, dataset_dir, locate_all, split_groups
+from ._files import standardize_columns, DataFile, dataset_dir, locate_all, split_groups
 from ._school import load_school
 
 __all__ = ["school", "school_files"]
@@ -146,13 +146,6 @@ def school_files(protocol: str, split: int) -> list[DataFile]:
     return files
 
 
-def _standardize(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Standardise with the statistics of ``rows``; constant columns (the bias) are kept."""
-    mean, std = x[rows].mean(0), x[rows].std(0)
-    constant = std == 0
-    mean[constant], std[constant] = 0.0, 1.0
-    return (x - mean) / std
-
 
 @DATASETS.register("school")
 def school(
@@ -215,7 +208,7 @@ def school(
     task = np.concatenate([arrays.task_train, arrays.task_test]).astype(np.int64)
     train_idx, val_idx, _ = split_groups(arrays.task_train, val_fraction, 0.0, seed)
     if standardize:
-        x = _standardize(x, train_idx.numpy())
+        x = standardize_columns(x, train_idx.numpy())
     names = [f"school_{k + 1}" for k in range(n_tasks)]
 
     def part(rows: np.ndarray, name: str) -> TensorSource:
