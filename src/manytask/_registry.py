@@ -10,7 +10,7 @@ import difflib
 import fnmatch
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import pydantic
@@ -38,6 +38,7 @@ class RegistryEntry(Generic[T]):
     name: str
     factory: Callable[..., T]
     summary: str
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 class Registry(Generic[T]):
@@ -47,14 +48,17 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, RegistryEntry[T]] = {}
 
-    def register(self, name: str, summary: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator registering ``factory`` under ``name``; a duplicate name raises."""
+    def register(self, name: str, summary: str = "",
+                 details: Mapping[str, str] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under ``name``; a duplicate name raises.
+
+        ``details`` are shown by ``manytask list`` (paper, what a method needs, ...)."""
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered.")
             doc = summary or (inspect.getdoc(factory) or "").split("\n")[0]
-            self._entries[name] = RegistryEntry(name, factory, doc)
+            self._entries[name] = RegistryEntry(name, factory, doc, dict(details or {}))
             return factory
 
         return decorator

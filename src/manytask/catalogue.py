@@ -11,6 +11,7 @@ from .balancing import BALANCERS
 from .data import DATASETS, SAMPLERS
 from .metrics import METRICS
 from .models import ENCODERS, MODELS
+from .views import VIEWS
 
 
 __all__ = ["REGISTRIES"]
@@ -22,4 +23,5 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "samplers": SAMPLERS,
     "datasets": DATASETS,
     "metrics": METRICS,
+    "views": VIEWS,
 }

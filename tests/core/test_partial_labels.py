@@ -17,13 +17,13 @@ def test_losses_average_over_labelled_entries_only() -> None:
     out = torch.tensor([[1.0], [2.0], [3.0], [100.0]])
     target = torch.tensor([0.0, 0.0, 0.0, float("nan")])
     mask = torch.tensor([True, False, True, False])
-    assert Regression("r").loss(out, target, mask).item() == (1.0 + 9.0) / 2
+    assert Regression("r").mean_loss(out, target, mask).item() == (1.0 + 9.0) / 2
 
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])
     labels = torch.tensor([0, 1, -100])
     mask = torch.tensor([True, True, False])
     expected = F.cross_entropy(logits[:2], labels[:2])
-    torch.testing.assert_close(Classification("c").loss(logits, labels, mask), expected)
+    torch.testing.assert_close(Classification("c").mean_loss(logits, labels, mask), expected)
 
 
 def test_per_token_and_per_label_masks() -> None:
@@ -31,13 +31,13 @@ def test_per_token_and_per_label_masks() -> None:
     tags = torch.tensor([[1, 2, 0], [3, 0, 0]])
     mask = torch.tensor([[True, True, False], [True, False, False]])
     expected = F.cross_entropy(torch.stack([logits[0, 0], logits[0, 1], logits[1, 0]]), torch.tensor([1, 2, 3]))
-    torch.testing.assert_close(SequenceLabelling("pos", num_classes=4).loss(logits, tags, mask), expected)
+    torch.testing.assert_close(SequenceLabelling("pos", num_classes=4).mean_loss(logits, tags, mask), expected)
 
     out = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
     labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     mask = torch.tensor([[True, False], [False, True]])
     expected = F.binary_cross_entropy_with_logits(torch.tensor([0.0, -1.0]), torch.tensor([1.0, 1.0]))
-    torch.testing.assert_close(BinaryClassification("b", num_labels=2).loss(out, labels, mask), expected)
+    torch.testing.assert_close(BinaryClassification("b", num_labels=2).mean_loss(out, labels, mask), expected)
 
 
 def test_absent_task_gets_no_gradient_and_no_optimizer_update() -> None:

@@ -11,7 +11,7 @@ from manytask.balancing import create_balancer
 from manytask.data import MultiSourceLoader, Temperature
 from manytask.demos import shared_latent_tasks
 from manytask.models import MLP, HardSharing
-from manytask.training import Trainer, build_optimizer, build_scheduler
+from manytask.training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
 
 
 def make_trainer(run_dir: Path | None, steps: int, balancer: str = "ew", eval_every: int = 7, **options: Any) -> Trainer:
@@ -25,5 +25,6 @@ def make_trainer(run_dir: Path | None, steps: int, balancer: str = "ew", eval_ev
     source = data.train["train"]
     sources = {"many": source.only(["category"]), "few": source.only(["score", "flag"])}
     loader = MultiSourceLoader(sources, 16, sampler=Temperature(2.0), seed=0)
-    return Trainer(model, tasks, bal, optimizer, loader, steps=steps, val=data.val, eval_every=eval_every,
-                   run_dir=run_dir, progress=False, scheduler=scheduler)
+    return Trainer(model, tasks, bal, optimizer, loader, steps=steps,
+                   evaluation=Evaluation(data.val, every=eval_every), checkpoints=Checkpointing(run_dir),
+                   progress=False, scheduler=scheduler)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import pytest
@@ -69,7 +71,7 @@ def test_nan_loss_stops_naming_task_and_step_and_keeps_checkpoint(tmp_path: Path
     for source in trainer.loader.sources.values():
         if "score" in source.targets:
             source.targets["score"][:] = 1e30  # finite targets whose squared error overflows
-    with pytest.raises(NonFiniteLossError, match=r"task 'score' is (inf|nan) at step \d+.*step-000000014"):
+    with pytest.raises(NonFiniteLossError, match=r"At step \d+: The loss of task 'score' is (inf|nan).*step-000000014"):
         trainer.fit()
     assert {p: p.read_bytes() for p in sorted((tmp_path / "checkpoints").iterdir())} == contents
 
@@ -111,14 +113,14 @@ def test_mask_length_mismatch_in_source_is_named() -> None:
 def test_bad_targets_in_a_source_fail_before_training(tmp_path: Path) -> None:
     from manytask.balancing import EW
     from manytask.models import HardSharing
-    from manytask.training import Trainer, build_optimizer
+    from manytask.training import Checkpointing, Trainer, build_optimizer
 
     tasks = [Classification("c", num_classes=3)]
     source = TensorSource(torch.zeros(4, 2), {"c": torch.tensor([0, 1, 7, 2])}, name="mine")
     model = HardSharing(torch.nn.Linear(2, 3), tasks, feature_dim=3)
     with pytest.raises(TargetError, match=r"Data source 'mine': Task 'c'.*\[0, 2\].*got values in \[0, 7\]"):
         Trainer(model, tasks, EW(tasks), build_optimizer(model), MultiSourceLoader({"s": source}, 2), steps=1,
-                run_dir=tmp_path, progress=False)
+                checkpoints=Checkpointing(tmp_path), progress=False)
     assert not any(tmp_path.iterdir())
 
 
@@ -143,7 +145,7 @@ def test_early_stopping_and_best_checkpoint(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(trainer_module, "evaluate", scripted)
     trainer = make_trainer(tmp_path, 70, eval_every=7)
-    trainer.patience = 2
+    trainer.evaluation = dataclasses.replace(trainer.evaluation, patience=2)
     trainer.checkpoint_every = 0  # only best checkpoints
     result = trainer.fit()
     assert result.stopped_early and result.steps == 28  # evaluations at 21 and 28 did not improve

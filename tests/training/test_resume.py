@@ -29,7 +29,10 @@ def test_resume_is_exact(tmp_path: Path, balancer: str, options: dict[str, str])
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     for (name, a), b in zip(straight.balancer.state_dict().items(), resumed.balancer.state_dict().values()):
-        assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0)), name
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0)), name
+        else:
+            assert repr(a) == repr(b), name
     assert straight.loader.state_dict()["step"] == resumed.loader.state_dict()["step"]
     straight_rows = (tmp_path / "straight" / "metrics.csv").read_text().splitlines()
     resumed_rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()

@@ -1,16 +1,19 @@
 """Balancing: how the per-task losses of a step become one update.
 
-Loss weighting (EW, UW, DWA, GradNorm) costs one backward pass; gradient aggregation (MGDA,
-PCGrad) combines per-task gradients, exactly over all shared parameters or at the shared
-representation.
+Loss weighting (EW, UW, DWA) weights the losses; GradNorm weights them from gradient norms at
+the last shared layer; gradient aggregation (MGDA, PCGrad, any torchjd weighting) reads weights
+off the Gramian of the per-task gradients, exactly over all shared parameters or at the shared
+representation. A balancer never calls ``backward``: ``manytask.training.BackwardEngine`` does.
 """
 
-from ._aggregation import MGDA, GradientAggregation, Level, PCGrad
-from ._base import Balancer, LossWeighting, StepInfo, forward_for
+from ._aggregation import MGDA, PCGrad, TorchJDWeighting
+from ._base import Balancer, GramianBalancer, JacobianBalancer, Level, LossBalancer, Needs
 from ._dwa import DWA
 from ._ew import EW
-from ._factory import BALANCERS, create_balancer
+from ._factory import BALANCERS, BalancerInfo, create_balancer
 from ._gradnorm import GradNorm
+from ._min_norm import min_norm_weights
+from ._scalarizer import TorchJDScalarizer
 from ._uw import UW
 
 __all__ = [
@@ -20,12 +23,16 @@ __all__ = [
     "MGDA",
     "UW",
     "Balancer",
+    "BalancerInfo",
     "GradNorm",
-    "GradientAggregation",
+    "GramianBalancer",
+    "JacobianBalancer",
     "Level",
-    "LossWeighting",
+    "LossBalancer",
+    "Needs",
     "PCGrad",
-    "StepInfo",
+    "TorchJDScalarizer",
+    "TorchJDWeighting",
     "create_balancer",
-    "forward_for",
+    "min_norm_weights",
 ]

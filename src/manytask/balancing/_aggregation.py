@@ -1,100 +1,78 @@
-"""Gradient aggregation over the shared parameters, exact or at the shared representation."""
+"""Gradient aggregation: weights read off the Gramian of the per-task gradients."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any
 
-import torch
 from torch import Tensor
-from torchjd.aggregation import GramianWeightedAggregator, MGDAWeighting, PCGradWeighting, Weighting
-from torchjd.autojac import backward as jd_backward
-from torchjd.autojac import jac_to_grad, mtl_backward
+from torchjd.aggregation import PCGradWeighting, Weighting
 
 from ..tasks import Task
-from ._base import Balancer, StepInfo
+from ._base import GramianBalancer, Level
+from ._min_norm import min_norm_weights
+from ._state import attribute_state, load_attribute_state
 
-__all__ = ["GradientAggregation", "MGDA", "PCGrad", "Level"]
+__all__ = ["MGDA", "PCGrad", "TorchJDWeighting"]
 
-Level = Literal["exact", "representation"]
+_LEVELS = ("exact", "representation")
 
 
-class GradientAggregation(Balancer):
-    r"""Combine per-task gradients with weights read off their Gramian (a torchjd ``Weighting``).
+def _check_level(owner: object, level: str) -> Level:
+    if level not in _LEVELS:
+        raise ValueError(f"The 'level' parameter of {type(owner).__name__} must be 'exact' or "
+                         f"'representation'. Got {level!r} instead.")
+    return level  # type: ignore[return-value]
 
-    ``level="exact"``: the Jacobian of the present tasks' losses w.r.t. **all shared
-    parameters** :math:`J \in \mathbb{R}^{T' \times P}` is computed in one batched (vmapped)
-    backward through the trunk (torchjd ``mtl_backward``); the shared parameters receive
-    :math:`w^\top J` with :math:`w = \mathrm{weighting}(J J^\top)`.
 
-    ``level="representation"``: the Jacobian is taken w.r.t. the shared representation
-    :math:`z` only, in one ordinary backward through the heads (each head reads its own leaf
-    alias of :math:`z`, see ``StepInfo.task_features``); :math:`w` is read off its Gramian and
-    :math:`w^\top J_z` is backpropagated through the trunk once (Sener & Koltun's MGDA-UB idea,
-    applied to any Gramian weighting). Cost: about one backward pass.
+class TorchJDWeighting(GramianBalancer):
+    r"""Any torchjd Gramian ``Weighting`` as a manytask balancer.
 
-    In both cases each task's own parameters receive the plain gradient of its own loss.
+    ``level="exact"``: the Gramian of the present tasks' gradients w.r.t. **all shared
+    parameters**, computed by torchjd's autogram engine without building the Jacobian.
+    ``level="representation"``: the Gramian of their gradients w.r.t. the shared representation
+    :math:`z` (Sener & Koltun's MGDA-UB idea, for any weighting), about one backward pass.
+    Either way the shared parameters receive :math:`\sum_i w_i \nabla L_i` and each task's own
+    parameters the plain gradient of its own loss.
+
+    State that the weighting keeps in plain attributes (numbers, arrays, tensors) is saved with
+    ``get_extra_state``, so a stateful weighting resumes exactly; an attribute a checkpoint
+    cannot hold raises when the checkpoint is written (list it in ``ignore`` if it is rebuilt).
 
     Args:
         tasks: The run's tasks.
-        weighting: torchjd weighting of a Gramian ``[T', T'] -> [T']``.
+        weighting: A torchjd weighting of a Gramian ``[T', T'] -> [T']``.
         level: ``"exact"`` or ``"representation"``.
+        ignore: Attributes of the weighting that are derived and need not be saved.
+
+    Examples:
+        >>> from torchjd.aggregation import MeanWeighting
+        >>> from manytask.tasks import Regression
+        >>> TorchJDWeighting([Regression("a"), Regression("b")], MeanWeighting()).level
+        'exact'
     """
 
-    def __init__(self, tasks: Sequence[Task], weighting: Weighting, level: Level = "exact") -> None:
+    def __init__(self, tasks: Sequence[Task], weighting: Weighting, level: Level = "exact",
+                 ignore: tuple[str, ...] = ()) -> None:
         super().__init__(tasks)
-        if level not in ("exact", "representation"):
-            raise ValueError(
-                f"The 'level' parameter of {type(self).__name__} must be 'exact' or "
-                f"'representation'. Got {level!r} instead."
-            )
-        self.level: Level = level
+        self.level = _check_level(self, level)
         self.weighting = weighting
-        self.needs_features = level == "representation"
+        self.ignore = ignore
 
-    def backward(self, losses: Mapping[str, Tensor], info: StepInfo) -> Tensor:
-        names = list(losses)
-        values = [losses[n] for n in names]
-        model = info.model
-        task_params = [[p for p in model.task_parameters(n) if p.requires_grad] for n in names]
-        if self.level == "representation":
-            if info.features is None or info.task_features is None:
-                raise ValueError(
-                    f"{self} at the representation level needs the shared features; "
-                    f"{type(model).__name__} has none. Use level='exact'."
-                )
-            heads: list[Tensor] = [p for ps in task_params for p in ps]
-            return self._representation(values, names, heads, info.features, info.task_features)
-        shared = [p for p in model.shared_parameters() if p.requires_grad]
-        if info.features is not None:
-            mtl_backward(values, features=info.features, tasks_params=task_params, shared_params=shared)
-        else:
-            heads = [p for ps in task_params for p in ps]
-            jd_backward(values, inputs=shared, retain_graph=bool(heads))
-            if heads:
-                torch.stack(values).sum().backward(inputs=heads)
-        return jac_to_grad(shared, GramianWeightedAggregator(self.weighting)).detach()
+    def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        return self.weighting(gramian)
 
-    def _representation(self, values: list[Tensor], names: list[str], heads: list[Tensor],
-                        features: Tensor, task_features: dict[str, Tensor]) -> Tensor:
-        # One backward through the heads: each task's head read its own leaf alias of the
-        # features, so its .grad is that task's gradient w.r.t. the features, and each head's
-        # parameters get the plain gradient of its own loss.
-        torch.stack(values).sum().backward(inputs=[task_features[n] for n in names] + heads)
-        grads = [task_features[n].grad for n in names]
-        if any(g is None for g in grads):
-            raise RuntimeError("A task's loss does not depend on its features; check the model's heads.")
-        jacobian = torch.stack(grads)  # type: ignore[arg-type]  # [T', *features.shape]
-        flat = jacobian.flatten(1)
-        weights = self.weighting(flat @ flat.T)
-        features.backward(torch.tensordot(weights.to(jacobian), jacobian, dims=1))
-        return weights.detach()
+    def get_extra_state(self) -> dict[str, Any]:
+        return attribute_state(self.weighting, self.ignore)
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        load_attribute_state(self.weighting, state)
 
     def extra_repr(self) -> str:
         return f"level={self.level!r}"
 
 
-class MGDA(GradientAggregation):
+class MGDA(GramianBalancer):
     r"""Multiple-gradient descent of `Sener & Koltun (2018), "Multi-Task Learning as
     Multi-Objective Optimization" <https://arxiv.org/abs/1810.04650>`_, Eq. 3 (MGDA-UB at
     ``level="representation"``, Sec. 3.3).
@@ -103,32 +81,41 @@ class MGDA(GradientAggregation):
 
     .. math::
         \min_{\alpha \in \Delta^{T}} \Big\| \sum_i \alpha_i \nabla_\theta L_i \Big\|_2^2
+        = \min_{\alpha \in \Delta^{T}} \alpha^\top G \alpha
 
-    For two tasks this is :math:`\alpha = \mathrm{clip}_{[0,1]}
-    \frac{(g_2 - g_1)^\top g_2}{\|g_1 - g_2\|^2}` (Algorithm 1). Solved by torchjd's
-    ``MGDAWeighting`` (Frank-Wolfe).
+    solved exactly on the Gramian :math:`G` (an active-set method on the KKT conditions, see
+    :func:`~manytask.balancing.min_norm_weights`); for two tasks this is Algorithm 1's
+    :math:`\alpha = \mathrm{clip}_{[0,1]} \frac{(g_2 - g_1)^\top g_2}{\|g_1 - g_2\|^2}`.
 
     Args:
         tasks: The run's tasks.
         level: ``"exact"`` (all shared parameters) or ``"representation"``.
-        epsilon: Frank-Wolfe stopping tolerance.
-        max_iters: Frank-Wolfe iteration cap.
+        tol: Tolerance of the KKT conditions, relative to the Gramian's scale.
     """
 
-    def __init__(self, tasks: Sequence[Task], level: Level = "exact", epsilon: float = 1e-3,
-                 max_iters: int = 100) -> None:
-        super().__init__(tasks, MGDAWeighting(epsilon=epsilon, max_iters=max_iters), level)
+    def __init__(self, tasks: Sequence[Task], level: Level = "exact", tol: float = 1e-9) -> None:
+        super().__init__(tasks)
+        self.level = _check_level(self, level)
+        if not tol > 0:
+            raise ValueError(f"The 'tol' parameter of MGDA must be > 0. Got {tol!r} instead.")
+        self.tol = tol
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        return min_norm_weights(gramian, tol=self.tol)
+
+    def extra_repr(self) -> str:
+        return f"level={self.level!r}"
 
 
-class PCGrad(GradientAggregation):
+class PCGrad(TorchJDWeighting):
     r"""Projecting conflicting gradients of `Yu et al. (2020), "Gradient Surgery for Multi-Task
     Learning" <https://arxiv.org/abs/2001.06782>`_, Algorithm 1 (Eq. in Sec. 2.2).
 
     Each :math:`g_i` is projected, in random order, onto the normal plane of every
     :math:`g_j` it conflicts with:
     :math:`g_i \leftarrow g_i - \frac{g_i^\top g_j}{\|g_j\|^2} g_j` if :math:`g_i^\top g_j < 0`;
-    the update is :math:`\sum_i g_i`. Solved by torchjd's ``PCGradWeighting`` (uses the
-    global torch RNG for the order, which the trainer's checkpoints restore).
+    the update is :math:`\sum_i g_i`. Computed on the Gramian by torchjd's ``PCGradWeighting``
+    (which draws the order from the global torch RNG, restored by the trainer's checkpoints).
 
     Args:
         tasks: The run's tasks.

@@ -1,128 +1,127 @@
-"""The balancing contract: per-task losses of a step in, gradients in ``.grad`` out."""
+"""The balancing contract: per-task losses (or their Gramian) in, weights out; never ``backward``.
+
+Every per-task quantity is dense over all ``T`` tasks of the run, in the run's task order, with
+a ``present`` mask ``[T]`` (True where the task has labels in this batch). A task that is not
+present gets weight 0, no gradient and no change of state.
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from ..data import Inputs
-from ..models import MultiTaskModel
 from ..tasks import Task
 
-__all__ = ["Balancer", "LossWeighting", "StepInfo", "forward_for"]
+__all__ = ["Balancer", "GramianBalancer", "JacobianBalancer", "LossBalancer", "Needs", "Level"]
+
+Needs = Literal["losses", "gramian", "jacobian"]
+#: Where per-task gradients are taken: all shared parameters (``exact``), the shared
+#: representation (``representation``) or the last shared layer's weight (``last_shared``).
+Level = Literal["exact", "representation", "last_shared"]
 
 
-@dataclass(frozen=True)
-class StepInfo:
-    """What a balancer may need besides the losses.
+class Balancer(nn.Module):
+    """Base of every balancing method.
 
-    Args:
-        step: Optimisation step, from 0.
-        epoch: Loader epoch, from 0.
-        model: The model being trained.
-        features: The shared representation the heads read (when the model has one).
-        task_features: For representation-level balancers only: per task, a leaf alias of
-            ``features`` that this task's head read, so that one backward through the heads
-            leaves dL_i/dz in ``task_features[i].grad``.
-    """
+    A balancer declares what it ``needs`` — the losses, the Gramian of the per-task gradients,
+    or their Jacobian — and implements the one method that consumes it. The backward engine
+    (``manytask.training.BackwardEngine``) computes what it needs and does every backward.
 
-    step: int
-    epoch: int
-    model: MultiTaskModel
-    features: Tensor | None = None
-    task_features: dict[str, Tensor] | None = None
+    State lives in buffers, parameters or ``get_extra_state`` so that it round-trips through
+    ``state_dict``; ``reset()`` forgets it.
 
-
-class Balancer(nn.Module, ABC):
-    """Turns the per-task losses of one step into gradients in ``.grad``.
-
-    ``losses`` holds only the tasks labelled in the batch, in any order; a task absent from it
-    gets no loss, no gradient and no change of state. State lives in buffers (or parameters,
-    for learned weights) so it round-trips through ``state_dict``.
+    Hooks (no-ops by default): :meth:`on_after_optimizer_step` and :meth:`on_epoch_end`.
 
     Args:
-        tasks: All tasks of the run; buffers are indexed in this order.
+        tasks: All tasks of the run; per-task tensors follow this order.
     """
 
-    #: True when the method needs ``StepInfo.features`` (representation-level methods).
-    needs_features: bool = False
+    needs: ClassVar[Needs] = "losses"
+    #: True when the heads get ``w_i ∇L_i`` (loss weighting); False when each head gets the
+    #: plain gradient of its own loss and only the shared part is combined (aggregation).
+    scales_heads: ClassVar[bool] = True
+    level: Level = "exact"
 
     def __init__(self, tasks: Sequence[Task]) -> None:
         super().__init__()
         if not tasks:
             raise ValueError(f"{type(self).__name__} needs at least one task.")
         self.task_names = tuple(t.name for t in tasks)
-        self._position = {name: i for i, name in enumerate(self.task_names)}
-        self._indices: dict[tuple[str, ...], Tensor] = {}
 
-    def index(self, names: Sequence[str]) -> Tensor:
-        """Positions of ``names`` in the run's task order, ``[T']`` (cached per set of names)."""
-        key = tuple(names)
-        cached = self._indices.get(key)
-        if cached is None:
-            try:
-                cached = torch.tensor([self._position[n] for n in key], dtype=torch.long)
-            except KeyError as error:
-                raise KeyError(f"{type(self).__name__} got a loss for unknown task {error.args[0]!r}; "
-                               f"it was built for {list(self.task_names)}.") from None
-            self._indices[key] = cached
-        return cached
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
 
-    @abstractmethod
-    def backward(self, losses: Mapping[str, Tensor], info: StepInfo) -> Tensor:
-        """Fill ``.grad`` of the model's parameters; return the weight given to each loss ``[T']``."""
+    def on_after_optimizer_step(self, losses: Tensor, present: Tensor, *, step: int,
+                                recompute: Callable[[], Tensor]) -> None:
+        """After the optimizer step. ``losses`` ``[T]`` were this step's (detached) losses;
+        ``recompute()`` returns the losses ``[T]`` of the same batch under the updated model
+        (one extra forward, run only if called)."""
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """After the last step of loader epoch ``epoch``."""
 
     def reset(self) -> None:
         """Forget any state accumulated during training."""
+
+    def _check(self, value: Tensor, name: str, shape: tuple[int, ...]) -> None:
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{self}: {name} must have shape {list(shape)}, got {list(value.shape)}.")
 
     def __str__(self) -> str:
         return type(self).__name__
 
 
-class LossWeighting(Balancer):
-    """A balancer that backpropagates ``sum_i w_i L_i + regulariser`` in one backward pass."""
+class LossBalancer(Balancer):
+    """Loss weighting: the update is the gradient of ``sum_i w_i L_i`` (+ a regulariser)."""
 
-    def backward(self, losses: Mapping[str, Tensor], info: StepInfo) -> Tensor:
-        names = list(losses)
-        index = self.index(names)
-        stacked = torch.stack([losses[n] for n in names])
-        weights = self.weights(stacked, index, info)
-        total = (weights * stacked).sum()
-        regulariser = self.regulariser(index)
-        if regulariser is not None:
-            total = total + regulariser
-        total.backward()
-        return weights.detach()
+    needs: ClassVar[Needs] = "losses"
 
-    @abstractmethod
-    def weights(self, losses: Tensor, index: Tensor, info: StepInfo) -> Tensor:
-        """Weights ``[T']`` of the present tasks' ``losses`` ``[T']`` (``index`` gives their positions)."""
+    def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        """Weights ``[T]`` of the losses ``[T]`` (absent tasks' entries are ignored).
 
-    def regulariser(self, index: Tensor) -> Tensor | None:
+        May carry gradients (learned weights, e.g. UW); must not read absent tasks' state.
+        """
+        raise NotImplementedError
+
+    def regulariser(self, present: Tensor) -> Tensor | None:
         """A term added to the weighted loss (e.g. UW's log-variances), or None."""
         return None
 
+    def total(self, losses: Tensor, present: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
+        """The scalar to backpropagate and the weights ``[T]`` (0 for absent tasks)."""
+        self._check(losses, "losses", (self.num_tasks,))
+        weights = torch.where(present, self.weights(losses, present, step=step), 0.0)
+        total = (weights * losses).sum()
+        regulariser = self.regulariser(present)
+        if regulariser is not None:
+            total = total + regulariser
+        return total, weights
 
-def forward_for(
-    balancer: Balancer, model: MultiTaskModel, inputs: Inputs, tasks: Sequence[str]
-) -> tuple[dict[str, Tensor], Tensor | None, dict[str, Tensor] | None]:
-    """Run ``model`` on ``inputs`` for ``tasks`` the way ``balancer`` needs it.
 
-    Returns ``(outputs, features, task_features)`` for :class:`StepInfo`. The shared encoder runs
-    once; for representation-level balancers each head reads its own leaf alias of the features.
-    """
-    if balancer.needs_features:
-        if not model.has_features:
-            raise ValueError(f"{balancer} needs the model's shared features, but {type(model).__name__} "
-                             "has none; use level='exact'.")
-        features = model.features(inputs)
-        task_features = {t: features.detach().requires_grad_() for t in tasks}
-        return {t: model.forward_heads(task_features[t], [t])[t] for t in tasks}, features, task_features
-    if model.has_features:
-        features = model.features(inputs)
-        return model.forward_heads(features, tasks), features, None
-    return model(inputs, tasks), None, None
+class GramianBalancer(Balancer):
+    """Weights read off the Gramian ``G = J Jᵀ`` of the present tasks' gradients."""
+
+    needs: ClassVar[Needs] = "gramian"
+    scales_heads: ClassVar[bool] = False
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        """Weights ``[T']`` from ``gramian`` ``[T', T']`` of the ``T'`` present tasks (in run order).
+
+        ``losses`` ``[T]`` and ``present`` ``[T]`` are dense over all tasks, for stateful methods.
+        """
+        raise NotImplementedError
+
+
+class JacobianBalancer(Balancer):
+    """An update read off the full Jacobian ``[T', P]`` of the shared parameters."""
+
+    needs: ClassVar[Needs] = "jacobian"
+    scales_heads: ClassVar[bool] = False
+
+    def aggregate(self, jacobian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        """The update ``[P]`` of the shared parameters from ``jacobian`` ``[T', P]``."""
+        raise NotImplementedError

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._base import LossWeighting, StepInfo
+from ._base import LossBalancer
 
 __all__ = ["EW"]
 
 
-class EW(LossWeighting):
+class EW(LossBalancer):
     r"""Equal weighting: :math:`\mathcal{L} = \sum_i L_i` (the plain multi-task baseline).
 
     Examples:
@@ -19,8 +19,5 @@ class EW(LossWeighting):
         EW()
     """
 
-    def weights(self, losses: Tensor, index: Tensor, info: StepInfo) -> Tensor:
+    def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         return torch.ones_like(losses)
-
-    def extra_repr(self) -> str:
-        return ""

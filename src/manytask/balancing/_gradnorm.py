@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
-from torchjd.autojac import jac
 
 from ..tasks import Task
-from ._base import Balancer, StepInfo
+from ._base import GramianBalancer, Level
 
 __all__ = ["GradNorm"]
 
 
-class GradNorm(Balancer):
+class GradNorm(GramianBalancer):
     r"""GradNorm of `Chen et al. (2018), "GradNorm: Gradient Normalization for Adaptive Loss
     Balancing in Deep Multitask Networks" <https://arxiv.org/abs/1711.02257>`_, Eq. 1-2.
 
@@ -24,16 +24,18 @@ class GradNorm(Balancer):
     .. math::
         L_{grad} = \sum_i \left| G_W^{(i)}(t) - \bar G_W(t)\, [r_i(t)]^{\alpha} \right|_1
 
-    where :math:`G_W^{(i)} = \|\nabla_W w_i L_i\|_2` on the last shared layer :math:`W`,
-    :math:`\bar G_W` their mean, :math:`\tilde L_i = L_i(t) / L_i(0)` and
-    :math:`r_i = \tilde L_i / \mathrm{mean}_j \tilde L_j`. As in the paper the target
-    :math:`\bar G_W r_i^{\alpha}` is a constant, so
+    where :math:`G_W^{(i)} = \|\nabla_W w_i L_i\|_2` on the weight matrix :math:`W` of the last
+    shared layer (its bias is not part of :math:`W`), :math:`\bar G_W` their mean,
+    :math:`\tilde L_i = L_i(t) / L_i(0)` and :math:`r_i = \tilde L_i / \mathrm{mean}_j \tilde L_j`.
+    As in the paper the target :math:`\bar G_W r_i^{\alpha}` is a constant, so
     :math:`\partial L_{grad} / \partial w_i = \mathrm{sign}(G_W^{(i)} - \mathrm{target}_i)\,
     \|\nabla_W L_i\|_2`. After the step the weights are renormalised so that they sum to the
-    number of tasks. :math:`L_i(0)` is task :math:`i`'s loss the first time it has labels.
+    number of tasks updated.
 
-    The per-task gradient norms come from one batched backward (torchjd ``jac``) over the
-    last shared layer only.
+    :math:`L_i(0)` is task :math:`i`'s first **positive** loss: a task whose loss is exactly 0
+    has no loss ratio yet, keeps its weight, and is left out of the update until it has one.
+    The norms :math:`\|\nabla_W L_i\|` are the square roots of the diagonal of the Gramian that
+    the backward engine computes over :math:`W` only (``level="last_shared"``).
 
     .. warning:: Stateful: weights and initial losses live in buffers; ``reset()`` clears them.
 
@@ -43,6 +45,7 @@ class GradNorm(Balancer):
         lr: Learning rate of the weights' gradient step.
     """
 
+    scales_heads: ClassVar[bool] = True
     loss_weights: Tensor
     initial_losses: Tensor
 
@@ -54,32 +57,33 @@ class GradNorm(Balancer):
             raise ValueError(f"The 'lr' parameter of GradNorm must be > 0. Got {lr!r} instead.")
         self.alpha = alpha
         self.lr = lr
+        self.level: Level = "last_shared"
         self.register_buffer("loss_weights", torch.ones(len(tasks)))
         self.register_buffer("initial_losses", torch.full((len(tasks),), float("nan")))
 
-    def backward(self, losses: Mapping[str, Tensor], info: StepInfo) -> Tensor:
-        names = list(losses)
-        index = self.index(names).to(self.loss_weights.device)
-        stacked = torch.stack([losses[n] for n in names])
-        detached = stacked.detach().to(self.loss_weights)
-        first = torch.isnan(self.initial_losses[index])
-        self.initial_losses[index] = torch.where(first, detached, self.initial_losses[index])
-
+    def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        index = present.nonzero().flatten()
+        current = losses.detach()[index].to(self.loss_weights)
+        initial = self.initial_losses[index]
+        self.initial_losses[index] = torch.where(torch.isnan(initial) & (current > 0), current, initial)
         weights = self.loss_weights[index].clone()
-        last_layer = info.model.last_shared_parameters()
-        jacobians = jac([losses[n] for n in names], last_layer, retain_graph=True)
-        norms = torch.cat([j.flatten(1) for j in jacobians], dim=1).norm(dim=1).to(weights)
-        (weights.to(stacked) * stacked).sum().backward()
-        self._update(index, weights, norms, detached)
+        norms = gramian.diagonal().clamp(min=0).sqrt().to(weights)
+        ratio = current / self.initial_losses[index]
+        ready = torch.isfinite(ratio)
+        if bool(ready.any()):
+            self._update(index[ready], weights[ready], norms[ready], ratio[ready])
         return weights
 
-    def _update(self, index: Tensor, weights: Tensor, norms: Tensor, losses: Tensor) -> None:
+    def _update(self, index: Tensor, weights: Tensor, norms: Tensor, inverse_rate: Tensor) -> None:
         grad_norms = weights * norms
-        inverse_rate = losses / self.initial_losses[index]
         relative = inverse_rate / inverse_rate.mean()
         target = grad_norms.mean() * relative**self.alpha
         new = (weights - self.lr * torch.sign(grad_norms - target) * norms).clamp(min=1e-6)
-        self.loss_weights[index] = new * (weights.sum() / new.sum())
+        new = new * (weights.sum() / new.sum())
+        if not bool(torch.isfinite(new).all()):
+            raise FloatingPointError(f"GradNorm produced non-finite weights {new.tolist()} from gradient "
+                                     f"norms {norms.tolist()} and loss ratios {inverse_rate.tolist()}.")
+        self.loss_weights[index] = new
 
     def reset(self) -> None:
         self.loss_weights.fill_(1.0)

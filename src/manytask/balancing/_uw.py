@@ -8,12 +8,12 @@ import torch
 from torch import Tensor, nn
 
 from ..tasks import Task
-from ._base import LossWeighting, StepInfo
+from ._base import LossBalancer
 
 __all__ = ["UW"]
 
 
-class UW(LossWeighting):
+class UW(LossBalancer):
     r"""Uncertainty weighting of `Kendall, Gal & Cipolla (2018), "Multi-Task Learning Using
     Uncertainty to Weigh Losses for Scene Geometry and Semantics"
     <https://arxiv.org/abs/1705.07115>`_, Eq. 7 and 10.
@@ -29,7 +29,9 @@ class UW(LossWeighting):
     i.e. :math:`c_i e^{-s_i} L_i + s_i / 2` with :math:`c_i = 1/2` or :math:`1`. The form
     comes from each task's ``uncertainty_form``.
 
-    The :math:`s_i` are ``nn.Parameter``: the trainer optimises them with the model.
+    Each :math:`s_i` is its own ``nn.Parameter``, read only when task :math:`i` is present, so an
+    absent task's :math:`s_i` gets no gradient (``None``) and a momentum optimizer leaves it
+    alone. The trainer refuses to run if they are not in the optimizer.
 
     .. warning:: Stateful: ``reset()`` sets every :math:`s_i` back to ``init``.
 
@@ -43,20 +45,26 @@ class UW(LossWeighting):
     def __init__(self, tasks: Sequence[Task], init: float = 0.0) -> None:
         super().__init__(tasks)
         self.init = init
-        self.log_vars = nn.Parameter(torch.full((len(tasks),), float(init)))
+        self.log_vars = nn.ParameterList(nn.Parameter(torch.tensor(float(init))) for _ in tasks)
         scale = [0.5 if t.uncertainty_form == "regression" else 1.0 for t in tasks]
         self.register_buffer("scale", torch.tensor(scale))
 
-    def weights(self, losses: Tensor, index: Tensor, info: StepInfo) -> Tensor:
-        index = index.to(self.log_vars.device)
-        return self.scale[index] * torch.exp(-self.log_vars[index])
+    def _present_log_vars(self, present: Tensor) -> tuple[Tensor, Tensor]:
+        index = present.nonzero().flatten()
+        return index, torch.stack([self.log_vars[i] for i in index.tolist()])
 
-    def regulariser(self, index: Tensor) -> Tensor:
-        return 0.5 * self.log_vars[index.to(self.log_vars.device)].sum()
+    def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        index, log_vars = self._present_log_vars(present)
+        present_weights = self.scale[index] * torch.exp(-log_vars)
+        return torch.zeros_like(losses).index_put((index.to(losses.device),), present_weights.to(losses))
+
+    def regulariser(self, present: Tensor) -> Tensor:
+        return 0.5 * self._present_log_vars(present)[1].sum()
 
     def reset(self) -> None:
         with torch.no_grad():
-            self.log_vars.fill_(self.init)
+            for log_var in self.log_vars:
+                log_var.fill_(self.init)
 
     def extra_repr(self) -> str:
         return f"init={self.init}"

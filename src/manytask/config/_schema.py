@@ -70,10 +70,15 @@ class ModelConfig(Component):
 class TaskConfig(_Strict):
     """``tasks.<name>:`` per-task overrides of the dataset's task definitions."""
 
-    role: Literal["main", "auxiliary"] | None = None
+    role: Literal["main", "auxiliary", "adversarial"] | None = None
     lr: PositiveFloat | None = None
     head_hidden: int | None = Field(default=None, ge=0)
     metrics: list[str] | None = None
+    loss: str | None = None
+    view: str | None = None
+    level: Literal["sample", "token", "pixel"] | None = None
+    kind: Literal["regression", "binary"] | None = None
+    num_outputs: PositiveInt | None = None
 
 
 class OptimizerConfig(_Strict):
@@ -97,6 +102,7 @@ class TrainingConfig(_Strict):
     patience: PositiveInt | None = None
     max_grad_norm: PositiveFloat | None = None
     device: str = "cpu"
+    precision: Literal["32", "bf16", "16"] = "32"
     progress: bool = True
 
 
@@ -107,6 +113,7 @@ class Config(_Strict):
     run_dir: str = "runs/default"
     data: DataConfig = Field(default_factory=DataConfig)
     tasks: dict[str, TaskConfig] = Field(default_factory=dict)
+    views: dict[str, dict[str, Any]] = Field(default_factory=dict)
     include_tasks: list[str] | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     balancer: BalancerConfig = Field(default_factory=BalancerConfig)

@@ -1,12 +1,20 @@
 """Sharing schemes (``MultiTaskModel``) and the encoders they share."""
 
+from ._backbone import Backbone, FeatureInfo, as_backbone, output_info
 from ._base import MultiTaskModel
+from ._heads import GradientReversal, make_head
 from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, create_encoder
 from ._factory import MODELS, create_model
 from ._hard_sharing import HardSharing
 from ._independent import Independent
 
 __all__ = [
+    "Backbone",
+    "FeatureInfo",
+    "GradientReversal",
+    "as_backbone",
+    "make_head",
+    "output_info",
     "ENCODERS",
     "MLP",
     "MODELS",

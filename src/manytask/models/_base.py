@@ -40,6 +40,11 @@ class MultiTaskModel(nn.Module):
         """Task outputs computed from the shared representation."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward_heads().")
 
+    def shared_modules(self) -> list[nn.Module]:
+        """The modules that hold the shared parameters (none a child of another); the Gramian
+        engine hooks them. Default: none known (the engine then falls back to the Jacobian)."""
+        return []
+
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters used by every task."""
         raise NotImplementedError
@@ -49,7 +54,7 @@ class MultiTaskModel(nn.Module):
         raise NotImplementedError
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the last shared layer (GradNorm measures gradient norms there)."""
+        """Weight matrix (matrices) of the last shared layer; GradNorm measures gradient norms there."""
         raise NotImplementedError(f"{type(self).__name__} does not define its last shared layer.")
 
     def penalty(self) -> Tensor | None:

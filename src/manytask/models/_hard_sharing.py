@@ -8,7 +8,9 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
+from ._backbone import output_info
 from ._base import MultiTaskModel
+from ._heads import make_head
 
 __all__ = ["HardSharing"]
 
@@ -37,23 +39,20 @@ class HardSharing(MultiTaskModel):
         super().__init__()
         if not tasks:
             raise ValueError("HardSharing needs at least one task.")
-        if feature_dim is None:
-            feature_dim = getattr(encoder, "out_features", None)
-            if not isinstance(feature_dim, int):
-                raise ValueError(
-                    f"Cannot tell the feature size of encoder {type(encoder).__name__}: pass "
-                    "feature_dim=..., or give the encoder an int attribute `out_features`."
-                )
         self.encoder = encoder
-        self.feature_dim = feature_dim
+        self.feature_info = output_info(encoder, feature_dim)
+        self.feature_dim = self.feature_info.dim
         self.task_names = tuple(t.name for t in tasks)
-        self.heads = nn.ModuleDict({t.name: t.make_head(feature_dim) for t in tasks})
+        self.heads = nn.ModuleDict({t.name: make_head(t, self.feature_info) for t in tasks})
 
     def features(self, inputs: Inputs) -> Tensor:
         return self.encoder(inputs)
 
     def forward_heads(self, features: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         return {name: self.heads[name](features) for name in self._check_tasks(tasks)}
+
+    def shared_modules(self) -> list[nn.Module]:
+        return [self.encoder]
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return self.encoder.parameters()
@@ -62,7 +61,9 @@ class HardSharing(MultiTaskModel):
         return self.heads[self._check_tasks([name])[0]].parameters()
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices (not the biases) of the encoder's last module with parameters."""
         last = [m for m in self.encoder.modules() if any(True for _ in m.parameters(recurse=False))]
         if not last:
             raise ValueError("The encoder has no parameters.")
-        return list(last[-1].parameters(recurse=False))
+        weights = [p for p in last[-1].parameters(recurse=False) if p.ndim >= 2]
+        return weights or list(last[-1].parameters(recurse=False))

@@ -9,7 +9,9 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
+from ._backbone import output_info
 from ._base import MultiTaskModel
+from ._heads import make_head
 
 __all__ = ["Independent"]
 
@@ -35,10 +37,7 @@ class Independent(MultiTaskModel):
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> None:
         super().__init__()
-        feature_dim = feature_dim if feature_dim is not None else getattr(encoder, "out_features", None)
-        if not isinstance(feature_dim, int):
-            raise ValueError(f"Cannot tell the feature size of encoder {type(encoder).__name__}: pass "
-                             "feature_dim=..., or give the encoder an int attribute `out_features`.")
+        info = output_info(encoder, feature_dim)
         self.task_names = tuple(t.name for t in tasks)
         self.encoders = nn.ModuleDict()
         for index, task in enumerate(tasks):
@@ -46,10 +45,13 @@ class Independent(MultiTaskModel):
             if index:
                 _reset(copied)
             self.encoders[task.name] = copied
-        self.heads = nn.ModuleDict({t.name: t.make_head(feature_dim) for t in tasks})
+        self.heads = nn.ModuleDict({t.name: make_head(t, info) for t in tasks})
 
     def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         return {n: self.heads[n](self.encoders[n](inputs)) for n in self._check_tasks(tasks)}
+
+    def shared_modules(self) -> list[nn.Module]:
+        return []
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return iter(())

@@ -19,8 +19,9 @@ from ..config import Config, ConfigError
 from ..data import DATASETS, SAMPLERS, MultiSourceLoader, MultiTaskData, TensorSource
 from ..metrics import METRICS
 from ..models import ENCODERS, MODELS, MultiTaskModel
-from ..tasks import Task
-from ..training import Trainer, build_optimizer, build_scheduler
+from ..tasks import BinaryClassification, Regression, Task
+from ..views import VIEWS, View
+from ..training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
 from ..training._checkpoint import atomic_write_text
 
 __all__ = ["Experiment", "build_experiment", "check_config", "load_data", "select_tasks"]
@@ -63,29 +64,68 @@ def _unknown_task(key: str, name: str, valid: Sequence[str]) -> ConfigError:
 
 
 def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None = None) -> tuple[Task, ...]:
-    """The dataset's tasks with the config's overrides applied, restricted to ``only``."""
+    """The dataset's tasks with the config's overrides applied, plus the config's view tasks
+    (self-supervised tasks that name a view), restricted to ``only``."""
     names = [t.name for t in data.tasks]
-    for name in config.tasks:
-        if name not in names:
+    for name, override in config.tasks.items():
+        if name not in names and override.view is None:
             raise _unknown_task(f"tasks.{name}", name, names)
+    defined = list(data.tasks) + [_view_task(n, o) for n, o in config.tasks.items() if n not in names]
+    every = [t.name for t in defined]
     for name in config.include_tasks or []:
-        if name not in names:
-            raise _unknown_task("include_tasks", name, names)
-    keep = only if only is not None else (config.include_tasks or names)
+        if name not in every:
+            raise _unknown_task("include_tasks", name, every)
+    keep = only if only is not None else (config.include_tasks or every)
     tasks = []
-    for task in data.tasks:
+    for task in defined:
         if task.name not in keep:
             continue
-        override = config.tasks.get(task.name)
-        if override is not None:
-            changes: dict[str, Any] = {k: v for k, v in (("role", override.role), ("head_hidden", override.head_hidden)) if v is not None}
+        found = config.tasks.get(task.name)
+        if found is not None and task.name in names:
+            override = found
+            fields = ("role", "head_hidden", "loss", "view", "level")
+            changes: dict[str, Any] = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)
-            task = dataclasses.replace(task, **changes)
+            try:
+                task = dataclasses.replace(task, **changes)
+            except ValueError as error:
+                raise ConfigError(f"Config section 'tasks.{task.name}': {error}") from None
         tasks.append(task)
     if not tasks:
         raise ConfigError("No task left to train: check include_tasks.")
     return tuple(tasks)
+
+
+def _view_task(name: str, override: Any) -> Task:
+    """A task the config defines itself: it reads a view's inputs and targets."""
+    kind = override.kind or "regression"
+    options: dict[str, Any] = {"role": override.role or "auxiliary", "view": override.view,
+                               "level": override.level or "sample", "head_hidden": override.head_hidden or 0}
+    if override.loss is not None:
+        options["loss"] = override.loss
+    if override.metrics is not None:
+        options["metrics"] = tuple(override.metrics)
+    try:
+        if kind == "binary":
+            return BinaryClassification(name, num_labels=override.num_outputs or 1, **options)
+        return Regression(name, num_outputs=override.num_outputs or 1, **options)
+    except ValueError as error:
+        raise ConfigError(f"Config section 'tasks.{name}': {error}") from None
+
+
+def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
+    """The views the tasks name, with the options of the config's ``views`` section."""
+    named = {t.view for t in tasks if t.view is not None}
+    for name in config.views:
+        if name not in named:
+            raise ConfigError(f"Config section 'views.{name}': no task names this view; set "
+                              f"tasks.<name>.view: {name}, or remove the section.")
+    views = {}
+    for name in sorted(named):
+        options = _check(VIEWS, f"views.{name}", name, config.views.get(name, {}))
+        views[name] = VIEWS.create(name, **options)
+    return views
 
 
 def _train_sources(data: MultiTaskData, names: Sequence[str]) -> dict[str, Any]:
@@ -157,15 +197,17 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     loader.num_epochs = max(1, -(-training.steps // loader.steps_per_epoch))
     run_dir = Path(run_dir if run_dir is not None else config.run_dir)
     monitor = training.monitor
-    if monitor is not None and monitor.split("/", 1)[0] not in (*names, "mean"):
-        monitor = None  # single-task baselines monitor their own task
+    if monitor is not None and only is not None and monitor.split("/", 1)[0] not in (*names, "mean"):
+        monitor = None  # a single-task baseline of another task monitors its own task
     try:
         trainer = Trainer(
-            model, tasks, balancer, optimizer, loader, training.steps, val=data.val,
-            eval_every=training.eval_every, monitor=monitor, patience=training.patience,
-            scheduler=scheduler, run_dir=run_dir, checkpoint_every=training.checkpoint_every,
-            device=training.device, max_grad_norm=training.max_grad_norm, progress=training.progress,
-            eval_batch_size=config.data.eval_batch_size,
+            model, tasks, balancer, optimizer, loader, training.steps,
+            evaluation=Evaluation(data.val, training.eval_every, monitor, training.patience,
+                                  config.data.eval_batch_size),
+            checkpoints=Checkpointing(run_dir, training.checkpoint_every),
+            precision=training.precision, scheduler=scheduler, device=training.device,
+            max_grad_norm=training.max_grad_norm, progress=training.progress, seed=config.seed,
+            views=_views(config, tasks),
         )
     except ValueError as error:
         raise ConfigError(f"Config section 'training': {error}") from None

@@ -1,16 +1,22 @@
 """Tasks: name, head, loss, metrics and role of each thing a multi-task model learns."""
 
 from ._task import (
+    LOSSES,
     BinaryClassification,
     Classification,
+    Level,
     Regression,
+    Role,
     SequenceLabelling,
     Task,
     TargetError,
 )
 
 __all__ = [
+    "LOSSES",
     "BinaryClassification",
+    "Level",
+    "Role",
     "Classification",
     "Regression",
     "SequenceLabelling",

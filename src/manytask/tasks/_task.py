@@ -1,14 +1,20 @@
-"""Tasks: what one head predicts, how it is scored, and which role it plays."""
+"""Tasks: what one head predicts, at which level, how it is scored, and which role it plays.
+
+A task is data: a name, a level (what its mask indexes), an elementwise loss, metrics, a role
+and an optional view. ``Classification``, ``Regression``, ``BinaryClassification`` and
+``SequenceLabelling`` are presets: they fill the defaults and validate targets of their kind.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 __all__ = [
     "Task",
@@ -17,90 +23,176 @@ __all__ = [
     "Regression",
     "SequenceLabelling",
     "TargetError",
+    "LOSSES",
+    "Role",
+    "Level",
 ]
 
-Role = Literal["main", "auxiliary"]
+Role = Literal["main", "auxiliary", "adversarial"]
+Level = Literal["sample", "token", "pixel"]
 UncertaintyForm = Literal["regression", "classification"]
+ElementwiseLoss = Callable[[Tensor, Tensor], Tensor]
+
+#: Leading (entry) dimensions of a target at each level: ``[B]``, ``[B, L]``, ``[B, H, W]``.
+ENTRY_DIMS: dict[str, int] = {"sample": 1, "token": 2, "pixel": 3}
 
 
 class TargetError(ValueError):
     """A batch's target or mask does not fit its task (shape, dtype or value range)."""
 
 
+def _cross_entropy(output: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1).long(), reduction="none")
+
+
+def _bce(output: Tensor, target: Tensor) -> Tensor:
+    return F.binary_cross_entropy_with_logits(output, target.to(output.dtype), reduction="none")
+
+
+def _mse(output: Tensor, target: Tensor) -> Tensor:
+    return (output - target.to(output.dtype)) ** 2
+
+
+def _l1(output: Tensor, target: Tensor) -> Tensor:
+    return (output - target.to(output.dtype)).abs()
+
+
+def _huber(output: Tensor, target: Tensor) -> Tensor:
+    return F.huber_loss(output, target.to(output.dtype), reduction="none")
+
+
+#: Elementwise losses by name (``reduction="none"``): ``(output entries, target entries) -> losses``.
+LOSSES: dict[str, ElementwiseLoss] = {
+    "cross_entropy": _cross_entropy,
+    "bce": _bce,
+    "mse": _mse,
+    "l1": _l1,
+    "huber": _huber,
+}
+
+
 @dataclass(frozen=True)
 class Task(ABC):
-    """One task: a name, a head, a loss, metrics and a role.
+    """One task: a name, a level, a loss, metrics, a role and an optional view.
+
+    The loss of a batch is the **masked sum over labelled entries divided by their count**
+    (:meth:`loss_terms` returns both, so counts can be summed across micro-batches or ranks
+    before dividing). An entry is a sample, a token or a pixel, by ``level``.
 
     Args:
         name: Key of the task in every per-task dict (targets, masks, outputs, losses).
-        role: ``"main"`` tasks are the ones we care about (they get single-task baselines and
-            count in Δm); ``"auxiliary"`` tasks are trained only to help the main ones.
-        metrics: Metric names (see ``manytask.metrics``); the first is the task's primary metric.
+        role: ``"main"`` tasks are the ones we care about (single-task baselines, Δm);
+            ``"auxiliary"`` tasks are trained only to help the main ones; ``"adversarial"``
+            tasks are learned by their head while the shared layers are trained to defeat them
+            (their head reads the features through gradient reversal, Ganin & Lempitsky 2015).
+        metrics: Metric names (see ``manytask.metrics``); the first is the primary metric.
         head_hidden: Width of a hidden layer in the head; 0 gives a linear head.
+        level: What the mask indexes: ``"sample"`` (``[B]``), ``"token"`` (``[B, L]``) or
+            ``"pixel"`` (``[B, H, W]``); default from the preset.
+        loss: Elementwise loss: a name from :data:`LOSSES` or a callable
+            ``(output, target) -> per-entry losses`` (``reduction="none"``); default from the preset.
+        view: Name of a registered view (``manytask.views``) whose inputs, targets and masks
+            this task uses instead of the batch's (self-supervised tasks); None: the batch's.
+        reversal: Gradient-reversal factor λ of an adversarial task (ignored otherwise).
     """
 
     name: str
     role: Role = "main"
     metrics: tuple[str, ...] = ()
     head_hidden: int = 0
+    level: Level | None = field(default=None, kw_only=True)
+    loss: str | ElementwiseLoss | None = field(default=None, kw_only=True)
+    view: str | None = field(default=None, kw_only=True)
+    reversal: float = field(default=1.0, kw_only=True)
 
     kind: ClassVar[str]
     uncertainty_form: ClassVar[UncertaintyForm]
+    default_level: ClassVar[Level] = "sample"
+    default_loss: ClassVar[str]
+    #: Whether the target has a channel dimension of size ``out_features`` (dim 1 at pixel level,
+    #: last otherwise) that may be left out when ``out_features == 1``.
+    channelled: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
             raise ValueError(f"Task name must be non-empty and contain no '/'. Got {self.name!r}.")
-        if self.role not in ("main", "auxiliary"):
-            raise ValueError(
-                f"Task {self.name!r}: role must be 'main' or 'auxiliary'. Got {self.role!r}."
-            )
+        if self.role not in ("main", "auxiliary", "adversarial"):
+            raise ValueError(f"Task {self.name!r}: role must be 'main', 'auxiliary' or 'adversarial'. "
+                             f"Got {self.role!r}.")
+        if self.level is None:
+            object.__setattr__(self, "level", self.default_level)
+        if self.level not in ENTRY_DIMS:
+            raise ValueError(f"Task {self.name!r}: level must be 'sample', 'token' or 'pixel'. Got {self.level!r}.")
+        if self.loss is None:
+            object.__setattr__(self, "loss", self.default_loss)
+        if isinstance(self.loss, str) and self.loss not in LOSSES:
+            raise ValueError(f"Task {self.name!r}: unknown loss {self.loss!r}; choose one of "
+                             f"{', '.join(LOSSES)} or pass a callable (output, target) -> per-entry losses.")
         if not self.metrics:
             object.__setattr__(self, "metrics", self.default_metrics)
 
     @property
     @abstractmethod
     def out_features(self) -> int:
-        """Size of the head's last dimension."""
+        """Size of the head's output channel dimension."""
 
     @property
     @abstractmethod
     def default_metrics(self) -> tuple[str, ...]:
         """Metrics used when none are given."""
 
-    def make_head(self, in_features: int) -> nn.Module:
-        """A fresh head mapping ``[..., in_features]`` to ``[..., out_features]``."""
-        if self.head_hidden:
-            return nn.Sequential(
-                nn.Linear(in_features, self.head_hidden),
-                nn.ReLU(),
-                nn.Linear(self.head_hidden, self.out_features),
-            )
-        return nn.Linear(in_features, self.out_features)
+    @property
+    def loss_function(self) -> ElementwiseLoss:
+        """The elementwise loss as a callable."""
+        return LOSSES[self.loss] if isinstance(self.loss, str) else self.loss  # type: ignore[return-value]
+
+    # ---- entries: outputs and targets with the entry dims first, channels last --------------
+    def entries(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``output`` and ``target`` laid out entry-first: ``[*entry dims, channels]``.
+
+        Pixel-level outputs ``[B, C, H, W]`` become ``[B, H, W, C]`` (likewise a channelled
+        target); a single-channel output is squeezed when the target has no channel dimension.
+        """
+        if self.level == "pixel":
+            output = output.movedim(1, -1)
+            if target.ndim == ENTRY_DIMS["pixel"] + 1:
+                target = target.movedim(1, -1)
+        if self.channelled and target.ndim == output.ndim - 1:
+            output = output.squeeze(-1)
+        return output, target
 
     def select(self, output: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The labelled entries of ``output`` and ``target`` (``mask`` is a prefix of their dims)."""
-        output = self._align(output, target)
+        """The labelled entries of ``output`` and ``target`` (``mask`` is a prefix of their entry dims)."""
+        output, target = self.entries(output, target)
         return output[mask], target[mask]
 
-    def loss(self, output: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
-        """Mean loss over the labelled entries only (the caller ensures there is at least one).
+    def loss_terms(self, output: Tensor, target: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(sum, count)`` of the elementwise loss over the labelled entries (``mask=None``: all).
 
-        ``mask=None`` means every entry is labelled.
+        The count counts loss elements (a sample with 3 regression outputs counts 3), so the
+        mean is ``sum / count``.
         """
         if mask is None:
-            return self._loss(self._align(output, target), target)
-        return self._loss(*self.select(output, target, mask))
+            output, target = self.entries(output, target)
+        else:
+            output, target = self.select(output, target, mask)
+        losses = self.loss_function(output, target)
+        return losses.sum(), torch.tensor(float(losses.numel()), device=losses.device, dtype=losses.dtype)
 
-    @abstractmethod
-    def _loss(self, output: Tensor, target: Tensor) -> Tensor: ...
+    def mean_loss(self, output: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
+        """Mean loss over the labelled entries (the caller ensures there is at least one)."""
+        total, count = self.loss_terms(output, target, mask)
+        return total / count
+
+    def _loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Mean loss of already-selected entries."""
+        return self.loss_function(output, target).mean()
 
     def predictions(self, output: Tensor) -> Tensor:
         """What metrics receive: probabilities for classification, values for regression."""
         return output
 
-    def _align(self, output: Tensor, target: Tensor) -> Tensor:
-        return output
-
+    # ---- validation ------------------------------------------------------------------------
     def check(self, target: Tensor, mask: Tensor) -> None:
         """Raise :class:`TargetError` naming this task if ``target``/``mask`` do not fit it."""
         if mask.dtype != torch.bool:
@@ -108,43 +200,72 @@ class Task(ABC):
                 f"Task {self.name!r}: mask must be a bool tensor, got dtype {mask.dtype}. "
                 "Use True where the sample has a label for this task."
             )
-        if tuple(mask.shape) != tuple(target.shape[: mask.ndim]):
+        self._check_target(target, mask)
+        aligned = target.movedim(1, -1) if self.level == "pixel" and target.ndim == 4 else target
+        if tuple(mask.shape) != tuple(aligned.shape[: mask.ndim]):
+            entry = {"sample": "[batch]", "token": "[batch, length]", "pixel": "[batch, height, width]"}[str(self.level)]
             raise TargetError(
                 f"Task {self.name!r}: mask of shape {tuple(mask.shape)} does not match target of "
                 f"shape {tuple(target.shape)}; the mask must have one entry per sample "
-                f"(shape {tuple(target.shape[:1])}) or per labelled element."
+                f"(shape {tuple(target.shape[:1])}) or per labelled element ({entry})."
             )
-        self._check_target(target, mask)
+        self._check_values(aligned[mask] if mask.ndim else aligned)
+
+    def _check_shape(self, target: Tensor, fix: str) -> None:
+        """Targets have the level's entry dims, plus a channel dim of ``out_features`` if channelled."""
+        base = ENTRY_DIMS[str(self.level)]
+        ok = target.ndim == base and (not self.channelled or self.out_features == 1)
+        if self.channelled and target.ndim == base + 1:
+            channel = 1 if self.level == "pixel" else -1
+            ok = target.shape[channel] == self.out_features
+        if not ok:
+            raise self._fail(f"targets must have shape {self._expected_shape()}, got {tuple(target.shape)}", fix)
+
+    def _expected_shape(self) -> str:
+        entry = {"sample": ["batch"], "token": ["batch", "length"], "pixel": ["batch", "height", "width"]}[str(self.level)]
+        if not self.channelled:
+            return "[" + ", ".join(entry) + "]"
+        k = str(self.out_features)
+        full = [*entry, k] if self.level != "pixel" else [entry[0], k, *entry[1:]]
+        shape = "[" + ", ".join(full) + "]"
+        return shape + (" or [" + ", ".join(entry) + "]" if self.out_features == 1 else "")
 
     @abstractmethod
     def _check_target(self, target: Tensor, mask: Tensor) -> None: ...
+
+    def _check_values(self, labelled: Tensor) -> None:
+        """Check the labelled target entries' values."""
 
     def _fail(self, problem: str, fix: str) -> TargetError:
         return TargetError(f"Task {self.name!r} ({self.kind}): {problem}. {fix}")
 
 
-def _check_int_range(task: Task, target: Tensor, mask: Tensor, high: int, what: str) -> None:
+def _check_int_range(task: Task, target: Tensor, high: int, what: str) -> None:
     if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise task._fail(
             f"targets must be integer class indices, got dtype {target.dtype}",
             "Convert them with `.long()`.",
         )
-    labelled = target[mask]
-    if labelled.numel() and (int(labelled.min()) < 0 or int(labelled.max()) >= high):
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= high):
         raise task._fail(
             f"labelled targets must lie in [0, {high - 1}] ({what}), got values in "
-            f"[{int(labelled.min())}, {int(labelled.max())}]",
+            f"[{int(target.min())}, {int(target.max())}]",
             "Check the label encoding, or mark missing labels with mask=False.",
         )
 
 
 @dataclass(frozen=True)
 class Classification(Task):
-    """Multi-class classification: output ``[B, C]`` logits, target ``[B]`` class indices."""
+    """Multi-class classification: logits ``[*, C]`` (``[B, C, H, W]`` per pixel), class-index targets.
+
+    Target ``[B]`` per sample, ``[B, L]`` per token, ``[B, H, W]`` per pixel.
+    """
 
     num_classes: int = field(default=2, kw_only=True)
     kind: ClassVar[str] = "classification"
     uncertainty_form: ClassVar[UncertaintyForm] = "classification"
+    default_loss: ClassVar[str] = "cross_entropy"
+    channelled: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -159,19 +280,14 @@ class Classification(Task):
     def default_metrics(self) -> tuple[str, ...]:
         return ("accuracy",)
 
-    def _loss(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(output, target.long())
-
     def predictions(self, output: Tensor) -> Tensor:
         return output.softmax(dim=-1)
 
     def _check_target(self, target: Tensor, mask: Tensor) -> None:
-        if target.ndim != 1:
-            raise self._fail(
-                f"targets must have shape [batch], got {tuple(target.shape)}",
-                "Pass one class index per sample (not one-hot vectors).",
-            )
-        _check_int_range(self, target, mask, self.num_classes, f"num_classes={self.num_classes}")
+        self._check_shape(target, "Pass one class index per entry (not one-hot vectors).")
+
+    def _check_values(self, labelled: Tensor) -> None:
+        _check_int_range(self, labelled, self.num_classes, f"num_classes={self.num_classes}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +295,7 @@ class SequenceLabelling(Classification):
     """Per-token classification: output ``[B, L, C]``, target ``[B, L]``, mask ``[B, L]``."""
 
     kind: ClassVar[str] = "sequence_labelling"
+    default_level: ClassVar[Level] = "token"
 
     def _check_target(self, target: Tensor, mask: Tensor) -> None:
         if target.ndim != 2 or mask.ndim != 2:
@@ -187,19 +304,19 @@ class SequenceLabelling(Classification):
                 f"{tuple(target.shape)} and mask {tuple(mask.shape)}",
                 "Pad sequences to a common length and set mask=False on padding.",
             )
-        _check_int_range(self, target, mask, self.num_classes, f"num_classes={self.num_classes}")
 
 
 @dataclass(frozen=True)
 class BinaryClassification(Task):
-    """Binary or multi-label classification: output ``[B, K]`` logits, target ``[B, K]`` in {0, 1}.
+    """Binary or multi-label classification: ``K`` logits per entry, targets in {0, 1}.
 
-    With ``num_labels=1`` the target may also be ``[B]``.
+    With ``num_labels=1`` the target may leave out the label dimension (``[B]`` per sample).
     """
 
     num_labels: int = field(default=1, kw_only=True)
     kind: ClassVar[str] = "binary"
     uncertainty_form: ClassVar[UncertaintyForm] = "classification"
+    default_loss: ClassVar[str] = "bce"
 
     @property
     def out_features(self) -> int:
@@ -209,27 +326,13 @@ class BinaryClassification(Task):
     def default_metrics(self) -> tuple[str, ...]:
         return ("auroc", "accuracy")
 
-    def _align(self, output: Tensor, target: Tensor) -> Tensor:
-        return output.squeeze(-1) if target.ndim == output.ndim - 1 else output
-
-    def _loss(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(output, target.to(output.dtype))
-
     def predictions(self, output: Tensor) -> Tensor:
         return output.sigmoid()
 
     def _check_target(self, target: Tensor, mask: Tensor) -> None:
-        if not (
-            (target.ndim == 1 and self.num_labels == 1)
-            or (target.ndim == 2 and target.shape[1] == self.num_labels)
-        ):
-            raise self._fail(
-                f"targets must have shape [batch, {self.num_labels}]"
-                + (" or [batch]" if self.num_labels == 1 else "")
-                + f", got {tuple(target.shape)}",
-                "Pass one 0/1 value per label and set num_labels to the number of labels.",
-            )
-        labelled = target[mask]
+        self._check_shape(target, "Pass one 0/1 value per label and set num_labels to the number of labels.")
+
+    def _check_values(self, labelled: Tensor) -> None:
         if labelled.numel() and not bool(((labelled == 0) | (labelled == 1)).all()):
             raise self._fail("labelled targets must be 0 or 1",
                              "Binarise the labels, or mark missing ones with mask=False.")
@@ -237,11 +340,12 @@ class BinaryClassification(Task):
 
 @dataclass(frozen=True)
 class Regression(Task):
-    """Regression with one or more outputs: output ``[B, K]``, target ``[B, K]`` (or ``[B]``)."""
+    """Regression with ``K`` outputs per entry: output ``[B, K]`` (``[B, K, H, W]`` per pixel)."""
 
     num_outputs: int = field(default=1, kw_only=True)
     kind: ClassVar[str] = "regression"
     uncertainty_form: ClassVar[UncertaintyForm] = "regression"
+    default_loss: ClassVar[str] = "mse"
 
     @property
     def out_features(self) -> int:
@@ -251,27 +355,12 @@ class Regression(Task):
     def default_metrics(self) -> tuple[str, ...]:
         return ("rmse", "mae")
 
-    def _align(self, output: Tensor, target: Tensor) -> Tensor:
-        return output.squeeze(-1) if target.ndim == output.ndim - 1 else output
-
-    def _loss(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(output, target.to(output.dtype))
-
     def _check_target(self, target: Tensor, mask: Tensor) -> None:
         if not target.is_floating_point():
             raise self._fail(f"targets must be floating point, got dtype {target.dtype}",
                              "Convert them with `.float()`.")
-        if not (
-            (target.ndim == 1 and self.num_outputs == 1)
-            or (target.ndim == 2 and target.shape[1] == self.num_outputs)
-        ):
-            raise self._fail(
-                f"targets must have shape [batch, {self.num_outputs}]"
-                + (" or [batch]" if self.num_outputs == 1 else "")
-                + f", got {tuple(target.shape)}",
-                "Set num_outputs to the number of target columns.",
-            )
-        labelled = target[mask]
+        self._check_shape(target, "Set num_outputs to the number of target columns.")
+
+    def _check_values(self, labelled: Tensor) -> None:
         if labelled.numel() and not bool(torch.isfinite(labelled).all()):
-            raise self._fail("labelled targets contain NaN or inf",
-                             "Mark missing values with mask=False.")
+            raise self._fail("labelled targets contain NaN or inf", "Mark missing values with mask=False.")

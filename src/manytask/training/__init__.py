@@ -1,15 +1,21 @@
-"""The training loop, optimizers, checkpoints and run logs."""
+"""The training loop, the backward engine, optimizers, checkpoints and run logs."""
 
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
+from ._engine import BackwardEngine, NonFiniteError
 from ._optim import build_optimizer, build_scheduler
-from ._trainer import NonFiniteLossError, Trainer, TrainResult
+from ._trainer import Checkpointing, Evaluation, NonFiniteLossError, Precision, Trainer, TrainResult
 
 __all__ = [
+    "BackwardEngine",
     "Callback",
     "CheckpointError",
     "CheckpointManager",
+    "Checkpointing",
+    "Evaluation",
+    "NonFiniteError",
     "NonFiniteLossError",
+    "Precision",
     "TrainResult",
     "Trainer",
     "build_optimizer",

@@ -1,11 +1,13 @@
-"""The training loop: sample -> forward -> masked per-task losses -> balancing -> step."""
+"""The training loop: sample -> views -> forward -> masked losses -> engine -> optimizer step."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,21 +16,61 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..balancing import Balancer, StepInfo, forward_for
+from ..balancing import Balancer
 from ..data import Batch, MultiSourceLoader, Source, TensorSource
 from ..evaluation import evaluate
 from ..metrics import higher_is_better
 from ..models import MultiTaskModel
 from ..tasks import Task
+from ..views import View, create_view
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
+from ._engine import BackwardEngine, NonFiniteError
 from ._run_logger import RunLogger
 
-__all__ = ["Trainer", "TrainResult", "NonFiniteLossError"]
+__all__ = ["Checkpointing", "Evaluation", "NonFiniteLossError", "Precision", "Trainer", "TrainResult"]
+
+log = logging.getLogger("manytask")
+Precision = Literal["32", "bf16", "16"]
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A task's loss became NaN or infinite; training stopped before applying it."""
+class NonFiniteLossError(NonFiniteError):
+    """A loss, the weighted total or the gradient became NaN or infinite; training stopped
+    before applying it."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """When and on what the trainer evaluates.
+
+    Args:
+        source: Validation source (None: no evaluation, no best checkpoint, no early stopping).
+        every: Steps between evaluations (and the last step).
+        monitor: ``"<task>/<metric>"`` or ``"mean/<metric>"`` (mean over the main tasks) that
+            picks the best checkpoint; default ``mean/<primary metric>`` when every main task
+            shares one primary metric, else the first main task's primary metric.
+        patience: Stop after this many evaluations without improvement (None: never).
+        batch_size: Evaluation batch size.
+    """
+
+    source: Source | None = None
+    every: int = 100
+    monitor: str | None = None
+    patience: int | None = None
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often the trainer writes ``metrics.csv`` and checkpoints.
+
+    Args:
+        run_dir: The run directory (None: nothing is written).
+        every: Steps between checkpoints (default: the evaluation interval; 0 disables).
+    """
+
+    run_dir: Path | str | None = None
+    every: int | None = None
 
 
 @dataclass
@@ -49,34 +91,35 @@ class TrainResult:
 class Trainer:
     """Trains a multi-task model; resumable exactly from its checkpoints.
 
-    Each step draws a batch (the loader's sampler picks the source), computes the loss of every
-    task labelled in it (mean over its labelled entries only), and lets the balancer turn the
-    losses into gradients. Tasks without labels in the batch get no loss and no gradient.
-    Every ``eval_every`` steps the model is evaluated on ``val`` and one row goes to
-    ``metrics.csv``; the ``monitor`` metric picks the best checkpoint and drives early stopping.
+    One step reads top to bottom: draw a batch (the loader's sampler picks the source) -> apply
+    the views that tasks name -> forward the present tasks -> masked per-task loss sums and
+    counts -> the :class:`BackwardEngine` (the balancer's weights, one backward) -> clip ->
+    optimizer step -> balancer and epoch hooks. Tasks without labels in the batch get no loss,
+    no gradient and no change of balancer state. Hooks, in order, on every callback:
+    ``on_train_start``, then per step ``on_before_backward``, ``on_after_backward``,
+    ``on_before_optimizer_step``, ``on_step_end``, ``on_epoch_end`` (after an epoch's last
+    step), ``on_evaluate``; finally ``on_train_end``.
 
     Args:
         model: The multi-task model.
-        tasks: Its tasks (same names as the model's heads).
+        tasks: Its tasks (same names and order as the model's heads).
         balancer: How per-task losses become the update.
-        optimizer: Built over the model (and balancer) parameters, e.g. by ``build_optimizer``.
+        optimizer: Built over the model and balancer parameters, e.g. by ``build_optimizer``.
         loader: The training loader.
         steps: Number of optimisation steps.
-        val: Validation source (None: no evaluation, no early stopping).
-        eval_every: Steps between evaluations (and checkpoints, unless ``checkpoint_every``).
-        monitor: Metric ``"<task>/<metric>"`` (or ``"mean/<metric>"``, its mean over the main
-            tasks) for best checkpoint / early stopping; default the first main task's first metric.
-        patience: Stop after this many evaluations without improvement (None: never).
-        scheduler: Learning-rate scheduler stepped once per step.
-        run_dir: Where ``metrics.csv`` and ``checkpoints/`` go (None: nothing written).
-        checkpoint_every: Steps between checkpoints (default ``eval_every``; 0 disables).
+        evaluation: Validation source, interval, monitor, patience.
+        checkpoints: Run directory and checkpoint interval.
+        precision: ``"32"``, ``"bf16"`` (autocast to bfloat16) or ``"16"`` (autocast to float16
+            with a gradient scaler; CUDA only).
+        views: Views by name, for tasks that name one (default: created from the registry).
+        scheduler: Learning-rate scheduler, stepped once per optimizer step.
         device: Where the model runs.
         max_grad_norm: Clip the global gradient norm (None: no clipping).
         progress: Show a progress bar.
         is_main_process: Only the main process writes logs and checkpoints.
-        validate_batches: Check targets and masks against the tasks: in-memory sources once,
-            whole, when training starts; other sources batch by batch.
+        validate_batches: Check targets and masks against the tasks (in-memory sources once).
         callbacks: Hooks, see :class:`Callback`.
+        seed: Seeds the views' generator.
     """
 
     def __init__(
@@ -87,48 +130,58 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         loader: MultiSourceLoader,
         steps: int,
-        val: Source | None = None,
-        eval_every: int = 100,
-        monitor: str | None = None,
-        patience: int | None = None,
+        *,
+        evaluation: Evaluation = Evaluation(),
+        checkpoints: Checkpointing = Checkpointing(),
+        precision: Precision = "32",
+        views: Mapping[str, View] | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        run_dir: Path | str | None = None,
-        checkpoint_every: int | None = None,
         device: torch.device | str = "cpu",
         max_grad_norm: float | None = None,
         progress: bool = True,
         is_main_process: bool = True,
         validate_batches: bool = True,
-        eval_batch_size: int = 256,
         callbacks: Sequence[Callback] = (),
+        seed: int = 0,
     ) -> None:
         self.tasks = {t.name: t for t in tasks}
         if tuple(self.tasks) != tuple(model.task_names):
             raise ValueError(f"Tasks {list(self.tasks)} do not match the model's heads {list(model.task_names)}.")
-        if steps < 1 or eval_every < 1:
-            raise ValueError(f"steps and eval_every must be >= 1. Got steps={steps}, eval_every={eval_every}.")
-        if balancer.needs_features and not model.has_features:
-            raise ValueError(f"{balancer} needs the model's shared features, but {type(model).__name__} "
-                             "has none; use level='exact'.")
-        self.model = model.to(device)
-        self.balancer = balancer.to(device)
+        if tuple(self.tasks) != balancer.task_names:
+            raise ValueError(f"{balancer} was built for tasks {list(balancer.task_names)}, "
+                             f"but this run has {list(self.tasks)}.")
+        if steps < 1 or evaluation.every < 1:
+            raise ValueError(f"steps and evaluation.every must be >= 1. Got steps={steps}, every={evaluation.every}.")
+        if evaluation.patience is not None and evaluation.source is None:
+            raise ValueError("patience is set but there is no validation source to measure it on; "
+                             "give a validation split or remove patience.")
+        self.device = _check_device(device)
+        self.model = model.to(self.device)
+        self.balancer = balancer.to(self.device)
         self.optimizer = optimizer
+        _check_optimized(optimizer, balancer)
         self.loader = loader
         self.steps = steps
-        self.val = val
-        self.eval_every = eval_every
-        self.monitor = monitor or self._default_monitor()
+        self.evaluation = evaluation
+        self.val = evaluation.source
+        self.monitor = evaluation.monitor or self._default_monitor()
         self._check_monitor()
-        self.patience = patience
         self.scheduler = scheduler
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.checkpoint_every = eval_every if checkpoint_every is None else checkpoint_every
-        self.device = torch.device(device)
+        self.precision = _check_precision(precision, self.device)
+        scaler = torch.amp.GradScaler(self.device.type) if precision == "16" else None
+        self.scaler = scaler
+        self.views = self._views(views)
+        if self.views and balancer.needs != "losses" and balancer.level == "representation":
+            raise ValueError(f"{balancer} works at the shared representation, but tasks with views read "
+                             "other inputs than the batch's; use level='exact'.")
+        self.view_generator = torch.Generator().manual_seed(seed)
+        self.engine = BackwardEngine(self.model, self.balancer, scaler)
+        self.run_dir = Path(checkpoints.run_dir) if checkpoints.run_dir is not None else None
+        self.checkpoint_every = evaluation.every if checkpoints.every is None else checkpoints.every
         self.max_grad_norm = max_grad_norm
         self.progress = progress
         self.is_main_process = is_main_process
         self.validate_batches = validate_batches
-        self.eval_batch_size = eval_batch_size
         self.callbacks = list(callbacks)
         self.checkpoints = CheckpointManager(
             self.run_dir / "checkpoints" if self.run_dir else Path("."),
@@ -139,7 +192,8 @@ class Trainer:
         self.best_step: int | None = None
         self.bad_evals = 0
         self._checked_sources = self._check_static_sources()
-        self._recent_losses: list[tuple[list[str], Tensor]] = []  # folded into the sums below when read
+        self._position = {name: i for i, name in enumerate(self.tasks)}
+        self._recent_losses: list[Tensor] = []  # per step [2, T]: loss and presence, folded when read
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
 
@@ -148,8 +202,7 @@ class Trainer:
         """Train for the remaining steps; ``resume`` is a checkpoint path or ``"latest"``."""
         if resume is not None:
             self.load(self._resolve(resume))
-        columns = self._columns()
-        logger = RunLogger(self.run_dir, columns, enabled=self.is_main_process and self.run_dir is not None,
+        logger = RunLogger(self.run_dir, self._columns(), enabled=self.is_main_process and self.run_dir is not None,
                            progress=self.progress, total=self.steps)
         logger.start(self.step if resume is not None else None)
         self.model.train()
@@ -161,16 +214,17 @@ class Trainer:
         try:
             while self.step < self.steps and not stopped:
                 tic = time.perf_counter()
+                epoch = self.loader.epoch  # the epoch of the batch drawn next
                 losses = self._train_step()
                 step_seconds += time.perf_counter() - tic
                 self.step += 1
                 self._call("on_step_end", step=self.step, losses=losses)
-                if self.step % 20 == 0 or self.step == self.steps:
-                    logger.advance(self._running_losses(reset=False))
-                else:
-                    logger.advance()
+                if self.loader.epoch != epoch:
+                    self.balancer.on_epoch_end(epoch)
+                    self._call("on_epoch_end", epoch=epoch)
+                logger.advance(self._running_losses(reset=False) if self.step % 20 == 0 or self.step == self.steps else None)
                 improved = False
-                if self.step % self.eval_every == 0 or self.step == self.steps:
+                if self.step % self.evaluation.every == 0 or self.step == self.steps:
                     stopped, improved = self._evaluate_and_log(logger, time.perf_counter() - start_time)
                 due = self.checkpoint_every and (
                     self.step % self.checkpoint_every == 0 or self.step == self.steps or stopped
@@ -185,101 +239,166 @@ class Trainer:
         return result
 
     def _train_step(self) -> dict[str, Tensor]:
+        """One step; returns the present tasks' (detached) losses."""
         source, batch = self.loader.next()
-        present = [t for t in self.tasks if t in batch.full or (t in batch.masks and bool(batch.masks[t].any()))]
         if self.validate_batches and source not in self._checked_sources:
-            self._validate(batch)
+            self._validate(batch, source)
         batch = batch.to(self.device, non_blocking=True)
+        groups = self._groups(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        losses: dict[str, Tensor] = {}
-        if present:
-            outputs, features, task_features = forward_for(self.balancer, self.model, batch.inputs, present)
-            for name in present:
-                mask = None if name in batch.full else batch.masks[name]
-                losses[name] = self.tasks[name].loss(outputs[name], batch.targets[name], mask)
-            stacked = torch.stack(list(losses.values()))
-            if not bool(torch.isfinite(stacked).all()):
-                self._fail_non_finite(losses)
-            self.balancer.backward(losses, StepInfo(self.step, self.loader.epoch, self.model, features, task_features))
+        if not groups:
+            return {}
+        sums = torch.zeros(len(self.tasks), device=self.device)
+        counts = torch.zeros(len(self.tasks), device=self.device)
+        self.engine.begin_step()
+        with self._autocast():
+            for inputs, names, targets, masks in groups:
+                outputs = self.engine.forward(inputs, names)
+                index = torch.tensor([self._position[n] for n in names], device=self.device)
+                terms = [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in names]
+                sums = sums.index_put((index,), torch.stack([s for s, _ in terms]).float())
+                counts = counts.index_put((index,), torch.stack([c for _, c in terms]).float())
+        self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
+        try:
+            losses, _ = self.engine.backward(sums, counts, step=self.step)
             penalty = self.model.penalty()
             if penalty is not None:
                 penalty.backward()
-            if self.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        except NonFiniteError as error:
+            self._fail_non_finite(str(error))
+        self._call("on_after_backward", step=self.step)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self._call("on_before_optimizer_step", step=self.step, optimizer=self.optimizer)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
             self.optimizer.step()
-            self._recent_losses.append((present, stacked.detach()))
         if self.scheduler is not None:
             self.scheduler.step()
+        present = counts > 0
+        self.balancer.on_after_optimizer_step(losses, present, step=self.step,
+                                              recompute=lambda: self._recompute(groups))
+        self._recent_losses.append(torch.stack([losses, present.to(losses)]).detach())
+        return {n: losses[self._position[n]] for n in self.tasks if bool(present[self._position[n]])}
+
+    def _groups(self, batch: Batch) -> list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]:
+        """The present tasks grouped by the inputs they read: the batch's, or a view's."""
+        plain = [t for t in self.tasks if self.tasks[t].view is None
+                 and (t in batch.full or (t in batch.masks and bool(batch.masks[t].any())))]
+        groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]] = []
+        if plain:
+            masks = {t: None if t in batch.full else batch.masks[t] for t in plain}
+            groups.append((batch.inputs, plain, batch.targets, masks))
+        for name, view in self.views.items():
+            viewed = view(batch.inputs, generator=self.view_generator)
+            names = [t for t, task in self.tasks.items() if task.view == name]
+            groups.append((viewed.inputs, names, {t: viewed.target for t in names}, {t: viewed.mask for t in names}))
+        return groups
+
+    @torch.no_grad()
+    def _recompute(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]) -> Tensor:
+        """The losses ``[T]`` of this step's batch under the updated model (absent tasks: 0)."""
+        losses = torch.zeros(len(self.tasks), device=self.device)
+        for inputs, names, targets, masks in groups:
+            outputs = self.model(inputs, names)
+            for n in names:
+                losses[self._position[n]] = self.tasks[n].mean_loss(outputs[n], targets[n], masks[n])
         return losses
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _views(self, views: Mapping[str, View] | None) -> dict[str, View]:
+        named = sorted({t.view for t in self.tasks.values() if t.view is not None})
+        given = dict(views or {})
+        missing = [n for n in named if n not in given]
+        for name in missing:
+            given[name] = create_view(name)
+        unused = sorted(set(given) - set(named))
+        if unused:
+            raise ValueError(f"Views {unused} are given but no task names them; set Task(view=...) or remove them.")
+        return {n: given[n] for n in named}
 
     def _check_static_sources(self) -> set[str]:
         """Validate in-memory sources once, whole; others are validated batch by batch."""
         checked = set()
         if self.validate_batches:
+            plain = [t for t in self.tasks.values() if t.view is None]
             for name, source in self.loader.sources.items():
                 if isinstance(source, TensorSource):
-                    source.check(list(self.tasks.values()))
+                    source.check(plain)
                     checked.add(name)
         return checked
 
-    def _validate(self, batch: Batch) -> None:
+    def _validate(self, batch: Batch, source: str) -> None:
         for name, target in batch.targets.items():
-            if name in self.tasks:
+            if name in self.tasks and self.tasks[name].view is None:
                 self.tasks[name].check(target, batch.masks[name])
 
-    def _fail_non_finite(self, losses: dict[str, Tensor]) -> None:
-        bad = {k: float(v.detach()) for k, v in losses.items() if not math.isfinite(float(v.detach()))}
-        name, value = next(iter(bad.items()))
+    def _fail_non_finite(self, problem: str) -> None:
         latest = self.checkpoints.latest() if self.checkpoints.enabled else None
         where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
         raise NonFiniteLossError(
-            f"The loss of task {name!r} is {value} at step {self.step + 1} (all bad: {bad}). Training "
-            f"stopped before applying it; {where}. Lower the learning rate, clip gradients "
-            "(max_grad_norm), or check this task's targets for extreme values."
+            f"At step {self.step + 1}: {problem}. Training stopped before applying it; {where}. Lower the "
+            "learning rate, clip gradients (max_grad_norm), or check the targets for extreme values."
         )
 
+    # ---- evaluation and the monitor ---------------------------------------------------------
     def _evaluate_and_log(self, logger: RunLogger, elapsed: float) -> tuple[bool, bool]:
         """Evaluate, log one row; return (stop early, monitor improved)."""
         row: dict[str, float] = {"step": self.step, "epoch": self.loader.epoch, "time_s": round(elapsed, 3)}
         row.update({f"train/{k}/loss": v for k, v in self._running_losses(reset=True).items()})
         stop = improved = False
         if self.val is not None:
-            metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.eval_batch_size, self.device)
+            metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.evaluation.batch_size, self.device)
             row.update({f"val/{k}": v for k, v in metrics.items()})
-            stop, improved = self._update_monitor(metrics)
+            stop, improved = self._update_monitor(metrics, logger)
         logger.log(row)
         self._call("on_evaluate", step=self.step, metrics=row)
         return stop, improved
 
-    def _monitored(self, metrics: dict[str, float]) -> float:
+    def _monitored(self, metrics: dict[str, float], logger: RunLogger | None = None) -> float:
         assert self.monitor is not None  # only called when there is a validation source
         head, metric = self.monitor.split("/", 1)
         if head != "mean":
             return metrics.get(self.monitor, math.nan)
-        mains = [t for t in self.tasks.values() if t.role == "main"] or list(self.tasks.values())
-        values = [metrics.get(f"{t.name}/{metric}", math.nan) for t in mains]
-        values = [v for v in values if not math.isnan(v)]
-        return sum(values) / len(values) if values else math.nan
+        values = {t.name: metrics.get(f"{t.name}/{metric}", math.nan) for t in self._main_tasks()}
+        finite = [v for v in values.values() if math.isfinite(v)]
+        undefined = [n for n, v in values.items() if not math.isfinite(v)]
+        if undefined:
+            _say(logger, f"step {self.step}: {self.monitor} is the mean over {len(finite)} of {len(values)} "
+                 f"tasks; {metric} is undefined for {', '.join(undefined)}.")
+        return sum(finite) / len(finite) if finite else math.nan
 
-    def _update_monitor(self, metrics: dict[str, float]) -> tuple[bool, bool]:
-        """Track the best value; return (stop early, improved)."""
-        value = self._monitored(metrics)
-        if math.isnan(value) or self.monitor is None:
-            return False, False
-        metric = self.monitor.split("/", 1)[1]
+    def _update_monitor(self, metrics: dict[str, float], logger: RunLogger) -> tuple[bool, bool]:
+        """Track the best value; return (stop early, improved). An undefined (NaN) value counts
+        as an evaluation without improvement, and says so."""
+        value = self._monitored(metrics, logger)
+        metric = self.monitor.split("/", 1)[1] if self.monitor else "loss"
         better = metric != "loss" and higher_is_better(metric)
-        if self.best_value is None or (value > self.best_value if better else value < self.best_value):
+        if not math.isfinite(value):
+            _say(logger, f"step {self.step}: the monitored {self.monitor} is {value}; this evaluation "
+                 "counts as no improvement.")
+        elif self.best_value is None or (value > self.best_value if better else value < self.best_value):
             self.best_value, self.best_step, self.bad_evals = value, self.step, 0
             return False, True
         self.bad_evals += 1
-        return self.patience is not None and self.bad_evals >= self.patience, False
+        patience = self.evaluation.patience
+        return patience is not None and self.bad_evals >= patience, False
 
     def _running_losses(self, reset: bool) -> dict[str, float]:
-        for names, values in self._recent_losses:
-            index = self.balancer.index(names).to(self.device)
-            self._loss_sum[index] += values.to(self._loss_sum)
-            self._loss_count[index] += 1
-        self._recent_losses.clear()
+        if self._recent_losses:
+            recent = torch.stack(self._recent_losses).to(self._loss_sum)  # [steps, 2, T]
+            self._loss_sum += (recent[:, 0] * recent[:, 1]).sum(0)
+            self._loss_count += recent[:, 1].sum(0).long()
+            self._recent_losses.clear()
         means = (self._loss_sum / self._loss_count.clamp(min=1)).tolist()
         counts = self._loss_count.tolist()
         out = {name: m for name, m, c in zip(self.tasks, means, counts) if c}
@@ -288,10 +407,10 @@ class Trainer:
             self._loss_count.zero_()
         return out
 
-    # ----------------------------------------------------------------------------------------
+    # ---- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: model, optimizer, scheduler, balancer,
-        loader position, RNG states, monitor and callbacks."""
+        """Everything needed to continue exactly: model, optimizer, scheduler, scaler, balancer,
+        loader position, views' generator, RNG states, monitor and callbacks."""
         self._running_losses(reset=False)  # fold pending per-step losses into the sums
         return {
             "step": self.step,
@@ -299,8 +418,10 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "balancer": self.balancer.state_dict(),
             "loader": self.loader.state_dict(),
+            "views": self.view_generator.get_state(),
             "monitor": {"name": self.monitor, "best_value": self.best_value, "best_step": self.best_step,
                         "bad_evals": self.bad_evals},
             "running_loss": {"sum": self._loss_sum, "count": self._loss_count},
@@ -322,7 +443,10 @@ class Trainer:
             raise CheckpointError(f"Checkpoint {path} does not fit this model/optimizer/balancer: {error}") from None
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
         self.loader.load_state_dict(state["loader"])
+        self.view_generator.set_state(state["views"])
         monitor = state["monitor"]
         self.best_value, self.best_step, self.bad_evals = monitor["best_value"], monitor["best_step"], monitor["bad_evals"]
         self._loss_sum.copy_(state["running_loss"]["sum"])
@@ -332,11 +456,17 @@ class Trainer:
         _set_rng_state(state["rng"])
         self.step = int(state["step"])
 
-    def load_best(self) -> None:
-        """Load the best checkpoint's model weights (no-op when none was written)."""
+    def load_best(self) -> bool:
+        """Load the best checkpoint's model weights; False (and a log line) when there is none,
+        so the model stays the last one trained."""
         path = self.checkpoints.directory / "best.safetensors"
         if self.checkpoints.enabled and path.is_file():
             self.model.load_state_dict(CheckpointManager.load(path)["model"])
+            return True
+        if self.checkpoints.enabled and self.val is not None:
+            log.warning("manytask: no best checkpoint (the monitored %s was never finite); the last "
+                        "model is used.", self.monitor)
+        return False
 
     # ----------------------------------------------------------------------------------------
     def _resolve(self, resume: Path | str) -> Path:
@@ -348,9 +478,17 @@ class Trainer:
             return latest
         return Path(resume)
 
+    def _main_tasks(self) -> list[Task]:
+        return [t for t in self.tasks.values() if t.role == "main"] or list(self.tasks.values())
+
     def _default_monitor(self) -> str | None:
-        mains = [t for t in self.tasks.values() if t.role == "main"] or list(self.tasks.values())
-        return f"{mains[0].name}/{mains[0].metrics[0]}" if self.val is not None else None
+        if self.val is None:
+            return None
+        mains = [t for t in self._main_tasks() if t.view is None] or self._main_tasks()
+        primaries = {t.metrics[0] for t in mains}
+        if len(mains) > 1 and len(primaries) == 1:
+            return f"mean/{primaries.pop()}"
+        return f"{mains[0].name}/{mains[0].metrics[0]}"
 
     def _check_monitor(self) -> None:
         if self.monitor is None:
@@ -374,7 +512,44 @@ class Trainer:
 
     def _call(self, hook: str, **kwargs: Any) -> None:
         for callback in self.callbacks:
-            getattr(callback, hook)(self, **kwargs)
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, **kwargs)
+
+
+def _say(logger: RunLogger | None, message: str) -> None:
+    if logger is not None:
+        logger.write(message)
+    else:
+        log.warning("manytask: %s", message)
+
+
+def _check_device(device: torch.device | str) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"Device {str(device)!r} was asked for, but this PyTorch has no CUDA device "
+                         f"(torch {torch.__version__}, cuda available: False). Use device 'cpu', or "
+                         "install a CUDA build of torch on a machine with a GPU.")
+    return device
+
+
+def _check_precision(precision: str, device: torch.device) -> Precision:
+    if precision not in ("32", "bf16", "16"):
+        raise ValueError(f"precision must be '32', 'bf16' or '16'. Got {precision!r} instead.")
+    if precision == "16" and device.type != "cuda":
+        raise ValueError("precision '16' (float16 with loss scaling) needs a CUDA device; on "
+                         f"{device.type} use 'bf16' or '32'.")
+    return precision  # type: ignore[return-value]
+
+
+def _check_optimized(optimizer: torch.optim.Optimizer, balancer: Balancer) -> None:
+    """A balancer's learned weights must be optimised, or they silently never change."""
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    missing = [n for n, p in balancer.named_parameters() if p.requires_grad and id(p) not in held]
+    if missing:
+        raise ValueError(f"{balancer} learns parameters {missing[:3]} that the optimizer does not hold, so "
+                         "they would never change. Build the optimizer with build_optimizer(model, balancer, ...), "
+                         "or add balancer.parameters() to it.")
 
 
 def _rng_state() -> dict[str, Any]:

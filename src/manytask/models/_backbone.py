@@ -1,0 +1,120 @@
+"""Backbones with stages: ordered modules whose outputs sharing schemes can copy, mix or tap."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import Tensor, nn
+
+from ..data import Inputs
+
+__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "output_info"]
+
+Layout = Literal["vector", "sequence", "map"]
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """The output of one backbone stage.
+
+    Args:
+        dim: Feature size ``D`` (channels ``C`` for maps).
+        layout: ``"vector"`` ``[B, D]``, ``"sequence"`` ``[B, L, D]`` or ``"map"`` ``[B, C, H, W]``.
+        reduction: How many input pixels (tokens) one output position spans per side
+            (maps: input size / map size); pixel heads upsample by it.
+    """
+
+    dim: int
+    layout: Layout
+    reduction: int = 1
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("vector", "sequence", "map"):
+            raise ValueError(f"FeatureInfo layout must be 'vector', 'sequence' or 'map'. Got {self.layout!r}.")
+        if self.dim < 1 or self.reduction < 1:
+            raise ValueError(f"FeatureInfo needs dim >= 1 and reduction >= 1. Got {self.dim}, {self.reduction}.")
+
+
+class Backbone(nn.Module):
+    """An ordered list of stages; ``forward`` runs them in turn.
+
+    ``stages[i]`` maps the output of stage ``i - 1`` (stage 0: the inputs) to features laid out
+    as ``feature_info[i]`` says. Sharing schemes copy stages (one per task), mix stage outputs
+    between tasks (cross-stitch), or tap them (heads at different depths).
+
+    Args:
+        stages: The stages, in order.
+        feature_info: One :class:`FeatureInfo` per stage.
+
+    Examples:
+        >>> import torch
+        >>> net = Backbone([nn.Linear(4, 8), nn.Sequential(nn.ReLU(), nn.Linear(8, 3))],
+        ...                [FeatureInfo(8, "vector"), FeatureInfo(3, "vector")])
+        >>> [tuple(f.shape) for f in net.forward_stages(torch.randn(2, 4))]
+        [(2, 8), (2, 3)]
+    """
+
+    def __init__(self, stages: Sequence[nn.Module], feature_info: Sequence[FeatureInfo]) -> None:
+        super().__init__()
+        if not stages:
+            raise ValueError("A Backbone needs at least one stage.")
+        if len(stages) != len(feature_info):
+            raise ValueError(f"A Backbone needs one FeatureInfo per stage: got {len(stages)} stages "
+                             f"and {len(feature_info)} FeatureInfo.")
+        self.stages = nn.ModuleList(stages)
+        self.feature_info = tuple(feature_info)
+
+    @property
+    def out_info(self) -> FeatureInfo:
+        """The last stage's output."""
+        return self.feature_info[-1]
+
+    @property
+    def out_features(self) -> int:
+        """Feature size of the last stage."""
+        return self.out_info.dim
+
+    def forward(self, inputs: Inputs) -> Tensor:
+        x = inputs
+        for stage in self.stages:
+            x = stage(x)
+        return x  # type: ignore[return-value]
+
+    def forward_stages(self, inputs: Inputs) -> list[Tensor]:
+        """Every stage's output, in order."""
+        outputs: list[Tensor] = []
+        x = inputs
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)  # type: ignore[arg-type]
+        return outputs
+
+
+def as_backbone(module: nn.Module, info: FeatureInfo | None = None) -> Backbone:
+    """``module`` itself if it is a :class:`Backbone`, else a one-stage backbone around it.
+
+    Without ``info`` the module must say its output size in an int attribute ``out_features``
+    (a vector layout is assumed; pass ``info`` for sequences and maps).
+    """
+    if isinstance(module, Backbone):
+        if info is not None and info != module.out_info:
+            raise ValueError(f"The backbone's last stage is {module.out_info}, not {info}.")
+        return module
+    return Backbone([module], [info or output_info(module)])
+
+
+def output_info(module: nn.Module, dim: int | None = None) -> FeatureInfo:
+    """What ``module`` outputs: its last stage's :class:`FeatureInfo` for a :class:`Backbone`;
+    otherwise ``dim`` (or the module's int attribute ``out_features``) with the module's
+    ``layout`` attribute (default ``"vector"``)."""
+    if isinstance(module, Backbone):
+        return module.out_info if dim is None else FeatureInfo(dim, module.out_info.layout, module.out_info.reduction)
+    dim = dim if dim is not None else getattr(module, "out_features", None)
+    if not isinstance(dim, int):
+        raise ValueError(
+            f"Cannot tell the feature size of encoder {type(module).__name__}: pass "
+            "feature_dim=..., or give the encoder an int attribute `out_features`."
+        )
+    return FeatureInfo(dim, getattr(module, "layout", "vector"), getattr(module, "reduction", 1))

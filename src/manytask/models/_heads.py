@@ -1,0 +1,103 @@
+"""Task heads built from the task's level and the layout of the features they read."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, autograd, nn
+
+from ..tasks import Task
+from ._backbone import FeatureInfo
+
+__all__ = ["GradientReversal", "make_head"]
+
+
+class _Reverse(autograd.Function):
+    @staticmethod
+    def forward(ctx: autograd.function.FunctionCtx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.scale = scale  # type: ignore[attr-defined]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return -ctx.scale * grad, None  # type: ignore[attr-defined]
+
+
+class GradientReversal(nn.Module):
+    r"""Identity forward, :math:`-\lambda` times the gradient backward (Ganin & Lempitsky 2015,
+    "Unsupervised Domain Adaptation by Backpropagation", Eq. 13): the head learns its task while
+    the layers below it learn to defeat it (adversarial tasks).
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _Reverse.apply(x, self.scale)  # type: ignore[no-any-return]
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+class _Pool(nn.Module):
+    """Mean over the positions of a sequence ``[B, L, D]`` or a map ``[B, C, H, W]``."""
+
+    def __init__(self, layout: str) -> None:
+        super().__init__()
+        self.dims = (1,) if layout == "sequence" else (2, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=self.dims)
+
+
+class _Upsample(nn.Module):
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
+
+
+def _mlp(layer: type[nn.Linear] | type[nn.Conv2d], in_features: int, hidden: int, out: int) -> list[nn.Module]:
+    def make(i: int, o: int) -> nn.Module:
+        return nn.Conv2d(i, o, 1) if layer is nn.Conv2d else nn.Linear(i, o)
+
+    if hidden:
+        return [make(in_features, hidden), nn.ReLU(), make(hidden, out)]
+    return [make(in_features, out)]
+
+
+def make_head(task: Task, info: FeatureInfo) -> nn.Module:
+    """A fresh head for ``task`` reading features laid out as ``info``.
+
+    ======== ======================= ================================================
+    level    layout                  head
+    ======== ======================= ================================================
+    sample   vector                  linear (or one hidden layer, ``head_hidden``)
+    sample   sequence / map          mean over positions, then linear
+    token    sequence                linear on every token
+    pixel    map                     1×1 convolution, then bilinear upsampling by
+                                     ``info.reduction`` to the input resolution
+    ======== ======================= ================================================
+
+    An adversarial task's head reads the features through :class:`GradientReversal`.
+    """
+    level, layout = task.level, info.layout
+    layers: list[nn.Module] = [GradientReversal(task.reversal)] if task.role == "adversarial" else []
+    if level == "sample":
+        if layout != "vector":
+            layers.append(_Pool(layout))
+        layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features)
+    elif level == "token" and layout == "sequence":
+        layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features)
+    elif level == "pixel" and layout == "map":
+        layers += _mlp(nn.Conv2d, info.dim, task.head_hidden, task.out_features)
+        if info.reduction > 1:
+            layers.append(_Upsample(info.reduction))
+    else:
+        need = {"token": "a sequence [B, L, D]", "pixel": "a map [B, C, H, W]"}[str(level)]
+        raise ValueError(f"Task {task.name!r} is {level}-level and needs features laid out as {need}, "
+                         f"but the backbone's features are a {layout}. Use a backbone whose last stage "
+                         "keeps that layout (e.g. 'bilstm'/'transformer' for tokens, 'cnn' for pixels).")
+    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)

@@ -1,0 +1,240 @@
+"""The backward engine: the one place that calls ``backward``.
+
+It runs the model the way the balancer needs, turns the per-task loss sums and counts into
+losses, computes what the balancer declares it needs (the losses, the Gramian of the per-task
+gradients, or their Jacobian), and backpropagates once. It owns loss scaling (AMP) and the point
+where per-task sums and counts would be reduced across ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchjd.autogram import Engine as GramianEngine
+from torchjd.autojac import jac
+
+from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
+from ..data import Inputs
+from ..models import MultiTaskModel
+
+__all__ = ["BackwardEngine", "NonFiniteError"]
+
+log = logging.getLogger("manytask")
+
+#: One autogram engine per model: it hooks the shared modules for good, so engines are shared.
+_GRAMIAN_ENGINES: weakref.WeakKeyDictionary[nn.Module, tuple[list[int], GramianEngine]] = weakref.WeakKeyDictionary()
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss, the weighted total or the gradient became NaN or infinite; nothing was applied."""
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by ``scale`` (read when backward runs)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(features: Tensor, scale: Tensor) -> Tensor:  # type: ignore[override]
+        return features.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
+        ctx.scale = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad * ctx.scale.to(grad.dtype), None
+
+
+class BackwardEngine:
+    """Runs the forward and the one backward of a training step for ``balancer``.
+
+    - ``needs == "losses"``: one backward of the balancer's total ``sum_i w_i L_i (+ reg)``.
+    - ``needs == "gramian"``: the Gramian of the present tasks' gradients — exact (w.r.t. all
+      shared parameters, from torchjd's autogram engine, never the ``T x P`` Jacobian),
+      at the shared representation, or over the last shared layer's weight — then one ordinary
+      backward. Aggregators give each head the plain gradient of its own loss: every head reads
+      the features through a gradient-scaling identity, so the one backward of ``sum_i L_i``
+      delivers ``sum_i w_i dL_i/dz`` to the trunk.
+    - ``needs == "jacobian"``: the Jacobian ``[T', P]`` of the shared parameters (torchjd
+      ``jac``), the balancer's update written to their ``.grad``, the heads' plain gradients.
+
+    Where the autogram engine cannot hook the model's shared modules (none declared, or a
+    module it does not support), the exact Gramian comes from the Jacobian instead, with one
+    log line.
+
+    Args:
+        model: The model being trained.
+        balancer: The balancing method.
+        scaler: An AMP gradient scaler (float16), or None.
+    """
+
+    def __init__(self, model: MultiTaskModel, balancer: Balancer,
+                 scaler: torch.amp.GradScaler | None = None) -> None:
+        self.model = model
+        self.balancer = balancer
+        self.scaler = scaler
+        self.gramian_engine: GramianEngine | None = None
+        self.uses_jacobian = balancer.needs == "jacobian"
+        aggregating = balancer.needs != "losses"
+        if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
+            raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
+                             f"{type(model).__name__} shares none; use a loss weighting such as 'ew'.")
+        if balancer.level == "representation" and not model.has_features:
+            raise ValueError(f"{balancer} needs the model's shared features, but {type(model).__name__} "
+                             "has none; use level='exact'.")
+        if isinstance(balancer, JacobianBalancer) and scaler is not None:
+            raise ValueError(f"{balancer} writes its update past the loss scaler; train it in float32 "
+                             "or bfloat16 (precision: '32' or 'bf16'), not '16'.")
+        self.split_heads = aggregating and not balancer.scales_heads and model.has_features
+        if balancer.needs == "gramian" and balancer.level == "exact":
+            self.gramian_engine = self._make_gramian_engine()
+        self._position = {name: i for i, name in enumerate(balancer.task_names)}
+        self._aliases: dict[str, Tensor] = {}
+        self._scales: Tensor | None = None
+
+    def _make_gramian_engine(self) -> GramianEngine | None:
+        modules = self.model.shared_modules()
+        reason = "it declares no shared_modules()"
+        if modules:
+            cached = _GRAMIAN_ENGINES.get(self.model)
+            if cached is not None and cached[0] == [id(m) for m in modules]:
+                return cached[1]  # its hooks are on the modules already: never hook twice
+            try:
+                engine = GramianEngine(*modules, batch_dim=None)
+                _GRAMIAN_ENGINES[self.model] = ([id(m) for m in modules], engine)
+                return engine
+            except (ValueError, TypeError) as error:
+                reason = str(error).split(". ")[0]
+        log.info("manytask: exact Gramian of %s from the Jacobian (autogram cannot hook %s: %s).",
+                 self.balancer, type(self.model).__name__, reason)
+        self.uses_jacobian = True
+        return None
+
+    # -----------------------------------------------------------------------------------------
+    def begin_step(self) -> None:
+        """Forget the previous step's forward."""
+        self._aliases = {}
+        self._scales = None
+
+    def forward(self, inputs: Inputs, tasks: Sequence[str]) -> dict[str, Tensor]:
+        """Outputs of ``tasks``, computed the way the balancer needs them (call once per input
+        group of a step, after :meth:`begin_step`)."""
+        level_needs_features = self.balancer.needs != "losses" and self.balancer.level == "representation"
+        if not (self.split_heads or level_needs_features):
+            return self.model(inputs, tasks)
+        features = self.model.features(inputs)
+        if self._scales is None:
+            self._scales = torch.ones(self.balancer.num_tasks, device=features.device)
+        outputs = {}
+        for t in tasks:
+            self._aliases[t] = _ScaleGrad.apply(features, self._scales[self._position[t]])
+            outputs[t] = self.model.forward_heads(self._aliases[t], [t])[t]
+        return outputs
+
+    # -----------------------------------------------------------------------------------------
+    def backward(self, sums: Tensor, counts: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
+        """Backpropagate the losses ``sums / counts`` (``[T]``; count 0 = task absent).
+
+        Returns ``(losses, weights)``, both ``[T]`` and detached (absent tasks: loss 0, weight 0).
+        Raises :class:`NonFiniteError` before anything is applied if a loss, the weighted total
+        or the gradient is not finite.
+        """
+        sums, counts = self.reduce(sums, counts)
+        present = counts > 0
+        losses = sums / counts.clamp(min=1)
+        if not bool(torch.isfinite(losses.detach()).all()):  # before any balancer state changes
+            self._check_finite(losses.detach(), present, torch.zeros_like(losses))
+        balancer = self.balancer
+        if isinstance(balancer, LossBalancer):
+            total, weights = balancer.total(losses, present, step=step)
+            self._backward(total)
+        else:
+            index = present.nonzero().flatten()
+            if isinstance(balancer, JacobianBalancer):
+                weights = self._jacobian_step(balancer, losses, present, index, step)
+            else:
+                assert isinstance(balancer, GramianBalancer)
+                gramian = self._gramian(losses[index])
+                present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
+                weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
+                if self.split_heads:
+                    assert self._scales is not None
+                    self._scales[index] = present_weights.detach().to(self._scales)
+                    self._backward(losses[index].sum())
+                else:
+                    self._backward((weights * losses).sum())
+        self._check_finite(losses.detach(), present, weights.detach())
+        return losses.detach(), weights.detach()
+
+    def reduce(self, sums: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-task loss sums and counts summed over ranks (identity in one process)."""
+        return sums, counts
+
+    def _backward(self, total: Tensor) -> None:
+        (self.scaler.scale(total) if self.scaler is not None else total).backward()
+
+    def _gramian(self, losses: Tensor) -> Tensor:
+        """Gramian ``[T', T']`` of the present losses' gradients at the balancer's level."""
+        level = self.balancer.level
+        if level == "representation":
+            names = [n for n in self.balancer.task_names if n in self._aliases]
+            grads = torch.autograd.grad(losses.sum(), [self._aliases[n] for n in names], retain_graph=True)
+            flat = torch.stack(grads).flatten(1)
+            return flat @ flat.T
+        if level == "last_shared":
+            return _gramian_of(losses, self.model.last_shared_parameters())
+        if self.gramian_engine is not None:
+            return self.gramian_engine.compute_gramian(losses)
+        return _gramian_of(losses, [p for p in self.model.shared_parameters() if p.requires_grad])
+
+    def _jacobian_step(self, balancer: JacobianBalancer, losses: Tensor, present: Tensor, index: Tensor,
+                       step: int) -> Tensor:
+        shared = [p for p in self.model.shared_parameters() if p.requires_grad]
+        values = losses[index]
+        jacobian = torch.cat([j.flatten(1) for j in jac(list(values), shared, retain_graph=True)], dim=1)
+        update = balancer.aggregate(jacobian, losses.detach(), present, step=step)
+        heads = [p for name in self.model.task_names for p in self.model.task_parameters(name) if p.requires_grad]
+        if heads:
+            values.sum().backward(inputs=heads)
+        offset = 0
+        for p in shared:
+            grad = update[offset:offset + p.numel()].view_as(p)
+            p.grad = grad.clone() if p.grad is None else p.grad + grad
+            offset += p.numel()
+        # Weights that reproduce the update in least squares, for logging only.
+        weights = torch.linalg.lstsq(jacobian.T.double(), update.double()[:, None]).solution.flatten()
+        return torch.zeros_like(losses).index_put((index,), weights.to(losses))
+
+    def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor) -> None:
+        """One fused check of the losses, the weights and the global gradient norm."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grads += [p.grad for p in self.balancer.parameters() if p.grad is not None]
+        norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else losses.new_zeros(())
+        if self.scaler is not None:  # float16: the scaler skips steps with inf gradients itself
+            norm = norm.new_zeros(())
+        checked = torch.cat([losses, weights, norm.reshape(1).to(losses)])
+        if bool(torch.isfinite(checked).all()):
+            return
+        bad = [n for n, v, p in zip(self.balancer.task_names, losses.tolist(), present.tolist())
+               if p and not torch.isfinite(torch.tensor(v))]
+        if bad:
+            values = {n: losses[self.balancer.task_names.index(n)].item() for n in bad}
+            raise NonFiniteError(f"The loss of task {bad[0]!r} is {values[bad[0]]} (all bad: {values})")
+        if not bool(torch.isfinite(weights).all()):
+            raise NonFiniteError(f"{self.balancer} gave non-finite weights {weights.tolist()} from finite losses")
+        raise NonFiniteError(f"The gradient is not finite (norm {norm.item()}) although every loss is "
+                             f"finite (losses {losses.tolist()}, weights {weights.tolist()})")
+
+
+def _gramian_of(losses: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor]) -> Tensor:
+    """``J Jᵀ`` from the Jacobian of ``losses`` w.r.t. ``params`` (one vmapped backward)."""
+    jacobians = jac(list(losses), list(params), retain_graph=True)
+    flat = torch.cat([j.flatten(1) for j in jacobians], dim=1)
+    return flat @ flat.T

@@ -1,0 +1,12 @@
+"""Views: inputs transformed into (inputs, target, mask) for self-supervised tasks.
+
+A task that names a view (``Task(view="masked_cells")``) is trained on the view's inputs,
+target and mask instead of the batch's. Each view runs once per batch and is shared by every
+task that names it; it draws its randomness from the generator the trainer passes (seeded by
+the run and stored in checkpoints, so a resumed run sees the same views).
+"""
+
+from ._base import VIEWS, View, ViewBatch, create_view
+from ._masked_cells import MaskedCells
+
+__all__ = ["VIEWS", "MaskedCells", "View", "ViewBatch", "create_view"]
