@@ -1,0 +1,204 @@
+"""Defects an independent review found, each reproduced through the trainer as a user runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from manytask.balancing import DWA, EW, UW
+from manytask.data import MultiSourceLoader, TensorSource
+from manytask.models import HardSharing
+from manytask.tasks import Regression
+from manytask.training import (Callback, Checkpointing, Evaluation, NonFiniteLossError, Trainer,
+                               build_optimizer, build_scheduler)
+
+from .helpers import make_trainer
+
+TASKS = [Regression("a"), Regression("b"), Regression("c")]
+
+
+def small_run(balancer_cls: type = EW, n: int = 16, batch: int = 4, steps: int = 8, **trainer_options: Any) -> Trainer:
+    torch.manual_seed(0)
+    x = torch.randn(n, 3)
+    y = {t.name: x @ torch.randn(3) for t in TASKS}
+    model = HardSharing(nn.Sequential(nn.Linear(3, 8), nn.Tanh()), TASKS, feature_dim=8)
+    balancer = balancer_cls(TASKS)
+    optimizer = build_optimizer(model, balancer, "adam", lr=1e-2)
+    loader = MultiSourceLoader({"s": TensorSource(x, y)}, batch, seed=0)
+    return Trainer(model, TASKS, balancer, optimizer, loader, steps, progress=False, **trainer_options)
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.losses: list[dict[str, float]] = []
+
+    def on_before_backward(self, trainer: Trainer, step: int, sums: torch.Tensor, counts: torch.Tensor) -> None:
+        self.calls.append(("before_backward", step))
+
+    def on_after_backward(self, trainer: Trainer, step: int) -> None:
+        self.calls.append(("after_backward", step))
+
+    def on_before_optimizer_step(self, trainer: Trainer, step: int, optimizer: torch.optim.Optimizer) -> None:
+        self.calls.append(("before_optimizer_step", step))
+
+    def on_step_end(self, trainer: Trainer, step: int, losses: dict[str, Any]) -> None:
+        self.calls.append(("step_end", step))
+        self.losses.append({k: float(v) for k, v in losses.items()})
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        self.calls.append(("epoch_end", epoch))
+
+
+def test_dwa_sees_each_batch_in_its_own_epoch() -> None:
+    """The defect: the trainer read the epoch after drawing the batch, so with 4 steps per epoch
+    DWA saw epochs [0,0,0,1,1,1,1,2] and its epoch means (Eq. 7) mixed two epochs."""
+    recorder = Recorder()
+    trainer = small_run(DWA, steps=12, callbacks=[recorder])  # 16 samples / batch 4 = 4 steps per epoch
+    trainer.fit()
+    epochs = [e for kind, e in recorder.calls if kind == "epoch_end"]
+    assert epochs == [0, 1, 2]
+    a = torch.tensor([row["a"] for row in recorder.losses], dtype=torch.float64)
+    means = a.view(3, 4).mean(1)  # steps 1-4, 5-8, 9-12 are epochs 0, 1, 2
+    history = trainer.balancer.history[:, 0]
+    torch.testing.assert_close(history, means[1:], rtol=1e-6, atol=1e-9)
+
+
+def test_hooks_run_in_the_documented_order() -> None:
+    recorder = Recorder()
+    small_run(steps=5, callbacks=[recorder]).fit()
+    kinds = [k for k, _ in recorder.calls]
+    assert kinds[:4] == ["before_backward", "after_backward", "before_optimizer_step", "step_end"]
+    assert kinds[12:18] == ["before_backward", "after_backward", "before_optimizer_step", "step_end",
+                            "epoch_end", "before_backward"]  # step 4 ends epoch 0
+
+
+def test_uw_outside_the_optimizer_is_refused() -> None:
+    """The defect: UW whose parameters were not in the optimizer never learned, silently."""
+    model = HardSharing(nn.Linear(3, 4), TASKS, feature_dim=4)
+    loader = MultiSourceLoader({"s": TensorSource(torch.randn(8, 3), {t.name: torch.randn(8) for t in TASKS})}, 4)
+    with pytest.raises(ValueError, match="does not hold, so they would never change.*build_optimizer"):
+        Trainer(model, TASKS, UW(TASKS), build_optimizer(model), loader, 2, progress=False)
+
+
+class NaNGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad * float("nan")
+
+
+class PoisonedTrunk(nn.Module):
+    out_features = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return NaNGrad.apply(self.linear(x))
+
+
+def test_finite_losses_with_a_nan_gradient_are_not_applied(tmp_path: Path) -> None:
+    """The defect: only the losses were checked, so a NaN gradient was applied silently."""
+    model = HardSharing(PoisonedTrunk(), TASKS)
+    loader = MultiSourceLoader({"s": TensorSource(torch.randn(8, 3), {t.name: torch.randn(8) for t in TASKS})}, 4)
+    trainer = Trainer(model, TASKS, EW(TASKS), build_optimizer(model), loader, 2, progress=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(NonFiniteLossError, match="At step 1: The gradient is not finite.*every loss is finite"):
+        trainer.fit()
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_overflowing_weights_are_not_applied() -> None:
+    trainer = small_run(UW, steps=2)
+    with torch.no_grad():
+        trainer.balancer.log_vars[1].fill_(-1000.0)  # e^{1000} = inf: finite losses, infinite weight
+    with pytest.raises(NonFiniteLossError, match="non-finite weights"):
+        trainer.fit()
+
+
+def test_schedule_advances_only_on_steps_with_an_update() -> None:
+    """The defect: the LR schedule stepped on batches without any label (no update)."""
+    x = torch.randn(8, 3)
+    mask = torch.zeros(8, dtype=torch.bool)
+    mask[0] = True  # one labelled sample of 8: most batches of 2 have no label at all
+    task = [Regression("a")]
+    model = HardSharing(nn.Linear(3, 4), task, feature_dim=4)
+    optimizer = build_optimizer(model, None, "sgd", lr=0.1)
+    scheduler = build_scheduler(optimizer, "cosine", 12)
+    loader = MultiSourceLoader({"s": TensorSource(x, {"a": torch.randn(8)}, masks={"a": mask})}, 2, seed=0)
+    recorder = Recorder()
+    Trainer(model, task, EW(task), optimizer, loader, 12, scheduler=scheduler, callbacks=[recorder], progress=False).fit()
+    updates = sum(1 for kind, _ in recorder.calls if kind == "before_optimizer_step")
+    assert 0 < updates < 12
+    assert scheduler.last_epoch == updates
+
+
+def test_nan_monitor_counts_as_no_improvement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """The defect: a NaN monitored metric never counted as a bad evaluation (no early stop), and
+    the last model was then tested as if it were the best."""
+    import manytask.training._trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "evaluate", lambda *a, **k: {"category/accuracy": math.nan})
+    trainer = make_trainer(tmp_path, 70, eval_every=7)
+    trainer.monitor = "category/accuracy"
+    trainer.evaluation = dataclasses.replace(trainer.evaluation, patience=2)
+    result = trainer.fit()
+    assert result.stopped_early and result.steps == 14 and result.best_step is None
+    with caplog.at_level("WARNING", logger="manytask"):
+        assert trainer.load_best() is False
+    assert "no best checkpoint" in caplog.text
+
+
+def test_mean_monitor_says_which_tasks_it_covers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    trainer = make_trainer(tmp_path, 7)
+    trainer.monitor = "mean/loss"
+    with caplog.at_level("WARNING", logger="manytask"):
+        assert trainer._monitored({"category/loss": 1.0, "score/loss": 3.0, "flag/loss": math.nan}) == 2.0
+    assert "mean over 2 of 3 tasks" in caplog.text and "flag" in caplog.text
+
+
+def test_default_monitor_is_the_mean_over_main_tasks_sharing_a_metric() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(8, 3)
+    source = TensorSource(x, {t.name: torch.randn(8) for t in TASKS})
+    trainer = small_run(evaluation=Evaluation(source, every=4))
+    assert trainer.monitor == "mean/rmse"
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"device": "cuda"}, "no CUDA device.*Use device 'cpu'"),
+    ({"evaluation": Evaluation(None, patience=3)}, "patience is set but there is no validation source"),
+    ({"precision": "16"}, "needs a CUDA device"),
+    ({"precision": "fp8"}, "precision must be"),
+])
+def test_settings_that_cannot_work_are_refused(options: dict[str, Any], match: str) -> None:
+    if "device" in options and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match=match):
+        small_run(**options)
+
+
+def test_bf16_autocast_trains() -> None:
+    trainer = small_run(steps=4, precision="bf16")
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.fit()
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))
+
+
+def test_checkpoint_dir_is_checkpointing(tmp_path: Path) -> None:
+    trainer = small_run(steps=4, checkpoints=Checkpointing(tmp_path, every=2))
+    trainer.fit()
+    assert [p.name for p in sorted((tmp_path / "checkpoints").iterdir())] == [
+        "step-000000002.safetensors", "step-000000004.safetensors"]
