@@ -82,3 +82,14 @@ def test_demo_command_runs_small(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--run-dir", str(tmp_path), *SMALL])
     assert result.exit_code == 0, result.output
     assert "Δm =" in result.output and (tmp_path / "comparison.md").is_file()
+
+
+def test_list_shows_balancer_metadata_and_views() -> None:
+    from typer.testing import CliRunner
+
+    from manytask.cli._app import app
+
+    out = CliRunner().invoke(app, ["list", "balancers"]).output
+    assert "paper: Sener & Koltun 2018" in out and "needs: gramian; levels: exact, representation" in out
+    assert "needs: losses" in out and "stateful: yes" in out
+    assert "masked_cells" in CliRunner().invoke(app, ["list", "views"]).output

@@ -108,7 +108,7 @@ def fit_linear(config: ConfigArg) -> None:
 
 @app.command("list")
 def list_components(
-    kind: Annotated[Optional[str], typer.Argument(help="models, encoders, balancers, samplers, datasets or metrics")] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="models, encoders, balancers, samplers, datasets, metrics or views")] = None,
 ) -> None:
     """List registered components by kind."""
     from ..catalogue import REGISTRIES
@@ -121,6 +121,8 @@ def list_components(
         typer.echo(f"{name}:")
         for entry in registry.entries():
             typer.echo(f"  {entry.name:<14} {entry.summary}")
+            if entry.details:
+                typer.echo("  " + " " * 15 + "; ".join(f"{k}: {v}" for k, v in entry.details.items()))
 
 
 @app.command()
