@@ -166,7 +166,7 @@ class Task(ABC):
         output, target = self.entries(output, target)
         return output[mask], target[mask]
 
-    def loss_terms(self, output: Tensor, target: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def loss_terms(self, output: Tensor, target: Tensor, mask: Tensor | None) -> tuple[Tensor, int]:
         """``(sum, count)`` of the elementwise loss over the labelled entries (``mask=None``: all).
 
         The count counts loss elements (a sample with 3 regression outputs counts 3), so the
@@ -177,7 +177,7 @@ class Task(ABC):
         else:
             output, target = self.select(output, target, mask)
         losses = self.loss_function(output, target)
-        return losses.sum(), torch.tensor(float(losses.numel()), device=losses.device, dtype=losses.dtype)
+        return losses.sum(), losses.numel()
 
     def mean_loss(self, output: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
         """Mean loss over the labelled entries (the caller ensures there is at least one)."""

@@ -34,24 +34,6 @@ class NonFiniteError(FloatingPointError):
     """A loss, the weighted total or the gradient became NaN or infinite; nothing was applied."""
 
 
-class _ScaleGrad(torch.autograd.Function):
-    """Identity forward; multiplies the gradient by ``scale`` (read when backward runs)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(features: Tensor, scale: Tensor) -> Tensor:  # type: ignore[override]
-        return features.clone()
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
-        ctx.scale = inputs[1]
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return grad * ctx.scale.to(grad.dtype), None
-
-
 class BackwardEngine:
     """Runs the forward and the one backward of a training step for ``balancer``.
 
@@ -59,9 +41,12 @@ class BackwardEngine:
     - ``needs == "gramian"``: the Gramian of the present tasks' gradients — exact (w.r.t. all
       shared parameters, from torchjd's autogram engine, never the ``T x P`` Jacobian),
       at the shared representation, or over the last shared layer's weight — then one ordinary
-      backward. Aggregators give each head the plain gradient of its own loss: every head reads
-      the features through a gradient-scaling identity, so the one backward of ``sum_i L_i``
-      delivers ``sum_i w_i dL_i/dz`` to the trunk.
+      backward. Aggregators give each head the plain gradient of its own loss: the heads read a
+      detached copy of the features per task, so one ordinary backward through the heads gives
+      every head its gradient and leaves the per-task feature gradients ``J_z [T', *z]``; the
+      exact Gramian is that of ``v_i = <J_z,i, z>`` (whose gradient w.r.t. the shared parameters
+      is task i's), so autogram's batched pass runs through the trunk only; finally the trunk
+      gets ``z.backward(sum_i w_i J_z,i)``.
     - ``needs == "jacobian"``: the Jacobian ``[T', P]`` of the shared parameters (torchjd
       ``jac``), the balancer's update written to their ``.grad``, the heads' plain gradients.
 
@@ -96,8 +81,8 @@ class BackwardEngine:
         if balancer.needs == "gramian" and balancer.level == "exact":
             self.gramian_engine = self._make_gramian_engine()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
-        self._aliases: dict[str, Tensor] = {}
-        self._scales: Tensor | None = None
+        self._groups: list[tuple[list[str], Tensor, Tensor]] = []  # (tasks, features, their copies)
+        self._parameters = [*model.parameters(), *balancer.parameters()]
 
     def _make_gramian_engine(self) -> GramianEngine | None:
         modules = self.model.shared_modules()
@@ -120,8 +105,7 @@ class BackwardEngine:
     # -----------------------------------------------------------------------------------------
     def begin_step(self) -> None:
         """Forget the previous step's forward."""
-        self._aliases = {}
-        self._scales = None
+        self._groups = []
 
     def forward(self, inputs: Inputs, tasks: Sequence[str]) -> dict[str, Tensor]:
         """Outputs of ``tasks``, computed the way the balancer needs them (call once per input
@@ -130,13 +114,10 @@ class BackwardEngine:
         if not (self.split_heads or level_needs_features):
             return self.model(inputs, tasks)
         features = self.model.features(inputs)
-        if self._scales is None:
-            self._scales = torch.ones(self.balancer.num_tasks, device=features.device)
-        outputs = {}
-        for t in tasks:
-            self._aliases[t] = _ScaleGrad.apply(features, self._scales[self._position[t]])
-            outputs[t] = self.model.forward_heads(self._aliases[t], [t])[t]
-        return outputs
+        copies = features.detach().unsqueeze(0).expand(len(tasks), *features.shape).clone().requires_grad_()
+        self._groups.append((list(tasks), features, copies))
+        slices = copies.unbind(0)  # one backward node that stacks the per-task gradients
+        return {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, slices)}
 
     # -----------------------------------------------------------------------------------------
     def backward(self, sums: Tensor, counts: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
@@ -159,17 +140,19 @@ class BackwardEngine:
             index = present.nonzero().flatten()
             if isinstance(balancer, JacobianBalancer):
                 weights = self._jacobian_step(balancer, losses, present, index, step)
+            elif self.split_heads:
+                assert isinstance(balancer, GramianBalancer)
+                feature_grads = self._heads_backward(losses[index])  # per group: [T'_g, *z]
+                gramian = self._split_gramian(feature_grads)
+                present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
+                weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
+                self._trunk_backward(feature_grads, weights)
             else:
                 assert isinstance(balancer, GramianBalancer)
                 gramian = self._gramian(losses[index])
                 present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
                 weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
-                if self.split_heads:
-                    assert self._scales is not None
-                    self._scales[index] = present_weights.detach().to(self._scales)
-                    self._backward(losses[index].sum())
-                else:
-                    self._backward((weights * losses).sum())
+                self._backward((weights * losses).sum())
         self._check_finite(losses.detach(), present, weights.detach())
         return losses.detach(), weights.detach()
 
@@ -180,15 +163,48 @@ class BackwardEngine:
     def _backward(self, total: Tensor) -> None:
         (self.scaler.scale(total) if self.scaler is not None else total).backward()
 
+    def _heads_backward(self, losses: Tensor) -> list[Tensor]:
+        """One ordinary backward through the heads: each head's plain gradient into ``.grad``,
+        and per input group the per-task gradients w.r.t. its features ``[T'_g, *z]``."""
+        copies = [c for _, _, c in self._groups]
+        total = losses.sum()
+        (self.scaler.scale(total) if self.scaler is not None else total).backward(
+            inputs=copies + self._head_parameters())
+        scale = 1.0 / self.scaler.get_scale() if self.scaler is not None else 1.0
+        return [c.grad * scale if c.grad is not None else torch.zeros_like(c) for c in copies]
+
+    def _head_parameters(self) -> list[Tensor]:
+        names = [t for tasks, _, _ in self._groups for t in tasks]
+        return [p for n in names for p in self.model.task_parameters(n) if p.requires_grad]
+
+    def _split_gramian(self, feature_grads: list[Tensor]) -> Tensor:
+        """Gramian ``[T', T']`` (present tasks in run order) from the per-task feature gradients."""
+        names = [t for tasks, _, _ in self._groups for t in tasks]
+        order = torch.tensor(sorted(range(len(names)), key=lambda i: self._position[names[i]]))
+        if self.balancer.level == "representation":
+            flat = feature_grads[0].flatten(1)  # one input group: views are refused at this level
+            return (flat @ flat.T)[order][:, order]
+        # v_i = <J_z,i, z>: its gradient w.r.t. the shared parameters is task i's gradient.
+        probes = torch.cat([torch.tensordot(g, z, dims=z.ndim) if g.ndim == z.ndim + 1 else
+                            (g.flatten(1) @ z.flatten()) for (_, z, _), g in zip(self._groups, feature_grads)])
+        probes = probes[order]
+        if self.gramian_engine is not None:
+            return self.gramian_engine.compute_gramian(probes)
+        return _gramian_of(probes, [p for p in self.model.shared_parameters() if p.requires_grad])
+
+    def _trunk_backward(self, feature_grads: list[Tensor], weights: Tensor) -> None:
+        """The shared parameters get ``sum_i w_i dL_i/dtheta`` through one backward per input group."""
+        outputs, grads = [], []
+        for (tasks, z, _), g in zip(self._groups, feature_grads):
+            w = weights[torch.tensor([self._position[t] for t in tasks], device=weights.device)]
+            combined = torch.tensordot(w.to(g.dtype), g, dims=1)
+            outputs.append(z)
+            grads.append(combined * self.scaler.get_scale() if self.scaler is not None else combined)
+        torch.autograd.backward(outputs, grads)
+
     def _gramian(self, losses: Tensor) -> Tensor:
-        """Gramian ``[T', T']`` of the present losses' gradients at the balancer's level."""
-        level = self.balancer.level
-        if level == "representation":
-            names = [n for n in self.balancer.task_names if n in self._aliases]
-            grads = torch.autograd.grad(losses.sum(), [self._aliases[n] for n in names], retain_graph=True)
-            flat = torch.stack(grads).flatten(1)
-            return flat @ flat.T
-        if level == "last_shared":
+        """Gramian ``[T', T']`` of the present losses' gradients, heads not split off."""
+        if self.balancer.level == "last_shared":
             return _gramian_of(losses, self.model.last_shared_parameters())
         if self.gramian_engine is not None:
             return self.gramian_engine.compute_gramian(losses)
@@ -214,8 +230,7 @@ class BackwardEngine:
 
     def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor) -> None:
         """One fused check of the losses, the weights and the global gradient norm."""
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        grads += [p.grad for p in self.balancer.parameters() if p.grad is not None]
+        grads = [p.grad for p in self._parameters if p.grad is not None]
         norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else losses.new_zeros(())
         if self.scaler is not None:  # float16: the scaler skips steps with inf gradients itself
             norm = norm.new_zeros(())

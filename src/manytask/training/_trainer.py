@@ -248,16 +248,15 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if not groups:
             return {}
-        sums = torch.zeros(len(self.tasks), device=self.device)
-        counts = torch.zeros(len(self.tasks), device=self.device)
         self.engine.begin_step()
+        names: list[str] = []
+        terms: list[tuple[Tensor, int]] = []
         with self._autocast():
-            for inputs, names, targets, masks in groups:
-                outputs = self.engine.forward(inputs, names)
-                index = torch.tensor([self._position[n] for n in names], device=self.device)
-                terms = [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in names]
-                sums = sums.index_put((index,), torch.stack([s for s, _ in terms]).float())
-                counts = counts.index_put((index,), torch.stack([c for _, c in terms]).float())
+            for inputs, group, targets, masks in groups:
+                outputs = self.engine.forward(inputs, group)
+                names += group
+                terms += [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in group]
+        sums, counts = self._dense(names, terms)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
             losses, _ = self.engine.backward(sums, counts, step=self.step)
@@ -282,8 +281,20 @@ class Trainer:
         present = counts > 0
         self.balancer.on_after_optimizer_step(losses, present, step=self.step,
                                               recompute=lambda: self._recompute(groups))
-        self._recent_losses.append(torch.stack([losses, present.to(losses)]).detach())
-        return {n: losses[self._position[n]] for n in self.tasks if bool(present[self._position[n]])}
+        self._recent_losses.append(torch.stack([losses, present.to(losses)]))
+        return {n: losses[self._position[n]] for n in names}
+
+    def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0 and 0)."""
+        stacked = torch.stack([total for total, _ in terms]).float()
+        count = [0.0] * len(self.tasks)
+        for name, (_, c) in zip(names, terms):
+            count[self._position[name]] = float(c)
+        counts = torch.tensor(count, device=stacked.device)
+        if len(names) == len(self.tasks) and all(self._position[n] == i for i, n in enumerate(names)):
+            return stacked, counts  # every task present, in run order
+        index = torch.tensor([self._position[n] for n in names], device=stacked.device)
+        return stacked.new_zeros(len(self.tasks)).index_put((index,), stacked), counts
 
     def _groups(self, batch: Batch) -> list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]:
         """The present tasks grouped by the inputs they read: the batch's, or a view's."""
