@@ -11,7 +11,7 @@ from torchjd.aggregation import PCGradWeighting, Weighting
 from ..tasks import Task
 from ._base import GramianBalancer, Level
 from ._min_norm import min_norm_weights
-from ._state import attribute_state, load_attribute_state
+from ._state import attribute_state, fill_unset_buffers, load_attribute_state
 
 __all__ = ["MGDA", "PCGrad", "TorchJDWeighting"]
 
@@ -61,6 +61,15 @@ class TorchJDWeighting(GramianBalancer):
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         return self.weighting(gramian)
+
+    def reset(self) -> None:
+        reset = getattr(self.weighting, "reset", None)
+        if callable(reset):
+            reset()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:  # type: ignore[override]
+        fill_unset_buffers(self.weighting, prefix + "weighting.", state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def get_extra_state(self) -> dict[str, Any]:
         return attribute_state(self.weighting, self.ignore)

@@ -11,7 +11,7 @@ from torchjd.scalarization import Scalarizer
 
 from ..tasks import Task
 from ._base import LossBalancer
-from ._state import attribute_state, load_attribute_state
+from ._state import attribute_state, fill_unset_buffers, load_attribute_state
 
 __all__ = ["TorchJDScalarizer"]
 
@@ -23,7 +23,8 @@ class TorchJDScalarizer(LossBalancer):
     :math:`\partial s / \partial L_i`, the weights of its linearisation. torchjd's scalarizers
     take a fixed vector of all ``T`` losses, so every task must be labelled in every batch: a
     batch with an absent task raises instead of feeding the scalarizer a made-up loss. Plain
-    attributes of the scalarizer are checkpointed as in :class:`TorchJDWeighting`.
+    attributes of the scalarizer are checkpointed as in :class:`TorchJDWeighting`. A scalarizer's
+    ``step()`` (torchjd's DWA) runs at the end of each epoch.
 
     Args:
         tasks: The run's tasks.
@@ -55,6 +56,20 @@ class TorchJDScalarizer(LossBalancer):
         total = self.scalarizer(losses)
         (weights,) = torch.autograd.grad(total, losses, retain_graph=True)
         return total, weights.detach()
+
+    def on_epoch_end(self, epoch: int) -> None:
+        step = getattr(self.scalarizer, "step", None)
+        if callable(step):
+            step()
+
+    def reset(self) -> None:
+        reset = getattr(self.scalarizer, "reset", None)
+        if callable(reset):
+            reset()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:  # type: ignore[override]
+        fill_unset_buffers(self.scalarizer, prefix + "scalarizer.", state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def get_extra_state(self) -> dict[str, Any]:
         return attribute_state(self.scalarizer, self.ignore)

@@ -8,33 +8,70 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["attribute_state", "load_attribute_state"]
+__all__ = ["attribute_state", "fill_unset_buffers", "load_attribute_state"]
 
 _MODULE_INTERNALS = frozenset(vars(nn.Module()))
-_PLAIN = (bool, int, float, str, type(None), np.ndarray, Tensor)
+
+
+class _Unstorable(TypeError):
+    pass
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str, Tensor)):
+        return value
+    if isinstance(value, np.ndarray):
+        return {"numpy": torch.from_numpy(np.array(value))}
+    if isinstance(value, torch.dtype):
+        return {"dtype": str(value).removeprefix("torch.")}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_encode(v) for v in value)
+    raise _Unstorable(type(value).__name__)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"numpy"}:
+        return value["numpy"].numpy().copy()
+    if isinstance(value, dict) and set(value) == {"dtype"}:
+        return getattr(torch, value["dtype"])
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_decode(v) for v in value)
+    return value
 
 
 def attribute_state(module: nn.Module, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
     """The attributes of ``module`` itself (not its parameters, buffers or submodules) that hold
-    state: numbers, strings, arrays, tensors, None. Any other attribute raises ``TypeError``
-    naming it, rather than being left out of the checkpoint silently."""
+    state: numbers, strings, arrays, tensors, dtypes, None, and lists or tuples of them. Any other
+    attribute raises ``TypeError`` naming it, rather than being left out of the checkpoint."""
     state: dict[str, Any] = {}
     for key, value in vars(module).items():
         if key in _MODULE_INTERNALS or key in ignore:
             continue
-        if not isinstance(value, _PLAIN):
+        try:
+            state[key] = _encode(value)
+        except _Unstorable as error:
             raise TypeError(
-                f"{type(module).__name__}.{key} holds a {type(value).__name__}, which a checkpoint "
-                "cannot store, so a resumed run would not continue exactly. Use manytask's own "
-                "balancer for this method, or list the attribute in `ignore` if it is rebuilt."
-            )
-        state[key] = {"numpy": torch.from_numpy(np.array(value))} if isinstance(value, np.ndarray) else value
+                f"{type(module).__name__}.{key} holds a {error}, which a checkpoint cannot store, so "
+                "a resumed run would not continue exactly. Use manytask's own balancer for this "
+                "method, or list the attribute in `ignore` if it is rebuilt."
+            ) from None
     return state
 
 
 def load_attribute_state(module: nn.Module, state: dict[str, Any]) -> None:
     """Inverse of :func:`attribute_state`."""
     for key, value in state.items():
-        if isinstance(value, dict) and set(value) == {"numpy"}:
-            value = value["numpy"].numpy().copy()
-        setattr(module, key, value)
+        setattr(module, key, _decode(value))
+
+
+def fill_unset_buffers(module: nn.Module, prefix: str, state_dict: dict[str, Any]) -> None:
+    """Buffers that ``module`` registered as None (created lazily, e.g. torchjd's GradVac) take
+    their saved value, so ``load_state_dict`` does not see them as unexpected keys."""
+    for name, buffer in list(module._buffers.items()):
+        key = prefix + name
+        if buffer is None and key in state_dict:
+            module._buffers[name] = state_dict[key].clone()

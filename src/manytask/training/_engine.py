@@ -184,13 +184,18 @@ class BackwardEngine:
         if self.balancer.level == "representation":
             flat = feature_grads[0].flatten(1)  # one input group: views are refused at this level
             return (flat @ flat.T)[order][:, order]
-        # v_i = <J_z,i, z>: its gradient w.r.t. the shared parameters is task i's gradient.
-        probes = torch.cat([torch.tensordot(g, z, dims=z.ndim) if g.ndim == z.ndim + 1 else
-                            (g.flatten(1) @ z.flatten()) for (_, z, _), g in zip(self._groups, feature_grads)])
-        probes = probes[order]
+        probes = self._probes(feature_grads)
         if self.gramian_engine is not None:
             return self.gramian_engine.compute_gramian(probes)
         return _gramian_of(probes, [p for p in self.model.shared_parameters() if p.requires_grad])
+
+    def _probes(self, feature_grads: list[Tensor]) -> Tensor:
+        """``v_i = <J_z,i, z>`` for the present tasks in run order: the gradient of ``v_i`` w.r.t.
+        the shared parameters is task ``i``'s gradient (``J_z`` is held constant)."""
+        names = [t for tasks, _, _ in self._groups for t in tasks]
+        order = torch.tensor(sorted(range(len(names)), key=lambda i: self._position[names[i]]))
+        probes = torch.cat([torch.tensordot(g, z, dims=z.ndim) for (_, z, _), g in zip(self._groups, feature_grads)])
+        return probes[order]
 
     def _trunk_backward(self, feature_grads: list[Tensor], weights: Tensor) -> None:
         """The shared parameters get ``sum_i w_i dL_i/dtheta`` through one backward per input group."""
@@ -213,12 +218,15 @@ class BackwardEngine:
     def _jacobian_step(self, balancer: JacobianBalancer, losses: Tensor, present: Tensor, index: Tensor,
                        step: int) -> Tensor:
         shared = [p for p in self.model.shared_parameters() if p.requires_grad]
-        values = losses[index]
-        jacobian = torch.cat([j.flatten(1) for j in jac(list(values), shared, retain_graph=True)], dim=1)
+        if self.split_heads:  # heads get their plain gradients; rows are the probes' gradients
+            values = self._probes(self._heads_backward(losses[index]))
+        else:
+            values = losses[index]
+            heads = [p for n in self.model.task_names for p in self.model.task_parameters(n) if p.requires_grad]
+            if heads:
+                values.sum().backward(inputs=heads, retain_graph=True)
+        jacobian = torch.cat([j.flatten(1) for j in jac(values, shared)], dim=1)
         update = balancer.aggregate(jacobian, losses.detach(), present, step=step)
-        heads = [p for name in self.model.task_names for p in self.model.task_parameters(name) if p.requires_grad]
-        if heads:
-            values.sum().backward(inputs=heads)
         offset = 0
         for p in shared:
             grad = update[offset:offset + p.numel()].view_as(p)
