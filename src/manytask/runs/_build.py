@@ -42,7 +42,11 @@ def check_config(config: Config) -> None:
     _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
     _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options())
     _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
+    for name, options in config.views.items():
+        _check(VIEWS, f"views.{name}", name, options)
     for task_name, override in config.tasks.items():
+        if override.view is not None:
+            _check(VIEWS, f"tasks.{task_name}.view", override.view, {})
         for metric in override.metrics or []:
             if metric not in METRICS:
                 _check(METRICS, f"tasks.{task_name}.metrics", metric, {})
@@ -180,7 +184,10 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     except TypeError as error:
         raise ConfigError(f"Config section 'model.encoder': {error}. Set the missing option in the config.") from None
     model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
-    model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
+    try:
+        model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
+    except ValueError as error:
+        raise ConfigError(f"Config section 'model': {error}") from None
     balancer_options = _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
     balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)
 
