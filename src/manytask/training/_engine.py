@@ -239,12 +239,9 @@ class BackwardEngine:
     def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor) -> None:
         """One fused check of the losses, the weights and the global gradient norm."""
         grads = [p.grad for p in self._parameters if p.grad is not None]
-        norm = torch.stack(torch._foreach_norm(grads)).norm() if grads else losses.new_zeros(())
-        if self.scaler is not None:  # float16: the scaler skips steps with inf gradients itself
-            norm = norm.new_zeros(())
-        checked = torch.cat([losses, weights, norm.reshape(1).to(losses)])
-        if bool(torch.isfinite(checked).all()):
-            return
+        norms = torch.stack(torch._foreach_norm(grads)).to(losses) if grads and self.scaler is None else losses[:0]
+        if bool(torch.isfinite(torch.cat([losses, weights, norms])).all()):
+            return  # (float16: the scaler skips steps with inf gradients itself)
         bad = [n for n, v, p in zip(self.balancer.task_names, losses.tolist(), present.tolist())
                if p and not torch.isfinite(torch.tensor(v))]
         if bad:
@@ -252,7 +249,7 @@ class BackwardEngine:
             raise NonFiniteError(f"The loss of task {bad[0]!r} is {values[bad[0]]} (all bad: {values})")
         if not bool(torch.isfinite(weights).all()):
             raise NonFiniteError(f"{self.balancer} gave non-finite weights {weights.tolist()} from finite losses")
-        raise NonFiniteError(f"The gradient is not finite (norm {norm.item()}) although every loss is "
+        raise NonFiniteError(f"The gradient is not finite (norm {norms.norm().item()}) although every loss is "
                              f"finite (losses {losses.tolist()}, weights {weights.tolist()})")
 
 
