@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
-from linear_school import _fmt_params, _logs, cv_select  # noqa: E402
+from linear_school import DATA_ROOT, _fmt_params, _logs, cv_select  # noqa: E402
 
 from manytask.linear._catalog import CLASSIFIERS, REGRESSORS  # noqa: E402
 
@@ -126,7 +126,7 @@ def run_sarcos(method: str) -> dict[str, Any]:
 
     warnings.simplefilter("ignore")
     with threadpool_limits(1):
-        sub, test = load_sarcos_subsample(None), load_sarcos_test(None)
+        sub, test = load_sarcos_subsample(DATA_ROOT), load_sarcos_test(DATA_ROOT)
         seen = {row.tobytes() for row in sub.X}
         keep = np.array([row.tobytes() not in seen for row in test.X])
         mu, sd = sub.X.mean(0), sub.X.std(0)
@@ -180,7 +180,7 @@ def run_digits(dataset: str, method: str) -> dict[str, Any]:
 
     warnings.simplefilter("ignore")
     with threadpool_limits(1):
-        d = load_mnist_usps(None, dataset)  # type: ignore[arg-type]
+        d = load_mnist_usps(DATA_ROOT, dataset)  # type: ignore[arg-type]
         # one global scale keeps the relative variances of the PCA components (as raw)
         mu, sd = d.X_train.mean(0), d.X_train.std()
         X_tr, X_te = (d.X_train - mu) / sd, (d.X_test - mu) / sd

@@ -36,6 +36,8 @@ from _report import write_section  # noqa: E402
 from manytask.linear._catalog import REGRESSORS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+#: $MANYTASK_DATA when set (None: the library's data root), else the shared data beside the repo.
+DATA_ROOT = None if os.environ.get("MANYTASK_DATA") else REPO.parent / "shared" / "data"
 
 
 def _logs(lo: float, hi: float, n: int) -> list[float]:
@@ -137,7 +139,7 @@ def run_split(protocol: str, split: int, methods: Sequence[str]) -> dict[str, An
 
     warnings.simplefilter("ignore")  # ConvergenceWarning on extreme grid points
     with threadpool_limits(1):
-        s = load_school(None, protocol, split)  # type: ignore[arg-type]
+        s = load_school(DATA_ROOT, protocol, split)  # type: ignore[arg-type]
         X_tr, X_te = _standardise(s.X_train, s.X_test)
         y_mu, y_sd = s.y_train.mean(), s.y_train.std()
         y_tr = (s.y_train - y_mu) / y_sd

@@ -1,7 +1,7 @@
 """Write ``examples/data/school.csv`` (one row per student) for ``examples/linear_school.yaml``.
 
 Usage: ``python examples/make_school_csv.py [--root DATA_ROOT]`` (default root:
-``$MANYTASK_DATA`` or ``../shared/data``).
+``$MANYTASK_DATA``, else ``./data``, as for every loader).
 """
 
 from __future__ import annotations

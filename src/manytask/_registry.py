@@ -6,7 +6,6 @@ against the factory's signature (unknown key, wrong type) before anything is bui
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 from collections.abc import Callable, Mapping
@@ -14,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import pydantic
+
+from ._utils import did_you_mean, validation_messages
 
 T = TypeVar("T")
 
@@ -77,10 +78,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> RegistryEntry[T]:
         """The entry for ``name``; an unknown name raises with the closest matches."""
         if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise UnknownNameError(
-                f"Unknown {self.kind} {name!r}.{hint} Registered: {', '.join(self.names())}."
+                f"Unknown {self.kind} {name!r}.{did_you_mean(name, self.names(), 'Registered')}"
             )
         return self._entries[name]
 
@@ -103,12 +102,8 @@ class Registry(Generic[T]):
         unknown = [k for k in options if k not in params]
         if unknown:
             key = unknown[0]
-            close = difflib.get_close_matches(key, params, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            valid = ", ".join(sorted(params)) or "(none)"
-            raise OptionsError(
-                f"Unknown option {key!r} for {self.kind} {name!r}.{hint} Valid options: {valid}."
-            )
+            tail = did_you_mean(key, sorted(params), "Valid options") or " It takes no options."
+            raise OptionsError(f"Unknown option {key!r} for {self.kind} {name!r}.{tail}")
         hints = _type_hints(factory)
         fields: dict[str, Any] = {
             k: (hints.get(k, Any), ...) for k in options
@@ -119,12 +114,9 @@ class Registry(Generic[T]):
         try:
             validated = model(**options)
         except pydantic.ValidationError as error:
-            first = error.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            raise OptionsError(
-                f"Option {key!r} of {self.kind} {name!r}: {first['msg']} "
-                f"(got {first.get('input')!r})."
-            ) from None
+            where = f" of {self.kind} {name!r}"
+            lines = validation_messages(error, noun="option", where=where)
+            raise OptionsError(" ".join(lines)) from None
         return {k: getattr(validated, k) for k in options}
 
     def create(self, name: str, /, **kwargs: Any) -> T:

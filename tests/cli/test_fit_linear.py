@@ -28,6 +28,16 @@ def test_fit_linear_on_a_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "mean" in result.output and (tmp_path / "out" / "coef.csv").is_file()
 
+    other = tmp_path / "other"
+    args = ["fit-linear", str(tmp_path / "c.yaml"), "--set", f"output_dir={other}"]
+    overridden = CliRunner().invoke(app, [*args, "--set", "estimator.params.alpha=0.01"])
+    assert overridden.exit_code == 0, overridden.output
+    assert yaml.safe_load((other / "config.yaml").read_text())["estimator"]["params"] == {
+        "alpha": 0.01
+    }
+    typo = CliRunner().invoke(app, [*args, "--set", "estimator.nam=l21"])
+    assert typo.exit_code == 2 and "Did you mean 'estimator.name'" in typo.output
+
     config["estimator"]["name"] = "l2l"
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     bad = CliRunner().invoke(app, ["fit-linear", str(tmp_path / "bad.yaml")])

@@ -12,7 +12,8 @@ from scipy.io import savemat
 
 from manytask.data.datasets._mnist_usps_arrays import load_mnist_usps, one_vs_rest
 from manytask.data.datasets._sarcos_arrays import load_sarcos_subsample, load_sarcos_test
-from manytask.data.datasets._school import load_school, resolve_data_root
+from manytask._utils import data_root
+from manytask.data.datasets._school import load_school
 
 _ENV = os.environ.get("MANYTASK_DATA")
 DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -69,7 +70,7 @@ def test_fake_school_and_env_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("MANYTASK_DATA", str(tmp_path))
     s = load_school(None, "zhang_li", 1)
     assert s.X_train.shape == (278, 28) and s.task_test.max() == 138
-    assert resolve_data_root(None) == tmp_path
+    assert data_root(None) == tmp_path
 
 
 def test_missing_file_names_file_place_and_url(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from manytask.config import ConfigError
 from manytask.linear._cli import fit_linear
 
 
@@ -73,8 +74,15 @@ def test_shared_form_and_logistic(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        ({"data__columns": ["x1"]}, r"config key 'data.columns': Extra inputs are not permitted"),
-        ({"split__test_fraction": "half"}, r"config key 'split.test_fraction'"),
+        (
+            {"data__columns": ["x1"]},
+            r"Unknown key 'data.columns'. Valid keys here: path, inputs, targets, target, task",
+        ),
+        ({"split__test_fraction": "half"}, r"Key 'split.test_fraction': .*number.*'half'"),
+        (
+            {"estimator": {"nme": "l21"}},
+            r"Unknown key 'estimator.nme'. Did you mean 'estimator.name'",
+        ),
         ({"data__targets": ["ya"]}, r"either 'targets'"),
         (
             {"estimator": {"name": "l22"}},
@@ -82,10 +90,25 @@ def test_shared_form_and_logistic(tmp_path: Path) -> None:
         ),
         ({"estimator": {"name": "l21", "params": {"alpa": 1}}}, r"estimator.params.*'alpa'"),
         ({"estimator": {"name": "l21", "params": {"alpha": "x"}}}, r"estimator.params.*alpha"),
-        ({"data__inputs": ["x1", "x9"]}, r"config key 'data.inputs'.*x9"),
+        ({"data__inputs": ["x1", "x9"]}, r"Config key 'data.inputs': column 'x9'.*Columns: x1"),
+        ({"data__inputs": ["x1", "group"]}, r"'data.inputs': column 'group' must hold numbers"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, overrides: dict, match: str) -> None:
     _write_table(tmp_path / "table.csv")
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         fit_linear(_config(tmp_path, **overrides))
+
+
+def test_overrides_as_in_the_main_config(tmp_path: Path) -> None:
+    """``key.sub=value`` overrides (``--set``) apply before validation, values parsed as YAML."""
+    _write_table(tmp_path / "table.csv")
+    config = _config(tmp_path)
+    out = tmp_path / "other"
+    result = fit_linear(config, [f"output_dir={out}", "split.test_fraction=0.5"])
+    assert result["n_test"] == 45 and (out / "coef.csv").is_file()
+    assert yaml.safe_load((out / "config.yaml").read_text())["split"]["test_fraction"] == 0.5
+    with pytest.raises(ConfigError, match=r"Key 'split.test_fraction': .*less than 1"):
+        fit_linear(config, ["split.test_fraction=1.5"])
+    with pytest.raises(ConfigError, match="key.subkey=value"):
+        fit_linear(config, ["split.seed"])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from ._atomic import atomic_write
 
 __all__ = ["write_section"]
 
@@ -13,7 +13,7 @@ def write_section(section_id: str, markdown: str, path: str | Path = "docs/bench
     """Replace the text between ``<!-- section:ID start -->`` and ``<!-- section:ID end -->``.
 
     The section is appended when the markers are absent. The file is written atomically
-    (a temporary file in the same folder, then ``os.replace``).
+    (:func:`atomic_write`).
 
     Args:
         section_id: the section's identifier (no spaces).
@@ -33,12 +33,4 @@ def write_section(section_id: str, markdown: str, path: str | Path = "docs/bench
         raise ValueError(f"{path}: unbalanced markers for section {section_id!r}.")
     else:
         text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, text)

@@ -96,12 +96,12 @@ def bench(
 
 
 @app.command("fit-linear")
-def fit_linear(config: ConfigArg) -> None:
+def fit_linear(config: ConfigArg, set_: SetOpt = None) -> None:
     """Fit a regularised linear multi-task model (manytask.linear) to a table described by CONFIG."""
     from ..linear import fit_linear as run_fit_linear
 
     try:
-        run_fit_linear(config)
+        run_fit_linear(config, set_ or [])
     except _USER_ERRORS as error:
         _fail(error)
 

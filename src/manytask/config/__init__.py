@@ -1,5 +1,12 @@
 """Validated run configuration (YAML + pydantic)."""
 
+from ._linear import (
+    LinearDataConfig,
+    LinearEstimatorConfig,
+    LinearFitConfig,
+    LinearSplitConfig,
+    load_linear_config,
+)
 from ._schema import (
     Component,
     Config,
@@ -12,6 +19,8 @@ from ._schema import (
     apply_overrides,
     load_config,
     parse_config,
+    read_config,
+    validate_config,
 )
 
 __all__ = [
@@ -19,11 +28,18 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "LinearDataConfig",
+    "LinearEstimatorConfig",
+    "LinearFitConfig",
+    "LinearSplitConfig",
     "ModelConfig",
     "OptimizerConfig",
     "TaskConfig",
     "TrainingConfig",
     "apply_overrides",
     "load_config",
+    "load_linear_config",
     "parse_config",
+    "read_config",
+    "validate_config",
 ]

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-__all__ = ["Config", "ConfigError", "Component", "load_config", "parse_config", "apply_overrides"]
+from .._utils import StrictModel, validation_messages
+
+__all__ = [
+    "Config", "ConfigError", "Component", "apply_overrides", "load_config", "parse_config",
+    "read_config", "validate_config",
+]
 
 
 class ConfigError(ValueError):
     """A configuration that is malformed: the message names the key and the fix."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Component(BaseModel):
@@ -67,7 +67,7 @@ class ModelConfig(Component):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
 
 
-class TaskConfig(_Strict):
+class TaskConfig(StrictModel):
     """``tasks.<name>:`` per-task overrides of the dataset's task definitions."""
 
     role: Literal["main", "auxiliary", "adversarial"] | None = None
@@ -81,7 +81,7 @@ class TaskConfig(_Strict):
     num_outputs: PositiveInt | None = None
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(StrictModel):
     """``optimizer:`` optimizer, learning rates and schedule."""
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
@@ -92,7 +92,7 @@ class OptimizerConfig(_Strict):
     warmup_steps: int = Field(default=0, ge=0)
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     """``training:`` length, evaluation, checkpoints, early stopping and device."""
 
     steps: PositiveInt = 1000
@@ -106,7 +106,7 @@ class TrainingConfig(_Strict):
     progress: bool = True
 
 
-class Config(_Strict):
+class Config(StrictModel):
     """A whole run. Every section has defaults; see ``docs/configuration.md``."""
 
     seed: int = 0
@@ -121,43 +121,31 @@ class Config(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
 
-def _field_names(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
-    """Valid keys at ``path`` (for suggestions)."""
-    current: Any = model
-    for part in path:
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return []
-        annotation = fields[part].annotation
-        current = annotation if isinstance(annotation, type) else None
-    return list(getattr(current, "model_fields", {}) or {})
+Model = TypeVar("Model", bound=StrictModel)
 
 
-def _format(error: pydantic.ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        loc = [p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        key = ".".join(str(p) for p in loc)
-        if item["type"] == "extra_forbidden":
-            valid = _field_names(Config, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr('.'.join([*map(str, loc[:-1]), c])) for c in close)}?" if close else ""
-            lines.append(f"Unknown key {key!r}.{hint} Valid keys here: {', '.join(valid)}.")
-        else:
-            lines.append(f"Key {key!r}: {item['msg']} (got {item.get('input')!r}).")
-    return "Invalid configuration:\n  " + "\n  ".join(lines)
+def validate_config(
+    model: type[Model], raw: Mapping[str, Any] | None, source: str | Path | None = None
+) -> Model:
+    """Validate a raw config dict against ``model`` (a :class:`StrictModel`): every problem is
+    listed, each naming its key (and, for an unknown key, the closest valid ones).
 
-
-def parse_config(raw: Mapping[str, Any] | None) -> Config:
-    """Validate a config dict (keys and types; registered names are checked by ``check_names``)."""
+    ``source`` (the file it came from) is named in the message."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"A config must be a mapping of sections, got {type(raw).__name__}.")
     try:
-        return Config.model_validate(dict(raw))
+        return model.model_validate(dict(raw))
     except pydantic.ValidationError as error:
-        raise ConfigError(_format(error)) from None
+        where = f" in {source}" if source is not None else ""
+        lines = validation_messages(error, model)
+        raise ConfigError(f"Invalid configuration{where}:\n  " + "\n  ".join(lines)) from None
+
+
+def parse_config(raw: Mapping[str, Any] | None) -> Config:
+    """Validate a config dict (keys and types; registered names are checked by ``check_config``)."""
+    return validate_config(Config, raw)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -183,6 +171,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config file, apply overrides, validate."""
+    return validate_config(Config, read_config(path, overrides), path)
+
+
+def read_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The raw mapping in a YAML config file, with ``key.sub=value`` overrides applied."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist. Pass the path of a YAML file "
@@ -193,4 +186,4 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         raise ConfigError(f"Config file {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of sections, got {type(raw).__name__}.")
-    return parse_config(apply_overrides(raw, overrides))
+    return apply_overrides(raw, overrides)

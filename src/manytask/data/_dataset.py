@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .._registry import Registry
+from .._utils import data_root
 from ..tasks import Task
 from ._source import Source
 
@@ -60,10 +59,3 @@ def create_dataset(name: str, **options: Any) -> MultiTaskData:
     """Build a registered dataset by name."""
     return DATASETS.create(name, **options)
 
-
-def data_root(root: str | Path | None = None) -> Path:
-    """Where datasets live: ``root``, else ``$MANYTASK_DATA``, else ``./data``."""
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get("MANYTASK_DATA")
-    return Path(env).expanduser() if env else Path("data")

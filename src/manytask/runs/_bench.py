@@ -25,13 +25,12 @@ from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .._utils import write_section
+from .._utils import StrictModel, atomic_write, write_section
 from ..config import ConfigError, parse_config
 from ..evaluation import format_mean_std, mean_std
 from ..metrics import delta_m, higher_is_better
-from ..training._checkpoint import atomic_write_text
 from ._build import check_config, load_data, select_tasks
 
 __all__ = ["Suite", "load_suite", "run_suite", "suite_tables"]
@@ -39,8 +38,7 @@ __all__ = ["Suite", "load_suite", "run_suite", "suite_tables"]
 SINGLE = "single-task"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel  # suite entries: unknown keys are errors
 
 
 class DatasetSpec(_Strict):
@@ -182,7 +180,7 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def _run_in_child(cell: Cell, run_dir: Path) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from ..models import ENCODERS, MODELS, MultiTaskModel
 from ..tasks import BinaryClassification, Regression, Task
 from ..views import VIEWS, View
 from ..training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
-from ..training._checkpoint import atomic_write_text
+from .._utils import atomic_write, did_you_mean
 
 __all__ = ["Experiment", "build_experiment", "check_config", "load_data", "select_tasks"]
 
@@ -62,9 +61,8 @@ def load_data(config: Config) -> MultiTaskData:
 
 
 def _unknown_task(key: str, name: str, valid: Sequence[str]) -> ConfigError:
-    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    return ConfigError(f"Config key {key!r} names unknown task {name!r}.{hint} Tasks: {', '.join(valid)}.")
+    tail = did_you_mean(name, valid, "Tasks")
+    return ConfigError(f"Config key {key!r} names unknown task {name!r}.{tail}")
 
 
 def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None = None) -> tuple[Task, ...]:
@@ -223,4 +221,4 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
 
 def save_config(config: Config, run_dir: Path) -> None:
     """Write the resolved config to ``run_dir/config.yaml`` (atomically)."""
-    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    atomic_write(Path(run_dir) / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

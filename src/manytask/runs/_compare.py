@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..metrics import delta_m, higher_is_better
-from ..training._checkpoint import atomic_write_text
+from .._utils import atomic_write
 from ._build import check_config, load_data, select_tasks
 from ._train import train
 
@@ -86,12 +86,12 @@ def compare(config: Config, run_dir: Path | str | None = None) -> Comparison:
         {k: higher_is_better(k.split("/")[1]) for k in primary},
     )
     comparison = Comparison(tuple(rows), dm, multi.split, root)
-    atomic_write_text(root / "comparison.md", comparison.table() + "\n")
+    atomic_write(root / "comparison.md", comparison.table() + "\n")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["task", "metric", "higher_is_better", "single_task", "multi_task", "change_percent"])
     for r in rows:
         writer.writerow([r.task, r.metric, r.higher_is_better, r.single_task, r.multi_task, round(r.change, 4)])
     writer.writerow(["delta_m", "", "", "", "", round(dm, 4)])
-    atomic_write_text(root / "comparison.csv", buffer.getvalue())
+    atomic_write(root / "comparison.csv", buffer.getvalue())
     return comparison

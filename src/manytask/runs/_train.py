@@ -12,7 +12,7 @@ from ..config import Config
 from ..data import MultiTaskData
 from ..evaluation import evaluate
 from ..training import TrainResult
-from ..training._checkpoint import atomic_write_text
+from .._utils import atomic_write
 from ._build import build_experiment, save_config
 
 __all__ = ["RunResult", "train"]
@@ -73,5 +73,5 @@ def train(
         "monitor": result.monitor,
         "stopped_early": result.stopped_early,
     }
-    atomic_write_text(experiment.run_dir / "results.json", json.dumps(summary, indent=2))
+    atomic_write(experiment.run_dir / "results.json", json.dumps(summary, indent=2))
     return RunResult(result, metrics, split, experiment.run_dir)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .._utils import atomic_path
 from ._serialization import flatten_state, unflatten_state
 
-__all__ = ["CheckpointError", "CheckpointManager", "atomic_write_text"]
+__all__ = ["CheckpointError", "CheckpointManager"]
 
 _FORMAT = "manytask-checkpoint-1"
 _NAME = re.compile(r"^step-(\d+)\.safetensors$")
@@ -21,21 +20,6 @@ _NAME = re.compile(r"^step-(\d+)\.safetensors$")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, corrupt or from an incompatible run."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CheckpointManager:
@@ -81,17 +65,8 @@ class CheckpointManager:
 
     def _write(self, path: Path, state: dict[str, Any]) -> None:
         text, tensors = flatten_state(state)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"format": _FORMAT, "state": text})
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": _FORMAT, "state": text})
 
     @staticmethod
     def load(path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ._checkpoint import atomic_write_text
+from .._utils import atomic_write
 
 __all__ = ["RunLogger"]
 
@@ -43,7 +43,7 @@ class RunLogger:
         writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(kept)
-        atomic_write_text(self.path, buffer.getvalue())
+        atomic_write(self.path, buffer.getvalue())
         self._bar.update(resume_step or 0)
 
     def log(self, row: Mapping[str, float]) -> None:

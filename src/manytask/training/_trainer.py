@@ -507,12 +507,9 @@ class Trainer:
         valid = [f"{t.name}/{m}" for t in self.tasks.values() for m in (*t.metrics, "loss")]
         valid += sorted({f"mean/{m}" for t in self.tasks.values() for m in (*t.metrics, "loss")})
         if self.monitor not in valid:
-            import difflib
+            from .._utils import did_you_mean
 
-            close = difflib.get_close_matches(self.monitor, valid, n=3)
-            raise ValueError(f"Unknown monitor metric {self.monitor!r}."
-                             + (f" Did you mean {', '.join(map(repr, close))}?" if close else "")
-                             + f" Valid: {', '.join(valid)}.")
+            raise ValueError(f"Unknown monitor metric {self.monitor!r}.{did_you_mean(self.monitor, valid)}")
 
     def _columns(self) -> list[str]:
         columns = ["time_s", *(f"train/{t}/loss" for t in self.tasks)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -288,3 +289,70 @@ def test_ragged_csv(tmp_path: Path) -> None:
     path = _csv(tmp_path, "a,b\n1,2\n3\n")
     with pytest.raises(TableError, match="line 3: 1 fields but the header has 2"):
         table(path=str(path), tasks={"b": {"kind": "regression"}})
+
+
+def test_statistics_come_from_training_rows_only(tmp_path: Path) -> None:
+    """Mean, std and categories from the training split only, checked by hand with numpy."""
+    rng = np.random.default_rng(0)
+    n = 60
+    x = rng.normal(3.0, 2.0, size=n)
+    x[rng.permutation(n)[:5]] = np.nan  # some empty cells
+    cities = rng.choice(["oslo", "paris", "rome"], size=n)
+    lines = ["row,x,city"] + [
+        f"{i},{'' if np.isnan(v) else f'{v:.6f}'},{c}" for i, (v, c) in enumerate(zip(x, cities))
+    ]
+    path = _csv(tmp_path, "\n".join(lines) + "\n")
+    data = table(
+        path=str(path),
+        inputs=["x", "city"],
+        tasks={"row": {"kind": "regression"}},
+        val_fraction=0.25,
+        test_fraction=0.25,
+        seed=5,
+    )
+    parts = {"train": data.train["t"], "val": data.val, "test": data.test}
+    # The label is the row number: it says which rows each split holds.
+    rows = {k: s.targets["row"].numpy().astype(int) for k, s in parts.items() if s is not None}
+    assert sorted(np.concatenate(list(rows.values())).tolist()) == list(range(n))
+    written = np.array([np.nan if np.isnan(v) else float(f"{v:.6f}") for v in x])
+    train_x = written[rows["train"]]
+    mean, std = np.nanmean(train_x), np.nanstd(train_x)
+    all_mean = np.nanmean(written)
+    assert abs(mean - all_mean) > 1e-3  # the test can tell train-only from all-row statistics
+    seen = sorted(set(cities[rows["train"]]))
+    assert data.input_info["feature_names"] == ("x", *(f"city={c}" for c in seen))
+    for name, source in parts.items():
+        assert source is not None
+        r = rows[name]
+        expected_x = np.where(np.isnan(written[r]), 0.0, (written[r] - mean) / std)
+        np.testing.assert_allclose(source.inputs[:, 0].numpy(), expected_x, rtol=1e-5, atol=1e-6)
+        one_hot = (cities[r][:, None] == np.array(seen)[None, :]).astype(np.float32)
+        np.testing.assert_array_equal(source.inputs[:, 1:].numpy(), one_hot)
+
+
+def test_unseen_and_empty_categories_encode_as_all_zeros(tmp_path: Path) -> None:
+    text = (
+        "code,size,y,split\n"
+        "a,1,1.0,train\nb,2,2.0,train\na,3,3.0,train\n"  # training categories: a, b
+        "z,4,4.0,val\n"  # z: unseen in training
+        ",5,5.0,test\nb,100,6.0,test\n"  # empty cell; b seen
+    )
+    path = _csv(tmp_path, text)
+    data = table(
+        path=str(path),
+        inputs=["code", "size"],
+        categorical=["size"],  # numbers, one-hot encoded: 4, 5 and 100 are unseen
+        tasks={"y": {"kind": "regression"}},
+        split_column="split",
+    )
+    assert data.input_info["feature_names"] == (
+        "code=a", "code=b", "size=1", "size=2", "size=3"
+    )  # fmt: skip
+    assert data.val is not None and data.test is not None
+    assert data.train["t"].inputs.tolist() == [
+        [1, 0, 1, 0, 0],
+        [0, 1, 0, 1, 0],
+        [1, 0, 0, 0, 1],
+    ]
+    assert data.val.inputs.tolist() == [[0, 0, 0, 0, 0]]
+    assert data.test.inputs.tolist() == [[0, 0, 0, 0, 0], [0, 1, 0, 0, 0]]

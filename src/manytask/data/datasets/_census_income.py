@@ -9,19 +9,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
+from ..._utils import split_indices
 from ...tasks import BinaryClassification
 from .._dataset import DATASETS, MultiTaskData
 from .._source import TensorSource
-from ._files import (
-    DataFile,
-    DataFormatError,
-    dataset_dir,
-    locate,
-    open_text,
-    split_indices,
-)
+from ._files import DataFile, DataFormatError, dataset_dir, locate, open_text
 from ._table import Encoder
 
 __all__ = ["COLUMNS", "FILES", "NUMERIC", "census_income"]
@@ -166,13 +161,9 @@ def census_income(
         note = f"official training file; test file halved into val/test (seed {seed})"
     income, never = _labels(rows, path)
     inputs = [c for c in COLUMNS if c not in NOT_INPUTS and c not in exclude]
-    transposed = list(zip(*rows))
-    columns = {c: np.asarray(transposed[COLUMNS.index(c)], dtype=object) for c in inputs}
-    fit_rows = train_idx.numpy()
+    frame = pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)[inputs]
     encoder = Encoder.fit(
-        {c: values[fit_rows] for c, values in columns.items()},
-        numeric=[c for c in inputs if c in NUMERIC],
-        where=str(path),
+        frame.iloc[train_idx.numpy()], numeric=[c for c in inputs if c in NUMERIC], where=str(path)
     )
     targets = {"income": income, "never_married": never}
 
@@ -181,7 +172,7 @@ def census_income(
         picked = idx.numpy()
         if picked.size == 0:
             return None
-        x = encoder.transform({c: values[picked] for c, values in columns.items()}, where=str(path))
+        x = encoder.transform(frame.iloc[picked], where=str(path))
         return TensorSource(
             x, {k: torch.from_numpy(v[picked]) for k, v in targets.items()}, name=name
         )

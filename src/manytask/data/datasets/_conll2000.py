@@ -10,11 +10,12 @@ from typing import Literal
 
 import torch
 
+from ..._utils import split_indices
 from ...metrics._chunk_f1 import ChunkTagging
 from ...tasks import SequenceLabelling
 from .._dataset import DATASETS, MultiTaskData
 from .._source import TensorSource
-from ._files import DataFile, DataFormatError, dataset_dir, locate, split_indices
+from ._files import DataFile, DataFormatError, dataset_dir, locate
 
 __all__ = ["FILES", "PAD", "UNK", "conll2000", "read_conll"]
 

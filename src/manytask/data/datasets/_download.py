@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from ..._utils import atomic_path
 
 __all__ = ["ChecksumError", "DownloadError", "download"]
 
@@ -51,12 +51,9 @@ def download(
         raise ValueError(
             f"The 'sha256' parameter of download must be 64 hex digits. Got {sha256!r}."
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     while chunk := response.read(_CHUNK):
@@ -82,7 +79,4 @@ def download(
                 f"it was not saved. The server may serve a different version of the file, or the "
                 f"transfer was corrupted: try again, or fetch it by hand and save it as {dest}."
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest

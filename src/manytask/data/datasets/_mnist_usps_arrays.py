@@ -13,7 +13,8 @@ from typing import Literal
 
 import numpy as np
 
-from manytask.data.datasets._school import require_file, resolve_data_root
+from manytask._utils import data_root
+from manytask.data.datasets._school import require_file
 
 __all__ = ["DigitSplit", "load_mnist_usps", "one_vs_rest"]
 
@@ -48,7 +49,7 @@ def load_mnist_usps(
     """Load ``mnist_usps_pca_kang2011/split{split}_{dataset}_1000train.mat``.
 
     Args:
-        root: data root (``None``: ``$MANYTASK_DATA`` or ``../shared/data``).
+        root: data root (``None``: ``$MANYTASK_DATA``, else ``./data``).
         dataset: ``"mnist"`` or ``"usps"``.
         split: split number (only 1 is distributed offline).
 
@@ -60,7 +61,7 @@ def load_mnist_usps(
 
     if dataset not in _DIMS:
         raise ValueError(f"dataset must be 'mnist' or 'usps'; got {dataset!r}.")
-    folder = resolve_data_root(root) / "mnist_usps_pca_kang2011"
+    folder = data_root(root) / "mnist_usps_pca_kang2011"
     name = f"split{split}_{dataset}_1000train.mat"
     url = _URL.format(folder=f"{dataset}_digits", name=dataset)
     mat = loadmat(require_file(folder, (name,), url, "MNIST/USPS (Kang et al. 2011)"))

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..._utils import split_indices
 from ...tasks import Classification
 from .._dataset import DATASETS, MultiTaskData
 from .._source import TensorSource
-from ._files import DataFile, DataFormatError, dataset_dir, locate, read_bytes, split_indices
+from ._files import DataFile, DataFormatError, dataset_dir, locate, read_bytes
 
 __all__ = ["FILES", "make_multimnist", "multimnist", "read_idx"]
 

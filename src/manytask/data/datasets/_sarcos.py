@@ -7,9 +7,10 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ..._utils import split_groups, split_indices
 from ...tasks import Regression
 from .._dataset import DATASETS, MultiTaskData, data_root
-from ._files import standardize_columns, DataFile, dataset_dir, locate, source_from_rows, split_groups, split_indices
+from ._files import DataFile, dataset_dir, locate, source_from_rows, standardize_columns
 from ._sarcos_arrays import N_TASKS, load_sarcos_subsample, load_sarcos_test
 
 __all__ = ["FILES", "sarcos"]

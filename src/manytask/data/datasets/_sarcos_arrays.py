@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from manytask.data.datasets._school import require_file, resolve_data_root
+from manytask._utils import data_root
+from manytask.data.datasets._school import require_file
 
 __all__ = ["SarcosShared", "SarcosSubsample", "load_sarcos_subsample", "load_sarcos_test"]
 
@@ -48,7 +49,7 @@ class SarcosSubsample:
 
 
 def load_sarcos_test(root: str | Path | None) -> SarcosShared:
-    """Load ``sarcos/sarcos_inv_test.mat`` (``root=None``: ``$MANYTASK_DATA``, ``../shared/data``).
+    """Load ``sarcos/sarcos_inv_test.mat`` (``root=None``: ``$MANYTASK_DATA``, else ``./data``).
 
     Raises:
         FileNotFoundError: the file is missing (the message gives the URL).
@@ -56,7 +57,7 @@ def load_sarcos_test(root: str | Path | None) -> SarcosShared:
     """
     from scipy.io import loadmat
 
-    folder = resolve_data_root(root) / "sarcos"
+    folder = data_root(root) / "sarcos"
     path = require_file(folder, ("sarcos_inv_test.mat",), _TEST_URL, "SARCOS")
     arr = np.asarray(loadmat(path)["sarcos_inv_test"], dtype=float)
     if arr.ndim != 2 or arr.shape[1] != N_INPUTS + N_TASKS or not np.all(np.isfinite(arr)):
@@ -71,7 +72,7 @@ def load_sarcos_subsample(root: str | Path | None) -> SarcosSubsample:
         FileNotFoundError: the file is missing (the message gives the URL).
         ValueError: unexpected shape, non-finite values or joint ids outside 1..7.
     """
-    folder = resolve_data_root(root) / "sarcos"
+    folder = data_root(root) / "sarcos"
     path = require_file(folder, ("sub_sarcos.csv.gz", "sub_sarcos.csv"), _SUB_URL, "SARCOS")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as fh:

@@ -10,14 +10,15 @@ described in the dataset's ``SOURCE.md`` (27 attributes + a constant bias column
 from __future__ import annotations
 
 import gzip
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["SchoolSplit", "load_school", "resolve_data_root", "require_file"]
+from ..._utils import data_root
+
+__all__ = ["SchoolSplit", "load_school", "require_file"]
 
 N_TASKS = 139
 N_FEATURES = 28
@@ -49,21 +50,6 @@ class SchoolSplit:
     y_test: np.ndarray
     task_test: np.ndarray
     n_tasks: int
-
-
-def resolve_data_root(root: str | Path | None) -> Path:
-    """``root``, else ``$MANYTASK_DATA``, else ``../shared/data`` from the current directory."""
-    if root is not None:
-        return Path(root)
-    if os.environ.get("MANYTASK_DATA"):
-        return Path(os.environ["MANYTASK_DATA"])
-    default = Path.cwd() / ".." / "shared" / "data"
-    if default.is_dir():
-        return default
-    raise FileNotFoundError(
-        "No data root: pass root=..., set MANYTASK_DATA, or run from a directory with "
-        f"../shared/data (looked for {default.resolve()})."
-    )
 
 
 def require_file(folder: Path, names: tuple[str, ...], url: str, dataset: str) -> Path:
@@ -144,7 +130,7 @@ def load_school(
     """Load split ``split`` (1..10) of School under ``protocol``.
 
     Args:
-        root: data root holding ``school/`` (``None``: ``$MANYTASK_DATA`` or ``../shared/data``).
+        root: data root holding ``school/`` (``None``: ``$MANYTASK_DATA``, else ``./data``).
         protocol: ``"argyriou"`` or ``"zhang_li"`` (see the module docstring).
         split: split number, 1..10.
 
@@ -159,6 +145,6 @@ def load_school(
         raise ValueError(f"protocol must be 'argyriou' or 'zhang_li'; got {protocol!r}.")
     if not isinstance(split, (int, np.integer)) or not 1 <= split <= 10:
         raise ValueError(f"split must be an int in 1..10; got {split!r}.")
-    folder = resolve_data_root(root) / "school"
+    folder = data_root(root) / "school"
     loader = _load_argyriou if protocol == "argyriou" else _load_zhang_li
     return _validate(loader(folder, int(split)))

@@ -7,10 +7,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ..._utils import split_groups
 from ...tasks import Regression
 from .._dataset import DATASETS, MultiTaskData, data_root
 from .._source import TensorSource
-from ._files import standardize_columns, DataFile, dataset_dir, locate_all, split_groups
+from ._files import DataFile, dataset_dir, locate_all, standardize_columns
 from ._school import load_school
 
 __all__ = ["school", "school_files"]

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import csv
-import difflib
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
+from scipy import sparse
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch import Tensor
 
+from ..._utils import TableError, data_root, did_you_mean, read_table, split_groups, split_indices
 from ...tasks import BinaryClassification, Classification, Regression, Task
-from .._dataset import DATASETS, MultiTaskData, data_root
-from ._files import MissingDataError, open_text, source_from_rows, split_groups, split_indices
+from .._dataset import DATASETS, MultiTaskData
+from ._files import MissingDataError, source_from_rows
 
 __all__ = ["Encoder", "TableError", "read_table", "table"]
 
-Column = list[Any]  # values, None where the cell is empty
 Kind = Literal["classification", "binary", "regression"]
 KINDS = ("classification", "binary", "regression")
 TASK_KEYS = ("kind", "column", "role", "metrics", "classes", "positive")
@@ -29,208 +30,128 @@ TRUE = {"1", "1.0", "true", "yes", "y", "t"}
 FALSE = {"0", "0.0", "false", "no", "n", "f"}
 
 
-class TableError(ValueError):
-    """A table or its options do not fit together (unknown column, empty label column, ...)."""
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if type(value) is str:
-        return not value or value.isspace()
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        return None
-
-
 def _text(value: Any) -> str:
-    if type(value) is str:
-        return value.strip()
+    """A config value (``classes``, ``positive``) as the text a cell would hold (2.0 -> "2")."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
 
 
-def read_table(path: Path, sep: str | None = None) -> dict[str, Column]:
-    """The columns of a CSV (optionally gzipped; ``.tsv`` is tab-separated) or Parquet file.
-
-    CSV cells are strings with surrounding spaces removed; an empty cell reads as None.
-    """
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ImportError(
-                f'Reading {path} needs pyarrow. Install it with: pip install "manytask[parquet]"'
-            ) from None
-        data = pq.read_table(path).to_pydict()
-        return {str(k): [None if _missing(v) else v for v in vs] for k, vs in data.items()}
-    if sep is None:
-        sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".tab")) else ","
-    with open_text(path) as f:
-        rows = list(csv.reader(f, delimiter=sep))
-    if not rows:
-        raise TableError(f"{path} is empty; the first line must name the columns.")
-    header = [h.strip() for h in rows[0]]
-    duplicates = sorted({h for h in header if header.count(h) > 1})
-    if duplicates or "" in header:
-        raise TableError(f"{path}: column names must be unique and non-empty; got {header}.")
-    columns: dict[str, Column] = {h: [] for h in header}
-    for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise TableError(
-                f"{path}, line {number}: {len(row)} fields but the header has {len(header)} "
-                f"(separator {sep!r}; set the 'sep' option if the file uses another one)."
-            )
-        for h, value in zip(header, row):
-            value = value.strip()
-            columns[h].append(value if value else None)
-    return columns
-
-
-def _floats(name: str, values: Sequence[Any], where: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, present)``: the values as float64 (NaN where empty) and where they are present."""
-    missing = {v: _missing(v) for v in set(values)}
-    present = ~np.fromiter(map(missing.__getitem__, values), dtype=bool, count=len(values))
-    raw = np.array([None if m else v for v, m in zip(values, ~present)], dtype=object)
-    raw[~present] = "nan"
-    try:
-        x = raw.astype(np.float64)
-    except (ValueError, TypeError):
-        x = None
-    if x is None or not np.isfinite(x[present]).all():
-        bad = next(v for v, p in zip(values, present) if p and not _finite(v))
+def _numbers(column: pd.Series, where: str) -> np.ndarray:
+    """``column`` (text) as float64, NaN where empty; a cell that is not a finite number raises."""
+    x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = column.notna().to_numpy() & ~np.isfinite(x)
+    if bad.any():
         raise TableError(
-            f"{where}: column {name!r} is numeric but holds {bad!r}. Fix the value (leave the "
-            "cell empty where it is missing), or, for an input column, list it under "
-            "'categorical' to one-hot encode it."
+            f"{where}: column {column.name!r} is numeric but holds {column.to_numpy()[bad][0]!r}. "
+            "Fix the value (leave the cell empty where it is missing), or, for an input column, "
+            "list it under 'categorical' to one-hot encode it."
         )
-    return x, present
+    return x
 
 
-def _finite(value: Any) -> bool:
-    x = _number(value)
-    return x is not None and math.isfinite(x)
+def _is_numeric(column: pd.Series) -> bool:
+    return bool(pd.to_numeric(column.dropna(), errors="coerce").notna().all())
 
 
-@dataclass
+def _sorted_labels(values: Iterable[str]) -> list[str]:
+    """Sorted as numbers when they all are numbers, else as text."""
+    try:
+        return sorted(sorted(values), key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def _feature_name(column: str, category: Any) -> str:
+    return f"{column}={category}"
+
+
+@dataclass(frozen=True)
 class Encoder:
     """Input encoding fitted on training rows: numeric columns standardised, others one-hot.
 
-    Numeric: ``(x - mean) / std`` with the training mean and standard deviation (std 0 -> 1);
-    an empty cell becomes 0 (the training mean). Categorical: one 0/1 column per category seen
-    in training, in sorted order; an empty cell or an unseen category gives all zeros.
+    A :class:`~sklearn.compose.ColumnTransformer` with one step per column, in column order.
+    Numeric: :class:`~sklearn.preprocessing.StandardScaler` (training mean and standard
+    deviation, std 0 -> 1); an empty cell becomes 0 (the training mean). Categorical:
+    :class:`~sklearn.preprocessing.OneHotEncoder` with one 0/1 column per category seen in
+    training (text stripped of surrounding spaces), in sorted order; an empty cell or a
+    category unseen in training gives all zeros.
     """
 
-    numeric: dict[str, tuple[float, float]]
-    categorical: dict[str, tuple[str, ...]]
-    order: tuple[str, ...]
+    transformer: ColumnTransformer
+    numeric: tuple[str, ...]
 
     @classmethod
-    def fit(
-        cls, columns: Mapping[str, Sequence[Any]], numeric: Sequence[str], where: str
-    ) -> Encoder:
-        """Fit on the training rows of ``columns``; ``numeric`` names the numeric ones."""
-        stats: dict[str, tuple[float, float]] = {}
-        categories: dict[str, tuple[str, ...]] = {}
-        for name, values in columns.items():
-            if name in numeric:
-                x, present = _floats(name, values, where)
-                x = x[present]
-                mean = float(x.mean()) if x.size else 0.0
-                std = float(x.std()) if x.size else 1.0
-                stats[name] = (mean, std if std > 0 else 1.0)
-            else:
-                categories[name] = tuple(sorted({_text(v) for v in set(values) if not _missing(v)}))
-        return cls(stats, categories, tuple(columns))
+    def fit(cls, train: pd.DataFrame, numeric: Sequence[str], where: str = "table") -> Encoder:
+        """Fit on the training rows ``train`` (text cells, None where empty)."""
+        prepared = _prepare(train, numeric, where)
+        steps: list[tuple[str, Any, list[str]]] = []
+        for name, values in prepared.items():
+            if name in numeric:  # a column empty in every training row passes through (0)
+                scaler = StandardScaler() if values.notna().any() else "passthrough"
+                steps.append((str(name), scaler, [str(name)]))
+            elif categories := sorted(set(pd.unique(values.to_numpy())) - {""}):
+                one_hot = OneHotEncoder(
+                    categories=[categories], handle_unknown="ignore", dtype=np.float32,
+                    feature_name_combiner=_feature_name,
+                )  # fmt: skip
+                steps.append((str(name), one_hot, [str(name)]))
+        if not steps:
+            raise TableError(f"{where}: the input columns are empty in every training row.")
+        transformer = ColumnTransformer(steps, sparse_threshold=1, verbose_feature_names_out=False)
+        return cls(transformer.fit(prepared), tuple(numeric))
 
     @property
     def feature_names(self) -> list[str]:
         """One name per encoded feature (``column`` or ``column=category``)."""
-        names: list[str] = []
-        for name in self.order:
-            if name in self.numeric:
-                names.append(name)
-            else:
-                names += [f"{name}={c}" for c in self.categorical[name]]
-        return names
+        return [str(n) for n in self.transformer.get_feature_names_out()]
 
-    def transform(self, columns: Mapping[str, Sequence[Any]], where: str = "table") -> Tensor:
-        """Encode ``columns`` (all rows) as a float32 tensor ``[N, F]``."""
-        n = len(next(iter(columns.values()))) if columns else 0
-        width = len(self.numeric) + sum(len(c) for c in self.categorical.values())
-        out = np.zeros((n, width), dtype=np.float32)
-        start = 0
-        for name in self.order:
-            values = columns[name]
-            if name in self.numeric:
-                mean, std = self.numeric[name]
-                x, present = _floats(name, values, where)
-                x[~present] = mean
-                out[:, start] = (x - mean) / std
-                start += 1
-            else:
-                index = {c: i for i, c in enumerate(self.categorical[name])}
-                code = {v: -1 if _missing(v) else index.get(_text(v), -1) for v in set(values)}
-                cols = np.fromiter(map(code.__getitem__, values), dtype=np.int64, count=n)
-                rows = np.flatnonzero(cols >= 0)
-                out[rows, start + cols[rows]] = 1.0
-                start += len(index)
-        return torch.from_numpy(out)
+    def transform(self, frame: pd.DataFrame, where: str = "table") -> Tensor:
+        """Encode the rows of ``frame`` as a float32 tensor ``[N, F]``."""
+        x = self.transformer.transform(_prepare(frame, self.numeric, where))
+        x = x.astype(np.float32).toarray() if sparse.issparse(x) else x.astype(np.float32)
+        return torch.from_numpy(np.nan_to_num(x, copy=False, nan=0.0))
 
 
-def _is_numeric(values: Column) -> bool:
-    return all(_number(v) is not None for v in values if not _missing(v))
+def _prepare(frame: pd.DataFrame, numeric: Sequence[str], where: str) -> pd.DataFrame:
+    """Numeric columns as floats (NaN where empty); others as stripped text, "" where empty."""
+    columns: dict[str, pd.Series] = {}
+    for name, values in frame.items():
+        if name in numeric:
+            columns[str(name)] = pd.Series(_numbers(values, where), index=frame.index)
+        else:  # strip each distinct value once; code -1 (empty) picks the final ""
+            codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+            text = np.array([*(str(u).strip() for u in uniques), ""], dtype=object)
+            columns[str(name)] = pd.Series(text[codes], index=frame.index, dtype=object)
+    return pd.DataFrame(columns)
 
 
-def _check_columns(
-    names: Sequence[str], columns: Mapping[str, Column], what: str, path: Path
-) -> None:
+def _check_columns(names: Sequence[str], columns: Sequence[str], what: str, path: Path) -> None:
     for name in names:
         if name not in columns:
-            close = difflib.get_close_matches(name, list(columns), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise TableError(
-                f"{path} has no column {name!r} (named in {what}).{hint} "
-                f"Columns: {', '.join(columns)}."
+                f"{path} has no column {name!r} (named in {what})."
+                + did_you_mean(name, columns, "Columns")
             )
 
 
-def _sorted_labels(values: Sequence[str]) -> list[str]:
-    if all(_number(v) is not None for v in values):
-        return sorted(values, key=lambda v: float(v))  # type: ignore[arg-type,return-value]
-    return sorted(values)
-
-
 def _encode_labels(
-    task: str, kind: str, values: Column, spec: Mapping[str, Any], path: Path
+    task: str, kind: str, values: pd.Series, spec: Mapping[str, Any], path: Path
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Targets, mask and extra task arguments for one label column."""
-    mask = np.array([not _missing(v) for v in values])
-    present = [v for v, m in zip(values, mask) if m]
+    """Targets, mask and extra task arguments for one label column (text, None where empty)."""
+    mask = values.notna().to_numpy(copy=True)
+    present = values[mask]
     where = f"{path}, task {task!r} (column {spec.get('column', task)!r})"
     extra: dict[str, Any] = {}
     if kind == "regression":
         y = np.zeros(len(values), dtype=np.float32)
-        y[mask] = _floats(str(spec.get("column", task)), present, where)[0]
+        y[mask] = _numbers(present, where)
     elif kind == "binary":
         y = np.zeros(len(values), dtype=np.float32)
-        texts = [_text(v).lower() for v in present]
+        texts = [str(v).lower() for v in present]
         if "positive" in spec:
             positive = _text(spec["positive"]).lower()
-            labels = [float(t == positive) for t in texts]
+            y[mask] = [t == positive for t in texts]
         else:
             bad = sorted(set(texts) - TRUE - FALSE)
             if bad:
@@ -238,24 +159,22 @@ def _encode_labels(
                     f"{where}: binary labels must be 0/1 (or true/false, yes/no); found {bad[:5]}. "
                     "Set 'positive' to the value that means 1, or make it a classification task."
                 )
-            labels = [float(t in TRUE) for t in texts]
-        y[mask] = labels
+            y[mask] = [t in TRUE for t in texts]
     else:
-        texts = [_text(v) for v in present]
         if "classes" in spec:
             classes = [_text(c) for c in spec["classes"]]
-            unknown = sorted(set(texts) - set(classes))
+            unknown = sorted(set(present) - set(classes))
             if unknown:
                 raise TableError(f"{where}: labels {unknown[:5]} are not in 'classes' {classes}.")
         else:
-            classes = _sorted_labels(sorted(set(texts)))
+            classes = _sorted_labels(set(present))
         if len(classes) < 2:
             raise TableError(
                 f"{where}: a classification task needs at least 2 classes, found {classes}."
             )
         index = {c: i for i, c in enumerate(classes)}
         y = np.zeros(len(values), dtype=np.int64)
-        y[mask] = [index[t] for t in texts]
+        y[mask] = [index[t] for t in present]
         extra = {"num_classes": len(classes)}
     return torch.from_numpy(y), torch.from_numpy(mask), extra
 
@@ -264,11 +183,10 @@ def _make_task(name: str, kind: str, spec: Mapping[str, Any], extra: Mapping[str
     options: dict[str, Any] = {"role": spec.get("role", "main"), **extra}
     if spec.get("metrics"):
         options["metrics"] = tuple(spec["metrics"])
-    if kind == "classification":
-        return Classification(name, **options)
-    if kind == "binary":
-        return BinaryClassification(name, **options)
-    return Regression(name, **options)
+    kinds: dict[str, type[Task]] = {
+        "classification": Classification, "binary": BinaryClassification, "regression": Regression
+    }  # fmt: skip
+    return kinds[kind](name, **options)
 
 
 def _check_spec(name: str, spec: Any) -> dict[str, Any]:
@@ -279,11 +197,8 @@ def _check_spec(name: str, spec: Any) -> dict[str, Any]:
         )
     for key in spec:
         if key not in TASK_KEYS:
-            close = difflib.get_close_matches(str(key), TASK_KEYS, n=2, cutoff=0.5)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise TableError(
-                f"Task {name!r}: unknown key {key!r}.{hint} Valid keys: {', '.join(TASK_KEYS)}."
-            )
+            tail = did_you_mean(str(key), TASK_KEYS, "Valid keys")
+            raise TableError(f"Task {name!r}: unknown key {key!r}.{tail}")
     kind = spec.get("kind")
     if kind not in KINDS:
         raise TableError(f"Task {name!r}: 'kind' must be one of {', '.join(KINDS)}. Got {kind!r}.")
@@ -301,20 +216,29 @@ def _resolve(path: str, root: str | None) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    hint = ""
     folder = candidates[0].parent
-    if folder.is_dir():
-        close = difflib.get_close_matches(
-            candidates[0].name, [f.name for f in folder.iterdir()], n=3
-        )
-        hint = f" Did you mean {', '.join(repr(str(folder / c)) for c in close)}?" if close else ""
+    names = [f.name for f in folder.iterdir()] if folder.is_dir() else []
+    hint = did_you_mean(candidates[0].name, names, None, prefix=f"{folder}/")
     raise MissingDataError(
         f"Dataset 'table': the file {path!r} was not found (looked for: "
         f"{', '.join(str(c) for c in candidates)}).{hint} Give 'path' as an absolute path or "
-        "relative "
-        "to the current directory (or to 'root' when it is set); the file must be a CSV "
+        "relative to the current directory (or to 'root' when it is set); the file must be a CSV "
         "(.csv, .tsv, optionally .gz) or Parquet (.parquet) table with a header row."
     )
+
+
+def _split_column(frame: pd.DataFrame, column: str, file: Path) -> list[Tensor]:
+    """Train / val / test rows as named by ``column``."""
+    raw = frame[column]
+    parts = raw.map(lambda v: SPLIT_NAMES.get(v.lower()) if isinstance(v, str) else None)
+    if parts.isna().any():
+        bad = sorted(set(raw[raw.notna() & parts.isna()]))
+        raise TableError(
+            f"{file}: column {column!r} must hold train, val or test in every row; found "
+            f"{bad[:5] or 'empty cells'}."
+        )
+    rows = parts.to_numpy()
+    return [torch.as_tensor(np.flatnonzero(rows == p)) for p in ("train", "val", "test")]
 
 
 @DATASETS.register("table")
@@ -347,6 +271,7 @@ def table(
     column). A column whose values all parse as numbers is standardised with the training
     rows' mean and std (empty -> 0, the mean); others, and those listed in ``categorical``, are
     one-hot encoded with the categories of the training rows (empty or unseen -> all zeros).
+    No statistic or category comes from the validation or test rows (see :class:`Encoder`).
     Classification labels are mapped to 0..C-1 in sorted order (numeric order when numeric)
     unless ``classes`` gives the order; binary labels are 0/1, true/false or yes/no, or
     ``positive`` names the value meaning 1.
@@ -386,22 +311,19 @@ def table(
     if task_kind not in KINDS:
         raise TableError(f"'task_kind' must be one of {', '.join(KINDS)}. Got {task_kind!r}.")
     file = _resolve(path, root)
-    columns = read_table(file, sep)
-    n = len(next(iter(columns.values()))) if columns else 0
-    if n == 0:
+    frame = read_table(file, sep, text=True)
+    columns = list(frame.columns)
+    if len(frame) == 0:
         raise TableError(f"{file} has no data row.")
 
     specs: dict[str, dict[str, Any]] = {}
-    if multi:
-        assert target is not None and task_column is not None
+    if target is not None and task_column is not None:
         _check_columns([target, task_column], columns, "'target'/'task_column'", file)
         used = [target, task_column]
     else:
-        assert tasks is not None
-        specs = {name: _check_spec(name, spec) for name, spec in tasks.items()}
-        label_columns = [str(s.get("column", name)) for name, s in specs.items()]
-        _check_columns(label_columns, columns, "'tasks'", file)
-        used = label_columns
+        specs = {name: _check_spec(name, spec) for name, spec in (tasks or {}).items()}
+        used = [str(s.get("column", name)) for name, s in specs.items()]
+        _check_columns(used, columns, "'tasks'", file)
     if split_column is not None:
         _check_columns([split_column], columns, "'split_column'", file)
         used = [*used, split_column]
@@ -423,35 +345,31 @@ def table(
     masks: dict[str, Tensor] = {}
     task_objects: list[Task] = []
     groups: np.ndarray | None = None
-    if multi:
-        assert target is not None and task_column is not None
-        ids = columns[task_column]
-        if any(_missing(v) for v in ids):
-            row = next(i for i, v in enumerate(ids) if _missing(v))
+    if target is not None and task_column is not None:
+        ids = frame[task_column]
+        if ids.isna().any():
             raise TableError(
-                f"{file}: column {task_column!r} is empty in data row {row + 1}; every row "
-                "needs a task id."
+                f"{file}: column {task_column!r} is empty in data row "
+                f"{int(ids.isna().to_numpy().argmax()) + 1}; every row needs a task id."
             )
-        names = _sorted_labels(sorted({_text(v) for v in ids}))
-        id_text = np.array([_text(v) for v in ids], dtype=object)
-        y, labelled, extra = _encode_labels(
-            target, task_kind, columns[target], {"column": target}, file
-        )
-        lookup = {t: i for i, t in enumerate(names)}
-        groups = np.array([lookup[t] for t in id_text], dtype=np.int64)
-        for i, name in enumerate(names):
-            if not name or "/" in name:
+        names = _sorted_labels(set(ids))
+        for name in names:
+            if "/" in name:
                 raise TableError(
                     f"{file}: task id {name!r} in {task_column!r} cannot be a task name "
                     "(non-empty, no '/')."
                 )
-            mask = labelled & torch.from_numpy(groups == i)
-            targets[name], masks[name] = y, mask
+        groups = ids.map({t: i for i, t in enumerate(names)}).to_numpy(dtype=np.int64)
+        y, labelled, extra = _encode_labels(
+            target, task_kind, frame[target], {"column": target}, file
+        )
+        for i, name in enumerate(names):
+            targets[name], masks[name] = y, labelled & torch.from_numpy(groups == i)
             task_objects.append(_make_task(name, task_kind, {}, extra))
     else:
         for name, spec in specs.items():
             column = str(spec.get("column", name))
-            y, mask, extra = _encode_labels(name, spec["kind"], columns[column], spec, file)
+            y, mask, extra = _encode_labels(name, spec["kind"], frame[column], spec, file)
             targets[name], masks[name] = y, mask
             task_objects.append(_make_task(name, spec["kind"], spec, extra))
     for name, mask in masks.items():
@@ -464,26 +382,11 @@ def table(
 
     # Split.
     if split_column is not None:
-        raw = [
-            None if _missing(v) else SPLIT_NAMES.get(_text(v).lower())
-            for v in columns[split_column]
-        ]
-        bad = sorted(
-            {_text(v) for v, r in zip(columns[split_column], raw) if r is None and not _missing(v)}
-        )
-        if bad or any(_missing(v) for v in columns[split_column]):
-            raise TableError(
-                f"{file}: column {split_column!r} must hold train, val or test in every row; found "
-                f"{bad[:5] or 'empty cells'}."
-            )
-        parts = [
-            torch.tensor([i for i, r in enumerate(raw) if r == p], dtype=torch.long)
-            for p in ("train", "val", "test")
-        ]
+        parts = _split_column(frame, split_column, file)
     elif groups is not None:
         parts = list(split_groups(groups, val_fraction, test_fraction, seed))
     else:
-        parts = list(split_indices(n, val_fraction, test_fraction, seed))
+        parts = list(split_indices(len(frame), val_fraction, test_fraction, seed))
     train_idx, val_idx, test_idx = parts
     if len(train_idx) == 0:
         raise TableError(f"{file}: the training split is empty.")
@@ -497,12 +400,9 @@ def table(
 
     # Inputs, encoded with training statistics only.
     forced = set(categorical or [])
-    numeric = [c for c in inputs if c not in forced and _is_numeric(columns[c])]
-    train_rows = train_idx.tolist()
-    encoder = Encoder.fit(
-        {c: [columns[c][i] for i in train_rows] for c in inputs}, numeric, where=str(file)
-    )
-    x = encoder.transform({c: columns[c] for c in inputs}, where=str(file))
+    numeric = [c for c in inputs if c not in forced and _is_numeric(frame[c])]
+    encoder = Encoder.fit(frame[inputs].iloc[train_idx.numpy()], numeric, where=str(file))
+    x = encoder.transform(frame[inputs], where=str(file))
     stem = file.name.split(".")[0]
     train = source_from_rows(x, targets, masks, train_idx, f"{stem}/train")
     assert train is not None

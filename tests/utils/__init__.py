@@ -1,0 +1,1 @@
+"""Unit tests of manytask._utils: one helper per job."""

@@ -1,0 +1,56 @@
+"""``atomic_write`` / ``atomic_path``: the target is either the old file or the complete new one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from manytask._utils import atomic_path, atomic_write
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("data", ["héllo\nworld\n", b"\x00\x01bytes"])
+def test_writes_text_and_bytes_creating_folders(tmp_path: Path, data: str | bytes) -> None:
+    path = tmp_path / "a" / "b" / "file"
+    atomic_write(path, data)
+    got = path.read_bytes() if isinstance(data, bytes) else path.read_text(encoding="utf-8")
+    assert got == data
+    assert _leftovers(path.parent) == ["file"]
+
+
+def test_replaces_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+    atomic_write(path, "new")
+    assert path.read_text() == "new" and _leftovers(tmp_path) == ["f.txt"]
+
+
+def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"half")
+            assert tmp.parent == tmp_path and tmp.name.startswith(".f.bin.")
+            raise RuntimeError("disk full")
+    assert path.read_bytes() == b"old" and _leftovers(tmp_path) == ["f.bin"]
+
+
+def test_atomic_path_takes_a_writer_that_wants_a_file_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    path = tmp_path / "weights.bin"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:  # e.g. safetensors.save_file(tensors, str(tmp))
+            handle.write(b"w" * 10)
+        assert not path.exists()  # nothing visible until the block ends
+    assert path.read_bytes() == b"w" * 10 and synced  # synced before the rename
+    assert _leftovers(tmp_path) == ["weights.bin"]
