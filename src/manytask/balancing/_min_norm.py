@@ -14,41 +14,56 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
 
     This is the min-norm point of the convex hull of the gradients whose Gramian is :math:`G`
     (Désidéri 2012; `Sener & Koltun (2018), "Multi-Task Learning as Multi-Objective
-    Optimization" <https://arxiv.org/abs/1810.04650>`_, Eq. 3), found by Wolfe's (1976)
-    min-norm-point algorithm, which needs only inner products and ends in finitely many steps:
-    a major cycle adds the vertex :math:`j = \arg\min_j (G\alpha)_j` while
-    :math:`\alpha^\top G \alpha - (G\alpha)_j > \mathrm{tol} \cdot \max_i G_{ii}`; minor cycles
-    move to the affine minimiser of the current corral (solving
-    :math:`[G_{SS}\; 1; 1^\top\; 0]`) and drop vertices whose weight reaches 0. On return the
-    optimality condition of the simplex QP holds to that tolerance:
-    :math:`(G\alpha)_i \ge \alpha^\top G \alpha - \mathrm{tol} \max_i G_{ii}` for every :math:`i`.
+    Optimization" <https://arxiv.org/abs/1810.04650>`_, Eq. 3):
+
+    .. math::
+        \min_\alpha \alpha^\top G \alpha \quad \text{s.t.} \quad \alpha \ge 0,\ 1^\top \alpha = 1,
+
+    a convex QP whose KKT conditions are :math:`(G\alpha)_i = \alpha^\top G \alpha` where
+    :math:`\alpha_i > 0` and :math:`(G\alpha)_i \ge \alpha^\top G \alpha` for every :math:`i`.
+    Solved by Wolfe's (1976) min-norm-point algorithm, an active-set method that needs only
+    :math:`G` and ends in finitely many steps. A major cycle adds the vertex
+    :math:`j = \arg\min_j (G\alpha)_j` to the support ("corral") :math:`S`; minor cycles move
+    towards the affine minimiser of :math:`S`, from
+    :math:`[G_{SS}\; 1; 1^\top\; 0][\mu; \lambda] = [0; 1]` (least squares, so a singular
+    :math:`G_{SS}` is fine), as far as :math:`\alpha \ge 0` allows, dropping the vertices whose
+    weight reaches 0. Stopping rule: the KKT conditions hold to ``tol`` relative to the scale
+    :math:`s = \max_i G_{ii}`, i.e. :math:`(G\alpha)_i \ge \alpha^\top G \alpha - \mathrm{tol}\, s`
+    for every :math:`i`; or float64 rounding stops the objective from decreasing (only when
+    ``tol`` is below ~1e-11 and :math:`G` ill-conditioned), and the best point is returned.
     Computed in float64 on the CPU; returned in the Gramian's dtype and device.
 
     Args:
-        gramian: Symmetric positive semi-definite ``[T, T]``.
-        tol: Relative tolerance of the optimality condition.
-        max_iter: Cap on the total number of cycles (a warning-free error if reached).
+        gramian: Symmetric positive semi-definite ``[T, T]`` floating-point tensor.
+        tol: Tolerance of the KKT conditions, relative to :math:`\max_i G_{ii}`.
+        max_iter: Cap on the number of major cycles (each adds one vertex); ``RuntimeError``
+            if reached.
 
     Returns:
         ``[T]`` non-negative weights summing to 1. With :math:`G = 0` every point is optimal
-        and the weights are uniform.
+        and the weights are uniform; with a singular :math:`G` several points may be optimal
+        and one of them is returned.
 
     Examples:
         >>> min_norm_weights(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
         tensor([0.5000, 0.5000])
     """
     if gramian.ndim != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] == 0:
-        raise ValueError(f"min_norm_weights expects a square Gramian [T, T] with T >= 1, got shape "
-                         f"{list(gramian.shape)}.")
+        raise ValueError(f"min_norm_weights expects a square Gramian [T, T] with T >= 1, got "
+                         f"shape {list(gramian.shape)}.")
+    if not gramian.is_floating_point():
+        raise TypeError(f"min_norm_weights expects a floating-point Gramian, got {gramian.dtype}.")
     g = gramian.detach().cpu().double().numpy()
     if not np.isfinite(g).all():
-        raise ValueError("min_norm_weights got a Gramian with NaN or infinite entries; the per-task "
-                         "gradients are not finite.")
-    scale = float(np.abs(np.diag(g)).max())
-    if not np.allclose(g, g.T, rtol=1e-6, atol=1e-9 * max(scale, 1e-300)):
-        raise ValueError("min_norm_weights expects a symmetric Gramian [T, T] (G = J Jᵀ); got a "
-                         "non-symmetric matrix.")
+        raise ValueError("min_norm_weights got a Gramian with NaN or infinite entries; the "
+                         "per-task gradients are not finite.")
     t = g.shape[0]
+    scale = float(np.abs(g).max())  # = max_i G_ii for a PSD matrix
+    asymmetry = float(np.abs(g - g.T).max())
+    if asymmetry > max(1e-6, float(np.sqrt(torch.finfo(gramian.dtype).eps))) * scale:  # rounding
+        raise ValueError(f"min_norm_weights expects a symmetric Gramian [T, T] (G = J Jᵀ); got "
+                         f"a non-symmetric {list(gramian.shape)} matrix (max |G - Gᵀ| = "
+                         f"{asymmetry:.3g}).")
     if scale == 0.0:
         return torch.full((t,), 1.0 / t, dtype=gramian.dtype, device=gramian.device)
     g = (g + g.T) / (2 * scale)  # symmetric, unit scale
@@ -56,16 +71,19 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
     weights = np.zeros(t)
     weights[start] = 1.0
     corral = [start]
+    value = float(g[start, start])
     for _ in range(max_iter):
         gx = g @ weights
         j = int(np.argmin(gx))
-        if weights @ gx - gx[j] <= tol or j in corral:
+        if value - gx[j] <= tol or j in corral:  # KKT holds (j in corral: only by rounding)
             break
-        corral.append(j)
+        best, best_corral = weights, corral
+        corral = corral + [j]
         while True:  # minor cycles: the affine minimiser of the corral, kept inside the simplex
             s = np.array(corral)
             k = len(s)
-            kkt = np.block([[g[np.ix_(s, s)], np.ones((k, 1))], [np.ones((1, k)), np.zeros((1, 1))]])
+            ones = np.ones((k, 1))
+            kkt = np.block([[g[np.ix_(s, s)], ones], [ones.T, np.zeros((1, 1))]])
             rhs = np.zeros(k + 1)
             rhs[-1] = 1.0
             mu = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:k]
@@ -79,11 +97,19 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
             theta = min(1.0, float(steps.min()))
             new = current + theta * (mu - current)
             new[new <= tol] = 0.0
+            if theta < 1.0:
+                new[int(np.argmin(steps))] = 0.0  # the blocking vertex leaves despite rounding
             weights = np.zeros(t)
             weights[s] = new
             corral = [int(i) for i in s[new > 0]]
+        new_value = float(weights @ g @ weights)
+        if not new_value < value:  # no decrease left in float64: keep the best point
+            weights, corral = best, best_corral
+            break
+        value = new_value
     else:
-        raise RuntimeError(f"min_norm_weights did not converge in {max_iter} cycles (T={t}).")
+        raise RuntimeError(f"min_norm_weights did not converge in {max_iter} major cycles "
+                           f"(T={t}).")
     weights = np.clip(weights, 0.0, None)
     weights /= weights.sum()
     return torch.from_numpy(weights).to(dtype=gramian.dtype, device=gramian.device)
