@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import demos as _demos  # noqa: F401  (registers the "demo" dataset)
-from .data import datasets as _datasets  # noqa: F401  (registers the dataset loaders)
 from ._registry import Registry
 from .balancing import BALANCERS
 from .data import DATASETS, SAMPLERS
+from .data import datasets as _datasets  # noqa: F401  (registers the dataset loaders)
 from .metrics import METRICS
 from .models import ENCODERS, MODELS
 from .views import VIEWS
-
 
 __all__ = ["REGISTRIES"]
 

@@ -150,7 +150,7 @@ def test_permuting_tasks_permutes_weights(name: str, level: str | None) -> None:
         encoder = nn.Sequential(nn.Linear(4, 6), nn.Tanh())
         heads = [nn.Linear(6, 1) for _ in range(n)]
         model = HardSharing(encoder, [tasks[i] for i in order], feature_dim=6)
-        for slot, i in enumerate(order):
+        for i in order:
             model.heads[tasks[i].name].load_state_dict(heads[i].state_dict())
         balancer = create_balancer(name, [tasks[i] for i in order], **({"level": level} if level else {}))
         engine = BackwardEngine(model, balancer)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
+from manytask._utils import data_root
 from manytask.data.datasets._mnist_usps_arrays import load_mnist_usps, one_vs_rest
 from manytask.data.datasets._sarcos_arrays import load_sarcos_subsample, load_sarcos_test
-from manytask._utils import data_root
 from manytask.data.datasets._school import load_school
 
 _ENV = os.environ.get("MANYTASK_DATA")

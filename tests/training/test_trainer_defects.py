@@ -15,8 +15,15 @@ from manytask.balancing import DWA, EW, UW
 from manytask.data import MultiSourceLoader, TensorSource
 from manytask.models import HardSharing
 from manytask.tasks import Regression
-from manytask.training import (Callback, Checkpointing, Evaluation, NonFiniteLossError, Trainer,
-                               build_optimizer, build_scheduler)
+from manytask.training import (
+    Callback,
+    Checkpointing,
+    Evaluation,
+    NonFiniteLossError,
+    Trainer,
+    build_optimizer,
+    build_scheduler,
+)
 
 from .helpers import make_trainer
 

@@ -79,7 +79,7 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
             raise TableError(f"{path}: {error} {fix}.") from None
         width, line, got = found.groups()
         if width == "0":
-            raise TableError(f"{path}: the first line is blank; it must name the columns.")
+            raise TableError(f"{path}: the first line is blank; it must name the columns.") from None
         raise TableError(
             f"{path}, line {line}: {got} fields but the header has {width} {fix}."
         ) from None

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from ..tasks import Task, TargetError
+from ..tasks import TargetError, Task
 from ._batch import Batch, Inputs, map_inputs, num_samples
 
 __all__ = ["Source", "TensorSource", "EmptySourceError"]

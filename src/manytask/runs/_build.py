@@ -13,15 +13,15 @@ import torch
 import yaml
 
 from .._registry import OptionsError, Registry, UnknownNameError
+from .._utils import atomic_write, did_you_mean
 from ..balancing import BALANCERS, Balancer
 from ..config import Config, ConfigError
 from ..data import DATASETS, SAMPLERS, MultiSourceLoader, MultiTaskData, TensorSource
 from ..metrics import METRICS
 from ..models import ENCODERS, MODELS, MultiTaskModel
 from ..tasks import BinaryClassification, Regression, Task
-from ..views import VIEWS, View
 from ..training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
-from .._utils import atomic_write, did_you_mean
+from ..views import VIEWS, View
 
 __all__ = ["Experiment", "build_experiment", "check_config", "load_data", "select_tasks"]
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .._utils import atomic_write
 from ..config import Config
 from ..data import MultiTaskData
 from ..evaluation import evaluate
 from ..training import TrainResult
-from .._utils import atomic_write
 from ._build import build_experiment, save_config
 
 __all__ = ["RunResult", "train"]
@@ -29,7 +29,8 @@ def _cost(result: TrainResult, device: str) -> dict[str, float | str]:
         peak, kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
     else:
         peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
-    return {"seconds_per_step": result.train_seconds / max(1, result.steps_run), "peak_memory_mb": peak, "peak_memory_kind": kind}
+    return {"seconds_per_step": result.train_seconds / max(1, result.steps_run), "peak_memory_mb": peak,
+            "peak_memory_kind": kind}
 
 
 @dataclass

@@ -8,8 +8,8 @@ from ._task import (
     Regression,
     Role,
     SequenceLabelling,
-    Task,
     TargetError,
+    Task,
 )
 
 __all__ = [

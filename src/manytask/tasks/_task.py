@@ -35,6 +35,9 @@ ElementwiseLoss = Callable[[Tensor, Tensor], Tensor]
 
 #: Leading (entry) dimensions of a target at each level: ``[B]``, ``[B, L]``, ``[B, H, W]``.
 ENTRY_DIMS: dict[str, int] = {"sample": 1, "token": 2, "pixel": 3}
+_ENTRY_NAMES: dict[str, list[str]] = {
+    "sample": ["batch"], "token": ["batch", "length"], "pixel": ["batch", "height", "width"],
+}
 
 
 class TargetError(ValueError):
@@ -203,7 +206,7 @@ class Task(ABC):
         self._check_target(target, mask)
         aligned = target.movedim(1, -1) if self.level == "pixel" and target.ndim == 4 else target
         if tuple(mask.shape) != tuple(aligned.shape[: mask.ndim]):
-            entry = {"sample": "[batch]", "token": "[batch, length]", "pixel": "[batch, height, width]"}[str(self.level)]
+            entry = "[" + ", ".join(_ENTRY_NAMES[str(self.level)]) + "]"
             raise TargetError(
                 f"Task {self.name!r}: mask of shape {tuple(mask.shape)} does not match target of "
                 f"shape {tuple(target.shape)}; the mask must have one entry per sample "
@@ -222,7 +225,7 @@ class Task(ABC):
             raise self._fail(f"targets must have shape {self._expected_shape()}, got {tuple(target.shape)}", fix)
 
     def _expected_shape(self) -> str:
-        entry = {"sample": ["batch"], "token": ["batch", "length"], "pixel": ["batch", "height", "width"]}[str(self.level)]
+        entry = _ENTRY_NAMES[str(self.level)]
         if not self.channelled:
             return "[" + ", ".join(entry) + "]"
         k = str(self.out_features)
@@ -233,7 +236,7 @@ class Task(ABC):
     @abstractmethod
     def _check_target(self, target: Tensor, mask: Tensor) -> None: ...
 
-    def _check_values(self, labelled: Tensor) -> None:
+    def _check_values(self, labelled: Tensor) -> None:  # noqa: B027 (optional override)
         """Check the labelled target entries' values."""
 
     def _fail(self, problem: str, fix: str) -> TargetError:

@@ -222,7 +222,8 @@ class Trainer:
                 if self.loader.epoch != epoch:
                     self.balancer.on_epoch_end(epoch)
                     self._call("on_epoch_end", epoch=epoch)
-                logger.advance(self._running_losses(reset=False) if self.step % 20 == 0 or self.step == self.steps else None)
+                report = self.step % 20 == 0 or self.step == self.steps
+                logger.advance(self._running_losses(reset=False) if report else None)
                 improved = False
                 if self.step % self.evaluation.every == 0 or self.step == self.steps:
                     stopped, improved = self._evaluate_and_log(logger, time.perf_counter() - start_time)
@@ -459,7 +460,8 @@ class Trainer:
         self.loader.load_state_dict(state["loader"])
         self.view_generator.set_state(state["views"])
         monitor = state["monitor"]
-        self.best_value, self.best_step, self.bad_evals = monitor["best_value"], monitor["best_step"], monitor["bad_evals"]
+        self.best_value, self.best_step = monitor["best_value"], monitor["best_step"]
+        self.bad_evals = monitor["bad_evals"]
         self._loss_sum.copy_(state["running_loss"]["sum"])
         self._loss_count.copy_(state["running_loss"]["count"])
         for callback, cb_state in zip(self.callbacks, state["callbacks"]):

@@ -47,8 +47,8 @@ class MaskedCells(View):
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         if not isinstance(inputs, Tensor) or inputs.ndim != 4:
-            raise ValueError("MaskedCells needs image inputs [B, C, H, W]; got "
-                             + (f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs") + ".")
+            got = f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs"
+            raise ValueError(f"MaskedCells needs image inputs [B, C, H, W]; got {got}.")
         b, _, h, w = inputs.shape
         if h % self.cell or w % self.cell:
             raise ValueError(f"MaskedCells: image size {h}x{w} is not a multiple of cell={self.cell}; "

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import gzip
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
