@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -14,7 +17,8 @@ from ._serialization import flatten_state, unflatten_state
 
 __all__ = ["CheckpointError", "CheckpointManager"]
 
-_FORMAT = "manytask-checkpoint-1"
+_FORMAT = "manytask-checkpoint-2"  # 2: a sha256 of the tensors in the metadata
+_OLD_FORMATS = ("manytask-checkpoint-1",)  # read without a checksum
 _NAME = re.compile(r"^step-(\d+)\.safetensors$")
 
 
@@ -27,7 +31,8 @@ class CheckpointManager:
 
     Files are ``step-000123.safetensors`` (the latest ``keep`` are kept) and ``best.safetensors``.
     A file is written to a temporary name, synced and renamed, so a crash mid-write leaves the
-    previous checkpoints intact. Only rank 0 writes (``enabled=False`` elsewhere).
+    previous checkpoints intact. Its metadata holds a sha256 of every tensor, checked on load,
+    and the model weights it loads must be finite. Only rank 0 writes (``enabled=False`` elsewhere).
     """
 
     def __init__(self, directory: Path, keep: int = 2, enabled: bool = True) -> None:
@@ -65,8 +70,9 @@ class CheckpointManager:
 
     def _write(self, path: Path, state: dict[str, Any]) -> None:
         text, tensors = flatten_state(state)
+        metadata = {"format": _FORMAT, "state": text, "sha256": _checksum(tensors)}
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": _FORMAT, "state": text})
+            save_file(tensors, str(tmp), metadata=metadata)
 
     @staticmethod
     def load(path: Path) -> dict[str, Any]:
@@ -88,9 +94,37 @@ class CheckpointManager:
                 f"Checkpoint {path} is corrupt or not a manytask checkpoint ({error}). Delete it "
                 "and resume from an earlier step-*.safetensors in the same folder."
             ) from None
-        if metadata.get("format") != _FORMAT:
+        if metadata.get("format") not in (_FORMAT, *_OLD_FORMATS):
             raise CheckpointError(
                 f"{path} is not a manytask checkpoint (format {metadata.get('format')!r}, "
                 f"expected {_FORMAT!r})."
             )
-        return unflatten_state(metadata["state"], tensors)
+        if metadata["format"] == _FORMAT and metadata.get("sha256") != _checksum(tensors):
+            raise CheckpointError(
+                f"Checkpoint {path} is corrupt: its tensors do not match the checksum written with them "
+                "(bytes changed on disk). Delete it and resume from an earlier step-*.safetensors."
+            )
+        state = unflatten_state(metadata["state"], tensors)
+        _check_finite_model(path, state.get("model"))
+        return state
+
+
+def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_finite_model(path: Path, model: object) -> None:
+    if not isinstance(model, Mapping):
+        return
+    for name, value in model.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"Checkpoint {path} holds NaN or infinite model weights ({name!r}); it is corrupt, not a "
+                "training divergence. Delete it and resume from an earlier step-*.safetensors."
+            )
