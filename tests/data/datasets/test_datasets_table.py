@@ -265,11 +265,15 @@ def test_no_label_in_training_split(tmp_path: Path) -> None:
 
 
 def test_numeric_column_with_text(tmp_path: Path) -> None:
+    """The defect: one stray string one-hot encoded a whole numeric column (10 inputs became 252)."""
     path = _csv(tmp_path, "x,y\n1,1.0\nabc,2.0\n3,1.0\n")
-    data = table(
-        path=str(path), tasks={"y": {"kind": "regression"}}, val_fraction=0, test_fraction=0
-    )
-    assert data.input_info["feature_names"] == ("x=1", "x=3", "x=abc")  # text -> categorical
+    with pytest.raises(TableError, match=r"input column 'x' is numeric in 2 of 3 cells but not in 1 \(row 3: 'abc'\).*'categorical'"):
+        table(path=str(path), tasks={"y": {"kind": "regression"}}, val_fraction=0, test_fraction=0)
+    data = table(path=str(path), tasks={"y": {"kind": "regression"}}, categorical=["x"], val_fraction=0, test_fraction=0)
+    assert data.input_info["feature_names"] == ("x=1", "x=3", "x=abc")  # declared categorical
+    path = _csv(tmp_path, "x,y\nred,1.0\nblue,2.0\n3,1.0\n", "text.csv")
+    data = table(path=str(path), tasks={"y": {"kind": "regression"}}, val_fraction=0, test_fraction=0)
+    assert data.input_info["feature_names"] == ("x=3", "x=blue", "x=red")  # mostly text: categorical
     path = _csv(tmp_path, "x,y\n1,1.0\n2,oops\n", "bad.csv")
     with pytest.raises(TableError, match="column 'y' is numeric but holds 'oops'"):
         table(path=str(path), tasks={"y": {"kind": "regression"}}, val_fraction=0, test_fraction=0)
@@ -356,3 +360,10 @@ def test_unseen_and_empty_categories_encode_as_all_zeros(tmp_path: Path) -> None
     ]
     assert data.val.inputs.tolist() == [[0, 0, 0, 0, 0]]
     assert data.test.inputs.tolist() == [[0, 0, 0, 0, 0], [0, 1, 0, 0, 0]]
+
+
+def test_a_continuous_column_as_classification_warns_with_the_count(tmp_path: Path) -> None:
+    rows = "\n".join(f"{i},{i * 0.37:.2f}" for i in range(150))
+    path = _csv(tmp_path, "x,y\n" + rows + "\n")
+    with pytest.warns(UserWarning, match="classification over 150 distinct numeric values.*kind: regression"):
+        table(path=str(path), tasks={"y": {"kind": "classification"}}, val_fraction=0, test_fraction=0)

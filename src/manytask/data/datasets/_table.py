@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +52,31 @@ def _numbers(column: pd.Series, where: str) -> np.ndarray:
     return x
 
 
-def _is_numeric(column: pd.Series) -> bool:
-    return bool(pd.to_numeric(column.dropna(), errors="coerce").notna().all())
+def _is_numeric(column: pd.Series, where: str) -> bool:
+    """Whether an input column is numeric. A column whose cells are mostly numbers but not all
+    is an error naming the rows and values: one stray string must not one-hot encode it."""
+    present = column.dropna()
+    parsed = pd.to_numeric(present, errors="coerce")
+    stray = present[parsed.isna()]
+    if stray.empty:
+        return True
+    if len(stray) <= len(present) / 2:
+        rows = ", ".join(f"row {i + 2}: {v!r}" for i, v in stray.head(5).items())  # +2: header, 1-based
+        raise TableError(
+            f"{where}: input column {column.name!r} is numeric in {len(present) - len(stray)} of "
+            f"{len(present)} cells but not in {len(stray)} ({rows}{', ...' if len(stray) > 5 else ''}). "
+            "Fix those cells (leave a cell empty where the value is missing), or list the column "
+            "under 'categorical' to one-hot encode it."
+        )
+    return False
+
+
+#: A numeric classification column with more distinct values than this is probably continuous.
+MANY_CLASSES = 100
+
+
+def _is_number_list(values: Sequence[str]) -> bool:
+    return bool(pd.to_numeric(pd.Series(list(values)), errors="coerce").notna().all())
 
 
 def _sorted_labels(values: Iterable[str]) -> list[str]:
@@ -172,6 +197,10 @@ def _encode_labels(
             raise TableError(
                 f"{where}: a classification task needs at least 2 classes, found {classes}."
             )
+        if len(classes) > MANY_CLASSES and "classes" not in spec and _is_number_list(classes):
+            warnings.warn(
+                f"{where}: classification over {len(classes)} distinct numeric values; if the column "
+                "is continuous, declare the task as kind: regression.", UserWarning, stacklevel=2)
         index = {c: i for i, c in enumerate(classes)}
         y = np.zeros(len(values), dtype=np.int64)
         y[mask] = [index[t] for t in present]
@@ -400,7 +429,7 @@ def table(
 
     # Inputs, encoded with training statistics only.
     forced = set(categorical or [])
-    numeric = [c for c in inputs if c not in forced and _is_numeric(frame[c])]
+    numeric = [c for c in inputs if c not in forced and _is_numeric(frame[c], str(file))]
     encoder = Encoder.fit(frame[inputs].iloc[train_idx.numpy()], numeric, where=str(file))
     x = encoder.transform(frame[inputs], where=str(file))
     stem = file.name.split(".")[0]
