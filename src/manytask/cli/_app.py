@@ -6,14 +6,15 @@ import copy
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..config import ConfigError, apply_overrides, load_config, parse_config
-from ..training import CheckpointError, NonFiniteLossError
-from ..tasks import TargetError
 from ..data import EmptySourceError
+from ..runs._run_dir import RunDirError
+from ..tasks import TargetError
+from ..training import CheckpointError, NonFiniteLossError
 
 __all__ = ["app", "main"]
 
@@ -21,9 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Multi-task learning: train, compare with single-task baselines, list components.")
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see examples/).")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: --set training.steps=500")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a key: --set training.steps=500")]
 
-_USER_ERRORS = (ConfigError, CheckpointError, NonFiniteLossError, TargetError, EmptySourceError,
+_USER_ERRORS = (RunDirError, ConfigError, CheckpointError, NonFiniteLossError, TargetError, EmptySourceError,
                 FileNotFoundError, KeyError, ValueError)
 
 
@@ -37,15 +38,16 @@ def _fail(error: BaseException) -> None:
 def train(
     config: ConfigArg,
     set_: SetOpt = None,
-    resume: Annotated[Optional[str], typer.Option(help="'latest' or a checkpoint file to continue from.")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Where to write the run (overrides run_dir).")] = None,
+    resume: Annotated[str | None, typer.Option(help="'latest' or a checkpoint file to continue from.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (overrides run_dir).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Delete a run already in the run directory first.")] = False,
 ) -> None:
     """Train a multi-task model from CONFIG and evaluate its best checkpoint."""
     from ..runs import train as run_train
 
     try:
         cfg = load_config(config, set_ or [])
-        result = run_train(cfg, resume=resume, run_dir=run_dir)
+        result = run_train(cfg, resume=resume, run_dir=run_dir, overwrite=overwrite)
     except _USER_ERRORS as error:
         _fail(error)
         return
@@ -59,14 +61,15 @@ def train(
 def compare(
     config: ConfigArg,
     set_: SetOpt = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Where to write the runs (overrides run_dir).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where to write the runs (overrides run_dir).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Delete runs already in the run directory first.")] = False,
 ) -> None:
     """Train single-task baselines and the multi-task model of CONFIG; print the table with Δm."""
     from ..runs import compare as run_compare
 
     try:
         cfg = load_config(config, set_ or [])
-        comparison = run_compare(cfg, run_dir=run_dir)
+        comparison = run_compare(cfg, run_dir=run_dir, overwrite=overwrite)
     except _USER_ERRORS as error:
         _fail(error)
         return
@@ -79,7 +82,7 @@ def bench(
     suite: Annotated[Path, typer.Argument(help="Suite YAML file (see benchmarks/*.yaml).")],
     results_dir: Annotated[Path, typer.Option(help="Where the raw CSV goes.")] = Path("benchmarks/results"),
     runs_dir: Annotated[Path, typer.Option(help="Where the cells' run directories go.")] = Path("runs/bench"),
-    docs: Annotated[Optional[Path], typer.Option(help="Markdown file to write the tables to.")] = Path("docs/benchmarks.md"),
+    docs: Annotated[Path | None, typer.Option(help="Markdown file to write the tables to.")] = Path("docs/benchmarks.md"),
     no_docs: Annotated[bool, typer.Option("--no-docs", help="Do not write the tables.")] = False,
 ) -> None:
     """Run a benchmark suite (datasets x methods x seeds); finished cells are not re-run."""
@@ -108,7 +111,7 @@ def fit_linear(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @app.command("list")
 def list_components(
-    kind: Annotated[Optional[str], typer.Argument(help="models, encoders, balancers, samplers, datasets, metrics or views")] = None,
+    kind: Annotated[str | None, typer.Argument(help="models, encoders, balancers, samplers, datasets, metrics or views")] = None,
 ) -> None:
     """List registered components by kind."""
     from ..catalogue import REGISTRIES
@@ -130,7 +133,9 @@ def demo(
     run_dir: Annotated[Path, typer.Option(help="Where to write the demo runs.")] = Path("runs/demo"),
     set_: SetOpt = None,
 ) -> None:
-    """Show MTL helping: few labels for two tasks, many for a related one (generated data)."""
+    """Show MTL helping: few labels for two tasks, many for a related one (generated data).
+
+    The demo owns its run directory: each run replaces the previous demo there."""
     import torch
 
     from ..demos import DEMO_CONFIG
@@ -148,7 +153,7 @@ def demo(
     typer.echo("  'category' is labelled on all 2000 training samples; 'score' and 'flag' on 80 of them.")
     typer.echo("  Training one single-task model per task, then one hard-sharing multi-task model...\n")
     start = time.perf_counter()
-    comparison = run_compare(cfg, run_dir=run_dir)
+    comparison = run_compare(cfg, run_dir=run_dir, overwrite=True)
     typer.echo(comparison.table())
     typer.echo(f"\nRun directory: {comparison.run_dir} ({time.perf_counter() - start:.0f} s)")
 

@@ -3,9 +3,12 @@
 from ._bench import Suite, load_suite, run_suite, suite_tables
 from ._build import Experiment, build_experiment, check_config, load_data, save_config, select_tasks
 from ._compare import Comparison, ComparisonRow, compare
+from ._run_dir import RESUMABLE_KEYS, RunDirError
 from ._train import RunResult, train
 
 __all__ = [
+    "RESUMABLE_KEYS",
+    "RunDirError",
     "Comparison",
     "Suite",
     "load_suite",

@@ -18,7 +18,8 @@ from ._train import train
 
 def run_cell(spec: dict, out: Path) -> None:
     """Train the spec's config (on ``spec["only"]`` tasks) and write its figures as JSON."""
-    result = train(parse_config(spec["config"]), only=spec.get("only"), run_dir=spec["run_dir"])
+    # The suite owns its cells' directories: a cell run again (after a crash) starts afresh.
+    result = train(parse_config(spec["config"]), only=spec.get("only"), run_dir=spec["run_dir"], overwrite=True)
     figures = {
         "steps": result.train.steps,
         "best_step": result.train.best_step,

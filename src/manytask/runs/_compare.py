@@ -11,6 +11,7 @@ from ..config import Config
 from ..metrics import delta_m, higher_is_better
 from .._utils import atomic_write
 from ._build import check_config, load_data, select_tasks
+from ._run_dir import claim
 from ._train import train
 
 __all__ = ["Comparison", "ComparisonRow", "compare"]
@@ -57,15 +58,17 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(config: Config, run_dir: Path | str | None = None) -> Comparison:
+def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool = False) -> Comparison:
     """Train one single-task model per main task (same encoder, budget and seed) and the
     multi-task model; compare them on the test split (else validation).
 
     Runs go to ``<run_dir>/single-<task>/`` and ``<run_dir>/multi/``; the table to
-    ``comparison.md`` and ``comparison.csv``.
+    ``comparison.md`` and ``comparison.csv``. A directory that holds another run or comparison
+    is refused unless ``overwrite`` (which deletes it first).
     """
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
+    claim(root, overwrite=overwrite)
     data = load_data(config)
     tasks = select_tasks(config, data)
     mains = [t for t in tasks if t.role == "main"]

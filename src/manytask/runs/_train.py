@@ -14,6 +14,7 @@ from ..data import MultiTaskData
 from ..evaluation import evaluate
 from ..training import TrainResult
 from ._build import build_experiment, save_config
+from ._run_dir import check_resume, claim
 
 __all__ = ["RunResult", "train"]
 
@@ -49,13 +50,22 @@ def train(
     data: MultiTaskData | None = None,
     only: list[str] | None = None,
     run_dir: Path | str | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Train ``config``, reload the best checkpoint, evaluate it on the test split (else val).
 
     Writes ``config.yaml``, ``metrics.csv``, ``checkpoints/`` and ``results.json`` in the run
-    directory.
+    directory. A directory holds one run: a fresh run into a directory that holds another
+    raises :class:`RunDirError` unless ``overwrite`` (which deletes that run first); a resume
+    must use the run's own config, except for :data:`RESUMABLE_KEYS`. Nothing is written
+    before these checks pass.
     """
-    experiment = build_experiment(config, data=data, only=only, run_dir=run_dir)
+    target = Path(run_dir if run_dir is not None else config.run_dir)
+    if resume is None:
+        claim(target, overwrite=overwrite)
+    else:
+        check_resume(target, config)
+    experiment = build_experiment(config, data=data, only=only, run_dir=target)
     save_config(config, experiment.run_dir)
     result = experiment.trainer.fit(resume=resume)
     experiment.trainer.load_best()
@@ -65,10 +75,14 @@ def train(
     if source is not None:
         metrics = evaluate(experiment.model, experiment.tasks, source, config.data.eval_batch_size,
                            config.training.device)
+    cost = _cost(result, config.training.device)
+    previous = experiment.run_dir / "results.json"
+    if result.steps_run == 0 and previous.is_file():  # a finished run resumed: nothing new was timed
+        cost = json.loads(previous.read_text()).get("cost", cost)
     summary = {
         "split": split,
         "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
-        "cost": _cost(result, config.training.device),
+        "cost": cost,
         "steps": result.steps,
         "best_step": result.best_step,
         "monitor": result.monitor,

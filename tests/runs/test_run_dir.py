@@ -1,0 +1,97 @@
+"""A run directory belongs to one run (issue 9): no mixing, no half-checked resumes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from manytask.cli._app import app
+from manytask.config import apply_overrides, parse_config
+from manytask.demos import DEMO_CONFIG
+from manytask.runs import RunDirError, compare, train
+
+
+def config(tmp_path: Path, *overrides: str):  # type: ignore[no-untyped-def]
+    raw = apply_overrides(copy.deepcopy(DEMO_CONFIG), [f"run_dir={tmp_path}", "training.steps=20",
+                                                      "training.eval_every=10", "training.progress=false",
+                                                      *overrides])
+    return parse_config(raw)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_fresh_run_into_a_run_directory_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """The defect: re-running mixed two runs (old step checkpoints evicted the new ones, and a
+    later --resume latest continued the old run)."""
+    train(config(tmp_path, "training.steps=30"))
+    before = snapshot(tmp_path)
+    with pytest.raises(RunDirError, match=r"already holds a run \(config.yaml, metrics.csv, results.json, "
+                                          r"checkpoints\).*--resume latest.*--run-dir.*--overwrite"):
+        train(config(tmp_path))
+    assert snapshot(tmp_path) == before
+
+
+def test_overwrite_deletes_the_old_run_first(tmp_path: Path) -> None:
+    train(config(tmp_path, "training.steps=30"))
+    (tmp_path / "notes.txt").write_text("mine")
+    train(config(tmp_path), overwrite=True)
+    steps = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
+    assert steps == ["step-000000010.safetensors", "step-000000020.safetensors"]  # none of the old run's
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # not a run's file: kept
+    resumed = train(config(tmp_path, "training.steps=30"), resume="latest")
+    assert resumed.train.steps == 30 and resumed.train.steps_run == 10
+
+
+@pytest.mark.parametrize("change, key", [
+    ("optimizer.lr=0.01", r"optimizer.lr: 0.001 -> 0.01"),
+    ("seed=5", r"seed: 0 -> 5"),
+    ("balancer.name=mgda", r"balancer.name: 'ew' -> 'mgda'"),
+])
+def test_a_resume_that_changes_the_run_is_refused_before_writing(tmp_path: Path, change: str, key: str) -> None:
+    """The defect: a new lr was ignored while config.yaml recorded it; a new seed re-split the
+    data; a changed balancer gave a cryptic error; a refused resume had overwritten config.yaml."""
+    train(config(tmp_path))
+    before = snapshot(tmp_path)
+    with pytest.raises(RunDirError, match=key):
+        train(config(tmp_path, change, "training.steps=30"), resume="latest")
+    assert snapshot(tmp_path) == before
+
+
+def test_resuming_a_finished_run_keeps_its_cost(tmp_path: Path) -> None:
+    """The defect: resuming a finished run rewrote seconds per step as 0.0."""
+    train(config(tmp_path))
+    cost = json.loads((tmp_path / "results.json").read_text())["cost"]
+    train(config(tmp_path), resume="latest")
+    assert json.loads((tmp_path / "results.json").read_text())["cost"] == cost
+    assert cost["seconds_per_step"] > 0
+
+
+def test_nothing_to_resume_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="Nothing to resume.*no config.yaml"):
+        train(config(tmp_path), resume="latest")
+
+
+def test_compare_into_a_comparison_is_refused(tmp_path: Path) -> None:
+    compare(config(tmp_path, "training.steps=10"))
+    before = snapshot(tmp_path)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        compare(config(tmp_path, "training.steps=10"))
+    assert snapshot(tmp_path) == before
+
+
+def test_cli_offers_the_ways_out(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(config(tmp_path / "run").model_dump(mode="json")))
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", str(path)]).exit_code == 0
+    refused = runner.invoke(app, ["train", str(path)])
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    assert runner.invoke(app, ["train", str(path), "--overwrite"]).exit_code == 0
