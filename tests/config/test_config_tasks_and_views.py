@@ -60,3 +60,35 @@ def test_an_unknown_task_without_a_view_is_still_an_unknown_task(tmp_path: Path)
     cfg = config(tmp_path, tasks={"scor": {"role": "main"}})
     with pytest.raises(ConfigError, match="names unknown task 'scor'"):
         build_experiment(cfg)  # type: ignore[arg-type]
+
+
+def test_regression_targets_are_standardised_with_training_statistics(tmp_path: Path) -> None:
+    """Issue 9: raw targets made losses differ by orders of magnitude between tasks."""
+    import numpy as np
+
+    cfg = config(tmp_path, training={"steps": 5, "progress": False})
+    experiment = build_experiment(cfg)  # type: ignore[arg-type]
+    score = next(t for t in experiment.tasks if t.name == "score")
+    values = np.concatenate([s.targets["score"][s.masks["score"]].numpy() for s in experiment.data.train.values()
+                             if "score" in s.targets])
+    assert score.target_mean == pytest.approx((values.mean(),), rel=1e-6)  # labelled training rows only
+    assert score.target_std == pytest.approx((values.std(),), rel=1e-6)
+    cfg = config(tmp_path, data={**copy.deepcopy(DEMO_CONFIG)["data"], "standardize_targets": False})
+    raw = build_experiment(cfg)  # type: ignore[arg-type]
+    assert next(t for t in raw.tasks if t.name == "score").target_mean is None
+
+
+def test_standardised_loss_and_original_scale_metrics_by_hand() -> None:
+    import torch
+
+    from manytask.tasks import Regression
+
+    task = Regression("r", num_outputs=2, target_mean=(1.0, 10.0), target_std=(2.0, 5.0))
+    output, target = torch.tensor([[0.5, -1.0]]), torch.tensor([[3.0, 10.0]])
+    # standardised targets (1.0, 0.0): squared errors 0.25 and 1.0
+    assert task.mean_loss(output, target, None).item() == pytest.approx((0.25 + 1.0) / 2)
+    assert task.predictions(output).tolist() == [[2.0, 5.0]]  # 0.5*2+1, -1*5+10
+    single = Regression("s", target_mean=(3.0,), target_std=(2.0,))
+    assert single.mean_loss(torch.tensor([[1.0]]), torch.tensor([5.0]), None).item() == 0.0
+    with pytest.raises(ValueError, match="target_std must be > 0"):
+        Regression("bad", target_mean=(0.0,), target_std=(0.0,))

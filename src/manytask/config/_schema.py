@@ -57,6 +57,7 @@ class DataConfig(Component):
     name: str = "demo"
     batch_size: PositiveInt = 64
     eval_batch_size: PositiveInt = 256
+    standardize_targets: bool = True
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
 
 

@@ -99,6 +99,32 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
     return tuple(tasks)
 
 
+def standardize_targets(tasks: Sequence[Task], data: MultiTaskData) -> tuple[Task, ...]:
+    """Regression tasks with the mean and std of their labelled training targets (per output), so
+    that their heads learn standardised targets while metrics stay on the original scale."""
+    out = []
+    for task in tasks:
+        if isinstance(task, Regression) and task.view is None and task.target_mean is None:
+            values = [_labelled(task, s) for s in data.train.values() if isinstance(s, TensorSource)
+                      and task.name in s.targets]
+            stacked = torch.cat([v for v in values if v.numel()]) if any(v.numel() for v in values) else None
+            if stacked is not None:
+                mean = stacked.double().mean(0)
+                std = stacked.double().std(0, correction=0)
+                std = torch.where(torch.isfinite(std) & (std > 0), std, torch.ones_like(std))
+                task = dataclasses.replace(task, target_mean=tuple(mean.tolist()), target_std=tuple(std.tolist()))
+        out.append(task)
+    return tuple(out)
+
+
+def _labelled(task: Regression, source: TensorSource) -> torch.Tensor:
+    """The labelled target entries of ``task`` in ``source`` as ``[n, K]``."""
+    target, mask = source.targets[task.name], source.masks[task.name]
+    if task.level == "pixel" and target.ndim == 4:
+        target = target.movedim(1, -1)
+    return target[mask].reshape(-1, task.num_outputs)
+
+
 def _view_task(name: str, override: Any) -> Task:
     """A task the config defines itself: it reads a view's inputs and targets."""
     kind = override.kind or "regression"
@@ -169,6 +195,8 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     torch.manual_seed(config.seed)
     data = data if data is not None else load_data(config)
     tasks = select_tasks(config, data, only)
+    if config.data.standardize_targets:
+        tasks = standardize_targets(tasks, data)
     names = [t.name for t in tasks]
     task_lr = {n: o.lr for n, o in config.tasks.items() if o.lr is not None and n in names}
 

@@ -179,7 +179,7 @@ class Task(ABC):
             output, target = self.entries(output, target)
         else:
             output, target = self.select(output, target, mask)
-        losses = self.loss_function(output, target)
+        losses = self.loss_function(output, self.loss_target(target))
         return losses.sum(), losses.numel()
 
     def mean_loss(self, output: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
@@ -189,7 +189,11 @@ class Task(ABC):
 
     def _loss(self, output: Tensor, target: Tensor) -> Tensor:
         """Mean loss of already-selected entries."""
-        return self.loss_function(output, target).mean()
+        return self.loss_function(output, self.loss_target(target)).mean()
+
+    def loss_target(self, target: Tensor) -> Tensor:
+        """The target the loss compares the output with (entry-first layout)."""
+        return target
 
     def predictions(self, output: Tensor) -> Tensor:
         """What metrics receive: probabilities for classification, values for regression."""
@@ -346,17 +350,50 @@ class Regression(Task):
     """Regression with ``K`` outputs per entry: output ``[B, K]`` (``[B, K, H, W]`` per pixel)."""
 
     num_outputs: int = field(default=1, kw_only=True)
+    target_mean: tuple[float, ...] | None = field(default=None, kw_only=True)
+    target_std: tuple[float, ...] | None = field(default=None, kw_only=True)
     kind: ClassVar[str] = "regression"
     uncertainty_form: ClassVar[UncertaintyForm] = "regression"
     default_loss: ClassVar[str] = "mse"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.target_mean is None) != (self.target_std is None):
+            raise ValueError(f"Task {self.name!r}: give both target_mean and target_std, or neither.")
+        for stats in (self.target_mean, self.target_std):
+            if stats is not None and len(stats) != self.num_outputs:
+                raise ValueError(f"Task {self.name!r}: target_mean/target_std need {self.num_outputs} values "
+                                 f"(one per output), got {len(stats)}.")
+        if self.target_std is not None and not all(s > 0 for s in self.target_std):
+            raise ValueError(f"Task {self.name!r}: target_std must be > 0, got {self.target_std}.")
 
     @property
     def out_features(self) -> int:
         return self.num_outputs
 
+    def loss_target(self, target: Tensor) -> Tensor:
+        """``(target - mean) / std`` when the task was standardised: the head predicts that."""
+        if self.target_mean is None:
+            return target
+        mean, std = self._stats(target)
+        return (target - mean) / std
+
+    def predictions(self, output: Tensor) -> Tensor:
+        """Values on the targets' original scale (the head predicts standardised ones)."""
+        if self.target_mean is None:
+            return output
+        mean, std = self._stats(output)
+        return output * std + mean
+
     @property
     def default_metrics(self) -> tuple[str, ...]:
         return ("rmse", "mae")
+
+    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std broadcastable over entry-first values ``[..., K]`` (or ``[...]`` if K = 1)."""
+        mean = torch.tensor(self.target_mean, dtype=like.dtype, device=like.device)
+        std = torch.tensor(self.target_std, dtype=like.dtype, device=like.device)
+        return (mean.squeeze(0), std.squeeze(0)) if self.num_outputs == 1 else (mean, std)
 
     def _check_target(self, target: Tensor, mask: Tensor) -> None:
         if not target.is_floating_point():
