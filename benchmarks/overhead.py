@@ -63,7 +63,7 @@ def step_vs_plain(in_features: int, hidden: tuple[int, ...], batch: int, steps: 
 
     # hand-written PyTorch: same architecture, same data access pattern, same losses
     torch.manual_seed(0)
-    encoder = nn.Sequential(*[m for m in MLP(in_features, hidden).net])
+    encoder = nn.Sequential(*[m for m in MLP(in_features, hidden).modules() if isinstance(m, (nn.Linear, nn.ReLU))])
     heads = nn.ModuleDict({"cls": nn.Linear(hidden[-1], 10), "reg": nn.Linear(hidden[-1], 1), "bin": nn.Linear(hidden[-1], 1)})
     params = [*encoder.parameters(), *heads.parameters()]
     optimizer = torch.optim.Adam(params, lr=1e-3)

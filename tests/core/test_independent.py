@@ -26,4 +26,4 @@ def test_independent_equals_training_alone() -> None:
                 MultiSourceLoader({"s": source}, 16, seed=3), steps=12, progress=False).fit()
     for p, q in zip(both.encoders["a"].parameters(), alone.encoders["a"].parameters()):
         torch.testing.assert_close(p, q)
-    assert not torch.equal(both.encoders["a"].net[0].weight, both.encoders["b"].net[0].weight)
+    assert not torch.equal(both.encoders["a"].stages[0][1].weight, both.encoders["b"].stages[0][1].weight)

@@ -2,10 +2,10 @@
 
 from ._backbone import Backbone, FeatureInfo, as_backbone, output_info
 from ._base import MultiTaskModel
-from ._heads import GradientReversal, make_head
-from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, create_encoder
+from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, Transformer, create_encoder, padding_mask
 from ._factory import MODELS, create_model
 from ._hard_sharing import HardSharing
+from ._heads import GradientReversal, make_head
 from ._independent import Independent
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     "HardSharing",
     "Independent",
     "MultiTaskModel",
+    "Transformer",
+    "padding_mask",
     "create_encoder",
     "create_model",
 ]

@@ -40,14 +40,18 @@ class GradientReversal(nn.Module):
 
 
 class _Pool(nn.Module):
-    """Mean over the positions of a sequence ``[B, L, D]`` or a map ``[B, C, H, W]``."""
+    """Mean over the positions of a map ``[B, C, H, W]``, or over the non-padding positions of a
+    sequence ``[B, L, D]`` (padding rows are all-zero, see ``manytask.models.padding_mask``)."""
 
     def __init__(self, layout: str) -> None:
         super().__init__()
-        self.dims = (1,) if layout == "sequence" else (2, 3)
+        self.layout = layout
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.mean(dim=self.dims)
+        if self.layout == "map":
+            return x.mean(dim=(2, 3))
+        real = (~x.detach().eq(0).all(dim=-1)).to(x.dtype)  # [B, L]
+        return (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1)
 
 
 class _Upsample(nn.Module):

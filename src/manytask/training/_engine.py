@@ -25,6 +25,9 @@ __all__ = ["BackwardEngine", "NonFiniteError"]
 
 log = logging.getLogger("manytask")
 
+#: Modules torchjd's autogram engine cannot hook (RNNs read PackedSequence inputs).
+_UNHOOKABLE = (nn.RNNBase,)
+
 #: One autogram engine per model: it hooks the shared modules for good, so engines are shared.
 _GRAMIAN_ENGINES: weakref.WeakKeyDictionary[nn.Module, tuple[list[int], GramianEngine]] = weakref.WeakKeyDictionary()
 
@@ -86,7 +89,10 @@ class BackwardEngine:
     def _make_gramian_engine(self) -> GramianEngine | None:
         modules = self.model.shared_modules()
         reason = "it declares no shared_modules()"
-        if modules:
+        unhookable = [m for root in modules for m in root.modules() if isinstance(m, _UNHOOKABLE)]
+        if unhookable:
+            reason = f"it contains {type(unhookable[0]).__name__}, whose packed-sequence inputs autogram cannot batch"
+        elif modules:
             cached = _GRAMIAN_ENGINES.get(self.model)
             if cached is not None and cached[0] == [id(m) for m in modules]:
                 return cached[1]  # its hooks are on the modules already: never hook twice
