@@ -71,14 +71,14 @@ def _split(tag: str) -> tuple[str, str]:
 
 
 def _ends(prev: str, prev_type: str, tag: str, kind: str) -> bool:
-    """conlleval's endOfChunk (BIO tags): whether a chunk ended at the previous token."""
+    """Conlleval's endOfChunk (BIO tags): whether a chunk ended at the previous token."""
     if prev in ("B", "I") and tag in ("B", "O"):
         return True
     return prev != "O" and prev_type != kind
 
 
 def _starts(prev: str, prev_type: str, tag: str, kind: str) -> bool:
-    """conlleval's startOfChunk (BIO tags): whether a chunk starts at the current token."""
+    """Conlleval's startOfChunk (BIO tags): whether a chunk starts at the current token."""
     if tag == "B" or (tag == "I" and prev == "O"):
         return True
     return tag != "O" and prev_type != kind
@@ -155,21 +155,12 @@ def chunk_f1(
 class ChunkF1(torchmetrics.Metric):
     """Chunk-level F1 (conlleval) accumulated over batches of labelled tokens.
 
-    ``update(preds, target)`` receives what manytask gives every per-token metric: the
-    *labelled tokens of one batch, flattened in row-major order* (sentence after sentence,
-    padding removed) — ``preds [N, C]`` class probabilities (or ``[N]`` class indices) and
-    ``target [N]`` class indices. The sentence boundaries are gone, so each call reads its
-    tokens as **one long sequence** and counts chunks in it; chunks never cross calls.
-
-    .. warning::
-        Reading sentences back to back differs from conlleval in one case only: when a
-        sentence ends inside a chunk of type X and the next sentence *starts* with ``I-X``,
-        the two are read as one chunk. Gold CoNLL-2000 sentences never start with ``I-``
-        (every gold chunk starts with ``B-``), so true chunks are exact; only a predicted
-        sentence-initial ``I-X`` right after a predicted X chunk is merged with it, which can
-        only lower the score slightly (one wrong predicted chunk instead of two predictions of
-        which the first might have been right). Use :func:`chunk_f1` on per-sentence tags for
-        the exact conlleval number.
+    ``update(preds, target)`` takes one batch of **sentences**: ``preds [B, L, C]`` class
+    probabilities (or ``[B, L]`` class indices) and ``target [B, L]`` class indices, with
+    ``-1`` on unlabelled positions (padding), which are skipped. Each row is one sentence, so
+    chunks never cross sentences and the count is conlleval's exactly. (The evaluation loop
+    passes token-level tasks' outputs this way.) A flat ``preds [N, C]`` / ``target [N]`` is
+    read as one sentence.
 
     Args:
         tags: The tag of each class index (``"O"``, ``"B-NP"``, ``"I-NP"``, ...).
@@ -201,12 +192,22 @@ class ChunkF1(torchmetrics.Metric):
             self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        """Count the chunks of one batch's labelled tokens.
+        """Count the chunks of a batch of sentences (rows; ``-1`` targets are skipped).
 
         Args:
-            preds: ``[N, C]`` class probabilities (or ``[N]`` class indices).
-            target: ``[N]`` class indices.
+            preds: ``[B, L, C]`` class probabilities or ``[B, L]`` indices (``[N, C]``/``[N]``: one sentence).
+            target: ``[B, L]`` class indices, ``-1`` where unlabelled (``[N]``: one sentence).
         """
+        if target.ndim == 2:
+            if preds.ndim == 3:
+                preds = preds.argmax(dim=-1)
+            if preds.shape != target.shape:
+                raise ValueError(f"ChunkF1: expected preds [B, L, C] (or [B, L]) and target [B, L]. "
+                                 f"Got preds {tuple(preds.shape)} and target {tuple(target.shape)}.")
+            for row_pred, row_true in zip(preds, target):
+                labelled = row_true >= 0
+                self.update(row_pred[labelled], row_true[labelled])
+            return
         if preds.ndim == 2:
             if preds.shape[1] != len(self.tags):
                 raise ValueError(
@@ -236,7 +237,7 @@ class ChunkF1(torchmetrics.Metric):
         return torch.tensor(f1)
 
 
-@_register("chunk_f1", True, "Chunk-level F1 of BIO tags (conlleval: exact span and type).")
+@_register("chunk_f1", True, "Chunk-level F1 of BIO tags (conlleval: exact span and type).", sequences=True)
 def _chunk_f1(task: Task) -> torchmetrics.Metric:
     if not isinstance(task, ChunkTagging):  # ValueError, as for every metric/task mismatch
         raise ValueError(  # noqa: TRY004

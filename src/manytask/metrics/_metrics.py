@@ -26,14 +26,18 @@ class MetricInfo:
     name: str
     higher_is_better: bool
     build: Callable[[Task], torchmetrics.Metric]
+    #: For token-level tasks: receives whole sentences (``[B, L, ...]``, target ``-1`` where
+    #: unlabelled) instead of the flattened labelled tokens.
+    sequences: bool = False
 
 
 METRICS: Registry[MetricInfo] = Registry("metric")
 
 
-def _register(name: str, higher: bool, summary: str) -> Callable[[Callable[[Task], torchmetrics.Metric]], None]:
+def _register(name: str, higher: bool, summary: str,
+              sequences: bool = False) -> Callable[[Callable[[Task], torchmetrics.Metric]], None]:
     def decorator(build: Callable[[Task], torchmetrics.Metric]) -> None:
-        info = MetricInfo(name, higher, build)
+        info = MetricInfo(name, higher, build, sequences)
         METRICS.register(name, summary)(lambda: info)
 
     return decorator

@@ -74,7 +74,7 @@ def train(
     metrics = {}
     if source is not None:
         metrics = evaluate(experiment.model, experiment.tasks, source, config.data.eval_batch_size,
-                           config.training.device)
+                           config.training.device, views=experiment.trainer.views)
     cost = _cost(result, config.training.device)
     previous = experiment.run_dir / "results.json"
     if result.steps_run == 0 and previous.is_file():  # a finished run resumed: nothing new was timed

@@ -369,7 +369,8 @@ class Trainer:
         row.update({f"train/{k}/loss": v for k, v in self._running_losses(reset=True).items()})
         stop = improved = False
         if self.val is not None:
-            metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.evaluation.batch_size, self.device)
+            metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.evaluation.batch_size,
+                               self.device, views=self.views)
             row.update({f"val/{k}": v for k, v in metrics.items()})
             stop, improved = self._update_monitor(metrics, logger)
         logger.log(row)
