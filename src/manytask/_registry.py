@@ -125,10 +125,20 @@ class Registry(Generic[T]):
 
 
 def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The factory's resolved annotations. One that cannot be resolved at run time (a name
+    imported only for type checking) leaves that parameter unchecked, and only that one."""
     import typing
 
     target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
     try:
         return typing.get_type_hints(target)
-    except Exception:  # unresolvable annotations: validate names only
-        return {}
+    except NameError:
+        pass
+    namespace = getattr(target, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in inspect.get_annotations(target).items():
+        try:
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation  # noqa: S307
+        except NameError:
+            continue
+    return hints

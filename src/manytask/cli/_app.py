@@ -10,11 +10,15 @@ from typing import Annotated
 
 import typer
 
+from .._registry import OptionsError, UnknownNameError
+from .._utils import TableError
 from ..config import ConfigError, apply_overrides, load_config, parse_config
 from ..data import EmptySourceError
+from ..data.datasets._download import ChecksumError, DownloadError
+from ..data.datasets._files import DataFormatError
 from ..runs._run_dir import RunDirError
 from ..tasks import TargetError
-from ..training import CheckpointError, NonFiniteLossError
+from ..training import CheckpointError, NonFiniteError
 
 __all__ = ["app", "main"]
 
@@ -24,8 +28,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (see examples/).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a key: --set training.steps=500")]
 
-_USER_ERRORS = (RunDirError, ConfigError, CheckpointError, NonFiniteLossError, TargetError, EmptySourceError,
-                FileNotFoundError, KeyError, ValueError)
+#: The project's own errors for things a user can fix: one line, exit 2. Anything else is a bug in
+#: manytask (or its dependencies) and keeps its traceback.
+_USER_ERRORS = (RunDirError, ConfigError, CheckpointError, NonFiniteError, TargetError, EmptySourceError,
+                FileNotFoundError, UnknownNameError, OptionsError, TableError, DataFormatError, ChecksumError,
+                DownloadError)
 
 
 def _fail(error: BaseException) -> None:
@@ -82,7 +89,8 @@ def bench(
     suite: Annotated[Path, typer.Argument(help="Suite YAML file (see benchmarks/*.yaml).")],
     results_dir: Annotated[Path, typer.Option(help="Where the raw CSV goes.")] = Path("benchmarks/results"),
     runs_dir: Annotated[Path, typer.Option(help="Where the cells' run directories go.")] = Path("runs/bench"),
-    docs: Annotated[Path | None, typer.Option(help="Markdown file to write the tables to.")] = Path("docs/benchmarks.md"),
+    docs: Annotated[Path | None, typer.Option(help="Markdown file to write the tables to.")] = Path(
+        "docs/benchmarks.md"),
     no_docs: Annotated[bool, typer.Option("--no-docs", help="Do not write the tables.")] = False,
 ) -> None:
     """Run a benchmark suite (datasets x methods x seeds); finished cells are not re-run."""
@@ -111,7 +119,8 @@ def fit_linear(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @app.command("list")
 def list_components(
-    kind: Annotated[str | None, typer.Argument(help="models, encoders, balancers, samplers, datasets, metrics or views")] = None,
+    kind: Annotated[str | None, typer.Argument(
+        help="models, encoders, balancers, samplers, datasets, metrics or views")] = None,
 ) -> None:
     """List registered components by kind."""
     from ..catalogue import REGISTRIES

@@ -23,14 +23,20 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def format_mean_std(values: Sequence[float], digits: int = 4) -> str:
-    """``"mean ± std"`` (or ``"mean"`` for one value; ``"–"`` for none).
+    """``"mean ± std"`` (or ``"mean"`` for one value; ``"–"`` for none), followed by
+    ``"(n of m)"`` when only ``n`` of the ``m`` values are finite: a table never hides that a
+    replicate's value was undefined.
 
     Examples:
         >>> format_mean_std([0.5, 0.7])
         '0.6000 ± 0.1414'
+        >>> format_mean_std([0.5, float("nan"), 0.7])
+        '0.6000 ± 0.1414 (2 of 3)'
     """
     mean, std = mean_std(values)
-    if math.isnan(mean):
-        return "–"
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    return f"{mean:.{digits}f}" if len(finite) == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    covered = f" ({len(finite)} of {len(values)})" if len(finite) < len(values) else ""
+    if math.isnan(mean):
+        return "–" + covered
+    text = f"{mean:.{digits}f}" if len(finite) == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return text + covered

@@ -15,10 +15,12 @@ def delta_m(
     r"""Δm% of Maninis, Radosavovic & Kokkinos (2019, "Attentive Single-Tasking of Multiple Tasks").
 
     .. math::
-        \Delta_m = \frac{100}{K} \sum_{k=1}^{K} (-1)^{l_k} \frac{M_{m,k} - M_{b,k}}{M_{b,k}}
+        \Delta_m = \frac{100}{K} \sum_{k=1}^{K} (-1)^{l_k} \frac{M_{m,k} - M_{b,k}}{|M_{b,k}|}
 
-    where :math:`l_k = 1` when lower is better for metric :math:`k`. Positive means the
-    multi-task model is better on average.
+    where :math:`l_k = 1` when lower is better for metric :math:`k`. The paper divides by
+    :math:`M_{b,k}`; its metrics are positive, and dividing by :math:`|M_{b,k}|` keeps the sign
+    meaning "better" when a baseline is negative (e.g. a log-likelihood). Positive means the
+    multi-task model is better on average. A baseline of 0 makes Δm undefined (``ZeroDivisionError``).
 
     Args:
         multitask: Metric value of the multi-task model, by key (e.g. ``"b/rmse"``).

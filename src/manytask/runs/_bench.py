@@ -121,7 +121,8 @@ def load_suite(path: str | Path) -> Suite:
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+        nested = isinstance(value, Mapping) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if nested else copy.deepcopy(value)
     return out
 
 
@@ -157,12 +158,14 @@ def _cells(suite: Suite) -> Iterator[Cell]:
             if suite.single_task == "separate":
                 alone = MethodSpec(label=SINGLE, balancer={"name": "ew"})
                 for task in mains:
-                    yield Cell(dataset.label, SINGLE, seed, task.name, _cell_config(suite, dataset, alone, seed), primary)
+                    raw = _cell_config(suite, dataset, alone, seed)
+                    yield Cell(dataset.label, SINGLE, seed, task.name, raw, primary)
             elif suite.single_task == "joint":
                 joint = MethodSpec(label=SINGLE, balancer={"name": "ew"}, model={"name": "independent"})
                 yield Cell(dataset.label, SINGLE, seed, "all", _cell_config(suite, dataset, joint, seed), primary)
             for method in suite.methods:
-                yield Cell(dataset.label, method.label, seed, "all", _cell_config(suite, dataset, method, seed), primary)
+                raw = _cell_config(suite, dataset, method, seed)
+                yield Cell(dataset.label, method.label, seed, "all", raw, primary)
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -217,7 +220,8 @@ def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), 
         figures = _run_in_child(cell, run_dir)
         row: dict[str, Any] = dict(zip(("dataset", "method", "seed", "task"), cell.key))
         row["primary"] = cell.primary
-        row.update({k: figures[k] for k in ("steps", "best_step", "seconds_per_step", "threads", "peak_rss_mb", "split")})
+        kept = ("steps", "best_step", "seconds_per_step", "threads", "peak_rss_mb", "split")
+        row.update({k: figures[k] for k in kept})
         row.update({k: ("" if v is None else v) for k, v in figures["metrics"].items()})
         rows.append(row)
         _write_rows(csv_path, rows)
@@ -262,16 +266,18 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
         columns = suite.columns or [ColumnSpec(label=k, metric=k) for k in keys]
         replicates = sorted({(r["dataset"], r["seed"]) for r in mine})
 
-        def single_value(replicate: tuple[str, str], column: str) -> float:
+        def single_value(replicate: tuple[str, str], column: str, single: list[dict[str, Any]] = single,
+                         mains: list[str] = mains) -> float:
+            """A single-task baseline's value; NaN (counted in the table) if any task lacks it."""
             own = [r for r in single if (r["dataset"], r["seed"]) == replicate]
             by_task = {t: next((r for r in own if r["task"] in (t, "all")), None) for t in mains}
             head, metric = column.split("/", 1)
             wanted = mains if head == "mean" else [head]
-            values = [_float(r, f"{t}/{metric}") for t in wanted if (r := by_task.get(t)) is not None]
-            values = [v for v in values if not math.isnan(v)]
+            values = [_float(r, f"{t}/{metric}") if (r := by_task.get(t)) is not None else math.nan for t in wanted]
             return sum(values) / len(values) if values else math.nan
 
-        header = ["method", *(c.label for c in columns)] + (["Δm %"] if single else []) + ["step time / EW", "peak RSS (MB)"]
+        header = ["method", *(c.label for c in columns), *(["Δm %"] if single else []), "step time / EW",
+                  "peak RSS (MB)"]
         table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         methods = ([SINGLE] if single else []) + [m.label for m in suite.methods]
         for method in methods:
@@ -293,8 +299,8 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                         deltas.append(delta_m({k: _float(row, k) for k in keys},
                                               {k: single_value(replicate, k) for k in keys},
                                               {k: higher_is_better(k.split("/", 1)[1]) for k in keys}))
-                    except (ZeroDivisionError, KeyError):
-                        pass
+                    except ZeroDivisionError:  # a baseline of 0: undefined, shown as "(n of m)"
+                        deltas.append(math.nan)
                 base = next((r for r in mine if r["method"] == ew and r["task"] == "all"
                              and (r["dataset"], r["seed"]) == replicate), None)
                 if base is not None:

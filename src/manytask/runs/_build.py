@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,15 @@ import torch
 import yaml
 
 from .._registry import OptionsError, Registry, UnknownNameError
-from .._utils import atomic_write, did_you_mean
+from .._utils import TableError, atomic_write, did_you_mean
 from ..balancing import BALANCERS, Balancer
 from ..config import Config, ConfigError
-from ..data import DATASETS, SAMPLERS, MultiSourceLoader, MultiTaskData, TensorSource
+from ..data import DATASETS, SAMPLERS, EmptySourceError, MultiSourceLoader, MultiTaskData, TensorSource
+from ..data.datasets._download import ChecksumError
+from ..data.datasets._files import DataFormatError
 from ..metrics import METRICS
 from ..models import ENCODERS, MODELS, MultiTaskModel
-from ..tasks import BinaryClassification, Regression, Task
+from ..tasks import BinaryClassification, Regression, TargetError, Task
 from ..training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
 from ..views import VIEWS, View
 
@@ -31,6 +34,18 @@ def _check(registry: Registry[Any], section: str, name: str, options: Mapping[st
     try:
         return registry.validate(name, options, provided)
     except (UnknownNameError, OptionsError) as error:
+        raise ConfigError(f"Config section {section!r}: {error}") from None
+
+
+@contextlib.contextmanager
+def _section(section: str) -> Iterator[None]:
+    """A component's own validation error (a ValueError from its constructor) becomes a
+    :class:`ConfigError` naming the config section; the project's own errors pass unchanged."""
+    try:
+        yield
+    except (ConfigError, TableError, TargetError, DataFormatError, ChecksumError, EmptySourceError):
+        raise
+    except ValueError as error:
         raise ConfigError(f"Config section {section!r}: {error}") from None
 
 
@@ -57,7 +72,8 @@ def load_data(config: Config) -> MultiTaskData:
     factory = DATASETS.get(config.data.name).factory
     if "seed" in inspect.signature(factory).parameters and "seed" not in options:
         options["seed"] = config.seed
-    return DATASETS.create(config.data.name, **options)
+    with _section("data"):
+        return DATASETS.create(config.data.name, **options)
 
 
 def _unknown_task(key: str, name: str, valid: Sequence[str]) -> ConfigError:
@@ -152,7 +168,8 @@ def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
     views = {}
     for name in sorted(named):
         options = _check(VIEWS, f"views.{name}", name, config.views.get(name, {}))
-        views[name] = VIEWS.create(name, **options)
+        with _section(f"views.{name}"):
+            views[name] = VIEWS.create(name, **options)
     return views
 
 
@@ -209,13 +226,14 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
         encoder = ENCODERS.create(config.model.encoder.name, **encoder_options)
     except TypeError as error:
         raise ConfigError(f"Config section 'model.encoder': {error}. Set the missing option in the config.") from None
-    model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
-    try:
-        model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
     except ValueError as error:
-        raise ConfigError(f"Config section 'model': {error}") from None
+        raise ConfigError(f"Config section 'model.encoder': {error}") from None
+    model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
+    with _section("model"):
+        model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
     balancer_options = _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
-    balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)
+    with _section("balancer"):
+        balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)
 
     opt = config.optimizer
     optimizer = build_optimizer(model, balancer, opt.name, opt.lr, opt.weight_decay, opt.momentum, task_lr)
@@ -224,7 +242,8 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     if opt.scheduler != "constant" or opt.warmup_steps:
         scheduler = build_scheduler(optimizer, opt.scheduler, training.steps, opt.warmup_steps)
     sampler_options = _check(SAMPLERS, "data.sampler", config.data.sampler.name, config.data.sampler.options())
-    sampler = SAMPLERS.create(config.data.sampler.name, **sampler_options)
+    with _section("data.sampler"):
+        sampler = SAMPLERS.create(config.data.sampler.name, **sampler_options)
     sources = _train_sources(data, names)
     loader = MultiSourceLoader(sources, config.data.batch_size, sampler, seed=config.seed)
     loader.num_epochs = max(1, -(-training.steps // loader.steps_per_epoch))

@@ -7,9 +7,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._utils import atomic_write
 from ..config import Config
 from ..metrics import delta_m, higher_is_better
-from .._utils import atomic_write
 from ._build import check_config, load_data, select_tasks
 from ._run_dir import claim
 from ._train import train
@@ -46,12 +46,13 @@ class Comparison:
     def table(self) -> str:
         """A readable table (Markdown)."""
         lines = [
-            f"| task | metric | better | single-task | multi-task | change |",
+            "| task | metric | better | single-task | multi-task | change |",
             "|---|---|---|---:|---:|---:|",
         ]
         for r in self.rows:
             arrow = "higher" if r.higher_is_better else "lower"
-            lines.append(f"| {r.task} | {r.metric} | {arrow} | {r.single_task:.4f} | {r.multi_task:.4f} | {r.change:+.2f}% |")
+            lines.append(f"| {r.task} | {r.metric} | {arrow} | {r.single_task:.4f} | {r.multi_task:.4f} "
+                         f"| {r.change:+.2f}% |")
         lines.append("")
         lines.append(f"Δm = {self.delta_m:+.2f}% (Maninis et al. 2019; mean over main tasks of the primary "
                      f"metric's signed relative change; {self.split} split)")

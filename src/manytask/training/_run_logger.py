@@ -25,7 +25,7 @@ class RunLogger:
     def __init__(self, run_dir: Path | None, columns: Sequence[str], enabled: bool = True,
                  progress: bool = True, total: int = 0) -> None:
         self.enabled = enabled
-        self.columns = ["step", "epoch", *columns]
+        self.columns = ["step", "epoch", *columns]  # the trainer logs time_s and the metrics
         self.path = Path(run_dir) / "metrics.csv" if run_dir is not None else None
         self.rows: list[dict[str, float]] = []
         self._bar = tqdm(total=total, disable=None if (enabled and progress) else True, file=sys.stderr,
@@ -40,19 +40,23 @@ class RunLogger:
             with self.path.open(newline="") as handle:
                 kept = [r for r in csv.DictReader(handle) if int(float(r["step"])) <= resume_step]
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
+        writer = csv.DictWriter(buffer, fieldnames=self.columns)
         writer.writeheader()
         writer.writerows(kept)
         atomic_write(self.path, buffer.getvalue())
         self._bar.update(resume_step or 0)
 
     def log(self, row: Mapping[str, float]) -> None:
-        """Append one evaluation row (missing columns are left empty)."""
+        """Append one evaluation row (missing columns are left empty; an unknown column raises)."""
+        unknown = [k for k in row if k not in self.columns]
+        if unknown:
+            raise KeyError(f"metrics.csv has no column for {unknown}; its columns are fixed when the run "
+                           f"starts: {self.columns}.")
         self.rows.append(dict(row))
         if not self.enabled or self.path is None:
             return
         with self.path.open("a", newline="") as handle:
-            csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore").writerow(
+            csv.DictWriter(handle, fieldnames=self.columns).writerow(
                 {k: _fmt(v) for k, v in row.items()}
             )
 
