@@ -25,6 +25,7 @@ demo: $(VENV)/.installed
 	$(BIN)/manytask demo
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

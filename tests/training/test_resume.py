@@ -42,14 +42,20 @@ def test_resume_is_exact(tmp_path: Path, balancer: str, options: dict[str, str])
 
 
 def test_resume_truncates_metrics_written_after_the_checkpoint(tmp_path: Path) -> None:
-    trainer = make_trainer(tmp_path, 14, eval_every=7)
+    """Rows logged after the checkpoint a run resumes from are dropped and written again once
+    (the former test of this name never resumed, so removing the truncation left it green)."""
+    trainer = make_trainer(tmp_path, 28, eval_every=7)
     trainer.checkpoint_every = 14
-    trainer.fit()
-    (tmp_path / "checkpoints" / "step-000000014.safetensors").unlink()
-    first = make_trainer(tmp_path, 7)
-    first.fit()  # writes a checkpoint at 7 and metrics up to 7
-    lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert [line.split(",")[0] for line in lines[1:]] == ["7"]
+    trainer.checkpoints.keep = 10
+    trainer.fit()  # rows 7, 14, 21, 28; a checkpoint at 14 (and at 28, and where the monitor improved)
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    resumed = make_trainer(tmp_path, 28, eval_every=7)
+    resumed.checkpoint_every = 14
+    resumed.fit(resume=tmp_path / "checkpoints" / "step-000000014.safetensors")
+    again = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in again[1:]] == ["7", "14", "21", "28"]
+    strip = lambda row: row.split(",", 3)[:2] + row.split(",")[3:]  # noqa: E731 (drop time_s)
+    assert [strip(r) for r in again] == [strip(r) for r in rows]  # an exact resume writes the same rows
 
 
 def test_only_latest_checkpoints_are_kept(tmp_path: Path) -> None:
