@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 from torchjd.aggregation import PCGradWeighting, Weighting
@@ -101,6 +101,8 @@ class MGDA(GramianBalancer):
         level: ``"exact"`` (all shared parameters) or ``"representation"``.
         tol: Tolerance of the KKT conditions, relative to the Gramian's scale.
     """
+
+    stateful: ClassVar[bool] = False
 
     def __init__(self, tasks: Sequence[Task], level: Level = "exact", tol: float = 1e-9) -> None:
         super().__init__(tasks)

@@ -40,6 +40,9 @@ class Balancer(nn.Module):
     """
 
     needs: ClassVar[Needs] = "losses"
+    #: True when the method keeps state between steps (the engine then checks that the losses
+    #: are finite before the method sees them, so a bad step never changes its state).
+    stateful: ClassVar[bool] = True
     #: True when the heads get ``w_i ∇L_i`` (loss weighting); False when each head gets the
     #: plain gradient of its own loss and only the shared part is combined (aggregation).
     scales_heads: ClassVar[bool] = True

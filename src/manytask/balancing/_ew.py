@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -19,5 +21,12 @@ class EW(LossBalancer):
         EW()
     """
 
+    stateful: ClassVar[bool] = False
+
     def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         return torch.ones_like(losses)
+
+    def total(self, losses: Tensor, present: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
+        self._check(losses, "losses", (self.num_tasks,))
+        weights = present.to(losses.dtype)
+        return (weights * losses).sum(), weights

@@ -49,11 +49,15 @@ def _cross_entropy(output: Tensor, target: Tensor) -> Tensor:
 
 
 def _bce(output: Tensor, target: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(output, target.to(output.dtype), reduction="none")
+    return F.binary_cross_entropy_with_logits(output, _like(target, output), reduction="none")
 
 
 def _mse(output: Tensor, target: Tensor) -> Tensor:
-    return (output - target.to(output.dtype)) ** 2
+    return F.mse_loss(output, _like(target, output), reduction="none")
+
+
+def _like(target: Tensor, output: Tensor) -> Tensor:
+    return target if target.dtype == output.dtype else target.to(output.dtype)
 
 
 def _l1(output: Tensor, target: Tensor) -> Tensor:

@@ -85,6 +85,9 @@ class BackwardEngine:
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
         self._groups: list[tuple[list[str], Tensor, Tensor]] = []  # (tasks, features, their copies)
         self._parameters = [*model.parameters(), *balancer.parameters()]
+        # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
+        # stateless loss weighting the one check after the backward covers them too.
+        self._check_first = balancer.stateful or balancer.needs != "losses"
 
     def _make_gramian_engine(self) -> GramianEngine | None:
         modules = self.model.shared_modules()
@@ -135,7 +138,7 @@ class BackwardEngine:
         sums, counts = self.reduce(sums, counts)
         present = counts > 0
         losses = sums / counts.clamp(min=1)
-        if not bool(torch.isfinite(losses.detach()).all()):  # before any balancer state changes
+        if self._check_first and not bool(torch.isfinite(losses.detach()).all()):
             self._check_finite(losses.detach(), present, torch.zeros_like(losses))
         balancer = self.balancer
         if isinstance(balancer, LossBalancer):
@@ -244,7 +247,9 @@ class BackwardEngine:
     def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor) -> None:
         """One fused check of the losses, the weights and the global gradient norm."""
         grads = [p.grad for p in self._parameters if p.grad is not None]
-        norms = torch.stack(torch._foreach_norm(grads)).to(losses) if grads and self.scaler is None else losses[:0]
+        norms = torch.stack(torch._foreach_norm(grads)) if grads and self.scaler is None else losses[:0]
+        if norms.dtype != losses.dtype:
+            norms = norms.to(losses)
         if bool(torch.isfinite(torch.cat([losses, weights, norms])).all()):
             return  # (float16: the scaler skips steps with inf gradients itself)
         bad = [n for n, v, p in zip(self.balancer.task_names, losses.tolist(), present.tolist())

@@ -193,7 +193,7 @@ class Trainer:
         self.bad_evals = 0
         self._checked_sources = self._check_static_sources()
         self._position = {name: i for i, name in enumerate(self.tasks)}
-        self._recent_losses: list[Tensor] = []  # per step [2, T]: loss and presence, folded when read
+        self._recent_losses: list[tuple[Tensor, Tensor]] = []  # per step: losses [T], present [T]; folded when read
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
 
@@ -240,7 +240,7 @@ class Trainer:
         return result
 
     def _train_step(self) -> dict[str, Tensor]:
-        """One step; returns the present tasks' (detached) losses."""
+        """One step; returns the present tasks' (detached) losses when callbacks will read them."""
         source, batch = self.loader.next()
         if self.validate_batches and source not in self._checked_sources:
             self._validate(batch, source)
@@ -282,8 +282,8 @@ class Trainer:
         present = counts > 0
         self.balancer.on_after_optimizer_step(losses, present, step=self.step,
                                               recompute=lambda: self._recompute(groups))
-        self._recent_losses.append(torch.stack([losses, present.to(losses)]))
-        return {n: losses[self._position[n]] for n in names}
+        self._recent_losses.append((losses, present))
+        return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
 
     def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
         """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0 and 0)."""
@@ -408,9 +408,10 @@ class Trainer:
 
     def _running_losses(self, reset: bool) -> dict[str, float]:
         if self._recent_losses:
-            recent = torch.stack(self._recent_losses).to(self._loss_sum)  # [steps, 2, T]
-            self._loss_sum += (recent[:, 0] * recent[:, 1]).sum(0)
-            self._loss_count += recent[:, 1].sum(0).long()
+            losses = torch.stack([loss for loss, _ in self._recent_losses]).to(self._loss_sum)  # [steps, T]
+            present = torch.stack([p for _, p in self._recent_losses])
+            self._loss_sum += torch.where(present, losses, 0.0).sum(0)
+            self._loss_count += present.sum(0)
             self._recent_losses.clear()
         means = (self._loss_sum / self._loss_count.clamp(min=1)).tolist()
         counts = self._loss_count.tolist()
