@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor
 from torchjd.aggregation import PCGradWeighting, Weighting
@@ -11,7 +11,7 @@ from torchjd.aggregation import PCGradWeighting, Weighting
 from ..tasks import Task
 from ._base import GramianBalancer, Level
 from ._min_norm import min_norm_weights
-from ._state import attribute_state, fill_unset_buffers, load_attribute_state
+from ._state import WrappedState
 
 __all__ = ["MGDA", "PCGrad", "TorchJDWeighting"]
 
@@ -25,7 +25,7 @@ def _check_level(owner: object, level: str) -> Level:
     return level  # type: ignore[return-value]
 
 
-class TorchJDWeighting(GramianBalancer):
+class TorchJDWeighting(WrappedState, GramianBalancer):
     r"""Any torchjd Gramian ``Weighting`` as a manytask balancer.
 
     ``level="exact"``: the Gramian of the present tasks' gradients w.r.t. **all shared
@@ -52,6 +52,8 @@ class TorchJDWeighting(GramianBalancer):
         'exact'
     """
 
+    wrapped: ClassVar[str] = "weighting"
+
     def __init__(self, tasks: Sequence[Task], weighting: Weighting, level: Level = "exact",
                  ignore: tuple[str, ...] = ()) -> None:
         super().__init__(tasks)
@@ -61,21 +63,6 @@ class TorchJDWeighting(GramianBalancer):
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         return self.weighting(gramian)
-
-    def reset(self) -> None:
-        reset = getattr(self.weighting, "reset", None)
-        if callable(reset):
-            reset()
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:  # type: ignore[override]
-        fill_unset_buffers(self.weighting, prefix + "weighting.", state_dict)
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return attribute_state(self.weighting, self.ignore)
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        load_attribute_state(self.weighting, state)
 
     def extra_repr(self) -> str:
         return f"level={self.level!r}"

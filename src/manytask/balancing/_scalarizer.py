@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -11,12 +11,12 @@ from torchjd.scalarization import Scalarizer
 
 from ..tasks import Task
 from ._base import LossBalancer
-from ._state import attribute_state, fill_unset_buffers, load_attribute_state
+from ._state import WrappedState
 
 __all__ = ["TorchJDScalarizer"]
 
 
-class TorchJDScalarizer(LossBalancer):
+class TorchJDScalarizer(WrappedState, LossBalancer):
     r"""A torchjd ``Scalarizer`` (losses ``[T]`` -> one scalar) as a manytask balancer.
 
     The update is the gradient of ``scalarizer(losses)``; the weights reported for the step are
@@ -41,6 +41,8 @@ class TorchJDScalarizer(LossBalancer):
         (2.0, [0.5, 0.5])
     """
 
+    wrapped: ClassVar[str] = "scalarizer"
+
     def __init__(self, tasks: Sequence[Task], scalarizer: Scalarizer, ignore: tuple[str, ...] = ()) -> None:
         super().__init__(tasks)
         self.scalarizer = scalarizer
@@ -62,17 +64,4 @@ class TorchJDScalarizer(LossBalancer):
         if callable(step):
             step()
 
-    def reset(self) -> None:
-        reset = getattr(self.scalarizer, "reset", None)
-        if callable(reset):
-            reset()
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:  # type: ignore[override]
-        fill_unset_buffers(self.scalarizer, prefix + "scalarizer.", state_dict)
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return attribute_state(self.scalarizer, self.ignore)
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        load_attribute_state(self.scalarizer, state)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["attribute_state", "fill_unset_buffers", "load_attribute_state"]
+__all__ = ["WrappedState", "attribute_state", "fill_unset_buffers", "load_attribute_state"]
 
 _MODULE_INTERNALS = frozenset(vars(nn.Module()))
 
@@ -75,3 +75,31 @@ def fill_unset_buffers(module: nn.Module, prefix: str, state_dict: dict[str, Any
         key = prefix + name
         if buffer is None and key in state_dict:
             module._buffers[name] = state_dict[key].clone()
+
+
+class WrappedState(nn.Module):
+    """Mixin of a balancer that wraps a torchjd object in the attribute named ``wrapped``: every
+    piece of its state goes into ``state_dict`` (lazy buffers included), and ``reset`` resets it.
+    Attributes listed in ``ignore`` are derived and not saved."""
+
+    wrapped: ClassVar[str]
+    ignore: tuple[str, ...] = ()
+
+    def _inner(self) -> nn.Module:
+        inner: nn.Module = getattr(self, self.wrapped)
+        return inner
+
+    def reset(self) -> None:
+        reset = getattr(self._inner(), "reset", None)
+        if callable(reset):
+            reset()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:  # type: ignore[override]
+        fill_unset_buffers(self._inner(), f"{prefix}{self.wrapped}.", state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return attribute_state(self._inner(), self.ignore)
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        load_attribute_state(self._inner(), state)
