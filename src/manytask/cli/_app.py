@@ -62,6 +62,13 @@ def train(
     typer.echo(f"Best step: {result.train.best_step} ({result.train.monitor} = {result.train.best_value})")
     for key, value in result.test.items():
         typer.echo(f"  {result.split}/{key}: {value:.4f}")
+    mean, undefined = result.mean_primary()
+    metrics = sorted({k.split("/", 1)[1] for k in result.primary})
+    if len(result.primary) > 1 and len(metrics) == 1:
+        covered = len(result.primary) - len(undefined)
+        left_out = f"; undefined for {', '.join(undefined)}" if undefined else ""
+        typer.echo(f"  {result.split}/mean/{metrics[0]}: {mean:.4f} (over {covered} of {len(result.primary)} "
+                   f"main tasks{left_out})")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Comparison:
     delta_m: float
     split: str
     run_dir: Path
+    undefined: tuple[str, ...] = ()  # primary metrics left out of Δm (NaN for either model)
 
     def table(self) -> str:
         """A readable table (Markdown)."""
@@ -54,8 +56,12 @@ class Comparison:
             lines.append(f"| {r.task} | {r.metric} | {arrow} | {r.single_task:.4f} | {r.multi_task:.4f} "
                          f"| {r.change:+.2f}% |")
         lines.append("")
-        lines.append(f"Δm = {self.delta_m:+.2f}% (Maninis et al. 2019; mean over main tasks of the primary "
-                     f"metric's signed relative change; {self.split} split)")
+        covered = len({r.task for r in self.rows}) - len(self.undefined)
+        over = f"over {covered} of {covered + len(self.undefined)} main tasks"
+        if self.undefined:
+            over += f"; undefined for {', '.join(self.undefined)}, left out"
+        lines.append(f"Δm = {self.delta_m:+.2f}% (Maninis et al. 2019; mean of the primary metric's signed "
+                     f"relative change {over}; {self.split} split)")
         return "\n".join(lines)
 
 
@@ -84,12 +90,12 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
             rows.append(ComparisonRow(task.name, metric, higher_is_better(metric),
                                       single[task.name].test[key], multi.test[key]))
     primary = [f"{t.name}/{t.metrics[0]}" for t in mains]
-    dm = delta_m(
-        {k: multi.test[k] for k in primary},
-        {k: single[k.split("/")[0]].test[k] for k in primary},
-        {k: higher_is_better(k.split("/")[1]) for k in primary},
-    )
-    comparison = Comparison(tuple(rows), dm, multi.split, root)
+    baseline = {k: single[k.split("/")[0]].test[k] for k in primary}
+    undefined = tuple(k for k in primary if not (math.isfinite(multi.test[k]) and math.isfinite(baseline[k])))
+    defined = [k for k in primary if k not in undefined]
+    dm = delta_m({k: multi.test[k] for k in defined}, {k: baseline[k] for k in defined},
+                 {k: higher_is_better(k.split("/")[1]) for k in defined}) if defined else math.nan
+    comparison = Comparison(tuple(rows), dm, multi.split, root, undefined)
     atomic_write(root / "comparison.md", comparison.table() + "\n")
     buffer = io.StringIO()
     writer = csv.writer(buffer)

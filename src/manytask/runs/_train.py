@@ -42,6 +42,13 @@ class RunResult:
     test: dict[str, float]
     split: str
     run_dir: Path
+    primary: tuple[str, ...] = ()  # "<task>/<primary metric>" of the main tasks
+
+    def mean_primary(self) -> tuple[float, list[str]]:
+        """Mean of the main tasks' primary metric where defined, and the keys left out (NaN)."""
+        undefined = [k for k in self.primary if not math.isfinite(self.test.get(k, math.nan))]
+        values = [self.test[k] for k in self.primary if k not in undefined]
+        return (sum(values) / len(values) if values else math.nan), undefined
 
 
 def train(
@@ -89,4 +96,6 @@ def train(
         "stopped_early": result.stopped_early,
     }
     atomic_write(experiment.run_dir / "results.json", json.dumps(summary, indent=2))
-    return RunResult(result, metrics, split, experiment.run_dir)
+    mains = [t for t in experiment.tasks if t.role == "main"] or list(experiment.tasks)
+    primary = tuple(f"{t.name}/{t.metrics[0]}" for t in mains)
+    return RunResult(result, metrics, split, experiment.run_dir, primary)
