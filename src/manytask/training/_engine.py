@@ -68,7 +68,6 @@ class BackwardEngine:
         self.balancer = balancer
         self.scaler = scaler
         self.gramian_engine: GramianEngine | None = None
-        self.uses_jacobian = balancer.needs == "jacobian"
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
@@ -107,7 +106,6 @@ class BackwardEngine:
                 reason = str(error).split(". ")[0]
         log.info("manytask: exact Gramian of %s from the Jacobian (autogram cannot hook %s: %s).",
                  self.balancer, type(self.model).__name__, reason)
-        self.uses_jacobian = True
         return None
 
     # -----------------------------------------------------------------------------------------
@@ -187,10 +185,9 @@ class BackwardEngine:
 
     def _split_gramian(self, feature_grads: list[Tensor]) -> Tensor:
         """Gramian ``[T', T']`` (present tasks in run order) from the per-task feature gradients."""
-        names = [t for tasks, _, _ in self._groups for t in tasks]
-        order = torch.tensor(sorted(range(len(names)), key=lambda i: self._position[names[i]]))
         if self.balancer.level == "representation":
             flat = feature_grads[0].flatten(1)  # one input group: views are refused at this level
+            order = self._run_order()
             return (flat @ flat.T)[order][:, order]
         probes = self._probes(feature_grads)
         if self.gramian_engine is not None:
@@ -200,10 +197,13 @@ class BackwardEngine:
     def _probes(self, feature_grads: list[Tensor]) -> Tensor:
         """``v_i = <J_z,i, z>`` for the present tasks in run order: the gradient of ``v_i`` w.r.t.
         the shared parameters is task ``i``'s gradient (``J_z`` is held constant)."""
-        names = [t for tasks, _, _ in self._groups for t in tasks]
-        order = torch.tensor(sorted(range(len(names)), key=lambda i: self._position[names[i]]))
         probes = torch.cat([torch.tensordot(g, z, dims=z.ndim) for (_, z, _), g in zip(self._groups, feature_grads)])
-        return probes[order]
+        return probes[self._run_order()]
+
+    def _run_order(self) -> Tensor:
+        """Positions that put the forwarded tasks (group after group) in the run's task order."""
+        names = [t for tasks, _, _ in self._groups for t in tasks]
+        return torch.tensor(sorted(range(len(names)), key=lambda i: self._position[names[i]]))
 
     def _trunk_backward(self, feature_grads: list[Tensor], weights: Tensor) -> None:
         """The shared parameters get ``sum_i w_i dL_i/dtheta`` through one backward per input group."""
