@@ -17,7 +17,14 @@ def test_smoke_suite_runs_resumes_and_writes_tables(tmp_path: Path) -> None:
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Results\n\n<!-- section:other start -->\nkeep me\n<!-- section:other end -->\n")
     log: list[str] = []
-    csv_path = run_suite(SMOKE, tmp_path / "results", tmp_path / "runs", docs, log=log.append)
+    other = tmp_path / "runs"  # a directory that already holds another run: bench must not touch it
+    (other / "checkpoints").mkdir(parents=True)
+    for name, text in (("config.yaml", "seed: 3\n"), ("metrics.csv", "step\n1\n"), ("results.json", "{}"),
+                       ("checkpoints/step-000000001.safetensors", "x")):
+        (other / name).write_text(text)
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    csv_path = run_suite(SMOKE, tmp_path / "results", other, docs, log=log.append)
+    assert {p: p.read_bytes() for p in before} == before  # bench writes only below runs/<suite>/
     with csv_path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     # 1 seed x (3 single-task baselines + 2 methods)
