@@ -1,6 +1,6 @@
 """Sharing schemes (``MultiTaskModel``) and the encoders they share."""
 
-from ._backbone import Backbone, FeatureInfo, as_backbone, output_info
+from ._backbone import Backbone, FeatureInfo, as_backbone, output_info, reinitialise
 from ._base import MultiTaskModel
 from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, Transformer, create_encoder, padding_mask
 from ._factory import MODELS, create_model
@@ -15,6 +15,7 @@ __all__ = [
     "as_backbone",
     "make_head",
     "output_info",
+    "reinitialise",
     "ENCODERS",
     "MLP",
     "MODELS",

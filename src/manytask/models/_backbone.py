@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 
-__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "output_info"]
+__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "output_info", "reinitialise"]
 
 Layout = Literal["vector", "sequence", "map"]
 
@@ -76,6 +76,16 @@ class Backbone(nn.Module):
         """Feature size of the last stage."""
         return self.out_info.dim
 
+    @property
+    def layout(self) -> Layout:
+        """Layout of the last stage's output (what heads read)."""
+        return self.out_info.layout
+
+    def reset_parameters(self) -> None:
+        """Draw fresh weights for every stage, as construction does (see :func:`reinitialise`)."""
+        for stage in self.stages:
+            reinitialise(stage)
+
     def forward(self, inputs: Inputs) -> Tensor:
         x = inputs
         for stage in self.stages:
@@ -118,3 +128,24 @@ def output_info(module: nn.Module, dim: int | None = None) -> FeatureInfo:
             "feature_dim=..., or give the encoder an int attribute `out_features`."
         )
     return FeatureInfo(dim, getattr(module, "layout", "vector"), getattr(module, "reduction", 1))
+
+
+def reinitialise(module: nn.Module) -> None:
+    """Draw fresh weights for ``module`` the way construction drew them.
+
+    Walks the module tree from ``module`` down; on each branch the first module that defines
+    ``reset_parameters`` re-initialises itself and its children (so a stage with its own
+    initialisation, e.g. scaled embeddings, keeps it). ``nn.MultiheadAttention``, whose reset is
+    private, is handled too. With the same seed, a reinitialised copy of a registered encoder has
+    the weights of a freshly built one.
+    """
+    if isinstance(module, nn.MultiheadAttention):
+        module.out_proj.reset_parameters()  # the order construction uses
+        module._reset_parameters()
+        return
+    reset = getattr(module, "reset_parameters", None)
+    if callable(reset):
+        reset()
+        return
+    for child in module.children():
+        reinitialise(child)

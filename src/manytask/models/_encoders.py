@@ -1,9 +1,16 @@
 """Encoders (shared trunks) by name, each a :class:`Backbone` with stages: an MLP, a small CNN,
 a BiLSTM tagger and a small transformer.
 
-Sequence backbones keep one invariant that lets every stage find the padding without extra
-inputs: **padding positions are exactly zero** in every stage's output (the embedding of the
-padding index is the zero vector, and each later stage zeroes them again).
+How sequence backbones find the padding: token ids equal to ``pad_index`` mark it, and the
+embedding stage turns them into **rows that are exactly zero**; every later stage finds the
+padding as the all-zero rows of its input (:func:`padding_mask`) and zeroes those rows of its
+output again. Every stage therefore takes and returns one plain tensor ``[B, L, D]``: schemes
+can copy, mix (a linear mix of zero rows is zero) and tap stage outputs, and sample-level heads
+pool over the real tokens, without the token ids travelling alongside. The price: a real token
+whose features are exactly zero in every dimension would count as padding, which the
+embeddings (random, plus positions) and the layers' outputs (LSTM states, a LayerNorm with bias)
+make a measure-zero event. Padding must be trailing (right-padded sequences), as packed LSTMs
+require.
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ ENCODERS: Registry[nn.Module] = Registry("encoder")
 
 
 def padding_mask(features: Tensor) -> Tensor:
-    """``[B, L]`` True at the padding positions of sequence features ``[B, L, D]`` (all-zero rows)."""
+    """``[B, L]`` True at the padding positions of sequence features ``[B, L, D]`` (all-zero rows).
+
+    Examples:
+        >>> padding_mask(torch.tensor([[[1.0, 0.0], [0.0, 0.0]]]))
+        tensor([[False,  True]])
+    """
     return features.detach().eq(0).all(dim=-1)
 
 
@@ -32,9 +44,25 @@ class _Flatten(nn.Module):
         return x.flatten(1)
 
 
-@ENCODERS.register("mlp")
+@ENCODERS.register("mlp", details={"stages": "one per hidden layer", "layout": "vector"})
 class MLP(Backbone):
-    """Fully connected layers with ReLU: ``[B, in_features] -> [B, hidden[-1]]``; one stage per layer."""
+    """Fully connected layers with ReLU: ``[B, in_features] -> [B, hidden[-1]]``.
+
+    One stage per layer, ``Linear -> ReLU (-> Dropout)``, each a vector ``[B, hidden[i]]``
+    (the first stage flattens its input).
+
+    Args:
+        in_features: Input size (after flattening).
+        hidden: Width of each layer.
+        dropout: Dropout after each layer (0: none).
+
+    Examples:
+        >>> net = MLP(5, (8, 4))
+        >>> net.feature_info
+        (FeatureInfo(dim=8, layout='vector', reduction=1), FeatureInfo(dim=4, layout='vector', reduction=1))
+        >>> tuple(net(torch.randn(2, 5)).shape)
+        (2, 4)
+    """
 
     def __init__(self, in_features: int, hidden: Sequence[int] = (64, 64), dropout: float = 0.0) -> None:
         if not hidden:
@@ -51,18 +79,42 @@ class MLP(Backbone):
         super().__init__(stages, [FeatureInfo(h, "vector") for h in hidden])
 
 
-@ENCODERS.register("cnn")
+@ENCODERS.register("cnn", details={"paper": "Sener & Koltun 2018, NeurIPS (MultiMNIST)",
+                                   "stages": "2 conv blocks (+ a linear with out_features)",
+                                   "layout": "map, or vector with out_features"})
 class ConvNet(Backbone):
-    """A LeNet-style CNN (as in Sener & Koltun 2018's MultiMNIST model): two conv blocks
-    ``[B, C, H, W] -> [B, c1, H/2, W/2] -> [B, c2, H/4, W/4]`` (map stages), and with
-    ``out_features`` a third stage ``flatten -> dropout -> linear -> ReLU`` to ``[B, out_features]``.
+    """A LeNet-style CNN: images ``[B, C, H, W]`` to maps, or to a vector with ``out_features``.
 
-    Without ``out_features`` the last stage is the map: sample-level heads pool it, pixel-level
-    heads upsample it back to the input resolution.
+    The MultiMNIST model of Sener & Koltun (2018), "Multi-Task Learning as Multi-Objective
+    Optimization" (with ``out_features=50``). Stages: two conv blocks
+    ``conv 5x5 -> max-pool 2 -> ReLU``, maps ``[B, c1, H/2, W/2]`` (reduction 2) and
+    ``[B, c2, H/4, W/4]`` (reduction 4); with ``out_features`` a third stage
+    ``flatten -> dropout -> linear -> ReLU`` to a vector ``[B, out_features]``. Without
+    ``out_features`` the last stage is the map: sample-level heads pool it, pixel-level heads
+    upsample it back to the input resolution (exactly when ``image_size`` is a multiple of 4).
+
+    Args:
+        in_channels: Image channels.
+        image_size: Image side (the linear stage's input size depends on it).
+        channels: Channels of the two conv blocks.
+        out_features: Size of the final vector stage; ``None``: no vector stage.
+        dropout: Dropout before the linear stage.
+
+    Examples:
+        >>> [tuple(f.shape) for f in ConvNet(out_features=50).forward_stages(torch.randn(2, 1, 28, 28))]
+        [(2, 10, 14, 14), (2, 20, 7, 7), (2, 50)]
+        >>> ConvNet().layout
+        'map'
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, channels: Sequence[int] = (10, 20),
                  out_features: int | None = None, dropout: float = 0.0) -> None:
+        if len(channels) != 2:
+            raise ValueError(f"The 'channels' parameter of ConvNet must give the channels of its two conv "
+                             f"blocks, e.g. [10, 20]. Got {list(channels)!r} instead.")
+        if out_features is not None and image_size < 4:
+            raise ValueError(f"The 'image_size' parameter of ConvNet must be >= 4 (the maps are image_size/4 "
+                             f"per side). Got {image_size!r} instead.")
         c1, c2 = channels
         stages: list[nn.Module] = [
             nn.Sequential(nn.Conv2d(in_channels, c1, 5, padding=2), nn.MaxPool2d(2), nn.ReLU()),
@@ -78,29 +130,57 @@ class ConvNet(Backbone):
 
 
 class _TokenEmbedding(nn.Module):
-    """Token ids ``[B, L]`` (or ``{"tokens": ...}``) -> ``[B, L, D]``; padding rows are zero."""
+    """Token ids ``[B, L]`` (or ``{"tokens": ...}``) -> ``[B, L, D]``, padding rows exactly zero.
 
-    def __init__(self, vocab_size: int, dim: int, pad_index: int, max_len: int = 0) -> None:
+    Token embeddings plus, with ``max_length``, learned position embeddings; both drawn from
+    ``N(0, scale**2)``, so that neither swamps the other.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, pad_index: int, max_length: int = 0, scale: float = 1.0) -> None:
         super().__init__()
+        if not 0 <= pad_index < vocab_size:
+            raise ValueError(f"The 'pad_index' parameter must be a token id in [0, vocab_size={vocab_size}). "
+                             f"Got {pad_index!r} instead.")
         self.pad_index = pad_index
+        self.scale = scale
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=pad_index)
-        self.position = nn.Embedding(max_len, dim) if max_len else None
+        self.position = nn.Embedding(max_length, dim) if max_length else None
+        self._scale_embedding()
+
+    def _scale_embedding(self) -> None:
+        if self.scale != 1.0:
+            with torch.no_grad():
+                self.embedding.weight.mul_(self.scale)
+                if self.position is not None:
+                    self.position.weight.mul_(self.scale)
+
+    def reset_parameters(self) -> None:
+        self.embedding.reset_parameters()
+        if self.position is not None:
+            self.position.reset_parameters()
+        self._scale_embedding()
 
     def forward(self, tokens: Tensor | Mapping[str, Tensor]) -> Tensor:
         if isinstance(tokens, Mapping):
+            if "tokens" not in tokens:
+                raise KeyError(f"A sequence encoder reads dict inputs from the key 'tokens'; "
+                               f"got keys {sorted(tokens)}.")
             tokens = tokens["tokens"]
+        if tokens.ndim != 2 or tokens.is_floating_point() or tokens.is_complex():
+            raise ValueError(f"A sequence encoder expects integer token ids [B, L]; got a {tokens.dtype} tensor "
+                             f"of shape {list(tokens.shape)}.")
         x = self.embedding(tokens)
         if self.position is not None:
             if tokens.shape[1] > self.position.num_embeddings:
-                raise ValueError(f"Sequences of length {tokens.shape[1]} exceed the transformer's max_len="
-                                 f"{self.position.num_embeddings}; raise max_len.")
+                raise ValueError(f"Sequences of length {tokens.shape[1]} exceed the transformer's max_length="
+                                 f"{self.position.num_embeddings}; raise max_length.")
             x = x + self.position(torch.arange(tokens.shape[1], device=tokens.device))
-            x = x.masked_fill((tokens == self.pad_index)[..., None], 0.0)
-        return x
+        # zero even if the padding row of the embedding is not (e.g. loaded pretrained vectors)
+        return x.masked_fill((tokens == self.pad_index)[..., None], 0.0)
 
 
 class _BiLSTMLayer(nn.Module):
-    """One bidirectional LSTM layer over the non-padding positions (packed)."""
+    """One bidirectional LSTM layer over the non-padding positions (packed); padding rows stay zero."""
 
     def __init__(self, in_features: int, hidden: int, dropout: float) -> None:
         super().__init__()
@@ -108,22 +188,39 @@ class _BiLSTMLayer(nn.Module):
         self.lstm = nn.LSTM(in_features, hidden, batch_first=True, bidirectional=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        lengths = (~padding_mask(x)).sum(1).clamp(min=1).cpu()
+        pad = padding_mask(x)
+        lengths = (~pad).sum(1).clamp(min=1).cpu()  # packing needs length >= 1
         if self.dropout is not None:
             x = self.dropout(x)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return out  # padding rows come out as zeros
+        # padding rows come out of packing as zeros; a sequence of padding only ran one step: zero it
+        return out.masked_fill(pad[..., None], 0.0)
 
 
-@ENCODERS.register("bilstm")
+@ENCODERS.register("bilstm", details={"stages": "embedding, then one per layer", "layout": "sequence"})
 class BiLSTM(Backbone):
     """Embedding + bidirectional LSTM: token ids ``[B, L] -> [B, L, 2*hidden]`` per-token features.
 
-    Stages: the embedding (sequence ``[B, L, embedding_dim]``), then one bidirectional layer each
-    (``[B, L, 2*hidden]``, dropout between layers). Inputs are token ids with ``pad_index`` on
-    padding (or a dict with key ``"tokens"``).
+    Stages: the embedding (``[B, L, embedding_dim]``), then one bidirectional layer each
+    (``[B, L, 2*hidden]``, dropout on the input of every layer but the first, as ``nn.LSTM``'s
+    ``dropout`` between layers); all sequence layout. Inputs are right-padded token ids with
+    ``pad_index`` on padding (or a dict with key ``"tokens"``); padding rows are zero in every
+    stage's output (see the module's notes).
+
+    Args:
+        vocab_size: Number of token ids.
+        embedding_dim: Embedding size.
+        hidden: LSTM state size per direction.
+        layers: Number of bidirectional layers.
+        pad_index: The padding token id.
+        dropout: Dropout between layers.
+
+    Examples:
+        >>> net = BiLSTM(30, embedding_dim=8, hidden=6, layers=2)
+        >>> [tuple(f.shape) for f in net.forward_stages(torch.tensor([[3, 4, 0]]))]
+        [(1, 3, 8), (1, 3, 12), (1, 3, 12)]
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden: int = 64, layers: int = 1,
@@ -139,7 +236,8 @@ class BiLSTM(Backbone):
 
 
 class _EncoderLayer(nn.Module):
-    """A transformer encoder layer that ignores and keeps zero the padding positions."""
+    """One ``nn.TransformerEncoderLayer`` whose attention ignores the padding (the all-zero rows of
+    its input) and whose output keeps them zero."""
 
     def __init__(self, dim: int, heads: int, feedforward: int, dropout: float) -> None:
         super().__init__()
@@ -147,18 +245,26 @@ class _EncoderLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pad = padding_mask(x)
-        pad = pad & ~pad.all(dim=1, keepdim=True)  # a row of padding only attends to itself
-        return self.layer(x, src_key_padding_mask=pad).masked_fill(pad[..., None], 0.0)
+        # a sequence of padding only would leave its queries nothing to attend to (NaN): leave its
+        # keys unmasked; its output rows are zeroed with the others
+        keys = pad & ~pad.all(dim=1, keepdim=True)
+        return self.layer(x, src_key_padding_mask=keys).masked_fill(pad[..., None], 0.0)
 
 
-@ENCODERS.register("transformer")
+@ENCODERS.register("transformer", details={"paper": "Vaswani et al. 2017, Sec. 3.1",
+                                           "stages": "embedding, then one per layer", "layout": "sequence"})
 class Transformer(Backbone):
-    """A small transformer encoder (`Vaswani et al. (2017), "Attention Is All You Need"
-    <https://arxiv.org/abs/1706.03762>`_, Sec. 3.1, post-norm): token ids ``[B, L] -> [B, L, dim]``.
+    """A small transformer encoder: token ids ``[B, L] -> [B, L, dim]`` per-token features.
 
-    Stages: token + learned position embeddings, then one stage per encoder layer, all sequence
-    layout. Padding tokens (``pad_index``) are masked out of attention and stay zero, so they
-    change nothing at the real tokens.
+    `Vaswani et al. (2017), "Attention Is All You Need" <https://arxiv.org/abs/1706.03762>`_,
+    Sec. 3.1 (post-norm layers), with learned position embeddings.
+
+    Stages: token + position embeddings (both drawn with std ``1/sqrt(dim)``), then one stage
+    per ``nn.TransformerEncoderLayer(batch_first=True)``; all sequence layout ``[B, L, dim]``.
+    Padding tokens (``pad_index``; sequences right-padded) are masked out of attention: the
+    embedding stage makes their rows exactly zero, and each layer stage reads its key padding
+    mask from those zero rows and zeroes them in its output (see the module's notes), so padding
+    changes nothing at the real tokens.
 
     Args:
         vocab_size: Number of token ids.
@@ -166,23 +272,37 @@ class Transformer(Backbone):
         heads: Attention heads (``dim`` must be a multiple).
         layers: Encoder layers.
         feedforward: Width of each layer's feed-forward block.
-        max_len: Longest sequence (learned positions).
+        max_length: Longest sequence (learned positions); filled from the data's ``max_length``
+            when a run builds the encoder from a config.
         pad_index: The padding token id.
         dropout: Dropout inside the layers.
+
+    Examples:
+        >>> net = Transformer(30, dim=8, heads=2, layers=2, feedforward=16)
+        >>> [tuple(f.shape) for f in net.forward_stages(torch.tensor([[3, 4, 0]]))]
+        [(1, 3, 8), (1, 3, 8), (1, 3, 8)]
+        >>> net(torch.tensor([[3, 4, 0]]))[0, 2]  # the padding position
+        tensor([0., 0., 0., 0., 0., 0., 0., 0.], grad_fn=<SelectBackward0>)
     """
 
     def __init__(self, vocab_size: int, dim: int = 64, heads: int = 4, layers: int = 2, feedforward: int = 128,
-                 max_len: int = 512, pad_index: int = 0, dropout: float = 0.0) -> None:
+                 max_length: int = 512, pad_index: int = 0, dropout: float = 0.0) -> None:
         if dim % heads:
             raise ValueError(f"The 'dim' parameter of Transformer ({dim}) must be a multiple of 'heads' ({heads}).")
-        embedding = _TokenEmbedding(vocab_size, dim, pad_index, max_len)
-        with torch.no_grad():  # token embeddings at the positional scale (std 1/sqrt(dim))
-            embedding.embedding.weight.mul_(1 / math.sqrt(dim))
+        if layers < 1 or max_length < 1:
+            raise ValueError(f"The 'layers' and 'max_length' parameters of Transformer must be >= 1. "
+                             f"Got layers={layers!r}, max_length={max_length!r} instead.")
+        embedding = _TokenEmbedding(vocab_size, dim, pad_index, max_length, scale=1 / math.sqrt(dim))
         stages: list[nn.Module] = [embedding, *(_EncoderLayer(dim, heads, feedforward, dropout) for _ in range(layers))]
         super().__init__(stages, [FeatureInfo(dim, "sequence")] * (layers + 1))
         self.pad_index = pad_index
 
 
 def create_encoder(name: str, **options: object) -> nn.Module:
-    """Build a registered encoder by name."""
+    """Build a registered encoder by name.
+
+    Examples:
+        >>> create_encoder("cnn", out_features=50).out_info
+        FeatureInfo(dim=50, layout='vector', reduction=1)
+    """
     return ENCODERS.create(name, **options)

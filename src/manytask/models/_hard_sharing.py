@@ -20,9 +20,13 @@ class HardSharing(MultiTaskModel):
     Inductive Bias"): every task reads the same encoder output through its own head.
 
     Args:
-        encoder: Any module mapping inputs to features ``[B, D]`` (or ``[B, L, D]`` per token).
-        tasks: The tasks; each builds its head with ``task.make_head(D)``.
-        feature_dim: ``D``; read from ``encoder.out_features`` when not given.
+        encoder: A :class:`Backbone` (its last stage's :class:`FeatureInfo` gives the layout), or
+            any module mapping inputs to features (a one-stage backbone: ``[B, D]`` unless it has
+            a ``layout`` attribute, ``"sequence"`` ``[B, L, D]`` or ``"map"`` ``[B, C, H, W]``).
+        tasks: The tasks; each gets the head :func:`make_head` builds for its level and the
+            encoder's layout.
+        feature_dim: ``D``; read from the backbone's last stage or ``encoder.out_features`` when
+            not given.
 
     Examples:
         >>> import torch

@@ -85,7 +85,19 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
                                      ``info.reduction`` to the input resolution
     ======== ======================= ================================================
 
-    An adversarial task's head reads the features through :class:`GradientReversal`.
+    An adversarial task's head reads the features through :class:`GradientReversal`. A pair not
+    in the table (a token-level task on vectors or maps, a pixel-level task on vectors or
+    sequences) raises a ``ValueError`` naming the layout the task needs.
+
+    Examples:
+        >>> import torch
+        >>> from manytask.tasks import Classification, Regression
+        >>> depth = make_head(Regression("depth", level="pixel"), FeatureInfo(16, "map", reduction=4))
+        >>> tuple(depth(torch.randn(2, 16, 8, 8)).shape)
+        (2, 1, 32, 32)
+        >>> scene = make_head(Classification("scene", num_classes=5), FeatureInfo(16, "map", reduction=4))
+        >>> tuple(scene(torch.randn(2, 16, 8, 8)).shape)
+        (2, 5)
     """
     level, layout = task.level, info.layout
     layers: list[nn.Module] = [GradientReversal(task.reversal)] if task.role == "adversarial" else []

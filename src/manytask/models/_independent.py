@@ -9,17 +9,11 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import output_info
+from ._backbone import output_info, reinitialise
 from ._base import MultiTaskModel
 from ._heads import make_head
 
 __all__ = ["Independent"]
-
-
-def _reset(module: nn.Module) -> None:
-    for child in module.modules():
-        if child is not module and hasattr(child, "reset_parameters"):
-            child.reset_parameters()  # type: ignore[operator]
 
 
 class Independent(MultiTaskModel):
@@ -30,9 +24,19 @@ class Independent(MultiTaskModel):
     where it has labels. It is the cheap single-task baseline when there are many tasks.
 
     Args:
-        encoder: Template encoder; each task gets a deep copy with freshly initialised weights.
-        tasks: The tasks.
+        encoder: Template encoder (any module, or a :class:`Backbone`); the first task gets a deep
+            copy of it, every other task a deep copy with freshly drawn weights (as construction
+            draws them, see :func:`reinitialise`).
+        tasks: The tasks; heads come from :func:`make_head` and the encoder's output layout.
         feature_dim: The encoder's output size; read from ``encoder.out_features`` when not given.
+
+    Examples:
+        >>> import torch
+        >>> from manytask.models import MLP
+        >>> from manytask.tasks import Regression
+        >>> model = Independent(MLP(4, (8,)), [Regression("a"), Regression("b")])
+        >>> {k: tuple(v.shape) for k, v in model(torch.randn(5, 4)).items()}
+        {'a': (5, 1), 'b': (5, 1)}
     """
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> None:
@@ -43,7 +47,7 @@ class Independent(MultiTaskModel):
         for index, task in enumerate(tasks):
             copied = copy.deepcopy(encoder)
             if index:
-                _reset(copied)
+                reinitialise(copied)
             self.encoders[task.name] = copied
         self.heads = nn.ModuleDict({t.name: make_head(t, info) for t in tasks})
 

@@ -1,0 +1,221 @@
+"""Every registered encoder (and plain modules) under every registered sharing scheme."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from torch import Tensor, nn
+from typer.testing import CliRunner
+
+from manytask.balancing import create_balancer
+from manytask.cli import app
+from manytask.models import (
+    ENCODERS,
+    MODELS,
+    Backbone,
+    HardSharing,
+    Independent,
+    MultiTaskModel,
+    create_encoder,
+    create_model,
+)
+from manytask.tasks import BinaryClassification, Classification, Regression, SequenceLabelling, Task
+from manytask.training import BackwardEngine
+
+B, L = 3, 7
+
+
+def tokens() -> Tensor:
+    x = torch.randint(1, 30, (B, L))
+    x[0, 5:] = 0
+    x[2, 2:] = 0
+    return x
+
+
+@dataclass
+class Case:
+    """An encoder (registered name + options, or a plain-module factory), inputs, and the tasks
+    its layout allows."""
+
+    id: str
+    inputs: Tensor
+    tasks: list[Task]
+    name: str = ""
+    options: Mapping[str, object] = field(default_factory=dict)
+    feature_dim: int | None = None
+
+    def encoder(self) -> nn.Module:
+        if self.name:
+            return create_encoder(self.name, **self.options)
+        if self.id == "plain-linear":
+            return nn.Linear(5, 8)  # vector, out_features read from the module
+        embedding = nn.Embedding(30, 8, padding_idx=0)  # a plain module with a sequence layout
+        embedding.layout = "sequence"  # type: ignore[assignment]
+        return embedding
+
+
+def sample_tasks() -> list[Task]:
+    return [Classification("cls", num_classes=3), Regression("reg", num_outputs=2),
+            BinaryClassification("adv", num_labels=2, role="adversarial", reversal=0.5)]
+
+
+def sequence_tasks() -> list[Task]:
+    return [SequenceLabelling("pos", num_classes=5), Regression("tok", num_outputs=2, level="token"),
+            Classification("sent", num_classes=2), Regression("adv", role="adversarial")]
+
+
+def map_tasks() -> list[Task]:
+    return [Classification("digit", num_classes=3), Regression("inpaint", level="pixel"),
+            Classification("seg", num_classes=4, level="pixel", head_hidden=5), Regression("adv", role="adversarial")]
+
+
+def cases() -> list[Case]:
+    images = torch.randn(B, 1, 28, 28)
+    return [
+        Case("mlp", torch.randn(B, 5), sample_tasks(), "mlp", {"in_features": 5, "hidden": [8, 6]}),
+        Case("cnn", images, map_tasks(), "cnn"),
+        Case("cnn-vector", images, sample_tasks(), "cnn", {"out_features": 16}),
+        Case("bilstm", tokens(), sequence_tasks(), "bilstm", {"vocab_size": 30, "embedding_dim": 8, "hidden": 4,
+                                                              "layers": 2}),
+        Case("transformer", tokens(), sequence_tasks(), "transformer",
+             {"vocab_size": 30, "dim": 8, "heads": 2, "layers": 2, "feedforward": 16}),
+        Case("plain-linear", torch.randn(B, 5), sample_tasks()),
+        Case("plain-sequence", tokens(), sequence_tasks(), feature_dim=8),
+    ]
+
+
+CASES = cases()
+
+
+def build(scheme: str, case: Case) -> MultiTaskModel:
+    return create_model(scheme, encoder=case.encoder(), tasks=case.tasks, feature_dim=case.feature_dim)
+
+
+def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
+    if task.level == "sample":
+        return (B, task.out_features)
+    if task.level == "token":
+        return (B, L, task.out_features)
+    return (B, task.out_features, *inputs.shape[-2:])
+
+
+def test_every_registered_encoder_and_scheme_is_covered() -> None:
+    assert {c.name for c in CASES if c.name} == set(ENCODERS.names())
+    assert MODELS.names() == ["hps", "independent"]
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_output_shapes_per_task(scheme: str, case: Case) -> None:
+    model = build(scheme, case)
+    out = model(case.inputs)
+    assert list(out) == [t.name for t in case.tasks]
+    for task in case.tasks:
+        assert out[task.name].shape == expected_shape(task, case.inputs), task.name
+    some = [case.tasks[-1].name, case.tasks[0].name]
+    assert list(model(case.inputs, some)) == some
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_gradients_reach_every_parameter(scheme: str, case: Case) -> None:
+    model = build(scheme, case)
+    sum(o.sum() for o in model(case.inputs).values()).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_state_dict_round_trip(scheme: str, case: Case) -> None:
+    model = build(scheme, case).eval()
+    torch.manual_seed(123)
+    fresh = build(scheme, case).eval()
+    assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), fresh.parameters()))
+    fresh.load_state_dict(copy.deepcopy(model.state_dict()))
+    expected = model(case.inputs)
+    for key, value in fresh(case.inputs).items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_float64(scheme: str, case: Case) -> None:
+    model = build(scheme, case).double()
+    inputs = case.inputs.double() if case.inputs.is_floating_point() else case.inputs
+    out = model(inputs)
+    assert all(v.dtype == torch.float64 and torch.isfinite(v).all() for v in out.values())
+    sum(o.sum() for o in out.values()).backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float64 for p in model.parameters())
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case) -> None:
+    model = build(scheme, case)
+    shared = model.shared_modules()
+    for a in shared:  # none a child of another: torchjd's autogram engine hooks each once
+        for b in shared:
+            assert a is b or all(m is not b for m in a.modules())
+    in_modules = {id(p) for m in shared for p in m.parameters()}
+    assert in_modules == {id(p) for p in model.shared_parameters()}
+    per_task = [{id(p) for p in model.task_parameters(t.name)} for t in case.tasks]
+    everything = in_modules.union(*per_task)
+    assert everything == {id(p) for p in model.parameters()}
+    assert sum(map(len, per_task)) + len(in_modules) == len(everything)  # disjoint
+    if scheme == "hps":
+        assert shared == [model.encoder]
+    else:
+        assert shared == [] and in_modules == set()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name], ids=[c.id for c in CASES if c.name])
+def test_independent_copies_draw_fresh_weights(case: Case) -> None:
+    """Each task's copy has weights of its own, drawn as a new encoder's are (a reinitialised
+    transformer keeps its scaled embeddings; attention weights are redrawn too)."""
+    model = Independent(case.encoder(), case.tasks, case.feature_dim)
+    first, second = (model.encoders[t.name] for t in case.tasks[:2])
+    assert isinstance(first, Backbone) and isinstance(second, Backbone)
+    for (key, p), q in zip(first.named_parameters(), second.parameters()):
+        constant = bool((p == p.flatten()[0]).all()) and bool((q == q.flatten()[0]).all())  # zero biases, norms
+        assert constant or not torch.equal(p, q), key
+        assert constant or p.std().item() == pytest.approx(q.std().item(), rel=0.5), key
+
+
+def test_hard_sharing_keeps_a_plain_encoder_as_it_is() -> None:
+    encoder = nn.Linear(5, 8)
+    model = HardSharing(encoder, sample_tasks())
+    assert model.encoder is encoder and list(model.state_dict())[:2] == ["encoder.weight", "encoder.bias"]
+    with pytest.raises(ValueError, match="Cannot tell the feature size of encoder Sequential: pass feature_dim"):
+        HardSharing(nn.Sequential(nn.Linear(5, 8)), sample_tasks())
+    with pytest.raises(ValueError, match="'pos' is token-level .* Use a backbone whose last stage keeps that layout"):
+        HardSharing(encoder, sequence_tasks())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_exact_gramian_through_every_encoder(case: Case) -> None:
+    """torchjd's autogram engine hooks the shared modules of every encoder but the LSTM's, where
+    the engine falls back to the Jacobian and says so; both give MGDA's weights."""
+    model = HardSharing(case.encoder(), case.tasks, case.feature_dim)
+    engine = BackwardEngine(model, create_balancer("mgda", case.tasks))
+    assert (engine.gramian_engine is None) == (case.name == "bilstm")
+    engine.begin_step()
+    out = engine.forward(case.inputs, [t.name for t in case.tasks])
+    sums = torch.stack([out[t.name].float().pow(2).sum() for t in case.tasks])
+    weights = engine.backward(sums, torch.ones(len(case.tasks)), step=0)[1]
+    assert torch.isfinite(weights).all() and weights.sum().item() == pytest.approx(1.0)
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_list_shows_the_encoders_and_their_layouts() -> None:
+    result = CliRunner().invoke(app, ["list", "encoders"])
+    assert result.exit_code == 0, result.output
+    for name in ENCODERS.names():
+        assert f"  {name} " in result.output
+    assert "layout: sequence" in result.output and "Vaswani et al. 2017" in result.output
+    assert "layout: map, or vector with out_features" in result.output
+    models = CliRunner().invoke(app, ["list", "models"]).output
+    assert "hps" in models and "independent" in models
