@@ -104,7 +104,12 @@ class Registry(Generic[T]):
             key = unknown[0]
             tail = did_you_mean(key, sorted(params), "Valid options") or " It takes no options."
             raise OptionsError(f"Unknown option {key!r} for {self.kind} {name!r}.{tail}")
-        hints = _type_hints(factory)
+        try:
+            hints = _type_hints(factory)
+        except (TypeError, SyntaxError, AttributeError) as error:  # a broken annotation: a bug in the factory
+            raise TypeError(f"The annotations of {self.kind} {name!r} ({getattr(factory, '__qualname__', factory)}) "
+                            f"cannot be evaluated: {error}. Fix them: options are validated against them."
+                            ) from error
         fields: dict[str, Any] = {
             k: (hints.get(k, Any), ...) for k in options
         }

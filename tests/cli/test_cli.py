@@ -6,10 +6,15 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
+from manytask._registry import OptionsError, UnknownNameError
 from manytask.cli import app
+from manytask.config import ConfigError
+from manytask.tasks import TargetError
+from manytask.training import CheckpointError
 
 runner = CliRunner()
 SMALL = ["--set", "training.steps=30", "--set", "training.eval_every=10", "--set", "data.n_train=200",
@@ -93,3 +98,56 @@ def test_list_shows_balancer_metadata_and_views() -> None:
     assert "paper: Sener & Koltun 2018" in out and "needs: gramian; levels: exact, representation" in out
     assert "needs: losses" in out and "stateful: yes" in out
     assert "masked_cells" in CliRunner().invoke(app, ["list", "views"]).output
+
+
+def _raise(error: BaseException) -> object:
+    def run(*args: object, **kwargs: object) -> None:
+        raise error
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (ConfigError("Config key 'training.steps': must be > 0."), "error: Config key 'training.steps': must be > 0."),
+        (UnknownNameError("Unknown balancer 'x'. Did you mean 'ew'?"), "error: Unknown balancer 'x'. Did you mean 'ew'?"),
+        (OptionsError("Option 'size' of model 'mlp': bad."), "error: Option 'size' of model 'mlp': bad."),
+        (TargetError("Task 'a': targets must be 0 or 1."), "error: Task 'a': targets must be 0 or 1."),
+        (CheckpointError("Checkpoint x is corrupt."), "error: Checkpoint x is corrupt."),
+    ],
+)
+def test_the_projects_own_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               error: Exception, line: str) -> None:
+    import manytask.runs as runs
+
+    monkeypatch.setattr(runs, "train", _raise(error))
+    result = runner.invoke(app, ["train", str(write_config(tmp_path))])
+    assert result.exit_code == 2 and result.output == line + "\n"
+
+
+@pytest.mark.parametrize("error", [ValueError("an internal value"), KeyError("an internal key"),
+                                   TypeError("an internal type")])
+def test_other_errors_keep_their_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           error: Exception) -> None:
+    """The defect: every ValueError/KeyError became a one-line "user error", hiding bugs."""
+    import manytask.runs as runs
+
+    monkeypatch.setattr(runs, "train", _raise(error))
+    monkeypatch.setattr(runs, "compare", _raise(error))
+    for command in ("train", "compare"):
+        result = runner.invoke(app, [command, str(write_config(tmp_path))])
+        assert result.exit_code == 1 and result.exception is error, result.output
+        assert "error:" not in result.output
+
+
+def test_fit_linear_shows_a_refused_hyperparameter_in_one_line(tmp_path: Path) -> None:
+    rows = ["x,y,task"] + [f"{i},{2 * i},{i % 2}" for i in range(12)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    config = {"data": {"path": "t.csv", "inputs": ["x"], "target": "y", "task": "task"},
+              "estimator": {"name": "l21", "loss": "squared", "params": {"alpha": -1.0}},
+              "output_dir": str(tmp_path / "out")}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["fit-linear", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: The 'alpha' parameter of") and "Got -1.0 instead." in result.output

@@ -11,7 +11,7 @@ import pytest
 from manytask._registry import OptionsError, Registry
 from manytask.evaluation import format_mean_std, mean_std
 from manytask.metrics import delta_m
-from manytask.training._run_logger import RunLogger
+from manytask.training._run_logger import RunLogger, UnknownColumnError
 
 if TYPE_CHECKING:
     from collections import OrderedDict  # never imported at run time
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def test_mean_std_tables_say_how_many_values_they_cover() -> None:
     """The defect: mean_std dropped non-finite values with no mark."""
-    assert mean_std([1.0, math.nan, 3.0]) == (2.0, math.sqrt(2.0))
+    assert mean_std([1.0, math.nan, 3.0]) == (2.0, math.sqrt(2.0), 2, 3)  # mean, std over 2 of 3
     assert format_mean_std([1.0, math.nan, 3.0], 1) == "2.0 ± 1.4 (2 of 3)"
     assert format_mean_std([math.nan, math.nan]) == "– (0 of 2)"
     assert format_mean_std([1.0, 3.0], 1) == "2.0 ± 1.4"
@@ -50,7 +50,7 @@ def test_run_logger_refuses_a_column_it_does_not_have(tmp_path: Path) -> None:
     logger = RunLogger(tmp_path, ["val/a/rmse"], progress=False)
     logger.start(None)
     logger.log({"step": 1, "epoch": 0, "val/a/rmse": 0.5})
-    with pytest.raises(KeyError, match=r"no column for \['val/b/rmse'\]"):
+    with pytest.raises(UnknownColumnError, match=r"^metrics.csv has no column for \['val/b/rmse'\]"):
         logger.log({"step": 2, "epoch": 0, "val/b/rmse": 0.5})
     logger.close()
     assert (tmp_path / "metrics.csv").read_text().splitlines() == ["step,epoch,val/a/rmse", "1,0,0.5"]

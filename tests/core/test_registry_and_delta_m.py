@@ -51,3 +51,24 @@ def test_delta_m_errors() -> None:
         delta_m({"a/x": 1.0}, {"a/x": 0.0}, {"a/x": True})
     with pytest.raises(KeyError, match="no multi-task value"):
         delta_m({}, {"a/x": 1.0}, {"a/x": True})
+
+
+def test_delta_m_with_negative_baselines_by_hand() -> None:
+    # a/ll (higher is better): -2 -> -1 is +(-1 - -2)/|-2| = +50 %;
+    # b/nll (lower is better): -4 -> -3 is -(-3 - -4)/|-4| = -25 %; mean (50 - 25)/2 = 12.5 %.
+    # The paper's M_b denominator would give (1/-2 = -50 % and +25 %) -12.5 %: the opposite sign.
+    value = delta_m({"a/ll": -1.0, "b/nll": -3.0}, {"a/ll": -2.0, "b/nll": -4.0}, {"a/ll": True, "b/nll": False})
+    assert value == pytest.approx(12.5)
+
+
+def test_a_broken_annotation_is_an_error_not_unchecked_options() -> None:
+    """The defect: any failure to read a factory's annotations (``except Exception``) turned option
+    validation off; only an unresolvable name may leave its own parameter unchecked."""
+    registry: Registry[object] = Registry("thing")
+
+    def factory(size: int | 3 = 3) -> object:  # type: ignore[valid-type]  # read only by the registry
+        return size
+
+    registry.register("broken")(factory)
+    with pytest.raises(TypeError, match=r"annotations of thing 'broken' .*unsupported operand"):
+        registry.validate("broken", {"size": "many"})

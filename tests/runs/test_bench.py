@@ -81,3 +81,58 @@ def test_bad_suite_is_named(tmp_path: Path) -> None:
         load_suite(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_suite(tmp_path / "none.yaml")
+
+
+def _hand_row(method: str, seed: int, task: str, acc: str, rmse: str, flag: str = "0.5") -> dict[str, str]:
+    return {"dataset": "default", "method": method, "seed": str(seed), "task": task, "steps": "20",
+            "seconds_per_step": "1.0", "peak_rss_mb": "100", "primary": "category/accuracy+score/rmse+flag/accuracy",
+            "category/accuracy": acc, "category/loss": "1", "score/rmse": rmse, "score/mae": "1",
+            "flag/accuracy": flag, "flag/auroc": "0.5"}
+
+
+def test_an_undefined_delta_m_is_marked_and_its_runs_named() -> None:
+    """The defect: a replicate whose Δm raised ZeroDivisionError was skipped with no mark."""
+    suite = load_suite(SMOKE)
+    rows = []
+    for seed, score_baseline in ((0, "2.0"), (1, "0.0")):  # seed 1: the score baseline is 0, so Δm is undefined
+        rows += [_hand_row("single-task", seed, "category", "0.5", ""),
+                 _hand_row("single-task", seed, "score", "", score_baseline),
+                 _hand_row("single-task", seed, "flag", "", ""), _hand_row("EW", seed, "all", "0.6", "1.0"),
+                 _hand_row("MGDA (rep.)", seed, "all", "0.5", "2.0", flag="" if seed == 0 else "0.5")]
+    text = suite_tables(suite, rows)
+    # EW seed 0: category +20 %, score +50 %, flag 0 % -> 23.33 %; seed 1 undefined -> mean over 1 of 2 runs
+    assert "| EW | 0.6000 ± 0.0000 | 1.0000 ± 0.0000 | 23.33 (1 of 2) | 1.00 | 100 |" in text
+    # MGDA: seed 0 has no flag/accuracy, seed 1 a baseline of 0 -> no run defines Δm
+    assert "| MGDA (rep.) | 0.5000 ± 0.0000 | 2.0000 ± 0.0000 | – (0 of 2) | 1.00 | 100 |" in text
+    assert ("- Δm % of EW is undefined on 1 of 2 runs, left out of its mean: default seed 1 "
+            "(score/rmse: single-task baseline is 0).") in text
+    assert ("- Δm % of MGDA (rep.) is undefined on 2 of 2 runs, left out of its mean: default seed 0 "
+            "(flag/accuracy: no multi-task value), default seed 1 (score/rmse: single-task baseline is 0).") in text
+
+
+def test_a_missing_step_time_is_counted_in_its_cell() -> None:
+    suite = load_suite(SMOKE)
+    rows = [_hand_row("single-task", 0, "category", "0.5", ""), _hand_row("single-task", 0, "score", "", "2.0"),
+            _hand_row("single-task", 0, "flag", "", ""), _hand_row("EW", 0, "all", "0.6", "1.0"),
+            _hand_row("MGDA (rep.)", 0, "all", "0.5", "2.0"), _hand_row("single-task", 1, "category", "0.5", ""),
+            _hand_row("single-task", 1, "score", "", "2.0"), _hand_row("single-task", 1, "flag", "", ""),
+            dict(_hand_row("EW", 1, "all", "0.6", "1.0"), seconds_per_step=""),
+            dict(_hand_row("MGDA (rep.)", 1, "all", "0.5", "2.0"), seconds_per_step="3.0")]
+    text = suite_tables(suite, rows)
+    # MGDA's step time / EW: 1.0 on seed 0, undefined on seed 1 (EW's time is missing)
+    assert "| MGDA (rep.) | 0.5000 ± 0.0000 | 2.0000 ± 0.0000 | 0.00 ± 0.00 | 1.00 (1 of 2) | 100 |" in text
+
+
+def test_a_key_error_in_delta_m_is_a_bug_not_a_skipped_replicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect: a KeyError (a programming error) was caught and the replicate skipped."""
+    import manytask.runs._bench as bench
+
+    def broken(*args: object) -> float:
+        raise KeyError("an internal key")
+
+    monkeypatch.setattr(bench, "delta_m", broken)
+    rows = [_hand_row("single-task", 0, "category", "0.5", ""), _hand_row("single-task", 0, "score", "", "2.0"),
+            _hand_row("single-task", 0, "flag", "", ""), _hand_row("EW", 0, "all", "0.6", "1.0"),
+            _hand_row("MGDA (rep.)", 0, "all", "0.5", "2.0")]
+    with pytest.raises(KeyError, match="an internal key"):
+        suite_tables(load_suite(SMOKE), rows)

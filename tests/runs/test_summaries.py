@@ -58,3 +58,23 @@ def test_train_prints_the_mean_over_main_tasks(monkeypatch: pytest.MonkeyPatch, 
     path.write_text("training: {steps: 1}\n")
     out = CliRunner().invoke(app, ["train", str(path)]).output
     assert "test/mean/auroc: 0.8000 (over 1 of 2 main tasks; undefined for b/auroc)" in out
+
+
+def test_a_baseline_of_zero_is_left_out_of_delta_m_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect: a single-task value of 0 raised ZeroDivisionError after every model was trained."""
+    values = {"category": 0.8, "score": 0.0, "flag": 0.5}
+
+    def train(config: object, data: object = None, only: list[str] | None = None, run_dir: Path | None = None,
+              **_: object) -> RunResult:
+        if only:
+            return fake({f"{only[0]}/{m}": values[only[0]] for m in ("accuracy", "rmse", "mae", "auroc")})
+        return fake({"category/accuracy": 0.88, "score/rmse": 0.5, "score/mae": 0.4, "flag/accuracy": 0.9,
+                     "flag/auroc": 0.9})
+
+    monkeypatch.setattr(compare_module, "train", train)
+    comparison = compare(parse_config(apply_overrides(copy.deepcopy(DEMO_CONFIG), [f"run_dir={tmp_path}"])))
+    assert comparison.undefined == ("score/rmse",)
+    assert comparison.delta_m == pytest.approx(100 * (0.1 + 0.8) / 2)  # (0.88-0.8)/0.8 and (0.9-0.5)/0.5
+    table = comparison.table()
+    assert "| score | rmse | lower | 0.0000 | 0.5000 | undefined |" in table
+    assert "over 2 of 3 main tasks; undefined for score/rmse, left out" in table

@@ -116,11 +116,12 @@ def bench(
 @app.command("fit-linear")
 def fit_linear(config: ConfigArg, set_: SetOpt = None) -> None:
     """Fit a regularised linear multi-task model (manytask.linear) to a table described by CONFIG."""
+    from ..linear import InvalidParameterError
     from ..linear import fit_linear as run_fit_linear
 
     try:
         run_fit_linear(config, set_ or [])
-    except _USER_ERRORS as error:
+    except (*_USER_ERRORS, InvalidParameterError) as error:  # a hyperparameter the estimator refuses
         _fail(error)
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.wrappers import MultitaskWrapper
+from torchmetrics.wrappers.abstract import WrapperMetric
 
 from ..data import Source
 from ..metrics import METRICS, create_metric
@@ -33,20 +37,34 @@ def evaluate(
     is scored on the view of each batch (its generator seeded by ``seed``, so every evaluation
     sees the same masks). A metric that is undefined — a task with no label in ``source``, or
     AUROC where the labelled targets hold one class only — is NaN (never a number like 0), and
-    :func:`undefined_metrics` names them. Token-level metrics that read whole sentences (chunk
-    F1) get them, with ``-1`` on unlabelled tokens. The model's training mode is restored.
+    :func:`undefined_metrics` names them. The model's training mode is restored.
+
+    The metrics are held by one :class:`torchmetrics.wrappers.MultitaskWrapper` (a
+    ``MetricCollection`` per task). What a task's metrics receive (the metric input contract):
+
+    - the labelled entries: ``Task.predictions`` of the selected outputs (``[N, ...]``) and the
+      labelled targets (``[N, ...]``); or
+    - for a token-level task with a metric that reads whole sentences (``MetricInfo.sequences``,
+      e.g. chunk F1): one row per sentence, predictions ``[B, L, C]`` and targets ``[B, L]`` with
+      ``-1`` on unlabelled tokens, so that chunks never cross sentences. The task's other
+      metrics then receive that task's labelled tokens, as above.
     """
     was_training = model.training
     model.eval()
     views = _views(tasks, views)
     generator = torch.Generator().manual_seed(seed)
-    metrics = {t.name: {m: create_metric(m, t).to(device) for m in t.metrics} for t in tasks}
-    sequences = {m for t in tasks for m in t.metrics if METRICS.create(m).sequences and t.level == "token"}
-    loss_sum = {t.name: 0.0 for t in tasks}
-    count = {t.name: 0 for t in tasks}
-    classes: dict[str, Tensor] = {}  # binary tasks: labelled positives and negatives per label
-    plain = [t.name for t in tasks if t.view is None and t.name in source.tasks]
     by_name = {t.name: t for t in tasks}
+    plain = [t.name for t in tasks if t.view is None and t.name in source.tasks]
+    scored = [t for t in tasks if t.view is not None or t.name in source.tasks]  # the others have no label
+    # One update per task and batch goes to the task's collection: MultitaskWrapper.update needs
+    # every task in every call, and a batch may label only some tasks (torchmetrics' accuracy and
+    # F1 refuse an empty update).
+    metrics = MultitaskWrapper({t.name: _task_metrics(t) for t in scored}).to(device)
+    sentences = {t.name for t in scored if _reads_sentences(t)}
+    loss_sum = {t.name: 0.0 for t in tasks}
+    count = {t.name: 0 for t in tasks}  # labelled entries
+    elements = {t.name: 0 for t in tasks}  # loss elements (an entry with K regression outputs has K)
+    classes: dict[str, Tensor] = {}  # binary tasks: labelled positives and negatives per label
     try:
         for start in range(0, len(source), batch_size):
             batch = source.batch(torch.arange(start, min(start + batch_size, len(source)))).to(device)
@@ -64,15 +82,16 @@ def evaluate(
                 for name in names:
                     task, target, mask = by_name[name], targets[name], masks[name]
                     output, labelled = task.select(outputs[name], target, mask)
-                    n = int(mask.sum())
-                    loss_sum[name] += float(task._loss(output, labelled)) * n
-                    count[name] += n
-                    preds = task.predictions(output)
-                    for metric_name, metric in metrics[name].items():
-                        if metric_name in sequences:
-                            metric.update(task.predictions(outputs[name]), target.masked_fill(~mask, -1))
-                        else:
-                            metric.update(preds, labelled)
+                    if labelled.shape[0] == 0:  # a view may mask nothing in a batch
+                        continue
+                    losses = task.loss_function(output, task.loss_target(labelled))
+                    loss_sum[name] += float(losses.sum())
+                    elements[name] += losses.numel()
+                    count[name] += labelled.shape[0]
+                    if name in sentences:
+                        _of(metrics, name).update(task.predictions(outputs[name]), target.masked_fill(~mask, -1))
+                    else:
+                        _of(metrics, name).update(task.predictions(output), labelled)
                     if isinstance(task, BinaryClassification):
                         counts = _class_counts(labelled.reshape(len(labelled), -1))
                         classes[name] = classes[name] + counts if name in classes else counts
@@ -81,16 +100,60 @@ def evaluate(
     results: dict[str, float] = {}
     for task in tasks:
         seen = count[task.name] > 0
-        for name, metric in metrics[task.name].items():
-            defined = seen and not (name == "auroc" and task.name in classes and bool((classes[task.name] == 0).any()))
-            results[f"{task.name}/{name}"] = float(metric.compute()) if defined else math.nan
-        results[f"{task.name}/loss"] = loss_sum[task.name] / count[task.name] if seen else math.nan
+        one_class = task.name in classes and bool((classes[task.name] == 0).any())
+        for name in task.metrics:
+            defined = seen and not (name == "auroc" and one_class)
+            results[f"{task.name}/{name}"] = float(_of(metrics, task.name)[name].compute()) if defined else math.nan
+        results[f"{task.name}/loss"] = loss_sum[task.name] / elements[task.name] if seen else math.nan
     return results
 
 
 def undefined_metrics(results: Mapping[str, float]) -> list[str]:
     """The ``"<task>/<metric>"`` keys of :func:`evaluate`'s results that are undefined (NaN)."""
     return [key for key, value in results.items() if math.isnan(value)]
+
+
+class _LabelledTokens(WrapperMetric):
+    """Feeds ``metric`` the labelled tokens of sentences: ``preds [B, L, ...]``, ``target [B, L]``
+    with ``-1`` where unlabelled become ``preds [N, ...]`` and ``target [N]``."""
+
+    def __init__(self, metric: Metric) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """Pass the labelled tokens (``target >= 0``) on to the wrapped metric."""
+        labelled = target >= 0
+        self.metric.update(preds[labelled], target[labelled])
+
+    def compute(self) -> Tensor:
+        """The wrapped metric's value."""
+        return self.metric.compute()
+
+    def reset(self) -> None:
+        """Reset the wrapped metric."""
+        self.metric.reset()
+        super().reset()
+
+
+def _of(metrics: MultitaskWrapper, task: str) -> MetricCollection:
+    """The collection of ``task``'s metrics in ``metrics``."""
+    return cast(MetricCollection, metrics.task_metrics[task])
+
+
+def _reads_sentences(task: Task) -> bool:
+    """Whether ``task``'s metrics receive whole sentences (see :func:`evaluate`)."""
+    return task.level == "token" and any(METRICS.create(m).sequences for m in task.metrics)
+
+
+def _task_metrics(task: Task) -> MetricCollection:
+    """A fresh collection of ``task``'s metrics, keyed by metric name, taking the task's inputs."""
+    sentences = _reads_sentences(task)
+    built: dict[str, Metric | MetricCollection] = {}
+    for name in task.metrics:
+        metric = create_metric(name, task)
+        built[name] = _LabelledTokens(metric) if sentences and not METRICS.create(name).sequences else metric
+    return MetricCollection(built, compute_groups=False)
 
 
 def _class_counts(labels: Tensor) -> Tensor:

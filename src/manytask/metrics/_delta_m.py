@@ -12,15 +12,28 @@ def delta_m(
     baseline: Mapping[str, float],
     higher_is_better: Mapping[str, bool],
 ) -> float:
-    r"""Δm% of Maninis, Radosavovic & Kokkinos (2019, "Attentive Single-Tasking of Multiple Tasks").
+    r"""Δm% of Maninis, Radosavovic & Kokkinos (2019, "Attentive Single-Tasking of Multiple Tasks",
+    CVPR, arXiv:1904.08918): the average relative change of a multi-task model over its baselines.
+
+    The paper defines it, for a multi-task model :math:`m`, single-task baselines :math:`b` and
+    :math:`T` tasks, as
+
+    .. math::
+        \Delta_m = \frac{1}{T} \sum_{i=1}^{T} (-1)^{l_i} \frac{M_{m,i} - M_{b,i}}{M_{b,i}}
+
+    where :math:`M_{m,i}` and :math:`M_{b,i}` are the two models' values of the measure of task
+    :math:`i`, and :math:`l_i = 1` if a lower value means better performance for that measure,
+    :math:`0` otherwise. This function returns, in percent, over the :math:`K` keys of
+    ``baseline`` (one per task for the paper's Δm):
 
     .. math::
         \Delta_m = \frac{100}{K} \sum_{k=1}^{K} (-1)^{l_k} \frac{M_{m,k} - M_{b,k}}{|M_{b,k}|}
 
-    where :math:`l_k = 1` when lower is better for metric :math:`k`. The paper divides by
-    :math:`M_{b,k}`; its metrics are positive, and dividing by :math:`|M_{b,k}|` keeps the sign
-    meaning "better" when a baseline is negative (e.g. a log-likelihood). Positive means the
-    multi-task model is better on average. A baseline of 0 makes Δm undefined (``ZeroDivisionError``).
+    It divides by :math:`|M_{b,k}|` where the paper divides by :math:`M_{b,k}`. The two agree on
+    the paper's measures, which are positive; on a negative baseline (a log-likelihood, say) the
+    paper's form flips the sign, counting a better model as worse. Positive means the multi-task
+    model is better on average. A baseline of 0 makes Δm undefined (``ZeroDivisionError``); a
+    NaN value makes it NaN.
 
     Args:
         multitask: Metric value of the multi-task model, by key (e.g. ``"b/rmse"``).
@@ -34,6 +47,8 @@ def delta_m(
         >>> delta_m({"a/acc": 0.9, "b/rmse": 1.0}, {"a/acc": 0.8, "b/rmse": 2.0},
         ...         {"a/acc": True, "b/rmse": False})
         31.25
+        >>> delta_m({"t/nll": -3.0}, {"t/nll": -2.0}, {"t/nll": False})  # lower is better: -3 beats -2
+        50.0
     """
     keys: Sequence[str] = list(baseline)
     if not keys:

@@ -27,7 +27,8 @@ class MetricInfo:
     higher_is_better: bool
     build: Callable[[Task], torchmetrics.Metric]
     #: For token-level tasks: receives whole sentences (``[B, L, ...]``, target ``-1`` where
-    #: unlabelled) instead of the flattened labelled tokens.
+    #: unlabelled) instead of the flattened labelled tokens, so that it can read each sentence
+    #: on its own (see :func:`manytask.evaluation.evaluate` for the whole input contract).
     sequences: bool = False
 
 

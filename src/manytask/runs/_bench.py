@@ -29,7 +29,7 @@ from pydantic import Field
 
 from .._utils import StrictModel, atomic_write, write_section
 from ..config import ConfigError, parse_config
-from ..evaluation import format_mean_std, mean_std
+from ..evaluation import format_mean_std
 from ..metrics import delta_m, higher_is_better
 from ._build import check_config, load_data, select_tasks
 
@@ -246,6 +246,20 @@ def _metric_of(row: Mapping[str, str], column: str, tasks: list[str]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def _undefined_terms(multitask: Mapping[str, float], baseline: Mapping[str, float]) -> list[str]:
+    """Why each undefined term of a run's Δm is undefined (no value, or a baseline of 0); empty if
+    Δm is defined."""
+    reasons = []
+    for key, base in baseline.items():
+        if not math.isfinite(multitask[key]):
+            reasons.append(f"{key}: no multi-task value")
+        elif not math.isfinite(base):
+            reasons.append(f"{key}: no single-task value")
+        elif base == 0:
+            reasons.append(f"{key}: single-task baseline is 0")
+    return reasons
+
+
 def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None = None) -> str:
     """The suite's Markdown: one table per dataset group, mean ± std over datasets x seeds."""
     command = command or f"manytask bench benchmarks/{suite.name}.yaml"
@@ -280,9 +294,11 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                   "peak RSS (MB)"]
         table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         methods = ([SINGLE] if single else []) + [m.label for m in suite.methods]
+        notes: list[str] = []  # the runs whose Δm is undefined, and why
         for method in methods:
             cells = {(r["dataset"], r["seed"]): r for r in mine if r["method"] == method and r["task"] == "all"}
             values, deltas, ratios, memory = defaultdict(list), [], [], []
+            undefined: list[str] = []
             for replicate in replicates:
                 if method == SINGLE:
                     for c in columns:
@@ -295,12 +311,14 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                 for c in columns:
                     values[c.label].append(_metric_of(row, c.metric, mains))
                 if single:
-                    try:
-                        deltas.append(delta_m({k: _float(row, k) for k in keys},
-                                              {k: single_value(replicate, k) for k in keys},
-                                              {k: higher_is_better(k.split("/", 1)[1]) for k in keys}))
-                    except ZeroDivisionError:  # a baseline of 0: undefined, shown as "(n of m)"
+                    ours = {k: _float(row, k) for k in keys}
+                    baseline = {k: single_value(replicate, k) for k in keys}
+                    reasons = _undefined_terms(ours, baseline)
+                    if reasons:  # NaN: the cell says "(n of m)", the note below names the run and why
                         deltas.append(math.nan)
+                        undefined.append(f"{replicate[0]} seed {replicate[1]} ({'; '.join(reasons)})")
+                    else:
+                        deltas.append(delta_m(ours, baseline, {k: higher_is_better(k.split("/", 1)[1]) for k in keys}))
                 base = next((r for r in mine if r["method"] == ew and r["task"] == "all"
                              and (r["dataset"], r["seed"]) == replicate), None)
                 if base is not None:
@@ -309,8 +327,11 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
             line = [method, *(format_mean_std(values[c.label]) for c in columns)]
             if single:
                 line.append("–" if method == SINGLE else format_mean_std(deltas, 2))
-            line.append(f"{mean_std(ratios)[0]:.2f}" if ratios else "–")
-            line.append(f"{mean_std(memory)[0]:.0f}" if memory else "–")
+            if undefined:
+                notes.append(f"- Δm % of {method} is undefined on {len(undefined)} of {len(deltas)} runs, left out "
+                             f"of its mean: {', '.join(undefined)}.")
+            line.append(format_mean_std(ratios, 2, spread=False) if ratios else "–")
+            line.append(format_mean_std(memory, 0, spread=False) if memory else "–")
             table.append("| " + " | ".join(line) + " |")
         for extra in (e for e in suite.extra_rows if e.group == group):
             summary = json.loads(extra.file.read_text())["summary"]
@@ -332,7 +353,9 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
         out += ["", f"Mean ± std over {len(replicates)} runs ({len(labels)} dataset variant(s) x seeds "
                 f"{', '.join(map(str, suite.seeds))}); Δm % against the single-task models of the same run "
                 "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's "
-                f"process; {'/'.join(threads) or '?'} torch thread(s) per run.", ""]
+                f"process; {'/'.join(threads) or '?'} torch thread(s) per run; a mean "
+                "marked (n of m) covers only n of the m runs, the others' value being undefined.", ""]
+        out += notes
         for extra in (e for e in suite.extra_rows if e.group == group):
             command = json.loads(extra.file.read_text()).get("command", "")
             out.append(f"- Rows marked '{extra.suffix.strip()}': `{command}` (raw results in `{extra.file}`).")

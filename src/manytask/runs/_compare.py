@@ -30,7 +30,10 @@ class ComparisonRow:
 
     @property
     def change(self) -> float:
-        """Signed relative improvement in percent (positive = multi-task better)."""
+        """Signed relative improvement in percent (positive = multi-task better); NaN when the
+        single-task value is 0 (no relative change) or either value is undefined."""
+        if self.single_task == 0:
+            return math.nan
         sign = 1.0 if self.higher_is_better else -1.0
         return 100.0 * sign * (self.multi_task - self.single_task) / abs(self.single_task)
 
@@ -43,7 +46,7 @@ class Comparison:
     delta_m: float
     split: str
     run_dir: Path
-    undefined: tuple[str, ...] = ()  # primary metrics left out of Δm (NaN for either model)
+    undefined: tuple[str, ...] = ()  # primary metrics left out of Δm (NaN for either model, or a baseline of 0)
 
     def table(self) -> str:
         """A readable table (Markdown)."""
@@ -53,8 +56,8 @@ class Comparison:
         ]
         for r in self.rows:
             arrow = "higher" if r.higher_is_better else "lower"
-            lines.append(f"| {r.task} | {r.metric} | {arrow} | {r.single_task:.4f} | {r.multi_task:.4f} "
-                         f"| {r.change:+.2f}% |")
+            change = f"{r.change:+.2f}%" if math.isfinite(r.change) else "undefined"
+            lines.append(f"| {r.task} | {r.metric} | {arrow} | {r.single_task:.4f} | {r.multi_task:.4f} | {change} |")
         lines.append("")
         covered = len({r.task for r in self.rows}) - len(self.undefined)
         over = f"over {covered} of {covered + len(self.undefined)} main tasks"
@@ -91,7 +94,8 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
                                       single[task.name].test[key], multi.test[key]))
     primary = [f"{t.name}/{t.metrics[0]}" for t in mains]
     baseline = {k: single[k.split("/")[0]].test[k] for k in primary}
-    undefined = tuple(k for k in primary if not (math.isfinite(multi.test[k]) and math.isfinite(baseline[k])))
+    undefined = tuple(k for k in primary
+                      if not (math.isfinite(multi.test[k]) and math.isfinite(baseline[k])) or baseline[k] == 0)
     defined = [k for k in primary if k not in undefined]
     dm = delta_m({k: multi.test[k] for k in defined}, {k: baseline[k] for k in defined},
                  {k: higher_is_better(k.split("/")[1]) for k in defined}) if defined else math.nan

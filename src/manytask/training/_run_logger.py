@@ -13,13 +13,22 @@ from tqdm.auto import tqdm
 
 from .._utils import atomic_write
 
-__all__ = ["RunLogger"]
+__all__ = ["RunLogger", "UnknownColumnError"]
+
+
+class UnknownColumnError(KeyError):
+    """A row for ``metrics.csv`` holds a column its header does not have."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly.
+        return str(self.args[0])
 
 
 class RunLogger:
     """Appends one row per evaluation to ``metrics.csv`` and drives a progress bar.
 
-    Only rank 0 writes (``enabled=False`` elsewhere). Columns are fixed at construction.
+    Only rank 0 writes (``enabled=False`` elsewhere). Columns are fixed at construction: a row
+    with another column raises :class:`UnknownColumnError` (the header is never extended, so
+    every row of the file has the same columns and none is dropped).
     """
 
     def __init__(self, run_dir: Path | None, columns: Sequence[str], enabled: bool = True,
@@ -47,11 +56,12 @@ class RunLogger:
         self._bar.update(resume_step or 0)
 
     def log(self, row: Mapping[str, float]) -> None:
-        """Append one evaluation row (missing columns are left empty; an unknown column raises)."""
+        """Append one evaluation row (missing columns are left empty; an unknown column raises
+        :class:`UnknownColumnError`)."""
         unknown = [k for k in row if k not in self.columns]
         if unknown:
-            raise KeyError(f"metrics.csv has no column for {unknown}; its columns are fixed when the run "
-                           f"starts: {self.columns}.")
+            raise UnknownColumnError(f"metrics.csv has no column for {unknown}; its columns are fixed when the "
+                                     f"run starts: {self.columns}. Pass every column to RunLogger(columns=...).")
         self.rows.append(dict(row))
         if not self.enabled or self.path is None:
             return
