@@ -7,14 +7,26 @@ from pathlib import Path
 import pytest
 import torch
 
+from manytask.balancing import BALANCERS, balancer_info
+
 from .helpers import make_trainer
 
 
-@pytest.mark.parametrize(
-    "balancer, options",
-    [("ew", {}), ("uw", {}), ("dwa", {}), ("gradnorm", {}), ("mgda", {}), ("pcgrad", {"level": "representation"})],
-)
-def test_resume_is_exact(tmp_path: Path, balancer: str, options: dict[str, str]) -> None:
+def _cases() -> list[tuple[str, dict[str, object]]]:
+    """EW, plus every stateful or random registered balancer at each of its levels."""
+    cases: list[tuple[str, dict[str, object]]] = [("ew", {})]
+    for name in BALANCERS.names():
+        info = balancer_info(name)
+        if info.stateful or info.random:
+            levels = info.levels if len(info.levels) > 1 else (None,)
+            cases += [(name, dict(info.example) | ({"level": lv} if lv else {})) for lv in levels]
+    return cases
+
+
+@pytest.mark.parametrize("balancer, options", _cases(), ids=lambda v: v if isinstance(v, str) else v.get("level", ""))
+def test_resume_is_exact(tmp_path: Path, balancer: str, options: dict[str, object]) -> None:
+    """Resumed at step 21 (mid-epoch, a task absent from some batches), every later update is
+    bitwise the same as the straight run's."""
     n = 21  # a multiple of eval_every, so the split run evaluates at the same steps
     straight = make_trainer(tmp_path / "straight", 2 * n, balancer, **options)
     straight.fit()

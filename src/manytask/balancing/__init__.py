@@ -10,7 +10,7 @@ from ._aggregation import MGDA, PCGrad, TorchJDWeighting
 from ._base import Balancer, GramianBalancer, JacobianBalancer, Level, LossBalancer, Needs
 from ._dwa import DWA
 from ._ew import EW
-from ._factory import BALANCERS, BalancerInfo, create_balancer
+from ._factory import BALANCERS, BalancerInfo, balancer_info, create_balancer, register_balancer
 from ._gradnorm import GradNorm
 from ._min_norm import min_norm_weights
 from ._scalarizer import TorchJDScalarizer
@@ -33,6 +33,8 @@ __all__ = [
     "PCGrad",
     "TorchJDScalarizer",
     "TorchJDWeighting",
+    "balancer_info",
     "create_balancer",
     "min_norm_weights",
+    "register_balancer",
 ]

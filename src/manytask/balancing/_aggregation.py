@@ -10,12 +10,13 @@ from torchjd.aggregation import PCGradWeighting, Weighting
 
 from ..tasks import Task
 from ._base import GramianBalancer, Level
+from ._factory import BalancerInfo, register_balancer
 from ._min_norm import min_norm_weights
 from ._state import WrappedState
 
 __all__ = ["MGDA", "PCGrad", "TorchJDWeighting"]
 
-_LEVELS = ("exact", "representation")
+_LEVELS: tuple[Level, ...] = ("exact", "representation")
 
 
 def _check_level(owner: object, level: str) -> Level:
@@ -68,6 +69,8 @@ class TorchJDWeighting(WrappedState, GramianBalancer):
         return f"level={self.level!r}"
 
 
+@register_balancer("mgda", "MGDA: the min-norm point of the task gradients' convex hull, solved exactly.",
+                   BalancerInfo("Sener & Koltun 2018, NeurIPS Eq. 3", "gramian", _LEVELS))
 class MGDA(GramianBalancer):
     r"""Multiple-gradient descent of `Sener & Koltun (2018), "Multi-Task Learning as
     Multi-Objective Optimization" <https://arxiv.org/abs/1810.04650>`_, Eq. 3 (MGDA-UB at
@@ -105,6 +108,8 @@ class MGDA(GramianBalancer):
         return f"level={self.level!r}"
 
 
+@register_balancer("pcgrad", "PCGrad: project away conflicting gradient components.",
+                   BalancerInfo("Yu et al. 2020, NeurIPS Alg. 1", "gramian", _LEVELS, random=True))
 class PCGrad(TorchJDWeighting):
     r"""Projecting conflicting gradients of `Yu et al. (2020), "Gradient Surgery for Multi-Task
     Learning" <https://arxiv.org/abs/2001.06782>`_, Algorithm 1 (Eq. in Sec. 2.2).

@@ -9,10 +9,13 @@ from torch import Tensor
 
 from ..tasks import Task
 from ._base import LossBalancer
+from ._factory import BalancerInfo, register_balancer
 
 __all__ = ["DWA"]
 
 
+@register_balancer("dwa", "Dynamic weight average: weights from the epochs' loss ratios.",
+                   BalancerInfo("Liu, Johns & Davison 2019, CVPR (MTAN) Eq. 7", "losses", stateful=True))
 class DWA(LossBalancer):
     r"""Dynamic weight average of `Liu, Johns & Davison (2019), "End-to-End Multi-Task Learning
     with Attention" <https://arxiv.org/abs/1803.10704>`_, Eq. 7.

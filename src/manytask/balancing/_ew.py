@@ -8,10 +8,13 @@ import torch
 from torch import Tensor
 
 from ._base import LossBalancer
+from ._factory import BalancerInfo, register_balancer
 
 __all__ = ["EW"]
 
 
+@register_balancer("ew", "Equal weights: the sum of the task losses.",
+                   BalancerInfo("Caruana 1997, Multitask Learning", "losses"))
 class EW(LossBalancer):
     r"""Equal weighting: :math:`\mathcal{L} = \sum_i L_i` (the plain multi-task baseline).
 

@@ -1,65 +1,79 @@
-"""The balancer registry, with what each method needs and where it comes from."""
+"""The balancer registry, with what each method needs and what it claims.
+
+Each method's module registers itself with :func:`register_balancer`; adding a method is one
+module (plus its import in ``balancing/__init__.py``) and one test file. The claims in
+:class:`BalancerInfo` are checked for every registered method by ``tests/contract``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 from .._registry import Registry
 from ..tasks import Task
-from ._aggregation import MGDA, PCGrad
-from ._base import Balancer
-from ._dwa import DWA
-from ._ew import EW
-from ._gradnorm import GradNorm
-from ._uw import UW
+from ._base import Balancer, Level, Needs
 
-__all__ = ["BALANCERS", "BalancerInfo", "create_balancer"]
+__all__ = ["BALANCERS", "BalancerInfo", "balancer_info", "create_balancer", "register_balancer"]
+
+B = TypeVar("B", bound=type[Balancer])
 
 
 @dataclass(frozen=True)
 class BalancerInfo:
-    """Registry metadata of a balancer, shown by ``manytask list``.
+    """Registry metadata of a balancer, shown by ``manytask list`` and checked by the contract tests.
 
     Args:
-        paper: Authors, year and title.
+        paper: Authors, year, venue and the equation implemented.
         needs: ``losses``, ``gramian`` or ``jacobian``.
-        levels: Where per-task gradients can be taken (``-`` for loss weightings).
+        levels: Where per-task gradients can be taken, default first (empty for loss weightings).
         stateful: Whether it keeps state between steps.
         extra: The pip extra it needs, if any.
+        equivariant: Permuting the tasks permutes the weights (and leaves the update unchanged).
+        scale: What multiplying one task's loss by ``c > 0`` does to the shared update:
+            ``"invariant"`` (unchanged), ``"direction"`` (same direction) or ``""`` (no claim).
+        nonconflicting: When no two task gradients conflict, the update conflicts with none.
+        random: Draws from the global torch RNG (restored by checkpoints).
+        example: Options for the three tasks ``a, b, c`` of the docs and contract tests.
     """
 
     paper: str
-    needs: str
-    levels: str = "-"
+    needs: Needs
+    levels: tuple[Level, ...] = ()
     stateful: bool = False
     extra: str = ""
+    equivariant: bool = True
+    scale: Literal["invariant", "direction", ""] = ""
+    nonconflicting: bool = True
+    random: bool = False
+    example: Mapping[str, Any] = field(default_factory=dict)
 
     def details(self) -> dict[str, str]:
-        out = {"paper": self.paper, "needs": self.needs, "levels": self.levels,
+        out = {"paper": self.paper, "needs": self.needs, "levels": ", ".join(self.levels) or "-",
                "stateful": "yes" if self.stateful else "no"}
         return out | ({"extra": self.extra} if self.extra else {})
 
 
 BALANCERS: Registry[Balancer] = Registry("balancer")
+_INFO: dict[str, BalancerInfo] = {}
 
 
-def _register(name: str, summary: str, info: BalancerInfo, factory: type[Balancer]) -> None:
-    BALANCERS.register(name, summary, info.details())(factory)
+def register_balancer(name: str, summary: str, info: BalancerInfo) -> Callable[[B], B]:
+    """Class decorator registering a balancer under ``name`` (its paper's acronym, lower case)."""
+
+    def decorator(cls: B) -> B:
+        BALANCERS.register(name, summary, info.details())(cls)
+        _INFO[name] = info
+        return cls
+
+    return decorator
 
 
-_register("ew", "Equal weights: the sum of the task losses.",
-          BalancerInfo("Caruana 1997, Multitask Learning", "losses"), EW)
-_register("uw", "Uncertainty weighting: learned homoscedastic noise per task.",
-          BalancerInfo("Kendall, Gal & Cipolla 2018, CVPR", "losses", stateful=True), UW)
-_register("dwa", "Dynamic weight average: weights from the epochs' loss ratios.",
-          BalancerInfo("Liu, Johns & Davison 2019, CVPR (MTAN) Eq. 7", "losses", stateful=True), DWA)
-_register("gradnorm", "GradNorm: equal gradient norms at the last shared layer.",
-          BalancerInfo("Chen et al. 2018, ICML", "gramian", "last_shared", stateful=True), GradNorm)
-_register("mgda", "MGDA: the min-norm point of the task gradients' convex hull, solved exactly.",
-          BalancerInfo("Sener & Koltun 2018, NeurIPS Eq. 3", "gramian", "exact, representation"), MGDA)
-_register("pcgrad", "PCGrad: project away conflicting gradient components.",
-          BalancerInfo("Yu et al. 2020, NeurIPS Alg. 1", "gramian", "exact, representation"), PCGrad)
+def balancer_info(name: str) -> BalancerInfo:
+    """The :class:`BalancerInfo` of a registered balancer."""
+    BALANCERS.get(name)  # an unknown name raises with the closest matches
+    return _INFO[name]
 
 
 def create_balancer(name: str, tasks: Sequence[Task], **options: object) -> Balancer:

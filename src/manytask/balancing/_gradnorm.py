@@ -10,10 +10,13 @@ from torch import Tensor
 
 from ..tasks import Task
 from ._base import GramianBalancer, Level
+from ._factory import BalancerInfo, register_balancer
 
 __all__ = ["GradNorm"]
 
 
+@register_balancer("gradnorm", "GradNorm: equal gradient norms at the last shared layer.",
+                   BalancerInfo("Chen et al. 2018, ICML Eq. 1-2", "gramian", ("last_shared",), stateful=True))
 class GradNorm(GramianBalancer):
     r"""GradNorm of `Chen et al. (2018), "GradNorm: Gradient Normalization for Adaptive Loss
     Balancing in Deep Multitask Networks" <https://arxiv.org/abs/1711.02257>`_, Eq. 1-2.

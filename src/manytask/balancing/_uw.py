@@ -9,10 +9,13 @@ from torch import Tensor, nn
 
 from ..tasks import Task
 from ._base import LossBalancer
+from ._factory import BalancerInfo, register_balancer
 
 __all__ = ["UW"]
 
 
+@register_balancer("uw", "Uncertainty weighting: learned homoscedastic noise per task.",
+                   BalancerInfo("Kendall, Gal & Cipolla 2018, CVPR Eq. 7, 10", "losses", stateful=True))
 class UW(LossBalancer):
     r"""Uncertainty weighting of `Kendall, Gal & Cipolla (2018), "Multi-Task Learning Using
     Uncertainty to Weigh Losses for Scene Geometry and Semantics"

@@ -50,7 +50,9 @@ class BackwardEngine:
       is task i's), so autogram's batched pass runs through the trunk only; finally the trunk
       gets ``z.backward(sum_i w_i J_z,i)``.
     - ``needs == "jacobian"``: the Jacobian ``[T', P]`` of the shared parameters (torchjd
-      ``jac``), the balancer's update written to their ``.grad``, the heads' plain gradients.
+      ``jac``), the balancer's update written to their ``.grad``, the heads' plain gradients; at
+      ``level="representation"`` the Jacobian ``[T', B·D]`` w.r.t. the shared features, whose
+      update is backpropagated through the trunk.
 
     Where the autogram engine cannot hook the model's shared modules (none declared, or a
     module it does not support), the exact Gramian comes from the Jacobian instead, with one
@@ -225,6 +227,13 @@ class BackwardEngine:
 
     def _jacobian_step(self, balancer: JacobianBalancer, losses: Tensor, present: Tensor, index: Tensor,
                        step: int) -> Tensor:
+        if self.balancer.level == "representation":  # rows: per-task gradients w.r.t. the features
+            feature_grads = self._heads_backward(losses[index])
+            (_, z, _), = self._groups  # one input group: views are refused at this level
+            jacobian = feature_grads[0].flatten(1)[self._run_order()]
+            update = balancer.aggregate(jacobian, losses.detach(), present, step=step)
+            z.backward(update.view_as(z).to(z.dtype))
+            return self._least_squares_weights(jacobian, update, losses, index)
         shared = [p for p in self.model.shared_parameters() if p.requires_grad]
         if self.split_heads:  # heads get their plain gradients; rows are the probes' gradients
             values = self._probes(self._heads_backward(losses[index]))
@@ -240,7 +249,11 @@ class BackwardEngine:
             grad = update[offset:offset + p.numel()].view_as(p)
             p.grad = grad.clone() if p.grad is None else p.grad + grad
             offset += p.numel()
-        # Weights that reproduce the update in least squares, for logging only.
+        return self._least_squares_weights(jacobian, update, losses, index)
+
+    @staticmethod
+    def _least_squares_weights(jacobian: Tensor, update: Tensor, losses: Tensor, index: Tensor) -> Tensor:
+        """Weights ``[T]`` whose combination of the rows comes closest to the update (for logging)."""
         weights = torch.linalg.lstsq(jacobian.T.double(), update.double()[:, None]).solution.flatten()
         return torch.zeros_like(losses).index_put((index,), weights.to(losses))
 
