@@ -7,34 +7,64 @@ representation. A balancer never calls ``backward``: ``manytask.training.Backwar
 """
 
 from ._aggregation import MGDA, PCGrad, TorchJDWeighting
+from ._aux_schedule import AuxSchedule
 from ._base import Balancer, GramianBalancer, JacobianBalancer, Level, LossBalancer, Needs
+from ._db_mtl import DBMTL
 from ._dwa import DWA
 from ._ew import EW
 from ._factory import BALANCERS, BalancerInfo, balancer_info, create_balancer, register_balancer
+from ._fair_solver import fair_weights
+from ._fairgrad import FairGrad
+from ._famo import FAMO
+from ._fixed import Fixed
+from ._gls import GLS
+from ._graddrop import GradDrop
 from ._gradnorm import GradNorm
+from ._imtl_l import IMTLL
 from ._min_norm import min_norm_weights
+from ._moco import MoCo
+from ._nash_mtl import NashMTL
+from ._rlw import RLW
 from ._scalarizer import TorchJDScalarizer
+from ._sdmgrad import SDMGrad
+from ._si import SI
+from ._stch import STCH
 from ._uw import UW
 
 __all__ = [
     "BALANCERS",
+    "DBMTL",
     "DWA",
     "EW",
+    "FAMO",
+    "GLS",
+    "IMTLL",
     "MGDA",
+    "RLW",
+    "SDMGrad",
+    "SI",
+    "STCH",
     "UW",
+    "AuxSchedule",
     "Balancer",
     "BalancerInfo",
+    "FairGrad",
+    "Fixed",
+    "GradDrop",
     "GradNorm",
     "GramianBalancer",
     "JacobianBalancer",
     "Level",
     "LossBalancer",
+    "MoCo",
+    "NashMTL",
     "Needs",
     "PCGrad",
     "TorchJDScalarizer",
     "TorchJDWeighting",
     "balancer_info",
     "create_balancer",
+    "fair_weights",
     "min_norm_weights",
     "register_balancer",
 ]

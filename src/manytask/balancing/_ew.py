@@ -31,5 +31,6 @@ class EW(LossBalancer):
 
     def total(self, losses: Tensor, present: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
         self._check(losses, "losses", (self.num_tasks,))
-        weights = present.to(losses.dtype)
-        return (weights * losses).sum(), weights
+        # An absent task's loss is exactly 0 (a sum of 0 over a count of 0), so the plain sum is
+        # the weighted one, without a multiplication in the graph.
+        return losses.sum(), present.to(losses.dtype)

@@ -20,6 +20,11 @@ def map_inputs(inputs: Inputs, fn: Callable[[Tensor], Tensor]) -> Inputs:
     return fn(inputs)
 
 
+def _inputs_on(inputs: Inputs, device: torch.device) -> bool:
+    values = inputs.values() if isinstance(inputs, Mapping) else [inputs]
+    return all(v.device == device for v in values)
+
+
 def num_samples(inputs: Inputs) -> int:
     """Size of the leading (sample) dimension of ``inputs``."""
     if isinstance(inputs, Mapping):
@@ -49,7 +54,11 @@ class Batch:
         return {task: int(mask.sum()) for task, mask in self.masks.items()}
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """The same batch on ``device``."""
+        """The same batch on ``device`` (itself if it is there already)."""
+        target = torch.device(device)
+        tensors = [*self.targets.values(), *self.masks.values()]
+        if tensors and all(t.device == target for t in tensors) and _inputs_on(self.inputs, target):
+            return self
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
         return Batch(
             inputs=map_inputs(self.inputs, move),

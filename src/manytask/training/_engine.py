@@ -40,6 +40,8 @@ class BackwardEngine:
     """Runs the forward and the one backward of a training step for ``balancer``.
 
     - ``needs == "losses"``: one backward of the balancer's total ``sum_i w_i L_i (+ reg)``.
+    - The model's ``penalty()`` (soft sharing), if any, is backpropagated after the balanced
+      update, under the same loss scale, and checked with it.
     - ``needs == "gramian"``: the Gramian of the present tasks' gradients — exact (w.r.t. all
       shared parameters, from torchjd's autogram engine, never the ``T x P`` Jacobian),
       at the shared representation, or over the last shared layer's weight — then one ordinary
@@ -161,7 +163,10 @@ class BackwardEngine:
                 present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
                 weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
                 self._backward((weights * losses).sum())
-        self._check_finite(losses.detach(), present, weights.detach())
+        penalty = self.model.penalty()
+        if penalty is not None:  # soft sharing's regulariser, under the same loss scale
+            self._backward(penalty)
+        self._check_finite(losses.detach(), present, weights.detach(), penalty)
         return losses.detach(), weights.detach()
 
     def reduce(self, sums: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
@@ -257,19 +262,23 @@ class BackwardEngine:
         weights = torch.linalg.lstsq(jacobian.T.double(), update.double()[:, None]).solution.flatten()
         return torch.zeros_like(losses).index_put((index,), weights.to(losses))
 
-    def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor) -> None:
-        """One fused check of the losses, the weights and the global gradient norm."""
+    def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None = None) -> None:
+        """One fused check of the losses, the weights, the penalty and the gradient norms."""
         grads = [p.grad for p in self._parameters if p.grad is not None]
         norms = torch.stack(torch._foreach_norm(grads)) if grads and self.scaler is None else losses[:0]
         if norms.dtype != losses.dtype:
             norms = norms.to(losses)
-        if bool(torch.isfinite(torch.cat([losses, weights, norms])).all()):
+        extra = penalty.detach().reshape(1).to(losses) if penalty is not None else losses[:0]
+        if bool(torch.isfinite(torch.cat([losses, weights, extra, norms])).all()):
             return  # (float16: the scaler skips steps with inf gradients itself)
         bad = [n for n, v, p in zip(self.balancer.task_names, losses.tolist(), present.tolist())
                if p and not torch.isfinite(torch.tensor(v))]
         if bad:
             values = {n: losses[self.balancer.task_names.index(n)].item() for n in bad}
             raise NonFiniteError(f"The loss of task {bad[0]!r} is {values[bad[0]]} (all bad: {values})")
+        if penalty is not None and not bool(torch.isfinite(penalty.detach())):
+            raise NonFiniteError(f"The penalty of {type(self.model).__name__} is {penalty.item()} (the model's "
+                                 "penalty(): soft sharing's regulariser); lower its strength or the learning rate")
         if not bool(torch.isfinite(weights).all()):
             raise NonFiniteError(f"{self.balancer} gave non-finite weights {weights.tolist()} from finite losses")
         raise NonFiniteError(f"The gradient is not finite (norm {norms.norm().item()}) although every loss is "

@@ -261,9 +261,6 @@ class Trainer:
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
             losses, _ = self.engine.backward(sums, counts, step=self.step)
-            penalty = self.model.penalty()
-            if penalty is not None:
-                penalty.backward()
         except NonFiniteError as error:
             self._fail_non_finite(str(error))
         self._call("on_after_backward", step=self.step)
