@@ -7,9 +7,13 @@ representation. A balancer never calls ``backward``: ``manytask.training.Backwar
 """
 
 from ._aggregation import MGDA, PCGrad, TorchJDWeighting
+from ._aligned_mtl import AlignedMTL
 from ._aux_schedule import AuxSchedule
 from ._base import Balancer, GramianBalancer, JacobianBalancer, Level, LossBalancer, Needs
+from ._cagrad import CAGrad
+from ._config import ConFIG
 from ._db_mtl import DBMTL
+from ._dualproj import DualProj
 from ._dwa import DWA
 from ._ew import EW
 from ._factory import BALANCERS, BalancerInfo, balancer_info, create_balancer, register_balancer
@@ -20,6 +24,8 @@ from ._fixed import Fixed
 from ._gls import GLS
 from ._graddrop import GradDrop
 from ._gradnorm import GradNorm
+from ._gradvac import GradVac
+from ._imtl_g import IMTLG
 from ._imtl_l import IMTLL
 from ._min_norm import min_norm_weights
 from ._moco import MoCo
@@ -29,9 +35,17 @@ from ._scalarizer import TorchJDScalarizer
 from ._sdmgrad import SDMGrad
 from ._si import SI
 from ._stch import STCH
+from ._upgrad import UPGrad
 from ._uw import UW
 
 __all__ = [
+    "AlignedMTL",
+    "CAGrad",
+    "ConFIG",
+    "DualProj",
+    "GradVac",
+    "IMTLG",
+    "UPGrad",
     "BALANCERS",
     "DBMTL",
     "DWA",

@@ -1,0 +1,87 @@
+r"""Linear algebra on a Gramian :math:`G = J J^\top` shared by the Gramian aggregators
+(UPGrad, DualProj, CAGrad, IMTL-G, Aligned-MTL, ConFIG).
+
+Everything runs in float64 on the CPU (the Gramians are ``[T', T']`` with a few tasks). Working on
+the Gramian instead of the Jacobian squares the condition number: an eigenvalue of :math:`G`
+below :func:`rank_tolerance` (``T' · eps(dtype) · λ_max``, the rule of numpy's ``matrix_rank``
+and of Aligned-MTL's official code) is indistinguishable from rounding and counts as zero, i.e.
+singular values of :math:`J` below about :math:`\sqrt{T' \epsilon}\,\sigma_{\max}` are lost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+from torch import Tensor
+
+__all__ = ["dual_cone_weights", "gramian_array", "psd_pinv", "psd_root", "rank_tolerance", "to_weights"]
+
+
+def gramian_array(gramian: Tensor, owner: str) -> np.ndarray:
+    """``gramian`` ``[T', T']`` as a symmetric float64 array; ``ValueError`` naming ``owner`` if it
+    is not square or not finite."""
+    if gramian.ndim != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] == 0:
+        raise ValueError(f"{owner} expects a square Gramian [T', T'] with T' >= 1, got shape {list(gramian.shape)}.")
+    g = gramian.detach().cpu().double().numpy()
+    if not np.isfinite(g).all():
+        raise ValueError(f"{owner} got a Gramian with NaN or infinite entries; the per-task gradients are not finite.")
+    return (g + g.T) / 2
+
+
+def to_weights(weights: np.ndarray, like: Tensor) -> Tensor:
+    """``weights`` in the dtype and on the device of ``like``."""
+    return torch.from_numpy(np.ascontiguousarray(weights)).to(dtype=like.dtype, device=like.device)
+
+
+def rank_tolerance(eigenvalues: np.ndarray, dtype: torch.dtype) -> float:
+    """Eigenvalues at or below this are zero: ``T' · eps(dtype) · λ_max`` (``dtype``: the Gramian's)."""
+    return float(max(eigenvalues.max(initial=0.0), 0.0)) * len(eigenvalues) * torch.finfo(dtype).eps
+
+
+def psd_root(g: np.ndarray) -> np.ndarray:
+    r""":math:`R` ``[T, T]`` with :math:`R^\top R = G` (negative rounding eigenvalues clipped to 0):
+    column :math:`i` of :math:`R` is :math:`g_i` in an orthonormal basis of the gradients' span."""
+    lam, v = np.linalg.eigh(g)
+    return np.sqrt(np.clip(lam, 0.0, None))[:, None] * v.T
+
+
+def psd_pinv(g: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """Moore–Penrose pseudo-inverse of the PSD ``g``, eigenvalues below :func:`rank_tolerance` dropped."""
+    lam, v = np.linalg.eigh(g)
+    keep = lam > rank_tolerance(lam, dtype)
+    return (v[:, keep] / lam[keep]) @ v[:, keep].T
+
+
+def dual_cone_weights(g: np.ndarray, targets: np.ndarray, owner: str, step: int) -> np.ndarray:
+    r"""Weights of the projections of :math:`J^\top u` onto the dual cone :math:`\{x : Jx \ge 0\}`,
+    one per row :math:`u` of ``targets`` ``[K, T]``.
+
+    By Proposition 1 of Quinton & Rey (2024), :math:`\pi_J(J^\top u) = J^\top v` with
+
+    .. math::
+        v = \arg\min_{v \ge u} v^\top G v .
+
+    The dual cone depends only on the gradients' directions, so the problem is solved on the
+    unit-diagonal :math:`\hat G = D^{-1} G D^{-1}` (:math:`D = \mathrm{diag}(\|g_i\|)`; a zero
+    gradient keeps scale 1) for :math:`\hat v = D v \ge D u`, which keeps tasks whose gradient
+    norms differ by orders of magnitude at full relative precision. With
+    :math:`\hat v = D u + x`, :math:`x \ge 0`, and :math:`\hat G = R^\top R` it is the non-negative
+    least-squares problem :math:`\min_{x \ge 0} \|R x + R D u\|^2`, solved exactly (finitely many
+    active-set steps) by Lawson & Hanson's algorithm (``scipy.optimize.nnls``). Raises
+    ``RuntimeError`` naming ``owner`` and ``step`` if it does not terminate.
+    """
+    norms = np.sqrt(np.clip(np.diag(g), 0.0, None))
+    if not norms.any():  # every gradient is 0: every v >= u is optimal, and J^T u = 0 anyway
+        return targets.copy()
+    scale = np.where(norms > 0, norms, 1.0)
+    root = psd_root(g / scale[:, None] / scale[None, :])
+    out = np.empty_like(targets)
+    for k, u in enumerate(targets * scale):  # one small NNLS per projected vector (no batched NNLS exists)
+        try:
+            x, _ = nnls(root, -root @ u, maxiter=50 * len(u))
+        except RuntimeError as error:
+            raise RuntimeError(f"{owner}: the projection onto the dual cone (non-negative least squares) did "
+                               f"not converge at step {step} ({error}).") from None
+        out[k] = (u + x) / scale
+    return out
