@@ -1,28 +1,24 @@
 """Cost of every registered balancer per training step, as ratios to EW (issue 10's cost table).
 
-Same model, batch and data for every method: ``HardSharing(MLP(64, (256, 256)), tasks)``, batch 128,
-T regression tasks ``t0..t{T-1}`` with linear targets, fused Adam, one step = ``Trainer._train_step``.
-Each method is built from its registry example options (task-keyed options are mapped onto
-``t0..``), once per level when it has several.
+Same model and data for every method: ``HardSharing(MLP(64, (256, 256)), tasks)``, batch 128, T regression
+tasks ``t0..`` with linear targets, fused Adam; a step is ``Trainer._train_step``. Each method is built with
+its registry example options (task-keyed ones cycled over ``t0..``), once per level when it has several.
 
-- Time: interleaved blocks (EW block, method block, ...); per block the ratio of seconds per step;
-  the table gives the median (the JSON also the min). "naive" is the LibMTL-style reference: T
-  separate ``torch.autograd.grad(loss_i, shared, retain_graph=True)``, MGDA on the stacked
-  gradients (the same ``min_norm_weights`` solver), one heads backward, the same Adam.
-- Memory: peak bytes of live tensors from building the model, optimizer and balancer through
-  2 steps (the dataset, made before, is excluded), relative to EW's. On CPU from torch.profiler's
-  allocation events (``profile_memory=True``: each event carries the CPU allocator's running total
-  of bytes allocated since profiling began); on CUDA ``torch.cuda.max_memory_allocated`` above
-  the bytes allocated before. Not the process RSS, which counts Python, libraries and freed
-  blocks that malloc keeps.
-- Budget: a cell (method, T) whose first step, times steps x repeats, would exceed ``--budget``
-  seconds (or whose first step alone does) is cut, and so is the method at every larger T.
+- Time: interleaved blocks (method, EW, method, EW, ...); the median (JSON: also the min) of the per-block
+  ratios of seconds per step. "naive" is LibMTL's way: T ``torch.autograd.grad(loss_i, shared,
+  retain_graph=True)``, MGDA (the same ``min_norm_weights``) on the stacked gradients, one heads backward.
+- Memory: peak bytes of live tensors from building model, optimizer and balancer through 2 steps (the
+  dataset is made before and excluded), over EW's. CPU: torch.profiler's allocation events
+  (``profile_memory=True``; each carries the CPU allocator's running total since profiling began); CUDA:
+  ``max_memory_allocated``. Not the process RSS, which counts Python, libraries and blocks malloc keeps.
+- Budget: a cell whose first step x steps x repeats exceeds ``--budget`` seconds (or whose first step alone
+  does, stopped by SIGALRM) is cut, and so is that method at every larger T; failures are reported too.
 
-Goals (issue 10): loss level <= 1.05x EW; representation level <= 1.2x EW at T = 32; exact
-Gramian <= 2x EW at T = 8, <= 3x at T = 32 and <= 0.5x the naive reference at T >= 8.
+Goals (issue 10): loss level <= 1.05x EW; representation level <= 1.2x EW at T = 32; exact Gramian <= 2x
+EW at T = 8, <= 3x at T = 32 and <= 0.5x the naive reference at T >= 8.
 
-Usage: python benchmarks/balancing_cost.py [--tasks 2,8,32,128] [--methods mgda,pcgrad:exact]
-       [--threads 1] [--budget 120] [--quick] [--json FILE] [--docs]
+Usage: python benchmarks/balancing_cost.py [--tasks 2,8,32,128] [--methods mgda,pcgrad:exact] [--threads 1]
+       [--budget 120] [--no-memory] [--device cpu] [--quick] [--json FILE] [--docs]
 """
 
 from __future__ import annotations
@@ -140,7 +136,7 @@ def _alarm(signum: int, frame: object) -> None:
 
 
 def first_step(step: Step, limit: float, device: str) -> float:
-    """Seconds of one (warm-up) step; TimeoutError past ``limit`` seconds (SIGALRM, main thread only)."""
+    """Seconds of one (warm-up) step; TimeoutError past ``limit`` seconds (SIGALRM: main thread, Unix)."""
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
@@ -168,13 +164,13 @@ def peak_bytes(build: Callable[[], Step], device: str, steps: int = 2) -> int:
         del step
         gc.collect()  # free everything while profiling: the allocator's running total persists across sessions
     stack, events = list(prof.profiler.kineto_results.experimental_event_tree()), []
-    while stack:
+    while stack:  # (start, running total, size) of every CPU allocation (size < 0: a free)
         event = stack.pop()
         stack += event.children
         if event.tag == _EventType.Allocation and event.extra_fields.device.type == "cpu":
             events.append((event.start_time_ns, event.extra_fields.total_allocated, event.extra_fields.alloc_size))
-    events.sort()
-    return max(total for _, total, _ in events) - (events[0][1] - events[0][2])
+    start = min(events)
+    return max(total for _, total, _ in events) - (start[1] - start[2])
 
 
 def measure(selected: list[Method], task_counts: list[int], *, steps: int, repeats: int, budget: float,

@@ -183,8 +183,11 @@ class BackwardEngine:
         total = losses.sum()
         (self.scaler.scale(total) if self.scaler is not None else total).backward(
             inputs=copies + self._head_parameters())
-        scale = 1.0 / self.scaler.get_scale() if self.scaler is not None else 1.0
-        return [c.grad * scale if c.grad is not None else torch.zeros_like(c) for c in copies]
+        grads = [c.grad if c.grad is not None else torch.zeros_like(c) for c in copies]
+        if self.scaler is None:
+            return grads  # no copy of [T, B, D] when nothing is scaled
+        scale = 1.0 / self.scaler.get_scale()
+        return [g * scale for g in grads]
 
     def _head_parameters(self) -> list[Tensor]:
         names = [t for tasks, _, _ in self._groups for t in tasks]
@@ -258,8 +261,10 @@ class BackwardEngine:
 
     @staticmethod
     def _least_squares_weights(jacobian: Tensor, update: Tensor, losses: Tensor, index: Tensor) -> Tensor:
-        """Weights ``[T]`` whose combination of the rows comes closest to the update (for logging)."""
-        weights = torch.linalg.lstsq(jacobian.T.double(), update.double()[:, None]).solution.flatten()
+        """Weights ``[T]`` whose combination of the rows comes closest to the update (for logging),
+        from the normal equations ``J Jᵀ w = J u`` (a T x T solve, not a P x T least squares)."""
+        gramian, projection = jacobian @ jacobian.T, jacobian @ update
+        weights = torch.linalg.lstsq(gramian.double(), projection.double()[:, None]).solution.flatten()
         return torch.zeros_like(losses).index_put((index,), weights.to(losses))
 
     def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None = None) -> None:
