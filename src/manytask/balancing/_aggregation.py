@@ -9,7 +9,7 @@ from torch import Tensor
 from torchjd.aggregation import PCGradWeighting, Weighting
 
 from ..tasks import Task
-from ._base import GramianBalancer, Level
+from ._base import GramianBalancer, Level, check_level
 from ._factory import BalancerInfo, register_balancer
 from ._min_norm import min_norm_weights
 from ._state import WrappedState
@@ -19,11 +19,7 @@ __all__ = ["MGDA", "PCGrad", "TorchJDWeighting"]
 _LEVELS: tuple[Level, ...] = ("exact", "representation")
 
 
-def _check_level(owner: object, level: str) -> Level:
-    if level not in _LEVELS:
-        raise ValueError(f"The 'level' parameter of {type(owner).__name__} must be 'exact' or "
-                         f"'representation'. Got {level!r} instead.")
-    return level  # type: ignore[return-value]
+_check_level = check_level  # the one level check, in _base
 
 
 class TorchJDWeighting(WrappedState, GramianBalancer):

@@ -78,6 +78,14 @@ class Balancer(nn.Module):
         return type(self).__name__
 
 
+def check_level(owner: object, level: str) -> Level:
+    """``level`` if it is ``"exact"`` or ``"representation"``; else a ValueError naming ``owner``."""
+    if level not in ("exact", "representation"):
+        raise ValueError(f"The 'level' parameter of {type(owner).__name__} must be 'exact' or "
+                         f"'representation'. Got {level!r} instead.")
+    return level  # type: ignore[return-value]
+
+
 class LossBalancer(Balancer):
     """Loss weighting: the update is the gradient of ``sum_i w_i L_i`` (+ a regulariser)."""
 
@@ -110,6 +118,13 @@ class GramianBalancer(Balancer):
 
     needs: ClassVar[Needs] = "gramian"
     scales_heads: ClassVar[bool] = False
+
+    def __init__(self, tasks: Sequence[Task], level: Level = "exact") -> None:
+        super().__init__(tasks)
+        self.level = check_level(self, level)
+
+    def extra_repr(self) -> str:
+        return f"level={self.level!r}"
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         """Weights ``[T']`` from ``gramian`` ``[T', T']`` of the ``T'`` present tasks (in run order).

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
 
-from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
-from ._base import GramianBalancer, Level
+from ._aggregation import _LEVELS
+from ._base import GramianBalancer
 from ._factory import BalancerInfo, register_balancer
 from ._gramian_linalg import gramian_array, psd_pinv, to_weights
 
@@ -77,10 +75,6 @@ class IMTLG(GramianBalancer):
 
     stateful: ClassVar[bool] = False
 
-    def __init__(self, tasks: Sequence[Task], level: Level = "exact") -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
-
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         g = gramian_array(gramian, "IMTL-G")
         t = g.shape[0]
@@ -95,6 +89,3 @@ class IMTLG(GramianBalancer):
                           RuntimeWarning, stacklevel=2)
             return to_weights(np.zeros(t), gramian)
         return to_weights(beta / total, gramian)
-
-    def extra_repr(self) -> str:
-        return f"level={self.level!r}"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
 
-from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
-from ._base import GramianBalancer, Level
+from ._aggregation import _LEVELS
+from ._base import GramianBalancer
 from ._factory import BalancerInfo, register_balancer
 from ._gramian_linalg import dual_cone_weights, gramian_array, to_weights
 
@@ -62,15 +60,8 @@ class UPGrad(GramianBalancer):
 
     stateful: ClassVar[bool] = False
 
-    def __init__(self, tasks: Sequence[Task], level: Level = "exact") -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
-
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         g = gramian_array(gramian, "UPGrad")
         t = g.shape[0]
         projected = dual_cone_weights(g, np.eye(t), "UPGrad", step)  # row i: v_i
         return to_weights(projected.mean(axis=0), gramian)
-
-    def extra_repr(self) -> str:
-        return f"level={self.level!r}"
