@@ -197,11 +197,14 @@ def test_hard_sharing_keeps_a_plain_encoder_as_it_is() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_exact_gramian_through_every_encoder(case: Case) -> None:
-    """torchjd's autogram engine hooks the shared modules of every encoder but the LSTM's, where
-    the engine falls back to the Jacobian and says so; both give MGDA's weights."""
+    """Linear trunks use the linear-layer Gramian; torchjd's autogram engine hooks the shared
+    modules of every other encoder but the LSTM's, where the engine falls back to the Jacobian and
+    says so; all give MGDA's weights."""
     model = HardSharing(case.encoder(), case.tasks, case.feature_dim)
     engine = BackwardEngine(model, create_balancer("mgda", case.tasks))
-    assert (engine.gramian_engine is None) == (case.name == "bilstm")
+    linear = case.id in ("mlp", "plain-linear")
+    assert (engine.linear_gramian is not None) == linear
+    assert (engine.gramian_engine is None) == (case.name == "bilstm" or linear)
     engine.begin_step()
     out = engine.forward(case.inputs, [t.name for t in case.tasks])
     sums = torch.stack([out[t.name].float().pow(2).sum() for t in case.tasks])

@@ -6,7 +6,7 @@ off the Gramian of the per-task gradients, exactly over all shared parameters or
 representation. A balancer never calls ``backward``: ``manytask.training.BackwardEngine`` does.
 """
 
-from ._aggregation import MGDA, PCGrad, TorchJDWeighting
+from ._aggregation import MGDA, TorchJDWeighting
 from ._aligned_mtl import AlignedMTL
 from ._aux_schedule import AuxSchedule
 from ._base import Balancer, GramianBalancer, JacobianBalancer, Level, LossBalancer, Needs
@@ -30,6 +30,7 @@ from ._imtl_l import IMTLL
 from ._min_norm import min_norm_weights
 from ._moco import MoCo
 from ._nash_mtl import NashMTL
+from ._pcgrad import PCGrad, pcgrad_weights
 from ._rlw import RLW
 from ._scalarizer import TorchJDScalarizer
 from ._sdmgrad import SDMGrad
@@ -80,5 +81,6 @@ __all__ = [
     "create_balancer",
     "fair_weights",
     "min_norm_weights",
+    "pcgrad_weights",
     "register_balancer",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from torch import Tensor
-from torchjd.aggregation import PCGradWeighting, Weighting
+from torchjd.aggregation import Weighting
 
 from ..tasks import Task
 from ._base import GramianBalancer, Level, check_level
@@ -14,7 +14,7 @@ from ._factory import BalancerInfo, register_balancer
 from ._min_norm import min_norm_weights
 from ._state import WrappedState
 
-__all__ = ["MGDA", "PCGrad", "TorchJDWeighting"]
+__all__ = ["MGDA", "TorchJDWeighting"]
 
 _LEVELS: tuple[Level, ...] = ("exact", "representation")
 
@@ -26,7 +26,7 @@ class TorchJDWeighting(WrappedState, GramianBalancer):
     r"""Any torchjd Gramian ``Weighting`` as a manytask balancer.
 
     ``level="exact"``: the Gramian of the present tasks' gradients w.r.t. **all shared
-    parameters**, computed by torchjd's autogram engine without building the Jacobian.
+    parameters**, computed by the backward engine without building the Jacobian.
     ``level="representation"``: the Gramian of their gradients w.r.t. the shared representation
     :math:`z` (Sener & Koltun's MGDA-UB idea, for any weighting), about one backward pass.
     Either way the shared parameters receive :math:`\sum_i w_i \nabla L_i` and each task's own
@@ -102,24 +102,3 @@ class MGDA(GramianBalancer):
 
     def extra_repr(self) -> str:
         return f"level={self.level!r}"
-
-
-@register_balancer("pcgrad", "PCGrad: project away conflicting gradient components.",
-                   BalancerInfo("Yu et al. 2020, NeurIPS Alg. 1", "gramian", _LEVELS, random=True))
-class PCGrad(TorchJDWeighting):
-    r"""Projecting conflicting gradients of `Yu et al. (2020), "Gradient Surgery for Multi-Task
-    Learning" <https://arxiv.org/abs/2001.06782>`_, Algorithm 1 (Eq. in Sec. 2.2).
-
-    Each :math:`g_i` is projected, in random order, onto the normal plane of every
-    :math:`g_j` it conflicts with:
-    :math:`g_i \leftarrow g_i - \frac{g_i^\top g_j}{\|g_j\|^2} g_j` if :math:`g_i^\top g_j < 0`;
-    the update is :math:`\sum_i g_i`. Computed on the Gramian by torchjd's ``PCGradWeighting``
-    (which draws the order from the global torch RNG, restored by the trainer's checkpoints).
-
-    Args:
-        tasks: The run's tasks.
-        level: ``"exact"`` (all shared parameters) or ``"representation"``.
-    """
-
-    def __init__(self, tasks: Sequence[Task], level: Level = "exact") -> None:
-        super().__init__(tasks, PCGradWeighting(), level)

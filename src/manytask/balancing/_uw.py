@@ -56,13 +56,23 @@ class UW(LossBalancer):
         index = present.nonzero().flatten()
         return index, torch.stack([self.log_vars[i] for i in index.tolist()])
 
-    def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+    def _weights_and_log_vars(self, losses: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
         index, log_vars = self._present_log_vars(present)
         present_weights = self.scale[index] * torch.exp(-log_vars)
-        return torch.zeros_like(losses).index_put((index.to(losses.device),), present_weights.to(losses))
+        weights = torch.zeros_like(losses).index_put((index.to(losses.device),), present_weights.to(losses))
+        return weights, log_vars
+
+    def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        return self._weights_and_log_vars(losses, present)[0]
 
     def regulariser(self, present: Tensor) -> Tensor:
         return 0.5 * self._present_log_vars(present)[1].sum()
+
+    def total(self, losses: Tensor, present: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
+        """As the base class, with the present :math:`s_i` stacked once per step, not twice."""
+        self._check(losses, "losses", (self.num_tasks,))
+        weights, log_vars = self._weights_and_log_vars(losses, present)
+        return (weights * losses).sum() + 0.5 * log_vars.sum().to(losses), weights
 
     def reset(self) -> None:
         with torch.no_grad():

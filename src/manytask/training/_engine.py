@@ -20,6 +20,7 @@ from torchjd.autojac import jac
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
 from ..models import MultiTaskModel
+from ._linear_gramian import LinearGramian, UnsupportedTrunk, linear_layers
 
 __all__ = ["BackwardEngine", "NonFiniteError"]
 
@@ -43,7 +44,9 @@ class BackwardEngine:
     - The model's ``penalty()`` (soft sharing), if any, is backpropagated after the balanced
       update, under the same loss scale, and checked with it.
     - ``needs == "gramian"``: the Gramian of the present tasks' gradients — exact (w.r.t. all
-      shared parameters, from torchjd's autogram engine, never the ``T x P`` Jacobian),
+      shared parameters, never the ``T x P`` Jacobian: for trunks of ``nn.Linear`` layers from
+      their inputs and per-task output gradients, which also give the update without a second
+      trunk backward (:mod:`._linear_gramian`); otherwise from torchjd's autogram engine),
       at the shared representation, or over the last shared layer's weight — then one ordinary
       backward. Aggregators give each head the plain gradient of its own loss: the heads read a
       detached copy of the features per task, so one ordinary backward through the heads gives
@@ -56,9 +59,9 @@ class BackwardEngine:
       ``level="representation"`` the Jacobian ``[T', B·D]`` w.r.t. the shared features, whose
       update is backpropagated through the trunk.
 
-    Where the autogram engine cannot hook the model's shared modules (none declared, or a
-    module it does not support), the exact Gramian comes from the Jacobian instead, with one
-    log line.
+    Where neither engine can follow the model's shared modules (none declared, a parameter
+    outside ``nn.Linear`` and a module autogram does not support, a layer output changed in
+    place), the exact Gramian comes from the Jacobian instead; each fallback logs one line.
 
     Args:
         model: The model being trained.
@@ -72,6 +75,8 @@ class BackwardEngine:
         self.balancer = balancer
         self.scaler = scaler
         self.gramian_engine: GramianEngine | None = None
+        self.linear_gramian: LinearGramian | None = None
+        self._hook_next_step = False
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
@@ -84,7 +89,13 @@ class BackwardEngine:
                              "or bfloat16 (precision: '32' or 'bf16'), not '16'.")
         self.split_heads = aggregating and not balancer.scales_heads and model.has_features
         if balancer.needs == "gramian" and balancer.level == "exact":
-            self.gramian_engine = self._make_gramian_engine()
+            layers, reason = linear_layers(model.shared_modules())
+            if reason is None:
+                self.linear_gramian = LinearGramian(layers)
+            else:
+                log.info("manytask: exact Gramian of %s without the linear-layer engine (%s of %s).",
+                         balancer, reason, type(model).__name__)
+                self.gramian_engine = self._make_gramian_engine()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
         self._groups: list[tuple[list[str], Tensor, Tensor]] = []  # (tasks, features, their copies)
         self._parameters = [*model.parameters(), *balancer.parameters()]
@@ -116,10 +127,17 @@ class BackwardEngine:
     def begin_step(self) -> None:
         """Forget the previous step's forward."""
         self._groups = []
+        if self.linear_gramian is not None:
+            self.linear_gramian.clear()
+        if self._hook_next_step:
+            self._hook_next_step = False
+            self.gramian_engine = self._make_gramian_engine()
 
     def forward(self, inputs: Inputs, tasks: Sequence[str]) -> dict[str, Tensor]:
         """Outputs of ``tasks``, computed the way the balancer needs them (call once per input
         group of a step, after :meth:`begin_step`)."""
+        if self.linear_gramian is not None:
+            self.linear_gramian.record()
         level_needs_features = self.balancer.needs != "losses" and self.balancer.level == "representation"
         if not (self.split_heads or level_needs_features):
             return self.model(inputs, tasks)
@@ -153,10 +171,15 @@ class BackwardEngine:
             elif self.split_heads:
                 assert isinstance(balancer, GramianBalancer)
                 feature_grads = self._heads_backward(losses[index])  # per group: [T'_g, *z]
-                gramian = self._split_gramian(feature_grads)
+                gramian, direct = self._split_gramian(feature_grads)
                 present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
                 weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
-                self._trunk_backward(feature_grads, weights)
+                if direct:  # the linear-layer engine writes the trunk's update from what it kept
+                    assert self.linear_gramian is not None
+                    scale = self.scaler.get_scale() if self.scaler is not None else 1.0
+                    self.linear_gramian.apply(present_weights.detach(), scale)
+                else:
+                    self._trunk_backward(feature_grads, weights)
             else:
                 assert isinstance(balancer, GramianBalancer)
                 gramian = self._gramian(losses[index])
@@ -193,16 +216,53 @@ class BackwardEngine:
         names = [t for tasks, _, _ in self._groups for t in tasks]
         return [p for n in names for p in self.model.task_parameters(n) if p.requires_grad]
 
-    def _split_gramian(self, feature_grads: list[Tensor]) -> Tensor:
-        """Gramian ``[T', T']`` (present tasks in run order) from the per-task feature gradients."""
+    def _split_gramian(self, feature_grads: list[Tensor]) -> tuple[Tensor, bool]:
+        """Gramian ``[T', T']`` (present tasks in run order) from the per-task feature gradients,
+        and whether the linear-layer engine computed it (and so will write the trunk's update)."""
         if self.balancer.level == "representation":
             flat = feature_grads[0].flatten(1)  # one input group: views are refused at this level
             order = self._run_order()
-            return (flat @ flat.T)[order][:, order]
+            return (flat @ flat.T)[order][:, order], False
+        if self.linear_gramian is not None:
+            gramian = self._gramian_from_layers([z for _, z, _ in self._groups], self._cotangents(feature_grads))
+            if gramian is not None:
+                return gramian, True
         probes = self._probes(feature_grads)
         if self.gramian_engine is not None:
-            return self.gramian_engine.compute_gramian(probes)
-        return _gramian_of(probes, [p for p in self.model.shared_parameters() if p.requires_grad])
+            return self.gramian_engine.compute_gramian(probes), False
+        return _gramian_of(probes, [p for p in self.model.shared_parameters() if p.requires_grad]), False
+
+    def _cotangents(self, feature_grads: list[Tensor]) -> list[Tensor]:
+        """Per input group, ``[T', *z]``: row ``i`` (run order) is task ``i``'s gradient w.r.t. the
+        group's features, zero for the tasks of other groups."""
+        order = self._run_order()
+        if len(feature_grads) == 1:
+            grads = feature_grads[0]
+            return [grads if torch.equal(order, torch.arange(len(order))) else grads[order]]
+        rank = order.argsort()  # forwarded position -> run position
+        out, start = [], 0
+        for (tasks, z, _), g in zip(self._groups, feature_grads):
+            full = g.new_zeros(len(order), *z.shape)
+            full[rank[start:start + len(tasks)]] = g
+            out.append(full)
+            start += len(tasks)
+        return out
+
+    def _gramian_from_layers(self, roots: list[Tensor], cotangents: list[Tensor] | None = None, *,
+                             retain_graph: bool = False) -> Tensor | None:
+        """The linear-layer engine's Gramian, or None: no such engine, or the trunk defeated it (then
+        this step's Gramian comes from the Jacobian, and autogram's from the next step on)."""
+        if self.linear_gramian is None:
+            return None
+        try:
+            return self.linear_gramian.gramian(roots, cotangents, retain_graph=retain_graph)
+        except UnsupportedTrunk as error:
+            log.info("manytask: exact Gramian of %s from now on without the linear-layer engine (%s in %s).",
+                     self.balancer, error, type(self.model).__name__)
+            self.linear_gramian.clear()
+            self.linear_gramian = None
+            self._hook_next_step = True  # autogram hooks the modules from the next forward on
+            return None
 
     def _probes(self, feature_grads: list[Tensor]) -> Tensor:
         """``v_i = <J_z,i, z>`` for the present tasks in run order: the gradient of ``v_i`` w.r.t.
@@ -229,6 +289,11 @@ class BackwardEngine:
         """Gramian ``[T', T']`` of the present losses' gradients, heads not split off."""
         if self.balancer.level == "last_shared":
             return _gramian_of(losses, self.model.last_shared_parameters())
+        gramian = self._gramian_from_layers([losses], retain_graph=True)
+        if gramian is not None:
+            if self.linear_gramian is not None:
+                self.linear_gramian.clear()
+            return gramian
         if self.gramian_engine is not None:
             return self.gramian_engine.compute_gramian(losses)
         return _gramian_of(losses, [p for p in self.model.shared_parameters() if p.requires_grad])

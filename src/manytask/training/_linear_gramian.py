@@ -1,0 +1,157 @@
+"""The exact Gramian of per-task gradients for trunks made of ``nn.Linear`` layers, from their
+inputs and the per-task gradients of their outputs — never the ``T x P`` Jacobian, and no
+per-parameter Jacobian either.
+
+For a linear layer ``y_r = W a_r + b`` applied to rows ``r`` (batch, and positions for sequence
+inputs; every call of the layer in the step, so weight reuse is covered), task ``t``'s gradient is
+``dW_t = sum_r g_tr a_rᵀ`` and ``db_t = sum_r g_tr`` with ``g_tr = dL_t/dy_r``. Its contribution
+to the Gramian is
+
+    ``<dW_t, dW_s> + <db_t, db_s> = sum_{r,c} (a_r·a_c + 1) (g_tr·g_sc) = <K G_t, G_s>``,
+
+with ``K = A Aᵀ + 1`` (``[R, R]``), or equally ``<[dW_t, db_t], [dW_s, db_s]>`` from the per-task
+weight gradients (``[T, out, in]``); each layer takes whichever costs fewer operations
+(``R²(in + T·out)`` against ``T·R·out·in + T²·out·in``). The ``G`` of every layer come from one
+vmapped backward of the ``T`` roots to the layer outputs (activation gradients only: no weight
+gradient is formed), and the balanced update is written from them directly:
+``dW = (sum_t w_t G_t)ᵀ A`` — no second backward through the trunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+__all__ = ["LinearGramian", "UnsupportedTrunk"]
+
+
+class UnsupportedTrunk(RuntimeError):
+    """The trunk did something the linear Gramian cannot follow (an in-place change of a layer's
+    input or output); the caller falls back to another engine."""
+
+
+def linear_layers(modules: Sequence[nn.Module]) -> tuple[list[nn.Linear], str | None]:
+    """The ``nn.Linear`` layers of ``modules``, and why they are not enough (None when they are):
+    every trainable parameter of the modules must belong to one of them."""
+    layers = [m for root in modules for m in root.modules() if isinstance(m, nn.Linear)]
+    covered = {id(p) for m in layers for p in m.parameters(recurse=False)}
+    for root in modules:
+        for name, p in root.named_parameters():
+            if p.requires_grad and id(p) not in covered:
+                return layers, f"its parameter {name!r} is not in an nn.Linear layer"
+    if not modules:
+        return layers, "it declares no shared_modules()"
+    return layers, None
+
+
+class LinearGramian:
+    """Records the calls of ``layers`` in a step, then gives the Gramian and writes the update.
+
+    Use: :meth:`record` before the forward, :meth:`gramian` with the per-task roots (a ``[T]``
+    tensor whose entry ``t``'s gradient is task ``t``'s), :meth:`apply` with the weights, and
+    :meth:`clear` (also on error).
+    """
+
+    def __init__(self, layers: Sequence[nn.Linear]) -> None:
+        self.layers = list(layers)
+        self._index = {id(m): i for i, m in enumerate(self.layers)}
+        self._calls: list[tuple[int, Tensor, Tensor, int, int]] = []  # (layer, input, output, versions)
+        self._handles: list[RemovableHandle] = []
+        self._grads: list[tuple[int, Tensor, Tensor]] = []  # (layer, rows of A, G [T, R, out])
+
+    def record(self) -> None:
+        """Hook the layers (once per step) until :meth:`gramian` or :meth:`clear`: every call of the
+        coming forward passes is recorded."""
+        if not self._handles:
+            self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
+
+    def _hook(self, module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
+        if torch.is_grad_enabled():
+            rows = args[0].detach()  # shares the version counter, not the graph
+            self._calls.append((self._index[id(module)], rows, output, rows._version, output._version))
+
+    def clear(self) -> None:
+        """Unhook the layers and forget the step."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self._calls, self._grads = [], [], []
+
+    def gramian(self, roots: Sequence[Tensor], cotangents: Sequence[Tensor] | None = None, *,
+                retain_graph: bool = False) -> Tensor:
+        """``[T, T]`` Gramian of the ``T`` per-task gradients w.r.t. the layers' parameters, where task
+        ``t``'s gradient is that of ``sum_k <cotangents[k][t], roots[k]>`` (default: ``roots`` is one
+        ``[T]`` tensor and the cotangents the identity, i.e. task ``t``'s gradient is that of ``roots[t]``)."""
+        for _, a, y, va, vy in self._calls:
+            if a._version != va or y._version != vy:
+                raise UnsupportedTrunk("a linear layer's input or output was changed in place after the layer")
+        calls = [c for c in self._calls if c[2].requires_grad]
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        if cotangents is None:
+            (root,) = roots
+            cotangents = [torch.eye(root.shape[0], dtype=root.dtype, device=root.device)]
+        count, device = cotangents[0].shape[0], cotangents[0].device
+        dtype = torch.float32  # at least: float16/bfloat16 activations are summed in float32
+        for p in (p for m in self.layers for p in m.parameters()):
+            dtype = torch.promote_types(dtype, p.dtype)
+        gramian = torch.zeros(count, count, dtype=dtype, device=device)
+        self._grads = []
+        if not calls:
+            return gramian
+        grads = torch.autograd.grad(list(roots), [y for _, _, y, _, _ in calls], list(cotangents),
+                                    retain_graph=retain_graph, is_grads_batched=True, allow_unused=True,
+                                    materialize_grads=True)
+        for i, layer in enumerate(self.layers):
+            mine = [(a, g) for (j, a, _, _, _), g in zip(calls, grads) if j == i]
+            if not mine:
+                continue
+            rows = _cat([a.reshape(-1, a.shape[-1]) for a, _ in mine], dim=0).to(dtype)
+            g = _cat([g.reshape(count, -1, g.shape[-1]) for _, g in mine], dim=1).to(dtype)
+            self._grads.append((i, rows, g))
+            gramian += _layer_gramian(rows, g, layer.weight.requires_grad,
+                                      layer.bias is not None and layer.bias.requires_grad)
+        return gramian
+
+    def apply(self, weights: Tensor, scale: float = 1.0) -> None:
+        """Add ``scale * sum_t w_t dL_t/dθ`` to the layers' ``.grad`` (``weights``: ``[T]``)."""
+        for i, rows, g in self._grads:
+            layer = self.layers[i]
+            combined = torch.tensordot(weights.to(g) * scale, g, dims=1)  # [R, out]
+            updates = []
+            if layer.weight.requires_grad:
+                updates.append((layer.weight, combined.T @ rows))
+            if layer.bias is not None and layer.bias.requires_grad:
+                updates.append((layer.bias, combined.sum(0)))
+            for p, update in updates:
+                update = update.to(p.dtype)
+                p.grad = update if p.grad is None else p.grad.add_(update)
+        self.clear()
+
+
+def _cat(tensors: list[Tensor], dim: int) -> Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=dim)
+
+
+def _layer_gramian(rows: Tensor, g: Tensor, weight: bool, bias: bool) -> Tensor:
+    """One layer's Gramian from its input rows ``A [R, in]`` and output gradients ``G [T, R, out]``."""
+    count, r, out = g.shape
+    width = rows.shape[1]
+    if not weight:  # only the bias trains: <sum_r g_tr, sum_r g_sr>
+        summed = g.sum(1)
+        return summed @ summed.T if bias else g.new_zeros(count, count)
+    by_rows = r * r * (width + count * out) + count * count * r * out
+    by_weights = count * r * out * width + count * count * out * width
+    if by_rows <= by_weights:
+        kernel = rows @ rows.T
+        if bias:
+            kernel += 1.0
+        return (kernel @ g).flatten(1) @ g.flatten(1).T
+    if bias:
+        rows = torch.cat([rows, rows.new_ones(r, 1)], dim=1)
+    by_row = g.transpose(0, 1).reshape(r, count * out)  # [R, T * out]
+    per_input = (rows.T @ by_row).view(-1, count, out)  # row i: [T, out], task t's dW[:, i]
+    return (per_input @ per_input.transpose(1, 2)).sum(0)

@@ -1,0 +1,193 @@
+"""The exact Gramian of linear trunks from layer inputs and output gradients, and its update,
+against per-task autograd (the Jacobian row by row); and the fallbacks where it cannot follow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from manytask.balancing import GramianBalancer, create_balancer
+from manytask.models import MLP, HardSharing
+from manytask.tasks import Regression
+from manytask.training import BackwardEngine
+from manytask.training._linear_gramian import _layer_gramian
+
+NAMES = ["a", "b", "c", "d"]
+
+
+class Recorder(GramianBalancer):
+    """Keeps the Gramian it is given; fixed, distinct weights (so a mix-up of tasks shows)."""
+
+    stateful: ClassVar[bool] = False
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        self.seen = gramian.detach().clone()
+        return torch.linspace(0.5, 2.0, gramian.shape[0], dtype=gramian.dtype)
+
+
+class TiedTrunk(nn.Module):
+    """One linear layer applied twice (weight reuse), then another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.square, self.out = nn.Linear(4, 4), nn.Linear(4, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.out(torch.tanh(self.square(torch.tanh(self.square(x))))))
+
+
+class SequenceTrunk(nn.Module):
+    """Linear layers on ``[B, L, D]`` (rows = positions), mean-pooled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(4, 9), nn.Linear(9, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.second(torch.relu(self.first(x))).mean(1)
+
+
+def frozen_bias() -> nn.Module:
+    trunk = MLP(4, (5, 6))
+    trunk.stages[1][0].bias.requires_grad_(False)
+    return trunk
+
+
+TRUNKS: dict[str, Callable[[], nn.Module]] = {
+    "mlp": lambda: MLP(4, (7, 6)), "tied": TiedTrunk, "frozen-bias": frozen_bias,
+}
+
+
+def losses_of(out: dict[str, Tensor], y: Tensor) -> dict[str, Tensor]:
+    return {n: ((o.squeeze(-1) - y[:, i]) ** 2).mean() for i, (n, o) in enumerate(out.items())}
+
+
+def step(model: HardSharing, balancer: GramianBalancer, x: Tensor, y: Tensor, present: list[str],
+         scaler: torch.amp.GradScaler | None = None) -> BackwardEngine:
+    engine = BackwardEngine(model, balancer, scaler=scaler)
+    engine.begin_step()
+    losses = losses_of(engine.forward(x, present), y)
+    sums, counts = torch.zeros(len(NAMES), dtype=y.dtype), torch.zeros(len(NAMES))
+    for n, loss in losses.items():
+        i = NAMES.index(n)
+        sums = sums.index_put((torch.tensor([i]),), loss.reshape(1))
+        counts[i] = 1.0
+    engine.backward(sums, counts, step=0)
+    return engine
+
+
+def explicit(model: HardSharing, x: Tensor, y: Tensor, present: list[str]) -> tuple[Tensor, list[Tensor]]:
+    """Per-task gradients of the shared parameters, one autograd call per task: ``J [T', P]``, and the heads'."""
+    shared = [p for p in model.shared_parameters() if p.requires_grad]
+    losses = losses_of(model(x, present), y)
+    rows = [torch.cat([g.flatten() for g in torch.autograd.grad(losses[n], shared, retain_graph=True)]) for n in present]
+    heads = [torch.autograd.grad(losses[n], model.heads[n].weight, retain_graph=True)[0] for n in present]
+    return torch.stack(rows), heads
+
+
+def shared_grad(model: HardSharing) -> Tensor:
+    return torch.cat([p.grad.flatten() for p in model.shared_parameters() if p.requires_grad])
+
+
+@pytest.mark.parametrize("trunk", list(TRUNKS))
+@pytest.mark.parametrize("present", [NAMES, ["a", "c", "d"]], ids=["all", "b-absent"])
+def test_gramian_and_update_match_per_task_autograd(trunk: str, present: list[str]) -> None:
+    torch.manual_seed(0)
+    model = HardSharing(TRUNKS[trunk](), [Regression(n) for n in NAMES], feature_dim=6).double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    jacobian, heads = explicit(model, x, y, present)
+    balancer = Recorder([Regression(n) for n in NAMES])
+    engine = step(model, balancer, x, y, present)
+    assert engine.linear_gramian is not None and engine.gramian_engine is None
+    torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+    weights = torch.linspace(0.5, 2.0, len(present), dtype=torch.float64)
+    torch.testing.assert_close(shared_grad(model), weights @ jacobian)
+    for n, grad in zip(present, heads):  # heads: their own plain gradient
+        torch.testing.assert_close(model.heads[n].weight.grad, grad)
+
+
+def test_sequence_rows_and_two_input_groups() -> None:
+    """Rows are positions too; tasks forwarded on different inputs (two groups) mix in one Gramian."""
+    torch.manual_seed(1)
+    model = HardSharing(SequenceTrunk(), [Regression(n) for n in NAMES], feature_dim=6).double()
+    x1, x2 = torch.randn(3, 7, 4, dtype=torch.float64), torch.randn(2, 7, 4, dtype=torch.float64)
+    y1, y2 = torch.randn(3, 4, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)
+    j1, _ = explicit(model, x1, y1[:, [2, 0]], ["c", "a"])
+    j2, _ = explicit(model, x2, y2[:, [1]], ["b"])
+    jacobian = torch.cat([j1[1:], j2, j1[:1]])  # run order: a, b, c
+    balancer = Recorder([Regression(n) for n in NAMES])
+    engine = BackwardEngine(model, balancer)
+    engine.begin_step()
+    out = {**engine.forward(x1, ["c", "a"]), **engine.forward(x2, ["b"])}
+    sums = torch.stack([((out[n].squeeze(-1) - y[:, k]) ** 2).mean()
+                        for n, y, k in [("a", y1, 0), ("b", y2, 1), ("c", y1, 2)]] + [torch.tensor(0.0, dtype=torch.float64)])
+    engine.backward(sums, torch.tensor([1.0, 1.0, 1.0, 0.0]), step=0)
+    torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+    torch.testing.assert_close(shared_grad(model), torch.linspace(0.5, 2.0, 3, dtype=torch.float64) @ jacobian)
+
+
+@pytest.mark.parametrize("rows, width", [(3, 50), (60, 2)], ids=["by-rows", "by-weights"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_both_routes_give_the_per_task_weight_gradients_gramian(rows: int, width: int, bias: bool) -> None:
+    generator = torch.Generator().manual_seed(2)
+    a = torch.randn(rows, width, generator=generator, dtype=torch.float64)
+    g = torch.randn(5, rows, 3, generator=generator, dtype=torch.float64)
+    per_task = torch.einsum("tro,ri->toi", g, a).flatten(1)
+    if bias:
+        per_task = torch.cat([per_task, g.sum(1)], dim=1)
+    torch.testing.assert_close(_layer_gramian(a, g, True, bias), per_task @ per_task.T)
+
+
+def test_grad_scaler_scales_the_written_update() -> None:
+    torch.manual_seed(3)
+    tasks = [Regression(n) for n in NAMES]
+    x, y = torch.randn(6, 4), torch.randn(6, 4)
+    grads = []
+    for scaler in (None, torch.amp.GradScaler("cpu", init_scale=256.0)):
+        torch.manual_seed(4)
+        model = HardSharing(MLP(4, (5, 6)), tasks)
+        step(model, create_balancer("mgda", tasks), x, y, NAMES, scaler)
+        grads.append(shared_grad(model))
+    torch.testing.assert_close(grads[1], 256.0 * grads[0])
+
+
+class ConvTrunk(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.out = nn.Conv1d(1, 2, 3), nn.Linear(4, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.conv(x.unsqueeze(1)).flatten(1))
+
+
+class InPlaceTrunk(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.out = nn.Linear(4, 5), nn.Linear(5, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(torch.relu_(self.first(x)))  # the first layer's output changes in place
+
+
+@pytest.mark.parametrize("trunk, message", [(ConvTrunk, "'conv.weight' is not in an nn.Linear layer"),
+                                            (InPlaceTrunk, "changed in place")])
+def test_trunks_it_cannot_follow_fall_back_with_one_log_line(trunk: type[nn.Module], message: str,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(5)
+    model = HardSharing(trunk(), [Regression(n) for n in NAMES], feature_dim=6).double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    jacobian, _ = explicit(model, x, y, NAMES)
+    balancer = Recorder([Regression(n) for n in NAMES])
+    with caplog.at_level("INFO", logger="manytask"):
+        engine = step(model, balancer, x, y, NAMES)
+    lines = [r.message for r in caplog.records if "without the linear-layer engine" in r.message]
+    assert len(lines) == 1 and message in lines[0]
+    torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+    torch.testing.assert_close(shared_grad(model), torch.linspace(0.5, 2.0, 4, dtype=torch.float64) @ jacobian)
+    assert engine.linear_gramian is None
+    engine.begin_step()  # the in-place trunk: autograd's engine from the next step on
+    assert engine.gramian_engine is not None
