@@ -97,7 +97,7 @@ class BackwardEngine:
                          balancer, reason, type(model).__name__)
                 self.gramian_engine = self._make_gramian_engine()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
-        self._groups: list[tuple[list[str], Tensor, Tensor]] = []  # (tasks, features, their copies)
+        self._groups: list[tuple[list[str], Tensor, list[Tensor]]] = []  # (tasks, features, a leaf per task)
         self._parameters = [*model.parameters(), *balancer.parameters()]
         # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
         # stateless loss weighting the one check after the backward covers them too.
@@ -142,10 +142,9 @@ class BackwardEngine:
         if not (self.split_heads or level_needs_features):
             return self.model(inputs, tasks)
         features = self.model.features(inputs)
-        copies = features.detach().unsqueeze(0).expand(len(tasks), *features.shape).clone().requires_grad_()
-        self._groups.append((list(tasks), features, copies))
-        slices = copies.unbind(0)  # one backward node that stacks the per-task gradients
-        return {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, slices)}
+        leaves = [features.detach().requires_grad_() for _ in tasks]  # views of z: no copy
+        self._groups.append((list(tasks), features, leaves))
+        return {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, leaves)}
 
     # -----------------------------------------------------------------------------------------
     def backward(self, sums: Tensor, counts: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
@@ -202,15 +201,17 @@ class BackwardEngine:
     def _heads_backward(self, losses: Tensor) -> list[Tensor]:
         """One ordinary backward through the heads: each head's plain gradient into ``.grad``,
         and per input group the per-task gradients w.r.t. its features ``[T'_g, *z]``."""
-        copies = [c for _, _, c in self._groups]
+        leaves = [leaf for _, _, group in self._groups for leaf in group]
         total = losses.sum()
         (self.scaler.scale(total) if self.scaler is not None else total).backward(
-            inputs=copies + self._head_parameters())
-        grads = [c.grad if c.grad is not None else torch.zeros_like(c) for c in copies]
+            inputs=leaves + self._head_parameters())
+        grads = []
+        for _, z, group in self._groups:
+            grads.append(torch.stack([leaf.grad if leaf.grad is not None else torch.zeros_like(z) for leaf in group]))
         if self.scaler is None:
-            return grads  # no copy of [T, B, D] when nothing is scaled
+            return grads
         scale = 1.0 / self.scaler.get_scale()
-        return [g * scale for g in grads]
+        return [g.mul_(scale) for g in grads]
 
     def _head_parameters(self) -> list[Tensor]:
         names = [t for tasks, _, _ in self._groups for t in tasks]
