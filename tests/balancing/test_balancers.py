@@ -190,6 +190,30 @@ def test_gradnorm_update_by_hand() -> None:
     assert model.heads["a"].weight.grad.flatten().tolist() == pytest.approx([1.0, 1.0])
 
 
+def test_gradnorm_trains_heads_and_trunk_on_this_steps_weighted_losses() -> None:
+    """Heads are split off (one plain backward through them), then each head's gradient is scaled
+    by its task's weight: the same as backpropagating sum_i w_i L_i."""
+    encoder = nn.Linear(1, 2, bias=False)
+    model = HardSharing(encoder, TASKS, feature_dim=2)
+    for name, g in (("a", [3.0, 0.0]), ("b", [0.0, 1.0])):
+        with torch.no_grad():
+            model.heads[name].weight.copy_(torch.tensor([g]))
+            model.heads[name].bias.zero_()
+    with torch.no_grad():
+        encoder.weight.fill_(1.0)
+    gn = GradNorm(TASKS, alpha=1.0, lr=0.1)
+    offsets = {"a": lambda o: o.sum() + 1.0, "b": lambda o: o.sum() + 3.0}
+    run(model, gn, torch.ones(1, 1), offsets)
+    w = gn.loss_weights.clone()  # (0.7, 1.1) * 2 / 1.8, the weights of the next step
+    assert not torch.allclose(w, torch.ones(2))
+    model.zero_grad()
+    assert run(model, gn, torch.ones(1, 1), offsets).tolist() == pytest.approx(w.tolist())
+    for i, name in enumerate("ab"):  # dL/d(head weight) = features = (1, 1)
+        assert model.heads[name].weight.grad.flatten().tolist() == pytest.approx([w[i].item()] * 2)
+        assert model.heads[name].bias.grad.item() == pytest.approx(w[i].item())
+    assert encoder.weight.grad.squeeze(1).tolist() == pytest.approx([3.0 * w[0].item(), w[1].item()])
+
+
 def test_gradnorm_uses_the_weight_matrix_not_the_bias() -> None:
     encoder = nn.Linear(1, 2)
     model = HardSharing(encoder, TASKS, feature_dim=2)

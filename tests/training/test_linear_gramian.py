@@ -191,3 +191,23 @@ def test_trunks_it_cannot_follow_fall_back_with_one_log_line(trunk: type[nn.Modu
     assert engine.linear_gramian is None
     engine.begin_step()  # the in-place trunk: autograd's engine from the next step on
     assert engine.gramian_engine is not None
+
+
+def test_last_shared_level_is_the_gramian_of_the_last_weight_matrix_only() -> None:
+    """GradNorm's level: the last shared layer's weight (not its bias), and heads scaled by w_i."""
+    torch.manual_seed(6)
+    model = HardSharing(MLP(4, (5, 6)), [Regression(n) for n in NAMES], feature_dim=6).double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    (weight,) = model.last_shared_parameters()
+    losses = losses_of(model(x, NAMES), y)
+    jacobian = torch.stack([torch.autograd.grad(losses[n], weight, retain_graph=True)[0].flatten() for n in NAMES])
+    balancer = Recorder([Regression(n) for n in NAMES])
+    balancer.level = "last_shared"
+    balancer.scales_heads = True  # type: ignore[misc]
+    engine = step(model, balancer, x, y, NAMES)
+    assert engine._last_layer is not None
+    torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+    weights = torch.linspace(0.5, 2.0, 4, dtype=torch.float64)
+    torch.testing.assert_close(weight.grad.flatten(), weights @ jacobian)
+    plain = torch.autograd.grad(losses["c"], model.heads["c"].weight, retain_graph=True)[0]
+    torch.testing.assert_close(model.heads["c"].weight.grad, weights[2] * plain)

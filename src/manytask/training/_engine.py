@@ -76,6 +76,7 @@ class BackwardEngine:
         self.scaler = scaler
         self.gramian_engine: GramianEngine | None = None
         self.linear_gramian: LinearGramian | None = None
+        self._last_layer: LinearGramian | None = None  # last_shared level: W's Gramian, no update
         self._hook_next_step = False
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
@@ -87,7 +88,7 @@ class BackwardEngine:
         if isinstance(balancer, JacobianBalancer) and scaler is not None:
             raise ValueError(f"{balancer} writes its update past the loss scaler; train it in float32 "
                              "or bfloat16 (precision: '32' or 'bf16'), not '16'.")
-        self.split_heads = aggregating and not balancer.scales_heads and model.has_features
+        self.split_heads = aggregating and model.has_features
         if balancer.needs == "gramian" and balancer.level == "exact":
             layers, reason = linear_layers(model.shared_modules())
             if reason is None:
@@ -96,6 +97,8 @@ class BackwardEngine:
                 log.info("manytask: exact Gramian of %s without the linear-layer engine (%s of %s).",
                          balancer, reason, type(model).__name__)
                 self.gramian_engine = self._make_gramian_engine()
+        if balancer.level == "last_shared" and self.split_heads:
+            self._last_layer = self._last_linear_layer()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
         self._groups: list[tuple[list[str], Tensor, list[Tensor]]] = []  # (tasks, features, a leaf per task)
         self._parameters = [*model.parameters(), *balancer.parameters()]
@@ -123,12 +126,20 @@ class BackwardEngine:
                  self.balancer, type(self.model).__name__, reason)
         return None
 
+    def _last_linear_layer(self) -> LinearGramian | None:
+        """The Gramian engine of the last shared layer when that is one ``nn.Linear`` weight."""
+        weights = self.model.last_shared_parameters()
+        layers = [m for root in self.model.shared_modules() for m in root.modules()
+                  if isinstance(m, nn.Linear) and len(weights) == 1 and m.weight is weights[0]]
+        return LinearGramian(layers[:1], with_bias=False) if layers else None
+
     # -----------------------------------------------------------------------------------------
     def begin_step(self) -> None:
         """Forget the previous step's forward."""
         self._groups = []
-        if self.linear_gramian is not None:
-            self.linear_gramian.clear()
+        for engine in (self.linear_gramian, self._last_layer):
+            if engine is not None:
+                engine.clear()
         if self._hook_next_step:
             self._hook_next_step = False
             self.gramian_engine = self._make_gramian_engine()
@@ -136,8 +147,9 @@ class BackwardEngine:
     def forward(self, inputs: Inputs, tasks: Sequence[str]) -> dict[str, Tensor]:
         """Outputs of ``tasks``, computed the way the balancer needs them (call once per input
         group of a step, after :meth:`begin_step`)."""
-        if self.linear_gramian is not None:
-            self.linear_gramian.record()
+        for engine in (self.linear_gramian, self._last_layer):
+            if engine is not None:
+                engine.record()
         level_needs_features = self.balancer.needs != "losses" and self.balancer.level == "representation"
         if not (self.split_heads or level_needs_features):
             return self.model(inputs, tasks)
@@ -179,6 +191,8 @@ class BackwardEngine:
                     self.linear_gramian.apply(present_weights.detach(), scale)
                 else:
                     self._trunk_backward(feature_grads, weights)
+                if balancer.scales_heads:  # each head had its own loss's plain gradient: now w_i times it
+                    self._scale_heads(index, present_weights.detach())
             else:
                 assert isinstance(balancer, GramianBalancer)
                 gramian = self._gramian(losses[index])
@@ -213,6 +227,17 @@ class BackwardEngine:
         scale = 1.0 / self.scaler.get_scale()
         return [g.mul_(scale) for g in grads]
 
+    def _scale_heads(self, index: Tensor, weights: Tensor) -> None:
+        """Multiply each present task's head gradients by its weight (one fused call)."""
+        grads, factors = [], []
+        for i, w in zip(index.tolist(), weights.tolist()):
+            for p in self.model.task_parameters(self.balancer.task_names[i]):
+                if p.grad is not None:
+                    grads.append(p.grad)
+                    factors.append(w)
+        if grads:
+            torch._foreach_mul_(grads, factors)
+
     def _head_parameters(self) -> list[Tensor]:
         names = [t for tasks, _, _ in self._groups for t in tasks]
         return [p for n in names for p in self.model.task_parameters(n) if p.requires_grad]
@@ -224,6 +249,16 @@ class BackwardEngine:
             flat = feature_grads[0].flatten(1)  # one input group: views are refused at this level
             order = self._run_order()
             return (flat @ flat.T)[order][:, order], False
+        if self.balancer.level == "last_shared":  # a batched backward through the last stage only
+            if self._last_layer is not None:
+                try:
+                    return self._last_layer.gramian([z for _, z, _ in self._groups], self._cotangents(feature_grads),
+                                                    retain_graph=True), False
+                except UnsupportedTrunk:
+                    pass  # changed in place: this step's from the Jacobian below
+                finally:
+                    self._last_layer.clear()
+            return _gramian_of(self._probes(feature_grads), self.model.last_shared_parameters()), False
         if self.linear_gramian is not None:
             gramian = self._gramian_from_layers([z for _, z, _ in self._groups], self._cotangents(feature_grads))
             if gramian is not None:

@@ -52,11 +52,13 @@ class LinearGramian:
 
     Use: :meth:`record` before the forward, :meth:`gramian` with the per-task roots (a ``[T]``
     tensor whose entry ``t``'s gradient is task ``t``'s), :meth:`apply` with the weights, and
-    :meth:`clear` (also on error).
+    :meth:`clear` (also on error). ``with_bias=False``: the Gramian over the weight matrices only
+    (GradNorm's ``W``); :meth:`apply` then must not be used.
     """
 
-    def __init__(self, layers: Sequence[nn.Linear]) -> None:
+    def __init__(self, layers: Sequence[nn.Linear], *, with_bias: bool = True) -> None:
         self.layers = list(layers)
+        self.with_bias = with_bias
         self._index = {id(m): i for i, m in enumerate(self.layers)}
         self._calls: list[tuple[int, Tensor, Tensor, int, int]] = []  # (layer, input, output, versions)
         self._handles: list[RemovableHandle] = []
@@ -113,7 +115,7 @@ class LinearGramian:
             g = _cat([g.reshape(count, -1, g.shape[-1]) for _, g in mine], dim=1).to(dtype)
             self._grads.append((i, rows, g))
             gramian += _layer_gramian(rows, g, layer.weight.requires_grad,
-                                      layer.bias is not None and layer.bias.requires_grad)
+                                      self.with_bias and layer.bias is not None and layer.bias.requires_grad)
         return gramian
 
     def apply(self, weights: Tensor, scale: float = 1.0) -> None:
