@@ -136,3 +136,12 @@ def test_a_key_error_in_delta_m_is_a_bug_not_a_skipped_replicate(monkeypatch: py
             _hand_row("MGDA (rep.)", 0, "all", "0.5", "2.0")]
     with pytest.raises(KeyError, match="an internal key"):
         suite_tables(load_suite(SMOKE), rows)
+
+
+@pytest.mark.parametrize("path", sorted(SMOKE.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_suite_loads_and_names_registered_balancers(path: Path) -> None:
+    from manytask.balancing import BALANCERS
+
+    suite = load_suite(path)
+    names = {m.balancer["name"] if isinstance(m.balancer, dict) else m.balancer.name for m in suite.methods}
+    assert names <= set(BALANCERS.names()), names - set(BALANCERS.names())
