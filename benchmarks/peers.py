@@ -21,7 +21,7 @@ live tensors from building model and optimizer through 2 steps (see balancing_co
 torchjd's UPGrad and DualProj need ``qpsolvers`` and ``quadprog`` (torchjd's optional extra);
 without them those rows say "failed".
 
-Usage: python benchmarks/peers.py [--tasks 4,11,32] [--model mlp|cnn] [--methods mgda,pcgrad]
+Usage: python benchmarks/peers.py [--tasks 4,11,32] [--model mlp|cnn] [--batch 128] [--methods mgda,pcgrad]
        [--libmtl PATH] [--no-memory] [--docs]
 """
 
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section  # noqa: E402
@@ -79,6 +79,7 @@ BATCH, N = 128, 2048
 
 def model_and_data(kind: str, count: int) -> tuple[Callable[[], HardSharing], Tensor, dict[str, Tensor]]:
     torch.manual_seed(0)
+    make: Callable[[], nn.Module]
     if kind == "mlp":
         x = torch.randn(N, 64)
         make = partial(MLP, 64, (256, 256))
@@ -186,11 +187,11 @@ def torchjd(method: str, build: Callable[[], HardSharing], x: Tensor, targets: d
 
 
 def compare(mine: Callable[[], Step], theirs: Callable[[], Step], steps: int, repeats: int,
-            memory: bool) -> dict[str, float]:
+            memory: bool) -> dict[str, Any]:
     a, b = mine(), theirs()
     a(), b()  # warm-up
     pairs = [(timed(a, steps, "cpu"), timed(b, steps, "cpu")) for _ in range(repeats)]
-    cell = {"time": statistics.median(p / q for p, q in pairs), "ms_ours": statistics.median(p for p, _ in pairs) * 1e3,
+    cell: dict[str, Any] = {"time": statistics.median(p / q for p, q in pairs), "ms_ours": statistics.median(p for p, _ in pairs) * 1e3,
             "ms_theirs": statistics.median(q for _, q in pairs) * 1e3}
     if memory:
         cell["memory"] = peak_bytes(mine, "cpu") / peak_bytes(theirs, "cpu")
@@ -202,12 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", default="4,11,32")
     parser.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
     parser.add_argument("--methods", help="comma-separated labels (default: all shared)")
+    parser.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--libmtl", type=Path, help="a LibMTL checkout (its parent of LibMTL/) to import")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--docs", action="store_true")
     args = parser.parse_args(argv)
+    global BATCH  # noqa: PLW0603 — one setting for every builder below
+    BATCH = args.batch
     torch.set_num_threads(1)
     has_libmtl = _import_libmtl_weighting(args.libmtl)
     if not has_libmtl:
@@ -232,14 +236,14 @@ def main(argv: list[str] | None = None) -> None:
     table = render(rows, counts, args)
     print(table)
     if args.docs:
-        write_section(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md", f"peers_{args.model}", table)
+        write_section(f"peers-{args.model}", table, Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md")
 
 
 def render(rows: dict[str, dict[int, dict[str, Any]]], counts: list[int], args: argparse.Namespace) -> str:
     model = "MLP 64→256→256" if args.model == "mlp" else "ConvNet (2 conv blocks + linear 50), 1×28×28"
     version = _libmtl_version()
     lines = [f"## Side by side with the peers — {model}, batch {BATCH}", "",
-             f"Command: `python benchmarks/peers.py --model {args.model} --tasks {args.tasks} --docs` "
+             f"Command: `python benchmarks/peers.py --model {args.model} --tasks {args.tasks} --batch {BATCH} --docs` "
              f"(LibMTL {version}, its weighting modules imported as they are — the package's `__init__`, which "
              f"needs torchvision for LibMTL's ResNet, is not run; torchjd {_version('torchjd')}, torch {torch.__version__}, "
              f"Python {platform.python_version()}, 1 thread; {args.repeats} interleaved blocks of {args.steps} steps, "
