@@ -9,7 +9,7 @@ from torch import Tensor
 from torchjd.aggregation import Weighting
 
 from ..tasks import Task
-from ._base import GramianBalancer, Level, check_level
+from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
 from ._min_norm import min_norm_weights
 from ._state import WrappedState
@@ -18,8 +18,6 @@ __all__ = ["MGDA", "TorchJDWeighting"]
 
 _LEVELS: tuple[Level, ...] = ("exact", "representation")
 
-
-_check_level = check_level  # the one level check, in _base
 
 
 class TorchJDWeighting(WrappedState, GramianBalancer):
@@ -53,16 +51,12 @@ class TorchJDWeighting(WrappedState, GramianBalancer):
 
     def __init__(self, tasks: Sequence[Task], weighting: Weighting, level: Level = "exact",
                  ignore: tuple[str, ...] = ()) -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         self.weighting = weighting
         self.ignore = ignore
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         return self.weighting(gramian)
-
-    def extra_repr(self) -> str:
-        return f"level={self.level!r}"
 
 
 @register_balancer("mgda", "MGDA: the min-norm point of the task gradients' convex hull, solved exactly.",
@@ -91,14 +85,10 @@ class MGDA(GramianBalancer):
     stateful: ClassVar[bool] = False
 
     def __init__(self, tasks: Sequence[Task], level: Level = "exact", tol: float = 1e-9) -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         if not tol > 0:
             raise ValueError(f"The 'tol' parameter of MGDA must be > 0. Got {tol!r} instead.")
         self.tol = tol
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         return min_norm_weights(gramian, tol=self.tol)
-
-    def extra_repr(self) -> str:
-        return f"level={self.level!r}"

@@ -9,7 +9,7 @@ import numpy as np
 from torch import Tensor
 
 from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
+from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
 from ._gramian_linalg import gramian_array, rank_tolerance, to_weights
@@ -71,8 +71,7 @@ class AlignedMTL(GramianBalancer):
     stateful: ClassVar[bool] = False
 
     def __init__(self, tasks: Sequence[Task], level: Level = "exact", scale_mode: ScaleMode = "min") -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         if scale_mode not in _MODES:
             raise ValueError(f"The 'scale_mode' parameter of AlignedMTL must be one of {list(_MODES)}. "
                              f"Got {scale_mode!r} instead.")

@@ -11,7 +11,7 @@ import numpy as np
 from torch import Tensor
 
 from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
+from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
 from ._gramian_linalg import gramian_array, psd_root, to_weights
@@ -154,8 +154,7 @@ class CAGrad(GramianBalancer):
     stateful: ClassVar[bool] = False
 
     def __init__(self, tasks: Sequence[Task], level: Level = "exact", c: float = 0.4, rescale: bool = False) -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 0):
             raise ValueError(f"The 'c' parameter of CAGrad must be a finite number >= 0. Got {c!r} instead.")
         if not isinstance(rescale, bool):

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
+from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
 from ._fair_solver import check_solver_options, fair_weights
@@ -68,8 +68,7 @@ class FairGrad(GramianBalancer):
 
     def __init__(self, tasks: Sequence[Task], alpha: float = 2.0, level: Level = "exact", max_norm: float = 1.0,
                  eps: float = 1e-6, tol: float = 1e-9, max_iter: int = 100) -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         if not (math.isfinite(alpha) and alpha >= 0):
             raise ValueError(f"The 'alpha' parameter of FairGrad must be a finite number >= 0. Got {alpha!r} instead.")
         check_solver_options("FairGrad", eps, tol, max_iter, max_norm)

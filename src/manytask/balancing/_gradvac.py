@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
+from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
 from ._gramian_linalg import gramian_array
@@ -84,8 +84,7 @@ class GradVac(GramianBalancer):
     targets: Tensor
 
     def __init__(self, tasks: Sequence[Task], level: Level = "exact", beta: float = 0.5) -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and 0.0 <= beta <= 1.0):
             raise ValueError(f"The 'beta' parameter of GradVac must be in [0, 1]. Got {beta!r} instead.")
         self.beta = float(beta)

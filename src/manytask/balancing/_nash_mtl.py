@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
+from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
 from ._fair_solver import check_solver_options, fair_weights
@@ -82,8 +82,7 @@ class NashMTL(GramianBalancer):
 
     def __init__(self, tasks: Sequence[Task], level: Level = "exact", max_norm: float = 1.0,
                  update_weights_every: int = 1, eps: float = 1e-6, tol: float = 1e-9, max_iter: int = 100) -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         check_solver_options("NashMTL", eps, tol, max_iter, max_norm)
         if not (isinstance(update_weights_every, int) and update_weights_every >= 1):
             raise ValueError("The 'update_weights_every' parameter of NashMTL must be an integer >= 1. "

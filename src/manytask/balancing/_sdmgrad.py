@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..tasks import Task
-from ._aggregation import _LEVELS, _check_level
+from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
 from ._simplex import project_onto_simplex, simplex_start
@@ -82,8 +82,7 @@ class SDMGrad(GramianBalancer):
 
     def __init__(self, tasks: Sequence[Task], lamda: float = 0.3, level: Level = "exact", lr: float = 10.0,
                  momentum: float = 0.5, n_iter: int = 20) -> None:
-        super().__init__(tasks)
-        self.level = _check_level(self, level)
+        super().__init__(tasks, level)
         checks = (("lamda", lamda, math.isfinite(lamda) and lamda >= 0, "a finite number >= 0"),
                   ("lr", lr, math.isfinite(lr) and lr > 0, "a finite number > 0"),
                   ("momentum", momentum, 0 <= momentum < 1, "in [0, 1)"),
