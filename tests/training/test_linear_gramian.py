@@ -211,3 +211,31 @@ def test_last_shared_level_is_the_gramian_of_the_last_weight_matrix_only() -> No
     torch.testing.assert_close(weight.grad.flatten(), weights @ jacobian)
     plain = torch.autograd.grad(losses["c"], model.heads["c"].weight, retain_graph=True)[0]
     torch.testing.assert_close(model.heads["c"].weight.grad, weights[2] * plain)
+
+
+class FunctionalReuseTrunk(nn.Module):
+    """The first layer's weight is used again outside the layer's call: hooks cannot see that use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.out = nn.Linear(4, 4), nn.Linear(4, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.tanh(self.first(x))
+        return self.out(h @ self.first.weight.T)
+
+
+def test_a_weight_used_outside_its_layer_is_caught_on_the_first_step(caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(7)
+    model = HardSharing(FunctionalReuseTrunk(), [Regression(n) for n in NAMES], feature_dim=6).double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    jacobian, _ = explicit(model, x, y, NAMES)
+    balancer = Recorder([Regression(n) for n in NAMES])
+    with caplog.at_level("INFO", logger="manytask"):
+        engine = step(model, balancer, x, y, NAMES)
+    assert any("used outside its module's call" in r.message for r in caplog.records)
+    torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)  # this step: from the Jacobian
+    torch.testing.assert_close(shared_grad(model), torch.linspace(0.5, 2.0, 4, dtype=torch.float64) @ jacobian)
+    assert engine.linear_gramian is None
+    engine.begin_step()
+    assert engine.gramian_engine is not None

@@ -78,6 +78,7 @@ class BackwardEngine:
         self.linear_gramian: LinearGramian | None = None
         self._last_layer: LinearGramian | None = None  # last_shared level: W's Gramian, no update
         self._hook_next_step = False
+        self._verified = False  # the linear-layer engine is checked against autograd on the first step
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
@@ -91,6 +92,8 @@ class BackwardEngine:
         self.split_heads = aggregating and model.has_features
         if balancer.needs == "gramian" and balancer.level == "exact":
             layers, reason = linear_layers(model.shared_modules())
+            if reason is None and not self.split_heads:
+                reason = "the model has no shared features to split the heads at"
             if reason is None:
                 self.linear_gramian = LinearGramian(layers)
             else:
@@ -188,7 +191,7 @@ class BackwardEngine:
                 if direct:  # the linear-layer engine writes the trunk's update from what it kept
                     assert self.linear_gramian is not None
                     scale = self.scaler.get_scale() if self.scaler is not None else 1.0
-                    self.linear_gramian.apply(present_weights.detach(), scale)
+                    self.linear_gramian.apply(self.linear_gramian.updates(present_weights.detach(), scale))
                 else:
                     self._trunk_backward(feature_grads, weights)
                 if balancer.scales_heads:  # each head had its own loss's plain gradient: now w_i times it
@@ -259,14 +262,37 @@ class BackwardEngine:
                 finally:
                     self._last_layer.clear()
             return _gramian_of(self._probes(feature_grads), self.model.last_shared_parameters()), False
-        if self.linear_gramian is not None:
-            gramian = self._gramian_from_layers([z for _, z, _ in self._groups], self._cotangents(feature_grads))
-            if gramian is not None:
+        if self.linear_gramian is not None:  # the graph is kept on the first step, to check the update
+            gramian = self._gramian_from_layers([z for _, z, _ in self._groups], self._cotangents(feature_grads),
+                                                retain_graph=not self._verified)
+            if gramian is not None and (self._verified or self._layer_engine_agrees(feature_grads)):
                 return gramian, True
         probes = self._probes(feature_grads)
         if self.gramian_engine is not None:
             return self.gramian_engine.compute_gramian(probes), False
         return _gramian_of(probes, [p for p in self.model.shared_parameters() if p.requires_grad]), False
+
+    def _layer_engine_agrees(self, feature_grads: list[Tensor]) -> bool:
+        """First step only: the linear-layer engine's gradient of the plain sum of the losses against
+        autograd's (a layer weight also used outside its module's call would make the engine wrong).
+        On a mismatch the engine is dropped, with one log line (autogram from the next step on)."""
+        assert self.linear_gramian is not None
+        self._verified = True
+        count = sum(len(tasks) for tasks, _, _ in self._groups)
+        updates = self.linear_gramian.updates(feature_grads[0].new_ones(count))
+        reference = torch.autograd.grad([z for _, z, _ in self._groups], [p for p, _ in updates],
+                                        [g.sum(0) for g in feature_grads], retain_graph=True, allow_unused=True)
+        for (p, mine), ref in zip(updates, reference):
+            ref = torch.zeros_like(p) if ref is None else ref
+            if not torch.allclose(mine, ref, rtol=1e-3, atol=1e-6 * (1.0 + float(ref.abs().max()))):
+                log.info("manytask: exact Gramian of %s from now on without the linear-layer engine (its gradient "
+                         "differs from autograd's for a parameter of shape %s: a layer weight is used outside "
+                         "its module's call).", self.balancer, list(p.shape))
+                self.linear_gramian.clear()
+                self.linear_gramian = None
+                self._hook_next_step = True
+                return False
+        return True
 
     def _cotangents(self, feature_grads: list[Tensor]) -> list[Tensor]:
         """Per input group, ``[T', *z]``: row ``i`` (run order) is task ``i``'s gradient w.r.t. the
@@ -325,11 +351,6 @@ class BackwardEngine:
         """Gramian ``[T', T']`` of the present losses' gradients, heads not split off."""
         if self.balancer.level == "last_shared":
             return _gramian_of(losses, self.model.last_shared_parameters())
-        gramian = self._gramian_from_layers([losses], retain_graph=True)
-        if gramian is not None:
-            if self.linear_gramian is not None:
-                self.linear_gramian.clear()
-            return gramian
         if self.gramian_engine is not None:
             return self.gramian_engine.compute_gramian(losses)
         return _gramian_of(losses, [p for p in self.model.shared_parameters() if p.requires_grad])

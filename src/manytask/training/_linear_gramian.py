@@ -51,8 +51,8 @@ class LinearGramian:
     """Records the calls of ``layers`` in a step, then gives the Gramian and writes the update.
 
     Use: :meth:`record` before the forward, :meth:`gramian` with the per-task roots (a ``[T]``
-    tensor whose entry ``t``'s gradient is task ``t``'s), :meth:`apply` with the weights, and
-    :meth:`clear` (also on error). ``with_bias=False``: the Gramian over the weight matrices only
+    tensor whose entry ``t``'s gradient is task ``t``'s), :meth:`apply` with :meth:`updates` of the
+    weights, and :meth:`clear` (also on error). ``with_bias=False``: the Gramian over the weight matrices only
     (GradNorm's ``W``); :meth:`apply` then must not be used.
     """
 
@@ -118,19 +118,22 @@ class LinearGramian:
                                       self.with_bias and layer.bias is not None and layer.bias.requires_grad)
         return gramian
 
-    def apply(self, weights: Tensor, scale: float = 1.0) -> None:
-        """Add ``scale * sum_t w_t dL_t/dθ`` to the layers' ``.grad`` (``weights``: ``[T]``)."""
+    def updates(self, weights: Tensor, scale: float = 1.0) -> list[tuple[Tensor, Tensor]]:
+        """``scale * sum_t w_t dL_t/dθ`` for each trainable parameter of the recorded layers."""
+        out: list[tuple[Tensor, Tensor]] = []
         for i, rows, g in self._grads:
             layer = self.layers[i]
             combined = torch.tensordot(weights.to(g) * scale, g, dims=1)  # [R, out]
-            updates = []
             if layer.weight.requires_grad:
-                updates.append((layer.weight, combined.T @ rows))
+                out.append((layer.weight, (combined.T @ rows).to(layer.weight.dtype)))
             if layer.bias is not None and layer.bias.requires_grad:
-                updates.append((layer.bias, combined.sum(0)))
-            for p, update in updates:
-                update = update.to(p.dtype)
-                p.grad = update if p.grad is None else p.grad.add_(update)
+                out.append((layer.bias, combined.sum(0).to(layer.bias.dtype)))
+        return out
+
+    def apply(self, updates: list[tuple[Tensor, Tensor]]) -> None:
+        """Add :meth:`updates` to the parameters' ``.grad`` and forget the step."""
+        for p, update in updates:
+            p.grad = update if p.grad is None else p.grad.add_(update)
         self.clear()
 
 
