@@ -197,12 +197,12 @@ def test_hard_sharing_keeps_a_plain_encoder_as_it_is() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_exact_gramian_through_every_encoder(case: Case) -> None:
-    """Linear trunks use the linear-layer Gramian; torchjd's autogram engine hooks the shared
+    """Linear and convolutional trunks use the layer Gramian; torchjd's autogram engine hooks the shared
     modules of every other encoder but the LSTM's, where the engine falls back to the Jacobian and
     says so; all give MGDA's weights."""
     model = HardSharing(case.encoder(), case.tasks, case.feature_dim)
     engine = BackwardEngine(model, create_balancer("mgda", case.tasks))
-    linear = case.id in ("mlp", "plain-linear")
+    linear = case.id in ("mlp", "plain-linear", "cnn", "cnn-vector")
     assert (engine.linear_gramian is not None) == linear
     assert (engine.gramian_engine is None) == (case.name == "bilstm" or linear)
     engine.begin_step()

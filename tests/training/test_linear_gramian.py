@@ -58,7 +58,7 @@ def frozen_bias() -> nn.Module:
 
 
 TRUNKS: dict[str, Callable[[], nn.Module]] = {
-    "mlp": lambda: MLP(4, (7, 6)), "tied": TiedTrunk, "frozen-bias": frozen_bias,
+    "mlp": lambda: MLP(4, (7, 6)), "tied": TiedTrunk, "frozen-bias": frozen_bias, "conv2d": lambda: ImageTrunk(),
 }
 
 
@@ -164,6 +164,20 @@ class ConvTrunk(nn.Module):
         return self.out(self.conv(x.unsqueeze(1)).flatten(1))
 
 
+class ImageTrunk(nn.Module):
+    """Two 2-d convolutions (stride, padding, dilation, no bias on one), max-pooling, a linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(2, 3, 3, padding=1)
+        self.second = nn.Conv2d(3, 4, (2, 3), stride=2, dilation=(1, 2), bias=False)
+        self.out = nn.Linear(4 * 3 * 2, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = nn.functional.max_pool2d(torch.relu(self.first(x.view(-1, 2, 2, 1).repeat(1, 1, 3, 7))), 1)  # [B, 3, 6, 7]
+        return self.out(torch.tanh(self.second(h)).flatten(1))
+
+
 class InPlaceTrunk(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -173,7 +187,7 @@ class InPlaceTrunk(nn.Module):
         return self.out(torch.relu_(self.first(x)))  # the first layer's output changes in place
 
 
-@pytest.mark.parametrize("trunk, message", [(ConvTrunk, "'conv.weight' is not in an nn.Linear layer"),
+@pytest.mark.parametrize("trunk, message", [(ConvTrunk, "'conv.weight' is not in an nn.Linear or nn.Conv2d layer"),
                                             (InPlaceTrunk, "changed in place")])
 def test_trunks_it_cannot_follow_fall_back_with_one_log_line(trunk: type[nn.Module], message: str,
                                                                caplog: pytest.LogCaptureFixture) -> None:

@@ -44,7 +44,7 @@ class BackwardEngine:
     - The model's ``penalty()`` (soft sharing), if any, is backpropagated after the balanced
       update, under the same loss scale, and checked with it.
     - ``needs == "gramian"``: the Gramian of the present tasks' gradients — exact (w.r.t. all
-      shared parameters, never the ``T x P`` Jacobian: for trunks of ``nn.Linear`` layers from
+      shared parameters, never the ``T x P`` Jacobian: for trunks of ``nn.Linear``/``nn.Conv2d`` layers from
       their inputs and per-task output gradients, which also give the update without a second
       trunk backward (:mod:`._linear_gramian`); otherwise from torchjd's autogram engine),
       at the shared representation, or over the last shared layer's weight — then one ordinary
@@ -60,7 +60,7 @@ class BackwardEngine:
       update is backpropagated through the trunk.
 
     Where neither engine can follow the model's shared modules (none declared, a parameter
-    outside ``nn.Linear`` and a module autogram does not support, a layer output changed in
+    outside those layers and a module autogram does not support, a layer output changed in
     place), the exact Gramian comes from the Jacobian instead; each fallback logs one line.
 
     Args:

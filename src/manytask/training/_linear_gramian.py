@@ -15,6 +15,11 @@ weight gradients (``[T, out, in]``); each layer takes whichever costs fewer oper
 vmapped backward of the ``T`` roots to the layer outputs (activation gradients only: no weight
 gradient is formed), and the balanced update is written from them directly:
 ``dW = (sum_t w_t G_t)ᵀ A`` — no second backward through the trunk.
+
+A 2-d convolution (one group, zero padding) has many rows (``B·H'·W'`` patches), so it takes the
+per-task-gradient route: the ``T`` tasks' output gradients enter one weight-gradient convolution
+as ``T·C_out`` output channels, which gives every task's ``dW_t`` at once (``[T, P]``, small for a
+convolution), their Gramian, and the update ``sum_t w_t dW_t``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.grad import conv2d_weight
 from torch.utils.hooks import RemovableHandle
 
 __all__ = ["LinearGramian", "UnsupportedTrunk"]
@@ -33,18 +39,47 @@ class UnsupportedTrunk(RuntimeError):
     input or output); the caller falls back to another engine."""
 
 
-def linear_layers(modules: Sequence[nn.Module]) -> tuple[list[nn.Linear], str | None]:
-    """The ``nn.Linear`` layers of ``modules``, and why they are not enough (None when they are):
-    every trainable parameter of the modules must belong to one of them."""
-    layers = [m for root in modules for m in root.modules() if isinstance(m, nn.Linear)]
+Layer = nn.Linear | nn.Conv2d
+
+
+def linear_layers(modules: Sequence[nn.Module]) -> tuple[list[Layer], str | None]:
+    """The ``nn.Linear`` and ``nn.Conv2d`` layers of ``modules``, and why they are not enough (None
+    when they are): every trainable parameter of the modules must belong to one of them, and each
+    convolution must have one group and zero (or no) numeric padding."""
+    layers: list[Layer] = [m for root in modules for m in root.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    for m in layers:
+        if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros" or m.padding == "same"):
+            return layers, f"{m} is grouped, padded with {m.padding_mode!r} or uses padding='same'"
     covered = {id(p) for m in layers for p in m.parameters(recurse=False)}
     for root in modules:
         for name, p in root.named_parameters():
             if p.requires_grad and id(p) not in covered:
-                return layers, f"its parameter {name!r} is not in an nn.Linear layer"
+                return layers, f"its parameter {name!r} is not in an nn.Linear or nn.Conv2d layer"
     if not modules:
         return layers, "it declares no shared_modules()"
     return layers, None
+
+
+def _conv_task_grads(layer: nn.Conv2d, calls: list[tuple[Tensor, Tensor]], count: int, dtype: torch.dtype) -> Tensor:
+    """Per-task gradients ``[T, P]`` of a convolution's trainable weight (and bias), summed over its
+    calls: the ``T`` tasks' output gradients enter as ``T·C_out`` channels of one weight-gradient
+    convolution (PyTorch's own kernel; no unfolded patches)."""
+    padding: int | tuple[int, ...] = 0 if isinstance(layer.padding, str) else layer.padding  # "valid"
+    total: Tensor | None = None
+    for inputs, grads in calls:  # grads: [T, B, C_out, H', W']
+        parts = []
+        if layer.weight.requires_grad:
+            channels = grads.transpose(0, 1).reshape(grads.shape[1], -1, *grads.shape[3:])
+            size = [count * layer.out_channels, *layer.weight.shape[1:]]
+            weight = conv2d_weight(inputs.to(grads.dtype), size, channels, layer.stride, padding,
+                                                 layer.dilation)
+            parts.append(weight.reshape(count, -1))
+        if layer.bias is not None and layer.bias.requires_grad:
+            parts.append(grads.sum(dim=(1, 3, 4)))
+        flat = torch.cat(parts, dim=1).to(dtype)
+        total = flat if total is None else total + flat
+    assert total is not None
+    return total
 
 
 class LinearGramian:
@@ -56,13 +91,14 @@ class LinearGramian:
     (GradNorm's ``W``); :meth:`apply` then must not be used.
     """
 
-    def __init__(self, layers: Sequence[nn.Linear], *, with_bias: bool = True) -> None:
+    def __init__(self, layers: Sequence[Layer], *, with_bias: bool = True) -> None:
         self.layers = list(layers)
         self.with_bias = with_bias
         self._index = {id(m): i for i, m in enumerate(self.layers)}
         self._calls: list[tuple[int, Tensor, Tensor, int, int]] = []  # (layer, input, output, versions)
         self._handles: list[RemovableHandle] = []
-        self._grads: list[tuple[int, Tensor, Tensor]] = []  # (layer, rows of A, G [T, R, out])
+        # (layer, rows of A [R, in], G [T, R, out]) for a linear layer; (layer, None, per-task grads [T, P]) for a conv
+        self._grads: list[tuple[int, Tensor | None, Tensor]] = []
 
     def record(self) -> None:
         """Hook the layers (once per step) until :meth:`gramian` or :meth:`clear`: every call of the
@@ -111,6 +147,11 @@ class LinearGramian:
             mine = [(a, g) for (j, a, _, _, _), g in zip(calls, grads) if j == i]
             if not mine:
                 continue
+            if isinstance(layer, nn.Conv2d):
+                per_task = _conv_task_grads(layer, mine, count, dtype)
+                self._grads.append((i, None, per_task))
+                gramian += per_task @ per_task.T
+                continue
             rows = _cat([a.reshape(-1, a.shape[-1]) for a, _ in mine], dim=0).to(dtype)
             g = _cat([g.reshape(count, -1, g.shape[-1]) for _, g in mine], dim=1).to(dtype)
             self._grads.append((i, rows, g))
@@ -123,6 +164,12 @@ class LinearGramian:
         out: list[tuple[Tensor, Tensor]] = []
         for i, rows, g in self._grads:
             layer = self.layers[i]
+            if rows is None:  # a convolution: its per-task gradients, weight then bias
+                trainable = [p for p in (layer.weight, layer.bias) if p is not None and p.requires_grad]
+                combined = (weights.to(g) * scale) @ g
+                sizes = [p.numel() for p in trainable]
+                out += [(p, u.view_as(p).to(p.dtype)) for p, u in zip(trainable, combined.split(sizes))]
+                continue
             combined = torch.tensordot(weights.to(g) * scale, g, dims=1)  # [R, out]
             if layer.weight.requires_grad:
                 out.append((layer.weight, (combined.T @ rows).to(layer.weight.dtype)))
