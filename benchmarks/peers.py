@@ -247,7 +247,8 @@ def render(rows: dict[str, dict[int, dict[str, Any]]], counts: list[int], args: 
              f"(LibMTL {version}, its weighting modules imported as they are — the package's `__init__`, which "
              f"needs torchvision for LibMTL's ResNet, is not run; torchjd {_version('torchjd')}, torch {torch.__version__}, "
              f"Python {platform.python_version()}, 1 thread; {args.repeats} interleaved blocks of {args.steps} steps, "
-             "median ratio). Ratios ours / theirs: below 1 is faster or smaller. LibMTL runs with its "
+             "median ratio). Ratios ours / theirs: below 1 is faster or smaller. Ours is a full `Trainer` "
+             "step, its data loader included; the peers' steps slice prepared tensors. LibMTL runs with its "
              "default hyper-parameters and is not patched; its GradNorm differentiates all shared "
              "parameters (ours: the last shared layer, as the paper), its IMTL is IMTL-L and IMTL-G "
              "together (ours: IMTL-G alone).", "",
