@@ -69,6 +69,18 @@ class IMTLL(LossBalancer):
     def regulariser(self, present: Tensor) -> Tensor:
         return -self._present_log_scales(present)[1].sum()
 
+    def total(self, losses: Tensor, present: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
+        """As the base class, with the present :math:`s_i` stacked once per step (no indexing when every
+        task is labelled)."""
+        self._check(losses, "losses", (self.num_tasks,))
+        if bool(present.all()):
+            log_scales = torch.stack(list(self.log_scales))
+            weights = torch.exp(log_scales).to(losses)
+        else:
+            index, log_scales = self._present_log_scales(present)
+            weights = torch.zeros_like(losses).index_put((index.to(losses.device),), torch.exp(log_scales).to(losses))
+        return (weights * losses).sum() - log_scales.sum().to(losses), weights
+
     def reset(self) -> None:
         with torch.no_grad():
             for log_scale in self.log_scales:

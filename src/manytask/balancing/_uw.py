@@ -57,6 +57,9 @@ class UW(LossBalancer):
         return index, torch.stack([self.log_vars[i] for i in index.tolist()])
 
     def _weights_and_log_vars(self, losses: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+        if bool(present.all()):  # every task labelled: no indexing
+            log_vars = torch.stack(list(self.log_vars))
+            return (self.scale * torch.exp(-log_vars)).to(losses), log_vars
         index, log_vars = self._present_log_vars(present)
         present_weights = self.scale[index] * torch.exp(-log_vars)
         weights = torch.zeros_like(losses).index_put((index.to(losses.device),), present_weights.to(losses))
