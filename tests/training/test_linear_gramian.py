@@ -253,3 +253,23 @@ def test_a_weight_used_outside_its_layer_is_caught_on_the_first_step(caplog: pyt
     assert engine.linear_gramian is None
     engine.begin_step()
     assert engine.gramian_engine is not None
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_float32_rounding_does_not_trip_the_first_step_check(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    from manytask.models import ConvNet
+
+    torch.manual_seed(8)
+    trunk = MLP(64, (256, 256)) if kind == "mlp" else ConvNet(out_features=50)
+    tasks = [Regression(f"t{i}") for i in range(8)]
+    model = HardSharing(trunk, tasks)
+    x = torch.randn(128, 64) if kind == "mlp" else torch.randn(16, 1, 28, 28)
+    engine = BackwardEngine(model, create_balancer("mgda", tasks))
+    with caplog.at_level("INFO", logger="manytask"):
+        for step_index in range(2):
+            engine.begin_step()
+            out = engine.forward(x, [t.name for t in tasks])
+            sums = torch.stack([o.pow(2).mean() * (i + 1) for i, o in enumerate(out.values())])
+            engine.backward(sums, torch.ones(8), step=step_index)
+    assert engine.linear_gramian is not None
+    assert not [r for r in caplog.records if "linear-layer engine" in r.message]
