@@ -18,8 +18,9 @@ for its loader too). Not in CI: LibMTL is optional (``pip install --no-deps LibM
 Timing: interleaved blocks (ours, theirs, ...), median of the per-block ratios. Memory: peak bytes of
 live tensors from building model and optimizer through 2 steps (see balancing_cost.py).
 
-torchjd's UPGrad and DualProj need ``qpsolvers`` and ``quadprog`` (torchjd's optional extra);
-without them those rows say "failed".
+torchjd's UPGrad and DualProj need ``qpsolvers`` and ``quadprog`` (``pip install --no-deps qpsolvers
+quadprog``); without them those rows say "failed". They solve a regularised QP (``G / tr G + 1e-4 I``),
+ours the exact NNLS, so their weights differ slightly.
 
 Usage: python benchmarks/peers.py [--tasks 4,11,32] [--model mlp|cnn] [--batch 128] [--methods mgda,pcgrad]
        [--libmtl PATH] [--no-memory] [--docs]
