@@ -167,15 +167,20 @@ def test_dwa_weights_by_hand() -> None:
     torch.testing.assert_close(w, expected)
 
 
-def test_gradnorm_update_by_hand() -> None:
-    # Last shared layer = theta in R^2; L_a = 3 theta_1, L_b = 1 theta_2 (+ offsets) so that
-    # ||grad_W L_a|| = 3 and ||grad_W L_b|| = 1.
+def gradnorm_problem() -> tuple[HardSharing, nn.Linear]:
+    """Last shared layer = theta in R^2; L_a = 3 theta_1, L_b = 1 theta_2 (+ offsets) so that
+    ||grad_W L_a|| = 3 and ||grad_W L_b|| = 1."""
     encoder = nn.Linear(1, 2, bias=False)
     model = HardSharing(encoder, TASKS, feature_dim=2)
     for name, g in (("a", [3.0, 0.0]), ("b", [0.0, 1.0])):
         with torch.no_grad():
             model.heads[name].weight.copy_(torch.tensor([g]))
             model.heads[name].bias.zero_()
+    return model, encoder
+
+
+def test_gradnorm_update_by_hand() -> None:
+    model, encoder = gradnorm_problem()
     gn = GradNorm(TASKS, alpha=1.0, lr=0.1)
     with torch.no_grad():
         encoder.weight.fill_(1.0)
@@ -193,12 +198,7 @@ def test_gradnorm_update_by_hand() -> None:
 def test_gradnorm_trains_heads_and_trunk_on_this_steps_weighted_losses() -> None:
     """Heads are split off (one plain backward through them), then each head's gradient is scaled
     by its task's weight: the same as backpropagating sum_i w_i L_i."""
-    encoder = nn.Linear(1, 2, bias=False)
-    model = HardSharing(encoder, TASKS, feature_dim=2)
-    for name, g in (("a", [3.0, 0.0]), ("b", [0.0, 1.0])):
-        with torch.no_grad():
-            model.heads[name].weight.copy_(torch.tensor([g]))
-            model.heads[name].bias.zero_()
+    model, encoder = gradnorm_problem()
     with torch.no_grad():
         encoder.weight.fill_(1.0)
     gn = GradNorm(TASKS, alpha=1.0, lr=0.1)

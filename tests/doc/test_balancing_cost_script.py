@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from manytask.balancing import BALANCERS, create_balancer
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "balancing_cost.py"
-_SPEC = importlib.util.spec_from_file_location("benchmarks_balancing_cost", _PATH)
-assert _SPEC is not None and _SPEC.loader is not None
-script = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = script
-_SPEC.loader.exec_module(script)
+from .benchmark_scripts import load_script
+
+script = load_script("balancing_cost")
 
 
 def test_measure_one_method_and_ew_tiny() -> None:

@@ -4,16 +4,10 @@ LibMTL is optional and not needed here."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
-_SPEC = importlib.util.spec_from_file_location("benchmarks_peers", _PATH)
-assert _SPEC is not None and _SPEC.loader is not None
-script = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = script
-_SPEC.loader.exec_module(script)
+from .benchmark_scripts import load_script
+
+script = load_script("peers")
 
 
 def test_ours_against_torchjd_tiny() -> None:
