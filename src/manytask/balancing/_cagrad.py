@@ -14,7 +14,7 @@ from ..tasks import Task
 from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
-from ._gramian_linalg import gramian_array, psd_root, to_weights
+from ._gramian_linalg import gradient_norms, gramian_array, psd_root, to_weights
 
 __all__ = ["CAGrad"]
 
@@ -37,7 +37,7 @@ def _polish(g: np.ndarray, w: np.ndarray, radius: float) -> np.ndarray | None:
     interior-point solution is used as it is).
     """
     t_all = g.shape[0]
-    norms = np.sqrt(np.clip(np.diag(g), 0.0, None))
+    norms = gradient_norms(g)
     b = g @ np.full(t_all, 1.0 / t_all)
     gw_norm = float(np.sqrt(max(w @ g @ w, 0.0)))
     if not gw_norm > 0:

@@ -10,7 +10,7 @@ from torch import Tensor
 from ._aggregation import _LEVELS
 from ._base import GramianBalancer
 from ._factory import BalancerInfo, register_balancer
-from ._gramian_linalg import gramian_array, psd_pinv, to_weights
+from ._gramian_linalg import gradient_norms, gramian_array, psd_pinv, to_weights
 
 __all__ = ["ConFIG"]
 
@@ -68,7 +68,7 @@ class ConFIG(GramianBalancer):
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         g = gramian_array(gramian, "ConFIG")
         t = g.shape[0]
-        norms = np.sqrt(np.clip(np.diag(g), 0.0, None))
+        norms = gradient_norms(g)
         inverse = np.divide(1.0, norms, out=np.zeros(t), where=norms > 0)
         units = g * inverse[:, None] * inverse[None, :]
         c = inverse * (psd_pinv(units, gramian.dtype) @ np.ones(t))

@@ -34,6 +34,11 @@ def to_weights(weights: np.ndarray, like: Tensor) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(weights)).to(dtype=like.dtype, device=like.device)
 
 
+def gradient_norms(g: np.ndarray) -> np.ndarray:
+    """``[T]`` norms of the gradients whose Gramian is ``g`` (negative rounding on the diagonal: 0)."""
+    return np.sqrt(np.clip(np.diag(g), 0.0, None))
+
+
 def rank_tolerance(eigenvalues: np.ndarray, dtype: torch.dtype) -> float:
     """Eigenvalues at or below this are zero: ``T' · eps(dtype) · λ_max`` (``dtype``: the Gramian's)."""
     return float(max(eigenvalues.max(initial=0.0), 0.0)) * len(eigenvalues) * torch.finfo(dtype).eps
@@ -71,7 +76,7 @@ def dual_cone_weights(g: np.ndarray, targets: np.ndarray, owner: str, step: int)
     active-set steps) by Lawson & Hanson's algorithm (``scipy.optimize.nnls``). Raises
     ``RuntimeError`` naming ``owner`` and ``step`` if it does not terminate.
     """
-    norms = np.sqrt(np.clip(np.diag(g), 0.0, None))
+    norms = gradient_norms(g)
     if not norms.any():  # every gradient is 0: every v >= u is optimal, and J^T u = 0 anyway
         return targets.copy()
     scale = np.where(norms > 0, norms, 1.0)

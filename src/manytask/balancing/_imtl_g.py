@@ -11,7 +11,7 @@ from torch import Tensor
 from ._aggregation import _LEVELS
 from ._base import GramianBalancer
 from ._factory import BalancerInfo, register_balancer
-from ._gramian_linalg import gramian_array, psd_pinv, to_weights
+from ._gramian_linalg import gradient_norms, gramian_array, psd_pinv, to_weights
 
 __all__ = ["IMTLG"]
 
@@ -78,7 +78,7 @@ class IMTLG(GramianBalancer):
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         g = gramian_array(gramian, "IMTL-G")
         t = g.shape[0]
-        norms = np.sqrt(np.clip(np.diag(g), 0.0, None))
+        norms = gradient_norms(g)
         if not norms.any():
             return to_weights(np.full(t, 1.0 / t), gramian)
         beta = psd_pinv(g, gramian.dtype) @ norms

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..tasks import Task
 from ._base import LossBalancer
 from ._factory import BalancerInfo, register_balancer
+from ._per_task import scatter_present, stack_present
 
 __all__ = ["IMTLL"]
 
@@ -58,27 +59,18 @@ class IMTLL(LossBalancer):
         self.init = init
         self.log_scales = nn.ParameterList(nn.Parameter(torch.tensor(float(init))) for _ in tasks)
 
-    def _present_log_scales(self, present: Tensor) -> tuple[Tensor, Tensor]:
-        index = present.nonzero().flatten()
-        return index, torch.stack([self.log_scales[i] for i in index.tolist()])
-
     def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
-        index, log_scales = self._present_log_scales(present)
-        return torch.zeros_like(losses).index_put((index.to(losses.device),), torch.exp(log_scales).to(losses))
+        log_scales, index = stack_present(self.log_scales, present)
+        return scatter_present(torch.exp(log_scales), index, losses)
 
     def regulariser(self, present: Tensor) -> Tensor:
-        return -self._present_log_scales(present)[1].sum()
+        return -stack_present(self.log_scales, present)[0].sum()
 
     def total(self, losses: Tensor, present: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
-        """As the base class, with the present :math:`s_i` stacked once per step (no indexing when every
-        task is labelled)."""
+        """As the base class, with the present :math:`s_i` stacked once per step, not twice."""
         self._check(losses, "losses", (self.num_tasks,))
-        if bool(present.all()):
-            log_scales = torch.stack(list(self.log_scales))
-            weights = torch.exp(log_scales).to(losses)
-        else:
-            index, log_scales = self._present_log_scales(present)
-            weights = torch.zeros_like(losses).index_put((index.to(losses.device),), torch.exp(log_scales).to(losses))
+        log_scales, index = stack_present(self.log_scales, present)
+        weights = scatter_present(torch.exp(log_scales), index, losses)
         return (weights * losses).sum() - log_scales.sum().to(losses), weights
 
     def reset(self) -> None:

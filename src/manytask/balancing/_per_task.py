@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["PerTask", "per_task_values"]
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PerTask", "per_task_values", "scatter_present", "stack_present"]
 
 #: A per-task option: one value per task in the run's task order, or ``{task name: value}``.
 PerTask = Sequence[float] | Mapping[str, float]
@@ -44,3 +47,20 @@ def per_task_values(owner: str, option: str, value: PerTask, task_names: Sequenc
             raise ValueError(f"The {option!r} parameter of {owner} must be {need} for every task. "
                              f"Got {v!r} for task {name!r} instead.")
     return values
+
+
+def stack_present(scalars: Iterable[nn.Parameter], present: Tensor) -> tuple[Tensor, Tensor | None]:
+    """The present tasks' learned scalars (one ``nn.Parameter`` per task, so that an absent task's
+    gets no gradient) stacked ``[T']``, and their task indices (None: every task is present)."""
+    params: list[Tensor] = list(scalars)
+    if bool(present.all()):
+        return torch.stack(params), None
+    index = present.nonzero().flatten()
+    return torch.stack([params[i] for i in index.tolist()]), index
+
+
+def scatter_present(values: Tensor, index: Tensor | None, like: Tensor) -> Tensor:
+    """``values`` of the present tasks as a ``[T]`` tensor like ``like``, 0 for absent tasks."""
+    if index is None:
+        return values.to(like)
+    return torch.zeros_like(like).index_put((index.to(like.device),), values.to(like))

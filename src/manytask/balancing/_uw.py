@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..tasks import Task
 from ._base import LossBalancer
 from ._factory import BalancerInfo, register_balancer
+from ._per_task import scatter_present, stack_present
 
 __all__ = ["UW"]
 
@@ -52,24 +53,16 @@ class UW(LossBalancer):
         scale = [0.5 if t.uncertainty_form == "regression" else 1.0 for t in tasks]
         self.register_buffer("scale", torch.tensor(scale))
 
-    def _present_log_vars(self, present: Tensor) -> tuple[Tensor, Tensor]:
-        index = present.nonzero().flatten()
-        return index, torch.stack([self.log_vars[i] for i in index.tolist()])
-
     def _weights_and_log_vars(self, losses: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
-        if bool(present.all()):  # every task labelled: no indexing
-            log_vars = torch.stack(list(self.log_vars))
-            return (self.scale * torch.exp(-log_vars)).to(losses), log_vars
-        index, log_vars = self._present_log_vars(present)
-        present_weights = self.scale[index] * torch.exp(-log_vars)
-        weights = torch.zeros_like(losses).index_put((index.to(losses.device),), present_weights.to(losses))
-        return weights, log_vars
+        log_vars, index = stack_present(self.log_vars, present)
+        scale = self.scale if index is None else self.scale[index]
+        return scatter_present(scale * torch.exp(-log_vars), index, losses), log_vars
 
     def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         return self._weights_and_log_vars(losses, present)[0]
 
     def regulariser(self, present: Tensor) -> Tensor:
-        return 0.5 * self._present_log_vars(present)[1].sum()
+        return 0.5 * stack_present(self.log_vars, present)[0].sum()
 
     def total(self, losses: Tensor, present: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
         """As the base class, with the present :math:`s_i` stacked once per step, not twice."""
