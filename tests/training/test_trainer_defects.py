@@ -126,6 +126,36 @@ def test_finite_losses_with_a_nan_gradient_are_not_applied(tmp_path: Path) -> No
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
 
 
+class HugeGrad(torch.autograd.Function):
+    """Identity whose backward scales the gradient by 1e20: finite in float32, but its squared
+    norm is not."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad * 1e20
+
+
+class HugeTrunk(PoisonedTrunk):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return HugeGrad.apply(self.linear(x))
+
+
+def test_a_huge_but_finite_gradient_is_not_called_non_finite() -> None:
+    """The defect: the check summed squared norms in float32, so a finite gradient of 1e20
+    overflowed to inf and stopped training with "the gradient is not finite"."""
+    model = HardSharing(HugeTrunk(), TASKS)
+    loader = MultiSourceLoader({"s": TensorSource(torch.randn(8, 3), {t.name: torch.randn(8) for t in TASKS})}, 4)
+    trainer = Trainer(model, TASKS, EW(TASKS), build_optimizer(model, lr=1e-30), loader, 2, progress=False)
+    trainer.fit()
+    assert trainer.step == 2
+    assert torch.isfinite(model.encoder.linear.weight.grad).all()
+    assert model.encoder.linear.weight.grad.abs().max() > 1e19
+
+
 def test_overflowing_weights_are_not_applied() -> None:
     trainer = small_run(UW, steps=2)
     with torch.no_grad():

@@ -44,8 +44,14 @@ class TargetError(ValueError):
     """A batch's target or mask does not fit its task (shape, dtype or value range)."""
 
 
+def _rows(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Class scores ``[N, C]`` and class indices ``[N]`` (no reshape node when already flat)."""
+    scores = output if output.ndim == 2 else output.reshape(-1, output.shape[-1])
+    return scores, (target if target.ndim == 1 else target.reshape(-1)).long()
+
+
 def _cross_entropy(output: Tensor, target: Tensor) -> Tensor:
-    return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1).long(), reduction="none")
+    return F.cross_entropy(*_rows(output, target), reduction="none")
 
 
 def _bce(output: Tensor, target: Tensor) -> Tensor:
@@ -75,6 +81,16 @@ LOSSES: dict[str, ElementwiseLoss] = {
     "mse": _mse,
     "l1": _l1,
     "huber": _huber,
+}
+
+#: The built-in losses reduced to their sum by the kernel itself (one autograd node less per
+#: task than the elementwise loss followed by ``.sum()``); same values as ``LOSSES[name](...).sum()``.
+_SUMMED: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "cross_entropy": lambda output, target: F.cross_entropy(*_rows(output, target), reduction="sum"),
+    "bce": lambda output, target: F.binary_cross_entropy_with_logits(output, _like(target, output), reduction="sum"),
+    "mse": lambda output, target: F.mse_loss(output, _like(target, output), reduction="sum"),
+    "l1": lambda output, target: F.l1_loss(output, _like(target, output), reduction="sum"),
+    "huber": lambda output, target: F.huber_loss(output, _like(target, output), reduction="sum"),
 }
 
 
@@ -183,7 +199,11 @@ class Task(ABC):
             output, target = self.entries(output, target)
         else:
             output, target = self.select(output, target, mask)
-        losses = self.loss_function(output, self.loss_target(target))
+        target = self.loss_target(target)
+        summed = _SUMMED.get(self.loss) if isinstance(self.loss, str) else None
+        if summed is not None and (self.loss == "cross_entropy" or output.shape == target.shape):
+            return summed(output, target), target.numel()
+        losses = self.loss_function(output, target)
         return losses.sum(), losses.numel()
 
     def mean_loss(self, output: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:

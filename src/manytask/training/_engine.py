@@ -9,6 +9,7 @@ where per-task sums and counts would be reduced across ranks.
 from __future__ import annotations
 
 import logging
+import math
 import weakref
 from collections.abc import Sequence
 
@@ -390,16 +391,23 @@ class BackwardEngine:
         return torch.zeros_like(losses).index_put((index,), weights.to(losses))
 
     def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None = None) -> None:
-        """One fused check of the losses, the weights, the penalty and the gradient norms."""
-        grads = [p.grad for p in self._parameters if p.grad is not None]
-        norms = torch.stack(torch._foreach_norm(grads)) if grads and self.scaler is None else losses[:0]
-        if norms.dtype != losses.dtype:
-            norms = norms.to(losses)
-        extra = penalty.detach().reshape(1).to(losses) if penalty is not None else losses[:0]
-        if bool(torch.isfinite(torch.cat([losses, weights, extra, norms])).all()):
-            return  # (float16: the scaler skips steps with inf gradients itself)
+        """One fused check of the losses, the weights, the penalty and the gradients.
+
+        The fast path is one ``_foreach_norm`` over everything and one sync; only when its sum
+        is not finite does :meth:`_explain_non_finite` look closer (and raise, unless a norm
+        merely overflowed from finite values)."""
+        grads = [p.grad for p in self._parameters if p.grad is not None] if self.scaler is None else []
+        checked = [losses, weights, *grads]  # (float16: the scaler skips steps with inf gradients itself)
+        if penalty is not None:
+            checked.append(penalty.detach().reshape(1))
+        if math.isfinite(torch.stack(torch._foreach_norm(checked)).sum().item()):
+            return
+        self._explain_non_finite(losses, present, weights, penalty)
+
+    def _explain_non_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None) -> None:
+        """Raise :class:`NonFiniteError` naming the first non-finite quantity, if there is one."""
         bad = [n for n, v, p in zip(self.balancer.task_names, losses.tolist(), present.tolist())
-               if p and not torch.isfinite(torch.tensor(v))]
+               if p and not math.isfinite(v)]
         if bad:
             values = {n: losses[self.balancer.task_names.index(n)].item() for n in bad}
             raise NonFiniteError(f"The loss of task {bad[0]!r} is {values[bad[0]]} (all bad: {values})")
@@ -408,8 +416,13 @@ class BackwardEngine:
                                  "penalty(): soft sharing's regulariser); lower its strength or the learning rate")
         if not bool(torch.isfinite(weights).all()):
             raise NonFiniteError(f"{self.balancer} gave non-finite weights {weights.tolist()} from finite losses")
-        raise NonFiniteError(f"The gradient is not finite (norm {norms.norm().item()}) although every loss is "
-                             f"finite (losses {losses.tolist()}, weights {weights.tolist()})")
+        names = {id(p): n for n, p in [*self.model.named_parameters(), *self.balancer.named_parameters()]}
+        broken = [names.get(id(p), "?") for p in self._parameters
+                  if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        if broken and self.scaler is None:
+            raise NonFiniteError(f"The gradient is not finite in {len(broken)} parameter tensor(s) (first: "
+                                 f"{broken[0]!r}) although every loss is finite (losses {losses.tolist()}, "
+                                 f"weights {weights.tolist()})")
 
 
 def _gramian_of(losses: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor]) -> Tensor:

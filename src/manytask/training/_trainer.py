@@ -193,6 +193,7 @@ class Trainer:
         self.bad_evals = 0
         self._checked_sources = self._check_static_sources()
         self._position = {name: i for i, name in enumerate(self.tasks)}
+        self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor | None]] = {}
         self._recent_losses: list[tuple[Tensor, Tensor]] = []  # per step: losses [T], present [T]; folded when read
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
@@ -283,15 +284,27 @@ class Trainer:
         return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
 
     def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0 and 0)."""
+        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0 and 0).
+
+        The counts tensor and the scatter index are cached by ``(names, counts)``: with full
+        batches they repeat every step (the engine only reads them)."""
         stacked = torch.stack([total for total, _ in terms]).float()
-        count = [0.0] * len(self.tasks)
-        for name, (_, c) in zip(names, terms):
-            count[self._position[name]] = float(c)
-        counts = torch.tensor(count, device=stacked.device)
-        if len(names) == len(self.tasks) and all(self._position[n] == i for i, n in enumerate(names)):
+        key = (tuple(names), tuple(c for _, c in terms))
+        cached = self._layouts.get(key)
+        if cached is None:
+            count = [0.0] * len(self.tasks)
+            for name, c in zip(names, key[1]):
+                count[self._position[name]] = float(c)
+            positions = [self._position[n] for n in names]
+            in_order = positions == list(range(len(self.tasks)))
+            index = None if in_order else torch.tensor(positions, device=stacked.device)
+            cached = torch.tensor(count, device=stacked.device), index
+            if len(self._layouts) >= 256:  # counts that vary every step (partial labels): no reuse
+                self._layouts.clear()
+            self._layouts[key] = cached
+        counts, index = cached
+        if index is None:
             return stacked, counts  # every task present, in run order
-        index = torch.tensor([self._position[n] for n in names], device=stacked.device)
         return stacked.new_zeros(len(self.tasks)).index_put((index,), stacked), counts
 
     def _groups(self, batch: Batch) -> list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]:
