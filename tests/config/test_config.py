@@ -104,3 +104,20 @@ def test_per_task_overrides_apply(tmp_path: Path) -> None:
     groups = {g["name"]: g["lr"] for g in experiment.trainer.optimizer.param_groups}
     assert groups["task:score"] == 0.5 and groups["default"] == 0.001
     assert len(experiment.model.heads["score"]) == 3  # Linear, ReLU, Linear
+
+
+def test_head_dropout_and_the_step_schedule_from_the_config(tmp_path: Path) -> None:
+    raw = cfg(**{"tasks.score.head_hidden": 8, "tasks.score.head_dropout": 0.5, "optimizer.scheduler": "step",
+                 "optimizer.decay_every": 3, "optimizer.decay_factor": 0.5})
+    experiment = build_experiment(parse_config(raw), run_dir=tmp_path)
+    head = experiment.model.heads["score"]
+    assert [type(m).__name__ for m in head] == ["Linear", "ReLU", "Dropout", "Linear"] and head[2].p == 0.5
+    scheduler = experiment.trainer.scheduler
+    assert [scheduler.lr_lambdas[0](s) for s in (0, 2, 3, 5, 6, 9)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.125]
+
+
+def test_step_schedule_without_decay_every_and_head_dropout_without_a_hidden_layer_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'optimizer'.*needs decay_every"):
+        build_experiment(parse_config(cfg(**{"optimizer.scheduler": "step"})), run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="tasks.score.*head_dropout must be in \\[0, 1\\) and needs a hidden layer"):
+        build_experiment(parse_config(cfg(**{"tasks.score.head_dropout": 0.3})), run_dir=tmp_path)

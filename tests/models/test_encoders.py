@@ -251,11 +251,29 @@ def test_a_sequence_of_padding_only_gives_zeros_not_nan(encoder: Backbone) -> No
     torch.testing.assert_close(full[[0, 2]], encoder(ids[[0, 2]]), rtol=1e-5, atol=1e-6)
 
 
+def test_sener_koltun_lenet_has_320_features_and_channel_dropout() -> None:
+    """Their LeNet: unpadded 5x5 convolutions, 28 -> 24 -> 12 -> 8 -> 4, 20 * 4 * 4 = 320 inputs to
+    the linear stage; Dropout2d after the second convolution zeroes whole channels in training."""
+    torch.manual_seed(0)
+    net = ConvNet(out_features=50, padding=0, channel_dropout=0.5)
+    assert net.stages[2][2].in_features == 320
+    x = torch.randn(1, 1, 28, 28)
+    conv2 = net.stages[1][:2]  # conv, Dropout2d
+    dropped = conv2(net.stages[0](x))[0]
+    zero_channels = int((dropped.flatten(1) == 0).all(1).sum())
+    assert 0 < zero_channels < 20  # whole channels, p = 0.5 of 20
+    net.eval()
+    torch.testing.assert_close(net(x), net(x))
+
+
 # ---- errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("make, match", [
     (lambda: MLP(5, ()), "'hidden' parameter of MLP must list at least one"),
     (lambda: ConvNet(channels=(10, 20, 30)), "'channels' parameter of ConvNet must give the channels of its two"),
-    (lambda: ConvNet(image_size=2, out_features=4), "'image_size' parameter of ConvNet must be >= 4"),
+    (lambda: ConvNet(image_size=2, out_features=4), "'image_size' parameter of ConvNet is too small"),
+    (lambda: ConvNet(image_size=12, out_features=4, padding=0), "'image_size' parameter of ConvNet is too small"),
+    (lambda: ConvNet(padding=1, out_features=4), "'padding' parameter of ConvNet must be 2"),
+    (lambda: ConvNet(padding=0), "padding=0 needs out_features"),
     (lambda: BiLSTM(30, layers=0), "'layers' parameter of BiLSTM must be >= 1"),
     (lambda: BiLSTM(30, pad_index=30), r"'pad_index' parameter must be a token id in \[0, vocab_size=30\)"),
     (lambda: Transformer(30, dim=10, heads=4), r"'dim' parameter of Transformer \(10\) must be a multiple of 'heads'"),

@@ -74,6 +74,7 @@ class TaskConfig(StrictModel):
     role: Literal["main", "auxiliary", "adversarial"] | None = None
     lr: PositiveFloat | None = None
     head_hidden: int | None = Field(default=None, ge=0)
+    head_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
     metrics: list[str] | None = None
     loss: str | None = None
     view: str | None = None
@@ -89,8 +90,10 @@ class OptimizerConfig(StrictModel):
     lr: PositiveFloat = 1e-3
     weight_decay: NonNegativeFloat = 0.0
     momentum: NonNegativeFloat = 0.9
-    scheduler: Literal["constant", "cosine"] = "constant"
+    scheduler: Literal["constant", "cosine", "step"] = "constant"
     warmup_steps: int = Field(default=0, ge=0)
+    decay_every: PositiveInt | None = None
+    decay_factor: float = Field(default=0.1, gt=0.0, le=1.0)
 
 
 class TrainingConfig(StrictModel):

@@ -99,31 +99,49 @@ class ConvNet(Backbone):
         channels: Channels of the two conv blocks.
         out_features: Size of the final vector stage; ``None``: no vector stage.
         dropout: Dropout before the linear stage.
+        padding: Zero padding of the 5x5 convolutions: 2 keeps the maps at ``image_size / 2`` and
+            ``/ 4``; 0 is Sener & Koltun's exact LeNet (28 -> 12 -> 4, so ``20 * 4 * 4 = 320``
+            inputs to the linear stage), and needs ``out_features`` (its maps are not an exact
+            reduction of the image, which pixel-level heads need).
+        channel_dropout: Channel dropout (``nn.Dropout2d``) after the second convolution, before
+            its pooling, as in Sener & Koltun's code.
 
     Examples:
         >>> [tuple(f.shape) for f in ConvNet(out_features=50).forward_stages(torch.randn(2, 1, 28, 28))]
         [(2, 10, 14, 14), (2, 20, 7, 7), (2, 50)]
+        >>> [tuple(f.shape) for f in ConvNet(out_features=50, padding=0).forward_stages(torch.randn(2, 1, 28, 28))]
+        [(2, 10, 12, 12), (2, 20, 4, 4), (2, 50)]
         >>> ConvNet().layout
         'map'
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, channels: Sequence[int] = (10, 20),
-                 out_features: int | None = None, dropout: float = 0.0) -> None:
+                 out_features: int | None = None, dropout: float = 0.0, padding: int = 2,
+                 channel_dropout: float = 0.0) -> None:
         if len(channels) != 2:
             raise ValueError(f"The 'channels' parameter of ConvNet must give the channels of its two conv "
                              f"blocks, e.g. [10, 20]. Got {list(channels)!r} instead.")
-        if out_features is not None and image_size < 4:
-            raise ValueError(f"The 'image_size' parameter of ConvNet must be >= 4 (the maps are image_size/4 "
-                             f"per side). Got {image_size!r} instead.")
+        if padding not in (0, 2):
+            raise ValueError(f"The 'padding' parameter of ConvNet must be 2 (maps at 1/2 and 1/4 of the image) or "
+                             f"0 (Sener & Koltun's LeNet). Got {padding!r} instead.")
+        if padding == 0 and out_features is None:
+            raise ValueError("ConvNet with padding=0 needs out_features: its maps are not an exact reduction of the "
+                             "image, so no map-level head can read them; use padding=2 for map features.")
+        sides = [image_size]
+        for _ in range(2):
+            sides.append((sides[-1] + 2 * padding - 4) // 2)
+        if out_features is not None and sides[-1] < 1:
+            raise ValueError(f"The 'image_size' parameter of ConvNet is too small for two conv blocks with padding "
+                             f"{padding}. Got {image_size!r} instead.")
         c1, c2 = channels
-        stages: list[nn.Module] = [
-            nn.Sequential(nn.Conv2d(in_channels, c1, 5, padding=2), nn.MaxPool2d(2), nn.ReLU()),
-            nn.Sequential(nn.Conv2d(c1, c2, 5, padding=2), nn.MaxPool2d(2), nn.ReLU()),
-        ]
+        first = nn.Sequential(nn.Conv2d(in_channels, c1, 5, padding=padding), nn.MaxPool2d(2), nn.ReLU())
+        second = nn.Sequential(nn.Conv2d(c1, c2, 5, padding=padding), nn.MaxPool2d(2), nn.ReLU())
+        if channel_dropout:
+            second.insert(1, nn.Dropout2d(channel_dropout))
+        stages: list[nn.Module] = [first, second]
         info = [FeatureInfo(c1, "map", 2), FeatureInfo(c2, "map", 4)]
         if out_features is not None:
-            side = image_size // 4
-            stages.append(nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c2 * side * side, out_features),
+            stages.append(nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c2 * sides[-1] ** 2, out_features),
                                         nn.ReLU()))
             info.append(FeatureInfo(out_features, "vector"))
         super().__init__(stages, info)

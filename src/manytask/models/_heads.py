@@ -63,12 +63,13 @@ class _Upsample(nn.Module):
         return F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
 
 
-def _mlp(layer: type[nn.Linear] | type[nn.Conv2d], in_features: int, hidden: int, out: int) -> list[nn.Module]:
+def _mlp(layer: type[nn.Linear] | type[nn.Conv2d], in_features: int, hidden: int, out: int,
+         dropout: float = 0.0) -> list[nn.Module]:
     def make(i: int, o: int) -> nn.Module:
         return nn.Conv2d(i, o, 1) if layer is nn.Conv2d else nn.Linear(i, o)
 
     if hidden:
-        return [make(in_features, hidden), nn.ReLU(), make(hidden, out)]
+        return [make(in_features, hidden), nn.ReLU(), *([nn.Dropout(dropout)] if dropout else []), make(hidden, out)]
     return [make(in_features, out)]
 
 
@@ -78,7 +79,8 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
     ======== ======================= ================================================
     level    layout                  head
     ======== ======================= ================================================
-    sample   vector                  linear (or one hidden layer, ``head_hidden``)
+    sample   vector                  linear (or one hidden layer, ``head_hidden``, with
+                                     ``head_dropout`` after it)
     sample   sequence / map          mean over positions, then linear
     token    sequence                linear on every token
     pixel    map                     1×1 convolution, then bilinear upsampling by
@@ -104,11 +106,11 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
     if level == "sample":
         if layout != "vector":
             layers.append(_Pool(layout))
-        layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features)
+        layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features, task.head_dropout)
     elif level == "token" and layout == "sequence":
-        layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features)
+        layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features, task.head_dropout)
     elif level == "pixel" and layout == "map":
-        layers += _mlp(nn.Conv2d, info.dim, task.head_hidden, task.out_features)
+        layers += _mlp(nn.Conv2d, info.dim, task.head_hidden, task.out_features, task.head_dropout)
         if info.reduction > 1:
             layers.append(_Upsample(info.reduction))
     else:

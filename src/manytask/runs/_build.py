@@ -101,7 +101,7 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
         found = config.tasks.get(task.name)
         if found is not None and task.name in names:
             override = found
-            fields = ("role", "head_hidden", "loss", "view", "level")
+            fields = ("role", "head_hidden", "head_dropout", "loss", "view", "level")
             changes: dict[str, Any] = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)
@@ -145,7 +145,8 @@ def _view_task(name: str, override: Any) -> Task:
     """A task the config defines itself: it reads a view's inputs and targets."""
     kind = override.kind or "regression"
     options: dict[str, Any] = {"role": override.role or "auxiliary", "view": override.view,
-                               "level": override.level or "sample", "head_hidden": override.head_hidden or 0}
+                               "level": override.level or "sample", "head_hidden": override.head_hidden or 0,
+                               "head_dropout": override.head_dropout or 0.0}
     if override.loss is not None:
         options["loss"] = override.loss
     if override.metrics is not None:
@@ -240,7 +241,11 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     training = config.training
     scheduler = None
     if opt.scheduler != "constant" or opt.warmup_steps:
-        scheduler = build_scheduler(optimizer, opt.scheduler, training.steps, opt.warmup_steps)
+        try:
+            scheduler = build_scheduler(optimizer, opt.scheduler, training.steps, opt.warmup_steps,
+                                        opt.decay_every, opt.decay_factor)
+        except ValueError as error:
+            raise ConfigError(f"Config section 'optimizer': {error}") from None
     sampler_options = _check(SAMPLERS, "data.sampler", config.data.sampler.name, config.data.sampler.options())
     with _section("data.sampler"):
         sampler = SAMPLERS.create(config.data.sampler.name, **sampler_options)

@@ -110,6 +110,7 @@ class Task(ABC):
             (their head reads the features through gradient reversal, Ganin & Lempitsky 2015).
         metrics: Metric names (see ``manytask.metrics``); the first is the primary metric.
         head_hidden: Width of a hidden layer in the head; 0 gives a linear head.
+        head_dropout: Dropout after the head's hidden layer (needs ``head_hidden``).
         level: What the mask indexes: ``"sample"`` (``[B]``), ``"token"`` (``[B, L]``) or
             ``"pixel"`` (``[B, H, W]``); default from the preset.
         loss: Elementwise loss: a name from :data:`LOSSES` or a callable
@@ -127,6 +128,7 @@ class Task(ABC):
     loss: str | ElementwiseLoss | None = field(default=None, kw_only=True)
     view: str | None = field(default=None, kw_only=True)
     reversal: float = field(default=1.0, kw_only=True)
+    head_dropout: float = field(default=0.0, kw_only=True)
 
     kind: ClassVar[str]
     uncertainty_form: ClassVar[UncertaintyForm]
@@ -142,6 +144,10 @@ class Task(ABC):
         if self.role not in ("main", "auxiliary", "adversarial"):
             raise ValueError(f"Task {self.name!r}: role must be 'main', 'auxiliary' or 'adversarial'. "
                              f"Got {self.role!r}.")
+        if not 0.0 <= self.head_dropout < 1.0 or (self.head_dropout and not self.head_hidden):
+            raise ValueError(f"Task {self.name!r}: head_dropout must be in [0, 1) and needs a hidden layer "
+                             f"(head_hidden > 0). Got head_dropout={self.head_dropout!r}, "
+                             f"head_hidden={self.head_hidden!r}.")
         if self.level is None:
             object.__setattr__(self, "level", self.default_level)
         if self.level not in ENTRY_DIMS:
