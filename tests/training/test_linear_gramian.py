@@ -14,7 +14,7 @@ from manytask.balancing import GramianBalancer, create_balancer
 from manytask.models import MLP, HardSharing
 from manytask.tasks import Regression
 from manytask.training import BackwardEngine
-from manytask.training._linear_gramian import _layer_gramian
+from manytask.training._linear_gramian import LinearGramian, _layer_gramian
 
 NAMES = ["a", "b", "c", "d"]
 
@@ -93,9 +93,14 @@ def shared_grad(model: HardSharing) -> Tensor:
     return torch.cat([p.grad.flatten() for p in model.shared_parameters() if p.requires_grad])
 
 
+@pytest.mark.parametrize("route", [False, True], ids=["batched", "per-task"])
 @pytest.mark.parametrize("trunk", list(TRUNKS))
 @pytest.mark.parametrize("present", [NAMES, ["a", "c", "d"]], ids=["all", "b-absent"])
-def test_gramian_and_update_match_per_task_autograd(trunk: str, present: list[str]) -> None:
+def test_gramian_and_update_match_per_task_autograd(trunk: str, present: list[str], route: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both routes: per-task output gradients in one batched backward, or per-task parameter
+    gradients in one backward per task (chosen by their size; forced here)."""
+    monkeypatch.setattr(LinearGramian, "_per_task_is_smaller", lambda self, count, calls: route)
     torch.manual_seed(0)
     model = HardSharing(TRUNKS[trunk](), [Regression(n) for n in NAMES], feature_dim=6).double()
     x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
@@ -108,6 +113,23 @@ def test_gramian_and_update_match_per_task_autograd(trunk: str, present: list[st
     torch.testing.assert_close(shared_grad(model), weights @ jacobian)
     for n, grad in zip(present, heads):  # heads: their own plain gradient
         torch.testing.assert_close(model.heads[n].weight.grad, grad)
+
+
+def test_the_route_is_the_one_with_fewer_per_task_entries() -> None:
+    """Per-task parameter gradients when the parameters are fewer than the layers' outputs (a CNN's
+    maps), per-task output gradients otherwise (a wide MLP on a small batch)."""
+    from manytask.models import ConvNet
+
+    def route(trunk: nn.Module, x: Tensor) -> bool:
+        engine = LinearGramian([m for m in trunk.modules() if isinstance(m, (nn.Linear, nn.Conv2d))])
+        engine.record()
+        trunk(x)
+        decision = engine._per_task_is_smaller(3, engine._calls)
+        engine.clear()
+        return decision
+
+    assert route(ConvNet(out_features=50), torch.randn(8, 1, 28, 28))  # 22k parameters, 110k outputs
+    assert not route(MLP(64, (256, 256)), torch.randn(8, 64))  # 82k parameters, 4k outputs
 
 
 def test_sequence_rows_and_two_input_groups() -> None:

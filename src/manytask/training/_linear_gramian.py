@@ -140,6 +140,8 @@ class LinearGramian:
         self._grads = []
         if not calls:
             return gramian
+        if self._per_task_is_smaller(count, calls):
+            return self._gramian_per_task(roots, cotangents, count, dtype, retain_graph)
         grads = torch.autograd.grad(list(roots), [y for _, _, y, _, _ in calls], list(cotangents),
                                     retain_graph=retain_graph, is_grads_batched=True, allow_unused=True,
                                     materialize_grads=True)
@@ -159,13 +161,47 @@ class LinearGramian:
                                       self.with_bias and layer.bias is not None and layer.bias.requires_grad)
         return gramian
 
+    def _trainable(self, i: int) -> list[Tensor]:
+        """Layer ``i``'s parameters in the Gramian: the weight, and the bias unless ``with_bias=False``."""
+        layer = self.layers[i]
+        bias = layer.bias if self.with_bias else None
+        return [p for p in (layer.weight, bias) if p is not None and p.requires_grad]
+
+    def _per_task_is_smaller(self, count: int, calls: list[tuple[int, Tensor, Tensor, int, int]]) -> bool:
+        """Whether the ``T`` per-task parameter gradients take less memory than the ``T`` per-task
+        gradients of the layers' outputs (a convolutional trunk: few weights, large maps); then
+        :meth:`_gramian_per_task` is also the faster route (no batched backward through the maps)."""
+        params = [p for i in range(len(self.layers)) for p in self._trainable(i)]
+        if len({id(p) for p in params}) != len(params):  # a parameter in two layers: per layer it is not
+            return False
+        return sum(p.numel() for p in params) < sum(y.numel() for _, _, y, _, _ in calls)
+
+    def _gramian_per_task(self, roots: Sequence[Tensor], cotangents: Sequence[Tensor], count: int,
+                          dtype: torch.dtype, retain_graph: bool) -> Tensor:
+        """The Gramian from each task's gradient w.r.t. the layers' parameters, one ordinary backward
+        per task (kept per layer, as a convolution's batched gradients are, for :meth:`updates`)."""
+        used = [i for i in range(len(self.layers)) if any(j == i for j, *_ in self._calls)]
+        params = [p for i in used for p in self._trainable(i)]
+        rows = []
+        for t in range(count):
+            grads = torch.autograd.grad(list(roots), params, [c[t] for c in cotangents], allow_unused=True,
+                                        retain_graph=retain_graph or t < count - 1, materialize_grads=True)
+            rows.append(torch.cat([g.reshape(-1) for g in grads]).to(dtype))
+        jacobian = torch.stack(rows)  # [T, P]: fewer entries than the per-task output gradients
+        offset = 0
+        for i in used:
+            size = sum(p.numel() for p in self._trainable(i))
+            self._grads.append((i, None, jacobian[:, offset:offset + size]))
+            offset += size
+        return jacobian @ jacobian.T
+
     def updates(self, weights: Tensor, scale: float = 1.0) -> list[tuple[Tensor, Tensor]]:
         """``scale * sum_t w_t dL_t/dθ`` for each trainable parameter of the recorded layers."""
         out: list[tuple[Tensor, Tensor]] = []
         for i, rows, g in self._grads:
             layer = self.layers[i]
-            if rows is None:  # a convolution: its per-task gradients, weight then bias
-                trainable = [p for p in (layer.weight, layer.bias) if p is not None and p.requires_grad]
+            if rows is None:  # per-task parameter gradients [T, P_i] (a convolution's), weight then bias
+                trainable = self._trainable(i)
                 combined = (weights.to(g) * scale) @ g
                 sizes = [p.numel() for p in trainable]
                 out += [(p, u.view_as(p).to(p.dtype)) for p, u in zip(trainable, combined.split(sizes))]
