@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+import manytask.balancing._min_norm as min_norm_module
 from manytask.balancing._min_norm import min_norm_weights
 
 TOL = 1e-9  # min_norm_weights' default: KKT to TOL * max_i G_ii
@@ -49,8 +50,14 @@ def jacobians() -> list[tuple[str, np.ndarray]]:
 CASES = jacobians()
 
 
+@pytest.mark.parametrize("route", ["nnls", "wolfe"])
 @pytest.mark.parametrize("jacobian", [j for _, j in CASES], ids=[n for n, _ in CASES])
-def test_objective_equals_cvxpy_and_kkt_holds(jacobian: np.ndarray) -> None:
+def test_objective_equals_cvxpy_and_kkt_holds(jacobian: np.ndarray, route: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both routes: the NNLS reduction (tried first), and Wolfe's algorithm (where the NNLS answer
+    fails the KKT test; forced here)."""
+    if route == "wolfe":
+        monkeypatch.setattr(min_norm_module, "_by_nnls", lambda g, tol: None)
     gramian = jacobian @ jacobian.T
     scale = np.diag(gramian).max()
     alpha = min_norm_weights(torch.tensor(gramian)).numpy()
@@ -201,3 +208,16 @@ def test_five_tasks_beat_the_frank_wolfe_it_replaces() -> None:
     value = lambda w: float(w @ gramian @ w)  # noqa: E731
     assert value(exact) == pytest.approx(_cvxpy_value(gramian.numpy()), rel=1e-6, abs=1e-10)
     assert value(exact) < value(frank_wolfe)
+
+
+def test_the_nnls_route_answers_well_posed_problems_and_wolfe_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NNLS answer is used when it passes the KKT test; a failing one goes to Wolfe's algorithm."""
+    gramian = torch.tensor(CASES[3][1] @ CASES[3][1].T)  # random T=8
+    calls = []
+    original = min_norm_module._by_nnls
+    monkeypatch.setattr(min_norm_module, "_by_nnls", lambda g, tol: calls.append(1) or original(g, tol))
+    first = min_norm_weights(gramian)
+    assert calls == [1]
+    wrong = np.full(8, 1 / 8)  # the centroid: not the minimum here, so it fails the KKT test
+    monkeypatch.setattr(min_norm_module, "nnls", lambda e, f, maxiter: (wrong * 2, 0.0))
+    torch.testing.assert_close(min_norm_weights(gramian), first, atol=1e-9, rtol=0)

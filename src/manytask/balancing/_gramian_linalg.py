@@ -113,7 +113,7 @@ def nonnegative_qp(g: np.ndarray, u: np.ndarray, max_rounds: int = 10) -> np.nda
     root = np.sqrt(np.clip(lam_g, 0.0, None))[:, None] * vec_g.T  # R^T R = G
     x = np.zeros((k, t))
     todo = np.arange(k)
-    if lam_g[0] > rank_tolerance(lam_g, torch.float64):  # (eigh: ascending) singular: only NNLS is exact
+    if lam_g[0] > rank_tolerance(lam_g, torch.float64):  # full rank (eigh: ascending); a singular G: NNLS only
         free = b < 0
         tol = np.sqrt(np.finfo(np.float64).eps)
         eye = np.eye(t, dtype=bool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 from torch import Tensor
 
 __all__ = ["min_norm_weights"]
@@ -34,6 +35,14 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
     Computed in float64 on the CPU; returned in the Gramian's dtype and device. Two distinct
     gradients take the closed form of Sener & Koltun's Algorithm 1,
     :math:`\alpha_1 = \mathrm{clip}_{[0,1]}\,(G_{22} - G_{12}) / (G_{11} + G_{22} - 2 G_{12})` (90 -> 19 µs).
+    More tasks are first tried as one non-negative least-squares problem (compiled, about 10x
+    faster than the Python corral loop at T = 8 to 128): with :math:`G = R^\top R`,
+    :math:`\beta^* = \arg\min_{\beta \ge 0} \|R\beta\|^2 + (1 - 1^\top\beta)^2` is
+    :math:`\alpha^* / (1 + \alpha^{*\top} G \alpha^*)` (for a fixed :math:`s = 1^\top\beta` the
+    best direction is :math:`\alpha^*`, and :math:`s^2 m + (1 - s)^2` is least at
+    :math:`s = 1/(1 + m)`), so :math:`\alpha^* = \beta^* / 1^\top\beta^*` (Lawson & Hanson's
+    reduction of least-distance programming to NNLS, 1974, ch. 23). Its answer is kept only if
+    it passes the stopping rule above; otherwise Wolfe's algorithm solves the problem.
 
     Args:
         gramian: Symmetric positive semi-definite ``[T, T]`` floating-point tensor.
@@ -73,6 +82,9 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
     if curvature > tol:  # two distinct gradients: Sener & Koltun's Algorithm 1 in closed form
         alpha = min(max((g[1, 1] - g[0, 1]) / curvature, 0.0), 1.0)
         return torch.tensor([alpha, 1.0 - alpha], dtype=gramian.dtype, device=gramian.device)
+    by_nnls = _by_nnls(g, tol)
+    if by_nnls is not None:
+        return torch.from_numpy(by_nnls).to(dtype=gramian.dtype, device=gramian.device)
     start = int(np.argmin(np.diag(g)))
     weights = np.zeros(t)
     weights[start] = 1.0
@@ -119,6 +131,25 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
     weights = np.clip(weights, 0.0, None)
     weights /= weights.sum()
     return torch.from_numpy(weights).to(dtype=gramian.dtype, device=gramian.device)
+
+
+def _by_nnls(g: np.ndarray, tol: float) -> np.ndarray | None:
+    """The min-norm weights from one NNLS (see :func:`min_norm_weights`), or None when the answer
+    fails the KKT test to ``tol`` or the NNLS does not terminate."""
+    t = g.shape[0]
+    lam, vectors = np.linalg.eigh(g)
+    root = np.sqrt(np.clip(lam, 0.0, None))[:, None] * vectors.T  # R^T R = G
+    target = np.zeros(t + 1)
+    target[-1] = 1.0
+    try:
+        beta = nnls(np.vstack([root, np.ones((1, t))]), target, maxiter=50 * t)[0]
+    except RuntimeError:
+        return None
+    if not beta.sum() > 0:
+        return None
+    alpha = beta / beta.sum()
+    gx = g @ alpha
+    return alpha if bool((gx >= alpha @ gx - tol).all()) else None
 
 
 def _affine_minimiser(kkt: np.ndarray, rhs: np.ndarray) -> np.ndarray:

@@ -29,7 +29,8 @@ class Callback:
         """Before the first step (also after a resume)."""
 
     def on_before_backward(self, trainer: Trainer, step: int, sums: Tensor, counts: Tensor) -> None:
-        """After the forward: per-task loss sums and label counts ``[T]`` (count 0: absent)."""
+        """After the forward: per-task loss sums and label counts ``[T]`` (count 0: absent); read
+        them only (the counts tensor is reused by later steps with the same labels)."""
 
     def on_after_backward(self, trainer: Trainer, step: int) -> None:
         """After the backward engine filled ``.grad`` (before clipping and unscaling)."""

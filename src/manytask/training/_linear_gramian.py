@@ -172,7 +172,7 @@ class LinearGramian:
         gradients of the layers' outputs (a convolutional trunk: few weights, large maps); then
         :meth:`_gramian_per_task` is also the faster route (no batched backward through the maps)."""
         params = [p for i in range(len(self.layers)) for p in self._trainable(i)]
-        if len({id(p) for p in params}) != len(params):  # a parameter in two layers: per layer it is not
+        if not params or len({id(p) for p in params}) != len(params):  # a parameter in two layers: not per layer
             return False
         return sum(p.numel() for p in params) < sum(y.numel() for _, _, y, _, _ in calls)
 
