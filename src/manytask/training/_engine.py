@@ -20,7 +20,7 @@ from torchjd.autojac import jac
 
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
-from ..models import MultiTaskModel
+from ..models import HardSharing, MultiTaskModel
 from ._linear_gramian import LinearGramian, UnsupportedTrunk, linear_layers
 
 __all__ = ["BackwardEngine", "NonFiniteError"]
@@ -105,6 +105,15 @@ class BackwardEngine:
             self._last_layer = self._last_linear_layer()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
         self._groups: list[tuple[list[str], Tensor, list[Tensor]]] = []  # (tasks, features, a leaf per task)
+        self._outputs: list[dict[str, Tensor]] = []  # per group: each task's head output
+        self._blocks: dict[tuple[tuple[str, ...], torch.dtype, torch.device], tuple[Tensor, Tensor | None]] = {}
+        # Representation-level Gramian methods on linear heads: the Gramian from the heads' output
+        # gradients and weights, never the [T', B, D] feature gradients (see _linear_heads_step)
+        self._heads_linear: dict[str, nn.Linear] = {}
+        representation = isinstance(balancer, GramianBalancer) and balancer.level == "representation"
+        if representation and isinstance(model, HardSharing):
+            linear = {n: h for n, h in model.heads.items() if isinstance(h, nn.Linear)}
+            self._heads_linear = linear if len(linear) == len(model.task_names) else {}
         self._parameters = [*model.parameters(), *balancer.parameters()]
         # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
         # stateless loss weighting the one check after the backward covers them too.
@@ -140,7 +149,7 @@ class BackwardEngine:
     # -----------------------------------------------------------------------------------------
     def begin_step(self) -> None:
         """Forget the previous step's forward."""
-        self._groups = []
+        self._groups, self._outputs = [], []
         for engine in (self.linear_gramian, self._last_layer):
             if engine is not None:
                 engine.clear()
@@ -160,7 +169,9 @@ class BackwardEngine:
         features = self.model.features(inputs)
         leaves = [features.detach().requires_grad_() for _ in tasks]  # views of z: no copy
         self._groups.append((list(tasks), features, leaves))
-        return {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, leaves)}
+        outputs = {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, leaves)}
+        self._outputs.append(outputs)
+        return outputs
 
     # -----------------------------------------------------------------------------------------
     def backward(self, sums: Tensor, counts: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
@@ -183,6 +194,9 @@ class BackwardEngine:
             index = present.nonzero().flatten()
             if isinstance(balancer, JacobianBalancer):
                 weights = self._jacobian_step(balancer, losses, present, index, step)
+            elif self._heads_linear and len(self._groups) == 1 and self._groups[0][1].ndim == 2:
+                assert isinstance(balancer, GramianBalancer)
+                weights = self._linear_heads_step(balancer, losses, present, index, step)
             elif self.split_heads:
                 assert isinstance(balancer, GramianBalancer)
                 feature_grads = self._heads_backward(losses[index])  # per group: [T'_g, *z]
@@ -230,6 +244,54 @@ class BackwardEngine:
             return grads
         scale = 1.0 / self.scaler.get_scale()
         return [g.mul_(scale) for g in grads]
+
+    def _linear_heads_step(self, balancer: GramianBalancer, losses: Tensor, present: Tensor, index: Tensor,
+                           step: int) -> Tensor:
+        r"""Representation level with linear heads ``y_t = z W_tᵀ + b_t``: no feature gradients.
+
+        Task ``t``'s gradient w.r.t. the features is ``C_t W_t`` (``C_t = ∂L_t/∂y_t`` ``[B, K_t]``), so
+
+        .. math::
+            G_{ts} = \sum_b C_{t,b} (W_t W_s^\top) C_{s,b}^\top, \qquad
+            \frac{\partial}{\partial z} \sum_t w_t L_t = \sum_t w_t C_t W_t ,
+
+        computed from ``[C_1 … C_T]`` ``[B, ΣK]`` and ``[W_1; …; W_T]`` ``[ΣK, D]`` in
+        ``O((B + D)(ΣK)²)`` instead of the ``O(T'² B D)`` of the ``[T', B·D]`` feature gradients,
+        which are never formed. The heads get their plain gradients from the same backward."""
+        (tasks, z, _), outputs = self._groups[0], self._outputs[0]
+        names = sorted(tasks, key=self._position.__getitem__)  # the present tasks, run order
+        heads = [self._heads_linear[n] for n in names]
+        params = [p for h in heads for p in h.parameters() if p.requires_grad]
+        total = losses[index].sum()
+        (self.scaler.scale(total) if self.scaler is not None else total).backward(
+            inputs=[outputs[n] for n in names] + params)  # heads: their plain gradients; outputs: C_t
+        scale = self.scaler.get_scale() if self.scaler is not None else 1.0
+        out_grads = torch.cat([_grad_of(outputs[n]).reshape(z.shape[0], -1) for n in names], dim=1) / scale  # [B, ΣK]
+        stacked = torch.cat([h.weight for h in heads]).detach()  # [ΣK, D]
+        pairs = (out_grads.T @ out_grads) * (stacked @ stacked.T)  # [ΣK, ΣK]
+        block, indicator = self._head_blocks(tuple(names), pairs)
+        gramian = pairs if indicator is None else indicator @ pairs @ indicator.T
+        present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step).detach()
+        combined = (out_grads * present_weights.to(out_grads)[block]) @ stacked  # [B, D]
+        z.backward((combined * scale).to(z.dtype))
+        return torch.zeros_like(losses).index_put((index,), present_weights.to(losses))
+
+    def _head_blocks(self, names: tuple[str, ...], like: Tensor) -> tuple[Tensor, Tensor | None]:
+        """For the heads of ``names``: the task of each output ``[ΣK]``, and the ``[T', ΣK]``
+        indicator that sums each task's outputs (None when every head has one output); cached."""
+        key = (names, like.dtype, like.device)
+        cached = self._blocks.get(key)
+        if cached is None:
+            sizes = torch.tensor([self._heads_linear[n].weight.shape[0] for n in names])
+            block = torch.repeat_interleave(torch.arange(len(names)), sizes).to(like.device)
+            indicator = None
+            if len(block) > len(names):
+                indicator = torch.zeros(len(names), len(block), dtype=like.dtype, device=like.device)
+                indicator[block, torch.arange(len(block), device=like.device)] = 1.0
+            if len(self._blocks) >= 256:  # present sets that change every step: no reuse
+                self._blocks.clear()
+            cached = self._blocks[key] = (block, indicator)
+        return cached
 
     def _scale_heads(self, index: Tensor, weights: Tensor) -> None:
         """Multiply each present task's head gradients by its weight (one fused call)."""
@@ -423,6 +485,11 @@ class BackwardEngine:
             raise NonFiniteError(f"The gradient is not finite in {len(broken)} parameter tensor(s) (first: "
                                  f"{broken[0]!r}) although every loss is finite (losses {losses.tolist()}, "
                                  f"weights {weights.tolist()})")
+
+
+def _grad_of(output: Tensor) -> Tensor:
+    """``output.grad``, zeros where the loss did not reach it."""
+    return output.grad if output.grad is not None else torch.zeros_like(output)
 
 
 def _gramian_of(losses: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor]) -> Tensor:
