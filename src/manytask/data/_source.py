@@ -99,11 +99,15 @@ class TensorSource:
         return {t: int(m.reshape(len(self), -1).any(1).sum()) for t, m in self.masks.items()}
 
     def batch(self, indices: Tensor) -> Batch:
-        """The samples at ``indices`` as a :class:`Batch`."""
+        """The samples at ``indices`` as a :class:`Batch`.
+
+        A fully labelled task's mask is all True, so its first ``len(indices)`` rows are the same
+        mask: a view instead of a gather (masks are read, never written)."""
+        n = len(indices)
         return Batch(
             inputs=map_inputs(self.inputs, lambda t: t[indices]),
             targets={k: v[indices] for k, v in self.targets.items()},
-            masks={k: v[indices] for k, v in self.masks.items()},
+            masks={k: v[:n] if k in self.fully_labelled else v[indices] for k, v in self.masks.items()},
             full=self.fully_labelled,
         )
 
