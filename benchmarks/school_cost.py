@@ -1,0 +1,96 @@
+"""Step time of gradient methods on School's 139 tasks, as ratios to EW measured in one run.
+
+The School catalogue's model (an MLP 28 -> 64 trunk, one linear head per school, batch 256, Argyriou
+split 1, raw scores), each method's ``Trainer._train_step`` timed in interleaved blocks
+(method, EW, method, EW, ...), the median ratio reported. Issue 10's goals: PCGrad <= 2x EW at the
+representation level and <= 4x exact (it was 11x).
+
+Usage: python benchmarks/school_cost.py [--steps 10] [--repeats 5] [--threads 1] [--docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section  # noqa: E402
+
+from manytask.config import parse_config  # noqa: E402
+from manytask.runs import build_experiment  # noqa: E402
+
+SUITE = Path(__file__).resolve().parent / "school_catalogue.yaml"
+METHODS: dict[str, dict[str, Any]] = {
+    "PCGrad (representation)": {"name": "pcgrad", "level": "representation"},
+    "PCGrad (exact)": {"name": "pcgrad", "level": "exact"},
+    "MGDA-UB (representation)": {"name": "mgda", "level": "representation"},
+    "MGDA (exact)": {"name": "mgda", "level": "exact"},
+    "UPGrad (exact)": {"name": "upgrad"},
+}
+GOALS = {"PCGrad (representation)": 2.0, "PCGrad (exact)": 4.0}
+
+
+def train_step(balancer: dict[str, Any]) -> Callable[[], object]:
+    """One training step of the School catalogue's model with ``balancer`` (run from the repository root)."""
+    config = copy.deepcopy(yaml.safe_load(SUITE.read_text())["base"])
+    config["data"].update({"protocol": "argyriou", "split": 1})
+    config["balancer"] = balancer
+    config["training"]["progress"] = False
+    return build_experiment(parse_config(config), run_dir=None).trainer._train_step
+
+
+def ratio(step: Callable[[], object], ew: Callable[[], object], steps: int, repeats: int) -> float:
+    """Median over interleaved blocks of (seconds per step of ``step`` / of ``ew``)."""
+    def timed(fn: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        return time.perf_counter() - start
+
+    for _ in range(3):
+        step(), ew()
+    return statistics.median(timed(step) / timed(ew) for _ in range(repeats))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved blocks (median is reported)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ew = train_step({"name": "ew"})
+    lines = ["| method | step time / EW | goal |", "|---|---:|---|"]
+    for label, options in METHODS.items():
+        value = ratio(train_step(options), ew, args.steps, args.repeats)
+        goal = GOALS.get(label)
+        mark = "–" if goal is None else f"≤ {goal:g} {'✓' if value <= goal else '✗'}"
+        lines.append(f"| {label} | {value:.2f} | {mark} |")
+        print(lines[-1], flush=True)
+    if args.docs:
+        env = f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} torch thread(s)"
+        write_section("school-cost", "\n".join([
+            "## Cost of gradient methods on School (139 tasks)",
+            "",
+            f"Command: `python benchmarks/school_cost.py --docs` ({args.repeats} interleaved blocks of "
+            f"{args.steps} steps; median ratio; {env}). The School catalogue's model and batch (MLP 28→64, "
+            "139 linear heads, batch 256, Argyriou split 1); ratios of seconds per training step to EW's "
+            "in the same run.",
+            "",
+            *lines,
+        ]))
+
+
+if __name__ == "__main__":
+    main()

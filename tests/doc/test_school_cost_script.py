@@ -1,0 +1,13 @@
+"""``benchmarks/school_cost.py`` builds the School catalogue's model and times a method against EW."""
+
+from __future__ import annotations
+
+from .benchmark_scripts import load_script
+
+script = load_script("school_cost")
+
+
+def test_a_method_against_ew_in_one_block() -> None:
+    ew = script.train_step({"name": "ew"})
+    assert script.ratio(script.train_step(script.METHODS["PCGrad (representation)"]), ew, steps=1, repeats=1) > 0
+    assert set(script.GOALS) <= set(script.METHODS)
