@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 from torchjd.aggregation import Weighting
 
@@ -76,19 +77,44 @@ class MGDA(GramianBalancer):
     :func:`~manytask.balancing.min_norm_weights`); for two tasks this is Algorithm 1's
     :math:`\alpha = \mathrm{clip}_{[0,1]} \frac{(g_2 - g_1)^\top g_2}{\|g_1 - g_2\|^2}`.
 
+    ``normalization`` follows Sener & Koltun's code (``gradient_normalizers`` in
+    isl-org/MultiObjectiveOptimization, "optional and not included in the paper"): the weights
+    are those of the min-norm point of the normalised gradients :math:`g_i / n_i`, with
+    :math:`n_i = 1` (``"none"``), :math:`\|g_i\|` (``"l2"``), :math:`L_i` (``"loss"``) or
+    :math:`L_i \|g_i\|` (``"loss+"``), and are applied to the raw losses, as in their training loop;
+    i.e. :math:`\alpha = \arg\min_{\Delta} \alpha^\top N^{-1} G N^{-1} \alpha`.
+
     Args:
         tasks: The run's tasks.
         level: ``"exact"`` (all shared parameters) or ``"representation"``.
         tol: Tolerance of the KKT conditions, relative to the Gramian's scale.
+        normalization: ``"none"`` (the paper), ``"l2"``, ``"loss"`` or ``"loss+"`` (their code's
+            options; a zero norm or loss leaves that gradient as it is; ``"loss"`` and ``"loss+"``
+            need positive losses).
     """
 
     stateful: ClassVar[bool] = False
 
-    def __init__(self, tasks: Sequence[Task], level: Level = "exact", tol: float = 1e-9) -> None:
+    def __init__(self, tasks: Sequence[Task], level: Level = "exact", tol: float = 1e-9,
+                 normalization: str = "none") -> None:
         super().__init__(tasks, level)
         if not tol > 0:
             raise ValueError(f"The 'tol' parameter of MGDA must be > 0. Got {tol!r} instead.")
+        if normalization not in ("none", "l2", "loss", "loss+"):
+            raise ValueError("The 'normalization' parameter of MGDA must be 'none', 'l2', 'loss' or 'loss+'. "
+                             f"Got {normalization!r} instead.")
         self.tol = tol
+        self.normalization = normalization
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
-        return min_norm_weights(gramian, tol=self.tol)
+        if self.normalization == "none":
+            return min_norm_weights(gramian, tol=self.tol)
+        norms = gramian.diagonal().clamp(min=0).sqrt()
+        present_losses = losses[present].to(gramian)
+        if self.normalization in ("loss", "loss+") and not bool((present_losses > 0).all()):
+            bad = [n for n, p, v in zip(self.task_names, present.tolist(), losses.tolist()) if p and not v > 0]
+            raise ValueError(f"MGDA with normalization={self.normalization!r} needs positive losses; at step {step} "
+                             f"the loss of {bad} is not. Use normalization 'l2' or 'none'.")
+        scale = {"l2": norms, "loss": present_losses, "loss+": present_losses * norms}[self.normalization]
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return min_norm_weights(gramian / scale[:, None] / scale[None, :], tol=self.tol)
