@@ -54,7 +54,9 @@ class BackwardEngine:
       every head its gradient and leaves the per-task feature gradients ``J_z [T', *z]``; the
       exact Gramian is that of ``v_i = <J_z,i, z>`` (whose gradient w.r.t. the shared parameters
       is task i's), so autogram's batched pass runs through the trunk only; finally the trunk
-      gets ``z.backward(sum_i w_i J_z,i)``.
+      gets ``z.backward(sum_i w_i J_z,i)``. At the representation level with linear heads on
+      vector features, ``J_z,i = C_i W_i`` (``C_i`` the head output's gradient), so the Gramian and
+      the trunk's update come from ``C`` and the heads' weights and ``J_z`` is never formed.
     - ``needs == "jacobian"``: the Jacobian ``[T', P]`` of the shared parameters (torchjd
       ``jac``), the balancer's update written to their ``.grad``, the heads' plain gradients; at
       ``level="representation"`` the Jacobian ``[T', B·D]`` w.r.t. the shared features, whose

@@ -182,6 +182,8 @@ class LinearGramian:
         per task (kept per layer, as a convolution's batched gradients are, for :meth:`updates`)."""
         used = [i for i in range(len(self.layers)) if any(j == i for j, *_ in self._calls)]
         params = [p for i in used for p in self._trainable(i)]
+        if not params:  # the layers that ran are all frozen
+            return torch.zeros(count, count, dtype=dtype, device=cotangents[0].device)
         rows = []
         for t in range(count):
             grads = torch.autograd.grad(list(roots), params, [c[t] for c in cotangents], allow_unused=True,
