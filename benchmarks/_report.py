@@ -1,5 +1,37 @@
-"""Benchmark scripts write their tables with the package's section writer."""
+"""What the benchmark scripts share: the section writer, the environment line of their tables and
+the interleaved timing of one step against another."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
 
 from manytask._utils import write_section
 
-__all__ = ["write_section"]
+__all__ = ["environment", "ratio", "timed", "write_section"]
+
+
+def environment() -> str:
+    """``torch X, Python Y, N torch thread(s)`` for a table's command line."""
+    return f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} torch thread(s)"
+
+
+def timed(fn: Callable[[], object], steps: int) -> float:
+    """Seconds per call of ``fn`` over ``steps`` calls."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def ratio(ours: Callable[[], object], reference: Callable[[], object], steps: int, repeats: int,
+          warmup: int = 1) -> float:
+    """Median over interleaved repeats of (time per step of ``ours`` / of ``reference``), after
+    ``warmup`` calls of each."""
+    for _ in range(warmup):
+        ours(), reference()
+    return statistics.median(timed(ours, steps) / timed(reference, steps) for _ in range(repeats))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import platform
 import signal
 import statistics
 import sys
@@ -42,7 +41,7 @@ from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import environment, write_section  # noqa: E402
 
 from manytask.balancing import BALANCERS, balancer_info, create_balancer, min_norm_weights  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -290,8 +289,7 @@ def main() -> None:
         args.json.write_text(json.dumps({n: {str(t): c for t, c in r.items()} for n, r in results.items()}, indent=2))
     if args.docs:
         command = " ".join(["python benchmarks/balancing_cost.py", *sys.argv[1:]])
-        env = (f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} torch "
-               f"thread(s), {args.device}")
+        env = f"{environment()}, {args.device}"
         write_section("balancing-cost", "\n".join([
             "## Cost of each balancing method",
             "",

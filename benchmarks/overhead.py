@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import environment, ratio, write_section  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -32,20 +29,6 @@ from manytask.tasks import BinaryClassification, Classification, Regression  # n
 from manytask.training import Trainer, build_optimizer  # noqa: E402
 
 N = 4096
-
-
-def timed(fn: Callable[[], None], steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
-
-
-def ratio(ours: Callable[[], None], reference: Callable[[], None], steps: int, repeats: int) -> float:
-    """Median over interleaved repeats of (time per step of ``ours`` / of ``reference``)."""
-    ours(), reference()  # warm-up
-    ratios = [timed(ours, steps) / timed(reference, steps) for _ in range(repeats)]
-    return statistics.median(ratios)
 
 
 def step_vs_plain(in_features: int, hidden: tuple[int, ...], batch: int, steps: int, repeats: int,
@@ -147,7 +130,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if args.docs:
-        env = f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} torch thread(s)"
+        env = environment()
         write_section("overhead", "\n".join([
             "## Cost per training step",
             "",

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import environment, ratio, write_section  # noqa: E402
 
 from manytask.config import parse_config  # noqa: E402
 from manytask.runs import build_experiment  # noqa: E402
@@ -49,19 +46,6 @@ def train_step(balancer: dict[str, Any]) -> Callable[[], object]:
     return build_experiment(parse_config(config), run_dir=None).trainer._train_step
 
 
-def ratio(step: Callable[[], object], ew: Callable[[], object], steps: int, repeats: int) -> float:
-    """Median over interleaved blocks of (seconds per step of ``step`` / of ``ew``)."""
-    def timed(fn: Callable[[], object]) -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        return time.perf_counter() - start
-
-    for _ in range(3):
-        step(), ew()
-    return statistics.median(timed(step) / timed(ew) for _ in range(repeats))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
@@ -73,13 +57,13 @@ def main() -> None:
     ew = train_step({"name": "ew"})
     lines = ["| method | step time / EW | goal |", "|---|---:|---|"]
     for label, options in METHODS.items():
-        value = ratio(train_step(options), ew, args.steps, args.repeats)
+        value = ratio(train_step(options), ew, args.steps, args.repeats, warmup=3)
         goal = GOALS.get(label)
         mark = "–" if goal is None else f"≤ {goal:g} {'✓' if value <= goal else '✗'}"
         lines.append(f"| {label} | {value:.2f} | {mark} |")
         print(lines[-1], flush=True)
     if args.docs:
-        env = f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} torch thread(s)"
+        env = environment()
         write_section("school-cost", "\n".join([
             "## Cost of gradient methods on School (139 tasks)",
             "",

@@ -9,5 +9,5 @@ script = load_script("school_cost")
 
 def test_a_method_against_ew_in_one_block() -> None:
     ew = script.train_step({"name": "ew"})
-    assert script.ratio(script.train_step(script.METHODS["PCGrad (representation)"]), ew, steps=1, repeats=1) > 0
+    assert script.ratio(script.train_step(script.METHODS["PCGrad (representation)"]), ew, 1, 1) > 0
     assert set(script.GOALS) <= set(script.METHODS)

@@ -109,11 +109,11 @@ def nonnegative_qp(g: np.ndarray, u: np.ndarray, max_rounds: int = 10) -> np.nda
     """
     b = u @ g
     k, t = b.shape
-    lam_g, vec_g = np.linalg.eigh(g)
-    root = np.sqrt(np.clip(lam_g, 0.0, None))[:, None] * vec_g.T  # R^T R = G
+    root = psd_root(g)  # R^T R = G; its rows are sqrt(λ_i) v_iᵀ, λ ascending
+    eigenvalues = np.einsum("ij,ij->i", root, root)  # λ_i (negative rounding clipped to 0)
     x = np.zeros((k, t))
     todo = np.arange(k)
-    if lam_g[0] > rank_tolerance(lam_g, torch.float64):  # full rank (eigh: ascending); a singular G: NNLS only
+    if eigenvalues[0] > rank_tolerance(eigenvalues, torch.float64):  # full rank; a singular G: NNLS only
         free = b < 0
         tol = np.sqrt(np.finfo(np.float64).eps)
         eye = np.eye(t, dtype=bool)

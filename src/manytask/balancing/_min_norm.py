@@ -7,6 +7,8 @@ import torch
 from scipy.optimize import nnls
 from torch import Tensor
 
+from ._gramian_linalg import psd_root
+
 __all__ = ["min_norm_weights"]
 
 
@@ -137,8 +139,7 @@ def _by_nnls(g: np.ndarray, tol: float) -> np.ndarray | None:
     """The min-norm weights from one NNLS (see :func:`min_norm_weights`), or None when the answer
     fails the KKT test to ``tol`` or the NNLS does not terminate."""
     t = g.shape[0]
-    lam, vectors = np.linalg.eigh(g)
-    root = np.sqrt(np.clip(lam, 0.0, None))[:, None] * vectors.T  # R^T R = G
+    root = psd_root(g)  # R^T R = G
     target = np.zeros(t + 1)
     target[-1] = 1.0
     try:

@@ -50,47 +50,39 @@ def _rows(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return scores, (target if target.ndim == 1 else target.reshape(-1)).long()
 
 
-def _cross_entropy(output: Tensor, target: Tensor) -> Tensor:
-    return F.cross_entropy(*_rows(output, target), reduction="none")
+def _cross_entropy(output: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
+    return F.cross_entropy(*_rows(output, target), reduction=reduction)
 
 
-def _bce(output: Tensor, target: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(output, _like(target, output), reduction="none")
+def _bce(output: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
+    return F.binary_cross_entropy_with_logits(output, _like(target, output), reduction=reduction)
 
 
-def _mse(output: Tensor, target: Tensor) -> Tensor:
-    return F.mse_loss(output, _like(target, output), reduction="none")
+def _mse(output: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
+    return F.mse_loss(output, _like(target, output), reduction=reduction)
 
 
 def _like(target: Tensor, output: Tensor) -> Tensor:
     return target if target.dtype == output.dtype else target.to(output.dtype)
 
 
-def _l1(output: Tensor, target: Tensor) -> Tensor:
-    return (output - target.to(output.dtype)).abs()
+def _l1(output: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
+    return F.l1_loss(output, _like(target, output), reduction=reduction)
 
 
-def _huber(output: Tensor, target: Tensor) -> Tensor:
-    return F.huber_loss(output, target.to(output.dtype), reduction="none")
+def _huber(output: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
+    return F.huber_loss(output, _like(target, output), reduction=reduction)
 
 
 #: Elementwise losses by name (``reduction="none"``): ``(output entries, target entries) -> losses``.
+#: Each also takes ``reduction="sum"``: the sum from the kernel itself, one autograd node less per
+#: task than the elementwise losses followed by ``.sum()`` (what :meth:`Task.loss_terms` uses).
 LOSSES: dict[str, ElementwiseLoss] = {
     "cross_entropy": _cross_entropy,
     "bce": _bce,
     "mse": _mse,
     "l1": _l1,
     "huber": _huber,
-}
-
-#: The built-in losses reduced to their sum by the kernel itself (one autograd node less per
-#: task than the elementwise loss followed by ``.sum()``); same values as ``LOSSES[name](...).sum()``.
-_SUMMED: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "cross_entropy": lambda output, target: F.cross_entropy(*_rows(output, target), reduction="sum"),
-    "bce": lambda output, target: F.binary_cross_entropy_with_logits(output, _like(target, output), reduction="sum"),
-    "mse": lambda output, target: F.mse_loss(output, _like(target, output), reduction="sum"),
-    "l1": lambda output, target: F.l1_loss(output, _like(target, output), reduction="sum"),
-    "huber": lambda output, target: F.huber_loss(output, _like(target, output), reduction="sum"),
 }
 
 
@@ -206,9 +198,8 @@ class Task(ABC):
         else:
             output, target = self.select(output, target, mask)
         target = self.loss_target(target)
-        summed = _SUMMED.get(self.loss) if isinstance(self.loss, str) else None
-        if summed is not None and (self.loss == "cross_entropy" or output.shape == target.shape):
-            return summed(output, target), target.numel()
+        if isinstance(self.loss, str) and (self.loss == "cross_entropy" or output.shape == target.shape):
+            return LOSSES[self.loss](output, target, reduction="sum"), target.numel()  # type: ignore[call-arg]
         losses = self.loss_function(output, target)
         return losses.sum(), losses.numel()
 
