@@ -193,7 +193,7 @@ class Trainer:
         self.bad_evals = 0
         self._checked_sources = self._check_static_sources()
         self._position = {name: i for i, name in enumerate(self.tasks)}
-        self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor | None]] = {}
+        self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor, Tensor | None]] = {}
         self._recent_losses: list[tuple[Tensor, Tensor]] = []  # per step: losses [T], present [T]; folded when read
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
@@ -258,7 +258,7 @@ class Trainer:
                 outputs = self.engine.forward(inputs, group)
                 names += group
                 terms += [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in group]
-        sums, counts = self._dense(names, terms)
+        sums, counts, present = self._dense(names, terms)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
             losses, _ = self.engine.backward(sums, counts, step=self.step)
@@ -277,17 +277,16 @@ class Trainer:
             self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        present = counts > 0
         self.balancer.on_after_optimizer_step(losses, present, step=self.step,
                                               recompute=lambda: self._recompute(groups))
         self._recent_losses.append((losses, present))
         return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
 
-    def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0 and 0).
+    def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-task loss sums, counts and ``counts > 0`` ``[T]`` in run order (absent tasks: 0).
 
-        The counts tensor and the scatter index are cached by ``(names, counts)``: with full
-        batches they repeat every step (the engine only reads them)."""
+        The counts, the present mask and the scatter index are cached by ``(names, counts)``: with
+        full batches they repeat every step (they are only read)."""
         stacked = torch.stack([total for total, _ in terms]).float()
         key = (tuple(names), tuple(c for _, c in terms))
         cached = self._layouts.get(key)
@@ -298,14 +297,15 @@ class Trainer:
             positions = [self._position[n] for n in names]
             in_order = positions == list(range(len(self.tasks)))
             index = None if in_order else torch.tensor(positions, device=stacked.device)
-            cached = torch.tensor(count, device=stacked.device), index
+            counts = torch.tensor(count, device=stacked.device)
+            cached = counts, counts > 0, index
             if len(self._layouts) >= 256:  # counts that vary every step (partial labels): no reuse
                 self._layouts.clear()
             self._layouts[key] = cached
-        counts, index = cached
+        counts, present, index = cached
         if index is None:
-            return stacked, counts  # every task present, in run order
-        return stacked.new_zeros(len(self.tasks)).index_put((index,), stacked), counts
+            return stacked, counts, present  # every task present, in run order
+        return stacked.new_zeros(len(self.tasks)).index_put((index,), stacked), counts, present
 
     def _groups(self, batch: Batch) -> list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]:
         """The present tasks grouped by the inputs they read: the batch's, or a view's."""
