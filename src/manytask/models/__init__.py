@@ -1,12 +1,15 @@
 """Sharing schemes (``MultiTaskModel``) and the encoders they share."""
 
-from ._backbone import Backbone, FeatureInfo, as_backbone, output_info, reinitialise
+from ._backbone import Backbone, FeatureInfo, as_backbone, output_info, reinitialise, task_columns
 from ._base import MultiTaskModel
+from ._cross_stitch import CrossStitch, CrossStitchUnit
 from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, Transformer, create_encoder, padding_mask
 from ._factory import MODELS, create_model
 from ._hard_sharing import HardSharing
 from ._heads import GradientReversal, make_head
 from ._independent import Independent
+from ._mmoe import MMoE
+from ._soft_sharing import SoftSharing
 
 __all__ = [
     "Backbone",
@@ -16,6 +19,11 @@ __all__ = [
     "make_head",
     "output_info",
     "reinitialise",
+    "task_columns",
+    "CrossStitch",
+    "CrossStitchUnit",
+    "MMoE",
+    "SoftSharing",
     "ENCODERS",
     "MLP",
     "MODELS",

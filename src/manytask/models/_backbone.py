@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 
-__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "output_info", "reinitialise"]
+__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "output_info", "reinitialise", "task_columns"]
 
 Layout = Literal["vector", "sequence", "map"]
 
@@ -128,6 +129,19 @@ def output_info(module: nn.Module, dim: int | None = None) -> FeatureInfo:
             "feature_dim=..., or give the encoder an int attribute `out_features`."
         )
     return FeatureInfo(dim, getattr(module, "layout", "vector"), getattr(module, "reduction", 1))
+
+
+def task_columns(encoder: nn.Module, names: Sequence[str]) -> nn.ModuleDict:
+    """One copy of ``encoder`` per name (a column per task, or an expert): the first keeps the
+    template's weights, every other copy's are drawn afresh as construction draws them
+    (:func:`reinitialise`)."""
+    columns = nn.ModuleDict()
+    for index, name in enumerate(names):
+        copied = copy.deepcopy(encoder)
+        if index:
+            reinitialise(copied)
+        columns[name] = copied
+    return columns
 
 
 def reinitialise(module: nn.Module) -> None:

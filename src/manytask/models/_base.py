@@ -57,6 +57,11 @@ class MultiTaskModel(nn.Module):
         """Weight matrix (matrices) of the last shared layer; GradNorm measures gradient norms there."""
         raise NotImplementedError(f"{type(self).__name__} does not define its last shared layer.")
 
+    def scaled_parameters(self) -> list[tuple[str, list[nn.Parameter], float]]:
+        """Parameters trained at a multiple of the default learning rate, as ``(label, parameters,
+        scale)`` (cross-stitch units); the optimizer gives each its own group. Default: none."""
+        return []
+
     def penalty(self) -> Tensor | None:
         """A regulariser the trainer adds to the loss (soft sharing), or None."""
         return None

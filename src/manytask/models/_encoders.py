@@ -77,6 +77,7 @@ class MLP(Backbone):
             stages.append(nn.Sequential(*layers))
             width = h
         super().__init__(stages, [FeatureInfo(h, "vector") for h in hidden])
+        self.input_size = in_features  # what a gate reading the flattened inputs sees (MMoE)
 
 
 @ENCODERS.register("cnn", details={"paper": "Sener & Koltun 2018, NeurIPS (MultiMNIST)",
@@ -145,6 +146,7 @@ class ConvNet(Backbone):
                                         nn.ReLU()))
             info.append(FeatureInfo(out_features, "vector"))
         super().__init__(stages, info)
+        self.input_size = in_channels * image_size**2  # the flattened image (MMoE's gates)
 
 
 class _TokenEmbedding(nn.Module):

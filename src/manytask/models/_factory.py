@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from torch import nn
 
 from .._registry import Registry
 from ..tasks import Task
 from ._base import MultiTaskModel
+from ._cross_stitch import CrossStitch
 from ._hard_sharing import HardSharing
 from ._independent import Independent
+from ._mmoe import MMoE
+from ._soft_sharing import SoftSharing
 
 __all__ = ["MODELS", "create_model"]
 
@@ -32,3 +36,27 @@ def create_model(name: str, **options: object) -> MultiTaskModel:
 def independent(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> MultiTaskModel:
     """No sharing: one encoder copy per task (single-task baselines in one run)."""
     return Independent(encoder, tasks, feature_dim)
+
+
+@MODELS.register("cross_stitch", details={"paper": "Misra et al. 2016, CVPR (Eq. 1)",
+                                          "shares": "columns mixed by learned units after every stage"})
+def cross_stitch(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+                 init: Sequence[float] = (0.9, 0.1), alpha_lr_scale: float = 1.0) -> MultiTaskModel:
+    """Cross-stitch networks: a column per task, stage outputs mixed by learned linear units."""
+    return CrossStitch(encoder, tasks, feature_dim, init, alpha_lr_scale)
+
+
+@MODELS.register("mmoe", details={"paper": "Ma et al. 2018, KDD (Eqs. 5-6)",
+                                  "shares": "experts (backbone copies) mixed by a softmax gate per task"})
+def mmoe(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, num_experts: int = 4,
+         gate_in: int | None = None) -> MultiTaskModel:
+    """Multi-gate mixture of experts: shared experts, one softmax gate per task."""
+    return MMoE(encoder, tasks, feature_dim, num_experts, gate_in)
+
+
+@MODELS.register("soft", details={"paper": "Duong et al. 2015 (l2); Yang & Hospedales 2017 (trace)",
+                                  "shares": "nothing; a penalty pulls the task columns together"})
+def soft_sharing(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+                 penalty: Literal["l2", "trace"] = "l2", strength: float = 1e-3) -> MultiTaskModel:
+    """Soft parameter sharing: a column per task and an l2 or trace-norm penalty between them."""
+    return SoftSharing(encoder, tasks, feature_dim, penalty, strength)

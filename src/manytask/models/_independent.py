@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Sequence
 
 from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import output_info, reinitialise
+from ._backbone import output_info, task_columns
 from ._base import MultiTaskModel
 from ._heads import make_head
 
@@ -43,12 +42,7 @@ class Independent(MultiTaskModel):
         super().__init__()
         info = output_info(encoder, feature_dim)
         self.task_names = tuple(t.name for t in tasks)
-        self.encoders = nn.ModuleDict()
-        for index, task in enumerate(tasks):
-            copied = copy.deepcopy(encoder)
-            if index:
-                reinitialise(copied)
-            self.encoders[task.name] = copied
+        self.encoders = task_columns(encoder, self.task_names)
         self.heads = nn.ModuleDict({t.name: make_head(t, info) for t in tasks})
 
     def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:

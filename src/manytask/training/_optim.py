@@ -28,7 +28,9 @@ def build_optimizer(
     """An optimizer with per-task learning rates.
 
     Parameter groups: ``"default"`` (shared parameters and tasks without their own rate),
-    ``"task:<name>"`` for each task in ``task_lr``, and ``"balancer"`` for learned weights.
+    ``"task:<name>"`` for each task in ``task_lr``, ``"model:<label>"`` for each of the model's
+    :meth:`~manytask.models.MultiTaskModel.scaled_parameters` (at ``lr`` times its scale), and
+    ``"balancer"`` for learned weights.
     Adam and AdamW use PyTorch's fused kernel where every parameter allows it (floating point,
     on CPU or CUDA).
 
@@ -53,6 +55,11 @@ def build_optimizer(
             groups.append({"params": params, "lr": task_lr[task], "name": f"task:{task}"})
         else:
             default += params  # one group for everything at the default rate: less per-step work
+    for label, scaled, scale in model.scaled_parameters():
+        moved = {id(p) for p in scaled}
+        for group in groups:
+            group["params"] = [p for p in group["params"] if id(p) not in moved]
+        groups.append({"params": [p for p in scaled if p.requires_grad], "lr": lr * scale, "name": f"model:{label}"})
     if extra is not None:
         params = [p for p in extra.parameters() if p.requires_grad]
         if params:

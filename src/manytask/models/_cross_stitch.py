@@ -1,0 +1,118 @@
+"""Cross-stitch networks (Misra et al., 2016): one column per task, their stage outputs mixed by
+learned linear units."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Inputs
+from ..tasks import Task
+from ._backbone import Backbone, as_backbone, output_info, task_columns
+from ._base import MultiTaskModel
+from ._heads import make_head
+
+__all__ = ["CrossStitch", "CrossStitchUnit"]
+
+
+class CrossStitchUnit(nn.Module):
+    r"""Misra et al. (2016), Eq. 1 for T tasks: :math:`\tilde x_t = \sum_s \alpha_{ts} x_s`.
+
+    Args:
+        num_tasks: ``T``.
+        same: Initial :math:`\alpha_{tt}` (the paper's :math:`\alpha_S`).
+        other: Initial total weight on the other tasks (the paper's :math:`\alpha_D` for two
+            tasks), split evenly over the ``T - 1`` others.
+
+    The input is the tasks' activations stacked ``[T, B, ...]`` (any layout); the output has the
+    same shape.
+    """
+
+    def __init__(self, num_tasks: int, same: float = 0.9, other: float = 0.1) -> None:
+        super().__init__()
+        alpha = torch.full((num_tasks, num_tasks), other / max(1, num_tasks - 1))
+        alpha.fill_diagonal_(same)
+        self.alpha = nn.Parameter(alpha)
+
+    def forward(self, stacked: Tensor) -> Tensor:
+        return (self.alpha.to(stacked.dtype) @ stacked.flatten(1)).view_as(stacked)
+
+
+class CrossStitch(MultiTaskModel):
+    r"""Cross-stitch networks (Misra, Shrivastava, Gupta & Hebert, 2016, "Cross-stitch Networks
+    for Multi-task Learning", Eq. 1): one column per task, a copy of the backbone, and after
+    every stage a :class:`CrossStitchUnit` that replaces each task's activation by a learned
+    linear combination of all tasks' activations; each head reads its own column.
+
+    The paper stitches two AlexNets after every pooling and fully connected layer; here a unit
+    follows every stage of any :class:`Backbone` (a plain module is one stage). With identity
+    units (``init=(1, 0)``, frozen) the model is :class:`Independent` columns. The columns and
+    units serve every task, so all of them are shared parameters; there is no single shared
+    representation (representation-level balancing raises, exact mode works).
+
+    Args:
+        encoder: The backbone each column copies (the first column keeps its weights, the
+            others are drawn afresh).
+        tasks: The tasks; one head each, on its column's last stage.
+        feature_dim: ``D`` of a plain encoder without ``out_features``.
+        init: ``(alpha_same, alpha_other)``: the units' initial weights (the paper compares
+            several, Sec. 5.1; they use convex combinations).
+        alpha_lr_scale: Learning-rate multiplier of the units' parameters (the paper raises the
+            units' rate over the network's under SGD; with Adam, 1 is the safe default).
+
+    Examples:
+        >>> from manytask.models import MLP
+        >>> from manytask.tasks import Regression
+        >>> model = CrossStitch(MLP(4, (8, 6)), [Regression("a"), Regression("b")])
+        >>> {k: tuple(v.shape) for k, v in model(torch.randn(5, 4)).items()}
+        {'a': (5, 1), 'b': (5, 1)}
+        >>> model.units[0].alpha
+        Parameter containing:
+        tensor([[0.9000, 0.1000],
+                [0.1000, 0.9000]], requires_grad=True)
+    """
+
+    def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+                 init: Sequence[float] = (0.9, 0.1), alpha_lr_scale: float = 1.0) -> None:
+        super().__init__()
+        if not tasks:
+            raise ValueError("CrossStitch needs at least one task.")
+        if len(init) != 2:
+            raise ValueError(f"CrossStitch init must be (alpha_same, alpha_other). Got {list(init)}.")
+        if alpha_lr_scale <= 0:
+            raise ValueError(f"CrossStitch alpha_lr_scale must be > 0. Got {alpha_lr_scale}.")
+        self.task_names = tuple(t.name for t in tasks)
+        backbone = as_backbone(encoder, output_info(encoder, feature_dim))
+        self.columns = task_columns(backbone, self.task_names)
+        self.units = nn.ModuleList(CrossStitchUnit(len(tasks), *init) for _ in backbone.stages)
+        self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
+        self.alpha_lr_scale = float(alpha_lr_scale)
+
+    def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        tasks = self._check_tasks(tasks)
+        columns: list[Backbone] = list(self.columns.values())  # type: ignore[arg-type]
+        xs: list[Tensor] = [inputs] * len(columns)  # type: ignore[list-item]
+        for i, unit in enumerate(self.units):
+            xs = list(unit(torch.stack([column.stages[i](x) for column, x in zip(columns, xs)])).unbind(0))
+        own = dict(zip(self.task_names, xs))
+        return {name: self.heads[name](own[name]) for name in tasks}
+
+    def shared_modules(self) -> list[nn.Module]:
+        return [self.columns, self.units]
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.columns.parameters()
+        yield from self.units.parameters()
+
+    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
+        return self.heads[self._check_tasks([name])[0]].parameters()
+
+    def scaled_parameters(self) -> list[tuple[str, list[nn.Parameter], float]]:
+        return [("cross-stitch units", list(self.units.parameters()), self.alpha_lr_scale)]
+
+    def mixing(self) -> Tensor:
+        """The units' weights ``[stages, T, T]`` (row ``t``: what task ``t``'s column reads)."""
+        units: list[CrossStitchUnit] = list(self.units)  # type: ignore[arg-type]
+        return torch.stack([unit.alpha.detach() for unit in units])
