@@ -105,7 +105,7 @@ def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
 
 def test_every_registered_encoder_and_scheme_is_covered() -> None:
     assert {c.name for c in CASES if c.name} == set(ENCODERS.names())
-    assert MODELS.names() == ["cross_stitch", "hps", "independent", "mmoe", "soft"]
+    assert MODELS.names() == ["cross_stitch", "hps", "independent", "low_supervision", "mmoe", "soft"]
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -166,7 +166,7 @@ def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case)
     everything = in_modules.union(*per_task)
     assert everything == {id(p) for p in model.parameters()}
     assert sum(map(len, per_task)) + len(in_modules) == len(everything)  # disjoint
-    expected = {"hps": ["encoder"], "cross_stitch": ["columns", "units"], "mmoe": ["experts"]}.get(scheme, [])
+    expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "cross_stitch": ["columns", "units"], "mmoe": ["experts"]}.get(scheme, [])
     assert shared == [getattr(model, name) for name in expected]
     assert bool(in_modules) == bool(expected)
 

@@ -10,15 +10,16 @@ import torch
 from manytask.balancing import create_balancer
 from manytask.data import MultiSourceLoader, Temperature
 from manytask.demos import shared_latent_tasks
-from manytask.models import MLP, HardSharing
+from manytask.models import MLP, create_model
 from manytask.training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
 
 
-def make_trainer(run_dir: Path | None, steps: int, balancer: str = "ew", eval_every: int = 7, **options: Any) -> Trainer:
+def make_trainer(run_dir: Path | None, steps: int, balancer: str = "ew", eval_every: int = 7, scheme: str = "hps",
+                 **options: Any) -> Trainer:
     torch.manual_seed(0)
     data = shared_latent_tasks(n_train=300, n_val=60, n_test=60, labelled_fraction=0.3)
     tasks = list(data.tasks)
-    model = HardSharing(MLP(20, (16,), dropout=0.2), tasks)
+    model = create_model(scheme, encoder=MLP(20, (16,), dropout=0.2), tasks=tasks)
     bal = create_balancer(balancer, tasks, **options)
     optimizer = build_optimizer(model, bal, lr=1e-2, task_lr={"score": 5e-3})
     scheduler = build_scheduler(optimizer, "cosine", steps, warmup_steps=3)

@@ -75,6 +75,7 @@ class TaskConfig(StrictModel):
     lr: PositiveFloat | None = None
     head_hidden: int | None = Field(default=None, ge=0)
     head_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    attach_at: PositiveInt | None = None
     metrics: list[str] | None = None
     loss: str | None = None
     view: str | None = None

@@ -1,6 +1,6 @@
 """Sharing schemes (``MultiTaskModel``) and the encoders they share."""
 
-from ._backbone import Backbone, FeatureInfo, as_backbone, output_info, reinitialise, task_columns
+from ._backbone import Backbone, FeatureInfo, as_backbone, last_weights, output_info, reinitialise, task_columns
 from ._base import MultiTaskModel
 from ._cross_stitch import CrossStitch, CrossStitchUnit
 from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, Transformer, create_encoder, padding_mask
@@ -8,6 +8,7 @@ from ._factory import MODELS, create_model
 from ._hard_sharing import HardSharing
 from ._heads import GradientReversal, make_head
 from ._independent import Independent
+from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
 from ._soft_sharing import SoftSharing
 
@@ -20,8 +21,10 @@ __all__ = [
     "output_info",
     "reinitialise",
     "task_columns",
+    "last_weights",
     "CrossStitch",
     "CrossStitchUnit",
+    "LowSupervision",
     "MMoE",
     "SoftSharing",
     "ENCODERS",

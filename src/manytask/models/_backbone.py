@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 
-__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "output_info", "reinitialise", "task_columns"]
+__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "last_weights", "output_info", "reinitialise",
+           "task_columns"]
 
 Layout = Literal["vector", "sequence", "map"]
 
@@ -129,6 +130,16 @@ def output_info(module: nn.Module, dim: int | None = None) -> FeatureInfo:
             "feature_dim=..., or give the encoder an int attribute `out_features`."
         )
     return FeatureInfo(dim, getattr(module, "layout", "vector"), getattr(module, "reduction", 1))
+
+
+def last_weights(module: nn.Module) -> list[nn.Parameter]:
+    """The weight matrices (not the biases) of ``module``'s last submodule with parameters: where
+    GradNorm measures the tasks' gradient norms (Chen et al. 2018, "the last shared layer")."""
+    last = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
+    if not last:
+        raise ValueError("The encoder has no parameters.")
+    weights = [p for p in last[-1].parameters(recurse=False) if p.ndim >= 2]
+    return weights or list(last[-1].parameters(recurse=False))
 
 
 def task_columns(encoder: nn.Module, names: Sequence[str]) -> nn.ModuleDict:

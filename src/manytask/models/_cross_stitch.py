@@ -83,6 +83,7 @@ class CrossStitch(MultiTaskModel):
             raise ValueError(f"CrossStitch init must be (alpha_same, alpha_other). Got {list(init)}.")
         if alpha_lr_scale <= 0:
             raise ValueError(f"CrossStitch alpha_lr_scale must be > 0. Got {alpha_lr_scale}.")
+        self._heads_at_the_top(tasks, encoder)
         self.task_names = tuple(t.name for t in tasks)
         backbone = as_backbone(encoder, output_info(encoder, feature_dim))
         self.columns = task_columns(backbone, self.task_names)

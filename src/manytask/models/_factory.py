@@ -13,6 +13,7 @@ from ._base import MultiTaskModel
 from ._cross_stitch import CrossStitch
 from ._hard_sharing import HardSharing
 from ._independent import Independent
+from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
 from ._soft_sharing import SoftSharing
 
@@ -60,3 +61,10 @@ def soft_sharing(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | N
                  penalty: Literal["l2", "trace"] = "l2", strength: float = 1e-3) -> MultiTaskModel:
     """Soft parameter sharing: a column per task and an l2 or trace-norm penalty between them."""
     return SoftSharing(encoder, tasks, feature_dim, penalty, strength)
+
+
+@MODELS.register("low_supervision", details={"paper": "Søgaard & Goldberg 2016, ACL",
+                                             "shares": "one backbone; a head reads the stage tasks.<name>.attach_at"})
+def low_supervision(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> MultiTaskModel:
+    """Low supervision: heads at different depths of one shared backbone (tasks.<name>.attach_at)."""
+    return LowSupervision(encoder, tasks, feature_dim)

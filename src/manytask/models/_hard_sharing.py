@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import output_info
+from ._backbone import last_weights, output_info
 from ._base import MultiTaskModel
 from ._heads import make_head
 
@@ -43,6 +43,7 @@ class HardSharing(MultiTaskModel):
         super().__init__()
         if not tasks:
             raise ValueError("HardSharing needs at least one task.")
+        self._heads_at_the_top(tasks, encoder)
         self.encoder = encoder
         self.feature_info = output_info(encoder, feature_dim)
         self.feature_dim = self.feature_info.dim
@@ -66,8 +67,4 @@ class HardSharing(MultiTaskModel):
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
         """The weight matrices (not the biases) of the encoder's last module with parameters."""
-        last = [m for m in self.encoder.modules() if any(True for _ in m.parameters(recurse=False))]
-        if not last:
-            raise ValueError("The encoder has no parameters.")
-        weights = [p for p in last[-1].parameters(recurse=False) if p.ndim >= 2]
-        return weights or list(last[-1].parameters(recurse=False))
+        return last_weights(self.encoder)

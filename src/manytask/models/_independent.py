@@ -40,6 +40,7 @@ class Independent(MultiTaskModel):
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> None:
         super().__init__()
+        self._heads_at_the_top(tasks, encoder)
         info = output_info(encoder, feature_dim)
         self.task_names = tuple(t.name for t in tasks)
         self.encoders = task_columns(encoder, self.task_names)

@@ -97,6 +97,7 @@ class MMoE(MultiTaskModel):
             raise ValueError("MMoE needs at least one task.")
         if num_experts < 1:
             raise ValueError(f"MMoE needs num_experts >= 1. Got {num_experts}.")
+        self._heads_at_the_top(tasks, encoder)
         self.task_names = tuple(t.name for t in tasks)
         backbone = as_backbone(encoder, output_info(encoder, feature_dim))
         self.experts = task_columns(backbone, [f"expert{e}" for e in range(num_experts)])

@@ -57,6 +57,7 @@ class SoftSharing(MultiTaskModel):
             raise ValueError(f"SoftSharing penalty must be 'l2' or 'trace'. Got {penalty!r}.")
         if strength < 0:
             raise ValueError(f"SoftSharing strength must be >= 0. Got {strength}.")
+        self._heads_at_the_top(tasks, encoder)
         info = output_info(encoder, feature_dim)
         self.task_names = tuple(t.name for t in tasks)
         self.encoders = task_columns(encoder, self.task_names)

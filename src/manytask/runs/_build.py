@@ -101,7 +101,7 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
         found = config.tasks.get(task.name)
         if found is not None and task.name in names:
             override = found
-            fields = ("role", "head_hidden", "head_dropout", "loss", "view", "level")
+            fields = ("role", "head_hidden", "head_dropout", "loss", "view", "level", "attach_at")
             changes: dict[str, Any] = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)
@@ -146,7 +146,7 @@ def _view_task(name: str, override: Any) -> Task:
     kind = override.kind or "regression"
     options: dict[str, Any] = {"role": override.role or "auxiliary", "view": override.view,
                                "level": override.level or "sample", "head_hidden": override.head_hidden or 0,
-                               "head_dropout": override.head_dropout or 0.0}
+                               "head_dropout": override.head_dropout or 0.0, "attach_at": override.attach_at}
     if override.loss is not None:
         options["loss"] = override.loss
     if override.metrics is not None:

@@ -110,6 +110,8 @@ class Task(ABC):
         view: Name of a registered view (``manytask.views``) whose inputs, targets and masks
             this task uses instead of the batch's (self-supervised tasks); None: the batch's.
         reversal: Gradient-reversal factor λ of an adversarial task (ignored otherwise).
+        attach_at: The backbone stage (1 = the first) whose output the head reads, for schemes
+            that tap lower stages (``low_supervision``, Søgaard & Goldberg 2016); None: the last.
     """
 
     name: str
@@ -121,6 +123,7 @@ class Task(ABC):
     view: str | None = field(default=None, kw_only=True)
     reversal: float = field(default=1.0, kw_only=True)
     head_dropout: float = field(default=0.0, kw_only=True)
+    attach_at: int | None = field(default=None, kw_only=True)
 
     kind: ClassVar[str]
     uncertainty_form: ClassVar[UncertaintyForm]
@@ -140,6 +143,9 @@ class Task(ABC):
             raise ValueError(f"Task {self.name!r}: head_dropout must be in [0, 1) and needs a hidden layer "
                              f"(head_hidden > 0). Got head_dropout={self.head_dropout!r}, "
                              f"head_hidden={self.head_hidden!r}.")
+        if self.attach_at is not None and (isinstance(self.attach_at, bool) or self.attach_at < 1):
+            raise ValueError(f"Task {self.name!r}: attach_at is a backbone stage, counted from 1. "
+                             f"Got {self.attach_at!r}.")
         if self.level is None:
             object.__setattr__(self, "level", self.default_level)
         if self.level not in ENTRY_DIMS:
