@@ -105,7 +105,7 @@ def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
 
 def test_every_registered_encoder_and_scheme_is_covered() -> None:
     assert {c.name for c in CASES if c.name} == set(ENCODERS.names())
-    assert MODELS.names() == ["cross_stitch", "hps", "independent", "low_supervision", "mmoe", "soft"]
+    assert MODELS.names() == ["cgc", "cross_stitch", "hps", "independent", "low_supervision", "mmoe", "ple", "soft"]
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -166,9 +166,29 @@ def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case)
     everything = in_modules.union(*per_task)
     assert everything == {id(p) for p in model.parameters()}
     assert sum(map(len, per_task)) + len(in_modules) == len(everything)  # disjoint
-    expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "cross_stitch": ["columns", "units"], "mmoe": ["experts"]}.get(scheme, [])
+    if scheme in ("cgc", "ple"):  # shared experts and gates, and the per-task ones that reach other tasks
+        assert model.shared in shared
+        return
+    expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "cross_stitch": ["columns", "units"],
+                "mmoe": ["experts"]}.get(scheme, [])
     assert shared == [getattr(model, name) for name in expected]
     assert bool(in_modules) == bool(expected)
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_tasks_gradient_reaches_only_shared_and_its_own_parameters(scheme: str, case: Case) -> None:
+    """The partition is right: what one task's output reaches is shared or that task's own."""
+    model = build(scheme, case)
+    shared = {id(p) for p in model.shared_parameters()}
+    out = model(case.inputs)
+    for task in case.tasks:
+        params = [p for p in model.parameters()]
+        grads = torch.autograd.grad(out[task.name].float().pow(2).sum(), params, retain_graph=True,
+                                    allow_unused=True)
+        own = {id(p) for p in model.task_parameters(task.name)}
+        reached = [n for (n, p), g in zip(model.named_parameters(), grads) if g is not None and bool(g.ne(0).any())]
+        assert [n for (n, p) in model.named_parameters() if n in reached and id(p) not in shared | own] == []
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name], ids=[c.id for c in CASES if c.name])

@@ -15,6 +15,7 @@ from ._hard_sharing import HardSharing
 from ._independent import Independent
 from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
+from ._ple import PLE
 from ._soft_sharing import SoftSharing
 
 __all__ = ["MODELS", "create_model"]
@@ -68,3 +69,19 @@ def soft_sharing(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | N
 def low_supervision(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> MultiTaskModel:
     """Low supervision: heads at different depths of one shared backbone (tasks.<name>.attach_at)."""
     return LowSupervision(encoder, tasks, feature_dim)
+
+
+@MODELS.register("ple", details={"paper": "Tang et al. 2020, RecSys (Eqs. 2-6)",
+                                 "shares": "shared and per-task experts per stage, per-task and shared gates"})
+def ple(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, shared_experts: int = 1,
+        task_experts: int = 1, gate_in: int | None = None) -> MultiTaskModel:
+    """Progressive Layered Extraction: an extraction level per backbone stage."""
+    return PLE(encoder, tasks, feature_dim, shared_experts, task_experts, "stages", gate_in)
+
+
+@MODELS.register("cgc", details={"paper": "Tang et al. 2020, RecSys (Eqs. 2-4)",
+                                 "shares": "shared experts; each task also has its own, and its gate mixes both"})
+def cgc(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, shared_experts: int = 1,
+        task_experts: int = 1, gate_in: int | None = None) -> MultiTaskModel:
+    """Customized Gate Control: PLE's single level (the whole backbone is one expert)."""
+    return PLE(encoder, tasks, feature_dim, shared_experts, task_experts, "one", gate_in)
