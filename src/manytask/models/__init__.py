@@ -10,6 +10,7 @@ from ._heads import GradientReversal, make_head
 from ._independent import Independent
 from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
+from ._mtan import MTAN
 from ._ple import PLE
 from ._soft_sharing import SoftSharing
 
@@ -27,6 +28,7 @@ __all__ = [
     "CrossStitchUnit",
     "LowSupervision",
     "MMoE",
+    "MTAN",
     "PLE",
     "SoftSharing",
     "ENCODERS",

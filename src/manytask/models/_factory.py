@@ -15,6 +15,7 @@ from ._hard_sharing import HardSharing
 from ._independent import Independent
 from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
+from ._mtan import MTAN
 from ._ple import PLE
 from ._soft_sharing import SoftSharing
 
@@ -85,3 +86,10 @@ def cgc(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = Non
         task_experts: int = 1, gate_in: int | None = None) -> MultiTaskModel:
     """Customized Gate Control: PLE's single level (the whole backbone is one expert)."""
     return PLE(encoder, tasks, feature_dim, shared_experts, task_experts, "one", gate_in)
+
+
+@MODELS.register("mtan", details={"paper": "Liu, Johns & Davison 2019, CVPR (Eq. 1)",
+                                  "shares": "one backbone; each task reads every stage through its own attention mask"})
+def mtan(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> MultiTaskModel:
+    """Multi-Task Attention Network: per-task soft-attention masks over the shared stages."""
+    return MTAN(encoder, tasks, feature_dim)
