@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import environment, ratio, write_section  # noqa: E402
 
 from manytask.config import parse_config  # noqa: E402
+from manytask.models import _hard_sharing  # noqa: E402
 from manytask.runs import build_experiment  # noqa: E402
 
 SUITE = Path(__file__).resolve().parent / "school_catalogue.yaml"
@@ -46,6 +47,21 @@ def train_step(balancer: dict[str, Any]) -> Callable[[], object]:
     return build_experiment(parse_config(config), run_dir=None).trainer._train_step
 
 
+def grouped_heads_ratio(steps: int, repeats: int) -> float:
+    """EW's step with the identical linear heads computed as one matmul (``HardSharing``'s
+    default from ``GROUP_AT`` tasks on) against one call per head."""
+    grouped, separate = train_step({"name": "ew"}), train_step({"name": "ew"})
+
+    def one_call_per_head() -> object:
+        saved, _hard_sharing.GROUP_AT = _hard_sharing.GROUP_AT, 10**9
+        try:
+            return separate()
+        finally:
+            _hard_sharing.GROUP_AT = saved
+
+    return ratio(grouped, one_call_per_head, steps, repeats, warmup=3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
@@ -62,6 +78,9 @@ def main() -> None:
         mark = "–" if goal is None else f"≤ {goal:g} {'✓' if value <= goal else '✗'}"
         lines.append(f"| {label} | {value:.2f} | {mark} |")
         print(lines[-1], flush=True)
+    grouped = grouped_heads_ratio(args.steps, args.repeats)
+    lines.append(f"| EW, the 139 heads as one matmul / one call per head | {grouped:.2f} | – |")
+    print(lines[-1], flush=True)
     if args.docs:
         env = environment()
         write_section("school-cost", "\n".join([

@@ -11,3 +11,8 @@ def test_a_method_against_ew_in_one_block() -> None:
     ew = script.train_step({"name": "ew"})
     assert script.ratio(script.train_step(script.METHODS["PCGrad (representation)"]), ew, 1, 1) > 0
     assert set(script.GOALS) <= set(script.METHODS)
+
+
+def test_grouped_heads_against_one_call_per_head() -> None:
+    assert script.grouped_heads_ratio(1, 1) > 0
+    assert script._hard_sharing.GROUP_AT == 8  # restored after timing the ungrouped step

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Inputs
@@ -12,7 +14,20 @@ from ._backbone import last_weights, output_info
 from ._base import MultiTaskModel
 from ._heads import make_head
 
-__all__ = ["HardSharing"]
+__all__ = ["GROUP_AT", "HardSharing"]
+
+#: Fewest tasks whose identical linear heads :class:`HardSharing` computes as one matmul.
+GROUP_AT = 8
+
+
+def _identical_linear(heads: list[nn.Module]) -> bool:
+    """All plain ``nn.Linear`` with the same sizes, bias or not, dtype and device."""
+    if not heads or any(type(h) is not nn.Linear for h in heads):
+        return False
+    first: nn.Linear = heads[0]  # type: ignore[assignment]
+    key = (first.in_features, first.out_features, first.bias is None, first.weight.dtype, first.weight.device)
+    return all((h.in_features, h.out_features, h.bias is None, h.weight.dtype, h.weight.device) == key
+               for h in heads)  # type: ignore[union-attr]
 
 
 class HardSharing(MultiTaskModel):
@@ -49,12 +64,35 @@ class HardSharing(MultiTaskModel):
         self.feature_dim = self.feature_info.dim
         self.task_names = tuple(t.name for t in tasks)
         self.heads = nn.ModuleDict({t.name: make_head(t, self.feature_info) for t in tasks})
+        self._grouping: tuple[tuple[int, ...], bool] = ((), False)  # (the heads' ids, identical linear maps?)
 
     def features(self, inputs: Inputs) -> Tensor:
         return self.encoder(inputs)
 
     def forward_heads(self, features: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
-        return {name: self.heads[name](features) for name in self._check_tasks(tasks)}
+        names = self._check_tasks(tasks)
+        if len(names) >= GROUP_AT and features.ndim == 2 and self.grouped_heads:
+            return self._grouped(features, names)
+        return {name: self.heads[name](features) for name in names}
+
+    @property
+    def grouped_heads(self) -> bool:
+        """Whether the heads are identical ``nn.Linear`` maps, which a forward asking for at least
+        ``GROUP_AT`` of them computes as one matmul (many tasks: School's 139 heads)."""
+        key = tuple(map(id, self.heads.values()))
+        if key != self._grouping[0]:  # checked again whenever a head is replaced
+            self._grouping = key, _identical_linear(list(self.heads.values()))
+        return self._grouping[1]
+
+    def _grouped(self, features: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+        """Identical linear heads as one matmul: the heads' weights stacked ``[T' * K, D]``, the
+        output ``[B, T', K]`` sliced per task (the same numbers as one call per head, up to the
+        order of floating-point additions)."""
+        heads: list[nn.Linear] = [self.heads[n] for n in names]  # type: ignore[misc]
+        weight = torch.cat([h.weight for h in heads])
+        bias = torch.cat([h.bias for h in heads]) if heads[0].bias is not None else None
+        out = F.linear(features, weight, bias).unflatten(1, (len(names), -1))
+        return {name: out[:, i] for i, name in enumerate(names)}
 
     def shared_modules(self) -> list[nn.Module]:
         return [self.encoder]
