@@ -12,6 +12,7 @@ from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
 from ._mtan import MTAN
 from ._ple import PLE
+from ._relationship import RelationshipNetwork, task_covariance
 from ._soft_sharing import SoftSharing
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "MMoE",
     "MTAN",
     "PLE",
+    "RelationshipNetwork",
+    "task_covariance",
     "SoftSharing",
     "ENCODERS",
     "MLP",

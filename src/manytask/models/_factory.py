@@ -17,6 +17,7 @@ from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
 from ._mtan import MTAN
 from ._ple import PLE
+from ._relationship import RelationshipNetwork
 from ._soft_sharing import SoftSharing
 
 __all__ = ["MODELS", "create_model"]
@@ -93,3 +94,11 @@ def cgc(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = Non
 def mtan(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None) -> MultiTaskModel:
     """Multi-Task Attention Network: per-task soft-attention masks over the shared stages."""
     return MTAN(encoder, tasks, feature_dim)
+
+
+@MODELS.register("relationship", details={"paper": "Long et al. 2017, NeurIPS (Multilinear Relationship Networks)",
+                                          "shares": "lower stages; upper ones per task, a learned task covariance"})
+def relationship(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, task_stages: int = 1,
+                 strength: float = 1e-3) -> MultiTaskModel:
+    """Deep relationship networks: task-specific upper stages under a matrix-normal prior."""
+    return RelationshipNetwork(encoder, tasks, feature_dim, task_stages, strength)
