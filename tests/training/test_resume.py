@@ -9,6 +9,7 @@ import torch
 
 from manytask.balancing import BALANCERS, balancer_info
 from manytask.models import MODELS
+from manytask.training import BackwardEngine, Trainer, build_optimizer
 
 from .helpers import make_trainer
 
@@ -92,3 +93,29 @@ def test_only_latest_checkpoints_are_kept(tmp_path: Path) -> None:
     make_trainer(tmp_path, 35, eval_every=7).fit()
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["best.safetensors", "step-000000028.safetensors", "step-000000035.safetensors"]
+
+
+def test_a_non_contiguous_parameter_resumes_exactly(tmp_path: Path) -> None:
+    """A checkpoint stores the optimizer's moments contiguous; restored onto a transposed
+    parameter they must take its layout again, or the fused Adam step rounds differently."""
+
+    def transposed(trainer: Trainer) -> Trainer:
+        first = trainer.model.encoder.stages[0][1]  # type: ignore[union-attr, index]
+        with torch.no_grad():
+            first.weight = torch.nn.Parameter(first.weight.detach().T.contiguous().T)
+        assert not first.weight.is_contiguous()
+        trainer.optimizer = build_optimizer(trainer.model, trainer.balancer, lr=1e-2)
+        trainer.engine = BackwardEngine(trainer.model, trainer.balancer)
+        trainer.scheduler = None
+        return trainer
+
+    n = 14
+    straight = transposed(make_trainer(tmp_path / "straight", 2 * n))
+    straight.fit()
+    first = transposed(make_trainer(tmp_path / "split", 2 * n))
+    first.steps = n
+    first.fit()
+    resumed = transposed(make_trainer(tmp_path / "split", 2 * n))
+    resumed.fit(resume="latest")
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

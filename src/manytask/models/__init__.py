@@ -14,6 +14,7 @@ from ._mtan import MTAN
 from ._ple import PLE
 from ._relationship import RelationshipNetwork, task_covariance
 from ._soft_sharing import SoftSharing
+from ._tensor_factorisation import TensorFactorised, tucker
 
 __all__ = [
     "Backbone",
@@ -34,6 +35,8 @@ __all__ = [
     "RelationshipNetwork",
     "task_covariance",
     "SoftSharing",
+    "TensorFactorised",
+    "tucker",
     "ENCODERS",
     "MLP",
     "MODELS",

@@ -26,6 +26,11 @@ class MultiTaskModel(nn.Module):
     #: True when :meth:`features` returns the one representation all heads read.
     has_features: bool = False
 
+    #: False when shared parameters are used outside their modules' ``forward`` (weights
+    #: reconstructed from factors): torchjd's autogram engine, which hooks modules, cannot follow
+    #: them, so the exact Gramian comes from the Jacobian.
+    hookable: bool = True
+
     def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         """Outputs of ``tasks`` (default: all), keyed by task name."""
         return self.forward_heads(self.features(inputs), tasks)

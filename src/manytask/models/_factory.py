@@ -19,6 +19,7 @@ from ._mtan import MTAN
 from ._ple import PLE
 from ._relationship import RelationshipNetwork
 from ._soft_sharing import SoftSharing
+from ._tensor_factorisation import TensorFactorised
 
 __all__ = ["MODELS", "create_model"]
 
@@ -102,3 +103,11 @@ def relationship(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | N
                  strength: float = 1e-3) -> MultiTaskModel:
     """Deep relationship networks: task-specific upper stages under a matrix-normal prior."""
     return RelationshipNetwork(encoder, tasks, feature_dim, task_stages, strength)
+
+
+@MODELS.register("dmtrl", details={"paper": "Yang & Hospedales 2017, ICLR (Tucker form)",
+                                   "shares": "the factors of every weight; each task its own factor row"})
+def dmtrl(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+          ranks: Sequence[int] | None = None) -> MultiTaskModel:
+    """Tensor-factorised networks: every task's weights from one Tucker-factorised tensor."""
+    return TensorFactorised(encoder, tasks, feature_dim, ranks)

@@ -127,6 +127,8 @@ class BackwardEngine:
         unhookable = [m for root in modules for m in root.modules() if isinstance(m, _UNHOOKABLE)]
         if unhookable:
             reason = f"it contains {type(unhookable[0]).__name__}, whose packed-sequence inputs autogram cannot batch"
+        elif not self.model.hookable:
+            reason = "its shared parameters are used outside their modules' forward"
         elif modules:
             cached = _GRAMIAN_ENGINES.get(self.model)
             if cached is not None and cached[0] == [id(m) for m in modules]:

@@ -462,6 +462,7 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            _match_strides(self.optimizer)
             self.balancer.load_state_dict(state["balancer"])
         except (RuntimeError, ValueError, KeyError) as error:
             raise CheckpointError(f"Checkpoint {path} does not fit this model/optimizer/balancer: {error}") from None
@@ -537,6 +538,19 @@ class Trainer:
             method = getattr(callback, hook, None)
             if method is not None:
                 method(self, **kwargs)
+
+
+def _match_strides(optimizer: torch.optim.Optimizer) -> None:
+    """Lay each restored per-parameter state tensor out like its parameter. A checkpoint stores
+    tensors contiguous; a fresh state is ``zeros_like(param)``, strided as the parameter is, and
+    fused optimizer kernels do not round alike on the two layouts, so a resumed run with a
+    non-contiguous parameter (a transposed or sliced one) would drift from the straight run."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if (isinstance(value, Tensor) and value.shape == param.shape and value.stride() != param.stride()):
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _say(logger: RunLogger | None, message: str) -> None:

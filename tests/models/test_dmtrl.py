@@ -1,0 +1,97 @@
+"""Tensor-factorised networks (DMTRL): the truncated HOSVD against tensors of known multilinear
+rank, full ranks as the independent networks they were decomposed from, and task rank 1 tying
+every task's weights to one matrix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from manytask.config import parse_config
+from manytask.models import MLP, Independent, TensorFactorised, create_encoder, tucker
+from manytask.runs import build_experiment
+from manytask.tasks import Classification, Regression
+
+TASKS = [Regression("a"), Classification("b", num_classes=3), Regression("c", num_outputs=2)]
+
+
+def orthonormal(rows: int, cols: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.linalg.qr(torch.randn(rows, cols, generator=generator, dtype=torch.float64))[0]
+
+
+def test_hosvd_recovers_a_tensor_of_known_multilinear_rank() -> None:
+    g = torch.Generator().manual_seed(0)
+    core = torch.randn(3, 2, 2, generator=g, dtype=torch.float64)
+    factors = orthonormal(6, 3, g), orthonormal(5, 2, g), orthonormal(4, 2, g)
+    tensor = torch.einsum("ijk,ai,bj,tk->abt", core, *factors)
+    s, u1, u2, u3 = tucker(tensor, (3, 2, 2))
+    torch.testing.assert_close(torch.einsum("ijk,ai,bj,tk->abt", s, u1, u2, u3), tensor)
+    for u in (u1, u2, u3):
+        torch.testing.assert_close(u.T @ u, torch.eye(u.shape[1], dtype=torch.float64))
+    s_low, *low = tucker(tensor, (1, 1, 1))  # a lower rank loses some of it
+    assert not torch.allclose(torch.einsum("ijk,ai,bj,tk->abt", s_low, *low), tensor)
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "cnn"])
+def test_full_ranks_start_as_the_independent_networks(encoder: str) -> None:
+    def trunk() -> torch.nn.Module:
+        return MLP(5, (7, 4)) if encoder == "mlp" else create_encoder("cnn", out_features=8, channels=[2, 3])
+
+    torch.manual_seed(0)
+    factorised = TensorFactorised(trunk(), TASKS)
+    torch.manual_seed(0)
+    independent = Independent(trunk(), TASKS)
+    x = torch.randn(4, 5) if encoder == "mlp" else torch.randn(4, 1, 28, 28)
+    ours, theirs = factorised(x), independent(x)
+    for task in TASKS:
+        torch.testing.assert_close(ours[task.name], theirs[task.name], rtol=1e-4, atol=1e-5)
+
+
+def test_task_rank_one_ties_every_task_to_one_matrix_per_weight() -> None:
+    torch.manual_seed(0)
+    model = TensorFactorised(MLP(5, (7, 4)), TASKS, ranks=(7, 5, 1))
+    weights = [model.weights(t.name)["stages.0.1.weight"].detach() for t in TASKS]
+    stacked = torch.stack([w.flatten() for w in weights])  # [T, |W|]
+    singular = torch.linalg.svdvals(stacked)
+    assert singular[1:].max() < 1e-5 * singular[0]
+    counts = model.parameter_count()
+    assert counts["factors"] < counts["independent"]
+
+
+def test_bad_ranks_are_named() -> None:
+    with pytest.raises(ValueError, match=r"ranks must be three positive ints \(r1, r2, r3\)"):
+        TensorFactorised(MLP(5, (4,)), TASKS, ranks=(2, 2))
+
+
+def test_from_a_config() -> None:
+    config = parse_config({
+        "data": {"name": "demo", "n_train": 64, "n_val": 16, "n_test": 16},
+        "model": {"name": "dmtrl", "encoder": {"name": "mlp", "hidden": [8, 6]}, "ranks": [4, 4, 2]},
+        "training": {"steps": 3, "progress": False},
+    })
+    experiment = build_experiment(config)
+    for _ in range(3):
+        experiment.trainer._train_step()
+    assert isinstance(experiment.model, TensorFactorised)
+    assert all(torch.isfinite(p).all() for p in experiment.model.parameters())
+
+
+def test_exact_balancing_takes_the_jacobian_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    """The weights are built outside any module's forward, where autogram's hooks cannot see them."""
+    import logging
+
+    from manytask.balancing import create_balancer
+    from manytask.training import BackwardEngine
+
+    torch.manual_seed(0)
+    regression = [Regression("a"), Regression("b"), Regression("c")]
+    model = TensorFactorised(MLP(5, (6,)), regression, ranks=(4, 3, 2))
+    with caplog.at_level(logging.INFO, logger="manytask"):
+        engine = BackwardEngine(model, create_balancer("mgda", regression))
+    assert engine.gramian_engine is None
+    assert "used outside their modules' forward" in caplog.text
+    engine.begin_step()
+    out = engine.forward(torch.randn(8, 5), ["a", "b", "c"])
+    weights = engine.backward(torch.stack([out[n].pow(2).sum() for n in "abc"]), torch.full((3,), 8.0), step=0)[1]
+    assert torch.isfinite(weights).all() and weights.sum().item() == pytest.approx(1.0)
+    assert all(p.grad is not None for p in model.shared_parameters())
