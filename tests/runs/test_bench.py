@@ -145,3 +145,19 @@ def test_every_shipped_suite_loads_and_names_registered_balancers(path: Path) ->
     suite = load_suite(path)
     names = {m.balancer["name"] if isinstance(m.balancer, dict) else m.balancer.name for m in suite.methods}
     assert names <= set(BALANCERS.names()), names - set(BALANCERS.names())
+
+
+def test_a_method_can_override_tasks(tmp_path: Path) -> None:
+    """A row such as low supervision sets per-task options (attach_at) that the others must not."""
+    import yaml
+
+    from manytask.runs._bench import _cells
+
+    suite = yaml.safe_load(SMOKE.read_text())
+    suite["methods"] = [{"label": "hps", "balancer": {"name": "ew"}},
+                        {"label": "low", "model": {"name": "low_supervision"}, "tasks": {"flag": {"attach_at": 1}}}]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    configs = {c.method: c.config for c in _cells(load_suite(path)) if c.task == "all"}
+    assert configs["low"]["tasks"]["flag"]["attach_at"] == 1 and configs["low"]["model"]["name"] == "low_supervision"
+    assert "flag" not in configs["hps"].get("tasks", {})

@@ -56,6 +56,7 @@ class MethodSpec(_Strict):
     balancer: dict[str, Any] = Field(default_factory=lambda: {"name": "ew"})
     model: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
+    tasks: dict[str, Any] | None = None  # per-task overrides (e.g. attach_at for low supervision)
 
 
 class ColumnSpec(_Strict):
@@ -130,7 +131,8 @@ def _cell_config(suite: Suite, dataset: DatasetSpec, method: MethodSpec | None, 
     config = _merge(suite.base, {"data": dataset.data, "seed": seed})
     config.setdefault("training", {})["progress"] = False
     if method is not None:
-        config = _merge(config, {k: v for k, v in (("model", method.model), ("training", method.training)) if v})
+        sections = (("model", method.model), ("training", method.training), ("tasks", method.tasks))
+        config = _merge(config, {k: v for k, v in sections if v})
         config["balancer"] = copy.deepcopy(method.balancer)
     return config
 
