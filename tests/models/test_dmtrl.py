@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from manytask.config import parse_config
-from manytask.models import MLP, Independent, TensorFactorised, create_encoder, tucker
+from manytask.models import MLP, Independent, TensorFactorised, create_encoder, tensor_train, tucker
 from manytask.runs import build_experiment
 from manytask.tasks import Classification, Regression
 
@@ -32,13 +32,26 @@ def test_hosvd_recovers_a_tensor_of_known_multilinear_rank() -> None:
     assert not torch.allclose(torch.einsum("ijk,ai,bj,tk->abt", s_low, *low), tensor)
 
 
+def test_tensor_train_svd_recovers_a_tensor_of_known_tt_ranks() -> None:
+    g = torch.Generator().manual_seed(1)
+    cores = (torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randn(2, 5, 3, generator=g, dtype=torch.float64),
+             torch.randn(3, 4, generator=g, dtype=torch.float64))
+    tensor = torch.einsum("ai,ibj,jt->abt", *cores)
+    g1, g2, g3 = tensor_train(tensor, (2, 3))
+    assert g1.shape == (6, 2) and g2.shape == (2, 5, 3) and g3.shape == (3, 4)
+    torch.testing.assert_close(torch.einsum("ai,ibj,jt->abt", g1, g2, g3), tensor)
+    full = torch.randn(6, 5, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(torch.einsum("ai,ibj,jt->abt", *tensor_train(full, (99, 99))), full)
+
+
+@pytest.mark.parametrize("form", ["tucker", "tt"])
 @pytest.mark.parametrize("encoder", ["mlp", "cnn"])
-def test_full_ranks_start_as_the_independent_networks(encoder: str) -> None:
+def test_full_ranks_start_as_the_independent_networks(encoder: str, form: str) -> None:
     def trunk() -> torch.nn.Module:
         return MLP(5, (7, 4)) if encoder == "mlp" else create_encoder("cnn", out_features=8, channels=[2, 3])
 
     torch.manual_seed(0)
-    factorised = TensorFactorised(trunk(), TASKS)
+    factorised = TensorFactorised(trunk(), TASKS, form=form)
     torch.manual_seed(0)
     independent = Independent(trunk(), TASKS)
     x = torch.randn(4, 5) if encoder == "mlp" else torch.randn(4, 1, 28, 28)
@@ -47,9 +60,10 @@ def test_full_ranks_start_as_the_independent_networks(encoder: str) -> None:
         torch.testing.assert_close(ours[task.name], theirs[task.name], rtol=1e-4, atol=1e-5)
 
 
-def test_task_rank_one_ties_every_task_to_one_matrix_per_weight() -> None:
+@pytest.mark.parametrize("form, ranks", [("tucker", (7, 5, 1)), ("tt", (7, 1))])
+def test_task_rank_one_ties_every_task_to_one_matrix_per_weight(form: str, ranks: tuple[int, ...]) -> None:
     torch.manual_seed(0)
-    model = TensorFactorised(MLP(5, (7, 4)), TASKS, ranks=(7, 5, 1))
+    model = TensorFactorised(MLP(5, (7, 4)), TASKS, ranks=ranks, form=form)
     weights = [model.weights(t.name)["stages.0.1.weight"].detach() for t in TASKS]
     stacked = torch.stack([w.flatten() for w in weights])  # [T, |W|]
     singular = torch.linalg.svdvals(stacked)
@@ -59,8 +73,12 @@ def test_task_rank_one_ties_every_task_to_one_matrix_per_weight() -> None:
 
 
 def test_bad_ranks_are_named() -> None:
-    with pytest.raises(ValueError, match=r"ranks must be three positive ints \(r1, r2, r3\)"):
+    with pytest.raises(ValueError, match="tucker ranks must be 3 positive ints"):
         TensorFactorised(MLP(5, (4,)), TASKS, ranks=(2, 2))
+    with pytest.raises(ValueError, match="tt ranks must be 2 positive ints"):
+        TensorFactorised(MLP(5, (4,)), TASKS, ranks=(2, 2, 2), form="tt")
+    with pytest.raises(ValueError, match="form must be 'tucker' or 'tt'"):
+        TensorFactorised(MLP(5, (4,)), TASKS, form="cp")
 
 
 def test_from_a_config() -> None:

@@ -14,7 +14,7 @@ from ._mtan import MTAN
 from ._ple import PLE
 from ._relationship import RelationshipNetwork, task_covariance
 from ._soft_sharing import SoftSharing
-from ._tensor_factorisation import TensorFactorised, tucker
+from ._tensor_factorisation import TensorFactorised, tensor_train, tucker
 
 __all__ = [
     "Backbone",
@@ -37,6 +37,7 @@ __all__ = [
     "SoftSharing",
     "TensorFactorised",
     "tucker",
+    "tensor_train",
     "ENCODERS",
     "MLP",
     "MODELS",

@@ -105,9 +105,9 @@ def relationship(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | N
     return RelationshipNetwork(encoder, tasks, feature_dim, task_stages, strength)
 
 
-@MODELS.register("dmtrl", details={"paper": "Yang & Hospedales 2017, ICLR (Tucker form)",
+@MODELS.register("dmtrl", details={"paper": "Yang & Hospedales 2017, ICLR (Tucker and tensor-train forms)",
                                    "shares": "the factors of every weight; each task its own factor row"})
 def dmtrl(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
-          ranks: Sequence[int] | None = None) -> MultiTaskModel:
-    """Tensor-factorised networks: every task's weights from one Tucker-factorised tensor."""
-    return TensorFactorised(encoder, tasks, feature_dim, ranks)
+          ranks: Sequence[int] | None = None, form: Literal["tucker", "tt"] = "tucker") -> MultiTaskModel:
+    """Tensor-factorised networks: every task's weights from one factorised tensor."""
+    return TensorFactorised(encoder, tasks, feature_dim, ranks, form)

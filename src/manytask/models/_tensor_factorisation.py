@@ -17,7 +17,7 @@ from ._backbone import as_backbone, output_info, task_columns
 from ._base import MultiTaskModel
 from ._heads import make_head
 
-__all__ = ["TensorFactorised", "tucker"]
+__all__ = ["TensorFactorised", "tensor_train", "tucker"]
 
 
 def _leading(matrix: Tensor, rank: int) -> Tensor:
@@ -39,6 +39,21 @@ def tucker(stacked: Tensor, ranks: Sequence[int]) -> tuple[Tensor, Tensor, Tenso
     return core, u1, u2, u3
 
 
+def tensor_train(stacked: Tensor, ranks: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Tensor-train SVD of ``stacked`` ``[a, b, T]`` (Oseledets 2011, Algorithm 1): ``(G1 [a, r1],
+    G2 [r1, b, r2], G3 [r2, T])`` with :math:`X_{abt} pprox \sum_{ij} G_1[a, i]\, G_2[i, b, j]\,
+    G_3[j, t]`; exact at full ranks. Each core is the leading singular vectors of what is left,
+    unfolded; the last holds the remainder.
+    """
+    a, b, t = stacked.shape
+    u, s, vh = torch.linalg.svd(stacked.reshape(a, b * t), full_matrices=False)
+    r1 = min(ranks[0], s.numel())
+    g1, rest = u[:, :r1], s[:r1, None] * vh[:r1]  # [a, r1], [r1, b * T]
+    u, s, vh = torch.linalg.svd(rest.reshape(r1 * b, t), full_matrices=False)
+    r2 = min(ranks[1], s.numel())
+    return g1, u[:, :r2].reshape(r1, b, r2), s[:r2, None] * vh[:r2]
+
+
 class TensorFactorised(MultiTaskModel):
     r"""Tensor-factorised networks: every task's weights from one Tucker-factorised tensor.
 
@@ -51,7 +66,10 @@ class TensorFactorised(MultiTaskModel):
         W_t = \sum_{ijk} S_{ijk}\, U_1[:, i]\, U_2[:, j]^\top\, U_3[t, k],
 
     with the core :math:`S`, :math:`U_1` and :math:`U_2` shared by the tasks and the row
-    :math:`U_3[t]` task ``t``'s own; biases and other 1-d parameters stay per task. As in the paper
+    :math:`U_3[t]` task ``t``'s own; biases and other 1-d parameters stay per task. The paper's
+    tensor-train form (``form="tt"``) is :math:`W_t = G_1\, (G_2 \times_3 G_3[:, t])`, with
+    :math:`G_1`, :math:`G_2` shared and the column :math:`G_3[:, t]` the task's own
+    (:func:`tensor_train`). As in the paper
     the factors start from a decomposition of per-task weights (theirs: single-task networks
     trained first; here the copies' initial draws, or any columns a caller loads) by truncated
     higher-order SVD (:func:`tucker`); at full ranks the model starts as exactly those independent
@@ -66,8 +84,10 @@ class TensorFactorised(MultiTaskModel):
         encoder: The backbone each task's network copies (the first keeps its weights).
         tasks: The tasks.
         feature_dim: ``D`` of a plain encoder without ``out_features``.
-        ranks: Tucker ranks ``(r1, r2, r3)`` of every weight, each capped at its dimension
-            (default: full, the independent networks at the start).
+        ranks: Tucker ranks ``(r1, r2, r3)``, or tensor-train ranks ``(r1, r2)``, of every weight,
+            each capped at what the tensor allows (default: full, the independent networks at
+            the start).
+        form: ``"tucker"`` or ``"tt"``.
 
     Examples:
         >>> from manytask.models import MLP
@@ -80,11 +100,15 @@ class TensorFactorised(MultiTaskModel):
     hookable = False  # the weights are built from the factors outside any module's forward
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
-                 ranks: Sequence[int] | None = None) -> None:
+                 ranks: Sequence[int] | None = None, form: str = "tucker") -> None:
         super().__init__()
         self._heads_at_the_top(tasks, encoder)
-        if ranks is not None and (len(ranks) != 3 or min(ranks) < 1):
-            raise ValueError(f"TensorFactorised ranks must be three positive ints (r1, r2, r3). Got {ranks}.")
+        if form not in ("tucker", "tt"):
+            raise ValueError(f"TensorFactorised form must be 'tucker' or 'tt'. Got {form!r}.")
+        count = 3 if form == "tucker" else 2
+        if ranks is not None and (len(ranks) != count or min(ranks) < 1):
+            raise ValueError(f"TensorFactorised {form} ranks must be {count} positive ints. Got {ranks}.")
+        self.form = form
         backbone = as_backbone(encoder, output_info(encoder, feature_dim))
         self.task_names = tuple(t.name for t in tasks)
         columns = list(task_columns(backbone, self.task_names).values())
@@ -106,16 +130,19 @@ class TensorFactorised(MultiTaskModel):
                     self._own_of(task)[key] = nn.Parameter(value.clone())
                 continue
             stacked = torch.stack([v.reshape(v.shape[0], -1) for v in values], dim=-1)  # [a, b, T]
-            full = stacked.shape
-            r = [min(k, d) for k, d in zip(ranks or full, full)]
-            core, u1, u2, u3 = tucker(stacked.double(), r)
+            big = max(stacked.shape)
             dtype = values[0].dtype
-            # contiguous: SVD factors are strided views, and an optimizer state restored from a
-            # checkpoint is contiguous (a resumed run must step exactly as the straight one)
+            # contiguous: SVD factors are strided views (fused optimizers prefer contiguous state)
+            if form == "tucker":
+                r = [min(k, d) for k, d in zip(ranks or stacked.shape, stacked.shape)]
+                core, u1, u2, rows = tucker(stacked.double(), r)
+                self.u2[key] = nn.Parameter(u2.to(dtype).contiguous())
+            else:
+                u1, core, g3 = tensor_train(stacked.double(), ranks or (big, big))
+                rows = g3.T  # [T, r2]: task t's column of G3
             self.cores[key] = nn.Parameter(core.to(dtype).contiguous())
             self.u1[key] = nn.Parameter(u1.to(dtype).contiguous())
-            self.u2[key] = nn.Parameter(u2.to(dtype).contiguous())
-            for task, row in zip(self.task_names, u3):
+            for task, row in zip(self.task_names, rows):
                 self._rows_of(task)[key] = nn.Parameter(row.to(dtype).contiguous())
         self._shapes = {n: p.shape for n, p in backbone.named_parameters()}
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
@@ -131,9 +158,11 @@ class TensorFactorised(MultiTaskModel):
         out = {}
         for name, shape in self._shapes.items():
             key = name.replace(".", "_")
-            if name in self._factorised:
+            if name in self._factorised and self.form == "tucker":
                 matrix = torch.einsum("ijk,ai,bj,k->ab", self.cores[key], self.u1[key], self.u2[key], rows[key])
                 out[name] = matrix.reshape(shape)
+            elif name in self._factorised:  # tensor train: G1 (G2 x3 g3_t)
+                out[name] = torch.einsum("ai,ibj,j->ab", self.u1[key], self.cores[key], rows[key]).reshape(shape)
             else:
                 out[name] = own[key]
         return out
