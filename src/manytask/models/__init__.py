@@ -3,6 +3,7 @@
 from ._backbone import Backbone, FeatureInfo, as_backbone, last_weights, output_info, reinitialise, task_columns
 from ._base import MultiTaskModel
 from ._cross_stitch import CrossStitch, CrossStitchUnit
+from ._dselect import DSelectK, smooth_step
 from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, Transformer, create_encoder, padding_mask
 from ._factory import MODELS, create_model
 from ._hard_sharing import HardSharing
@@ -28,6 +29,8 @@ __all__ = [
     "last_weights",
     "CrossStitch",
     "CrossStitchUnit",
+    "DSelectK",
+    "smooth_step",
     "LowSupervision",
     "MMoE",
     "MTAN",

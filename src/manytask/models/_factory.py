@@ -51,12 +51,13 @@ def cross_stitch(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | N
     return CrossStitch(encoder, tasks, feature_dim, init, alpha_lr_scale)
 
 
-@MODELS.register("mmoe", details={"paper": "Ma et al. 2018, KDD (Eqs. 5-6)",
+@MODELS.register("mmoe", details={"paper": "Ma et al. 2018, KDD (Eqs. 5-6); gate dselect: Hazimeh et al. 2021",
                                   "shares": "experts (backbone copies) mixed by a softmax gate per task"})
 def mmoe(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, num_experts: int = 4,
-         gate_in: int | None = None) -> MultiTaskModel:
-    """Multi-gate mixture of experts: shared experts, one softmax gate per task."""
-    return MMoE(encoder, tasks, feature_dim, num_experts, gate_in)
+         gate_in: int | None = None, gate: Literal["softmax", "dselect"] = "softmax", k: int = 2,
+         gamma: float = 1.0) -> MultiTaskModel:
+    """Multi-gate mixture of experts: shared experts, one gate per task (softmax, or DSelect-k)."""
+    return MMoE(encoder, tasks, feature_dim, num_experts, gate_in, gate, k, gamma)
 
 
 @MODELS.register("soft", details={"paper": "Duong et al. 2015 (l2); Yang & Hospedales 2017 (trace)",

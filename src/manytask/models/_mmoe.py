@@ -11,6 +11,7 @@ from ..data import Inputs
 from ..tasks import Task
 from ._backbone import as_backbone, output_info, task_columns
 from ._base import MultiTaskModel
+from ._dselect import DSelectK
 from ._heads import make_head
 
 __all__ = ["MMoE", "gate_summary"]
@@ -76,6 +77,10 @@ class MMoE(MultiTaskModel):
         num_experts: ``E``.
         gate_in: Number of input features after flattening, for encoders that do not say it
             (see :func:`gate_summary`).
+        gate: ``"softmax"`` (the paper's) or ``"dselect"``: :class:`DSelectK`, which selects at most
+            ``k`` of the experts (Hazimeh et al. 2021; ``num_experts`` a power of 2).
+        k: DSelect-k's number of selectors.
+        gamma: DSelect-k's smooth-step width.
 
     Examples:
         >>> from manytask.models import MLP
@@ -91,7 +96,8 @@ class MMoE(MultiTaskModel):
     gated_samples: Tensor  # [T] the samples they were summed over
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
-                 num_experts: int = 4, gate_in: int | None = None) -> None:
+                 num_experts: int = 4, gate_in: int | None = None, gate: str = "softmax", k: int = 2,
+                 gamma: float = 1.0) -> None:
         super().__init__()
         if not tasks:
             raise ValueError("MMoE needs at least one task.")
@@ -101,7 +107,15 @@ class MMoE(MultiTaskModel):
         self.task_names = tuple(t.name for t in tasks)
         backbone = as_backbone(encoder, output_info(encoder, feature_dim))
         self.experts = task_columns(backbone, [f"expert{e}" for e in range(num_experts)])
-        self.gates = nn.ModuleDict({t.name: gate_summary(encoder, num_experts, gate_in) for t in tasks})
+        if gate not in ("softmax", "dselect"):
+            raise ValueError(f"MMoE gate must be 'softmax' or 'dselect'. Got {gate!r}.")
+        self.gate_kind = gate
+        if gate == "softmax":
+            self.gates = nn.ModuleDict({t.name: gate_summary(encoder, num_experts, gate_in) for t in tasks})
+        else:
+            width = DSelectK.width(num_experts, k)
+            self.gates = nn.ModuleDict({t.name: DSelectK(gate_summary(encoder, width, gate_in), num_experts, k, gamma)
+                                        for t in tasks})
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
         self.register_buffer("gate_sums", torch.zeros(len(tasks), num_experts, dtype=torch.float64))
         self.register_buffer("gated_samples", torch.zeros(len(tasks), dtype=torch.float64))
@@ -109,8 +123,10 @@ class MMoE(MultiTaskModel):
     def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         tasks = self._check_tasks(tasks)
         experts = torch.stack([expert(inputs) for expert in self.experts.values()])  # [E, B, ...]
-        logits = torch.stack([self.gates[t](inputs) for t in tasks], dim=1)  # [B, T', E]
-        gates = torch.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32)).to(experts.dtype)
+        gated = torch.stack([self.gates[t](inputs) for t in tasks], dim=1)  # [B, T', E]: logits, or DSelect-k weights
+        if self.gate_kind == "softmax":
+            gated = torch.softmax(gated, dim=-1, dtype=torch.promote_types(gated.dtype, torch.float32))
+        gates = gated.to(experts.dtype)
         if self.training:
             rows = [self.task_names.index(t) for t in tasks]
             self.gate_sums[rows] += gates.detach().sum(0).double()

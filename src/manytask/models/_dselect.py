@@ -1,0 +1,73 @@
+"""DSelect-k (Hazimeh et al., 2021): a differentiable gate that selects k of n experts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Inputs
+
+__all__ = ["DSelectK", "smooth_step"]
+
+
+def smooth_step(t: Tensor, gamma: float) -> Tensor:
+    r"""Hazimeh et al.'s (2021) smooth-step function: 0 for :math:`t \le -\gamma/2`, 1 for :math:`t \ge \gamma/2`,
+    and :math:`-\frac{2}{\gamma^3} t^3 + \frac{3}{2\gamma} t + \frac12` between (continuously
+    differentiable, with zero slope at both ends, so a selector can reach exact 0 and 1)."""
+    cubic = -2.0 / gamma**3 * t**3 + 1.5 / gamma * t + 0.5
+    return torch.where(t <= -gamma / 2, torch.zeros_like(t), torch.where(t >= gamma / 2, torch.ones_like(t), cubic))
+
+
+class DSelectK(nn.Module):
+    r"""A per-example DSelect-k gate over ``n = 2^m`` experts (Hazimeh, Zhao, Chowdhery,
+    Sathiamoorthy, Chen, Mazumder, Hong & Chi, 2021, "DSelect-k: Differentiable Selection in the
+    Mixture of Experts with Applications to Multi-Task Learning").
+
+    Each of ``k`` single-expert selectors reads ``m`` numbers :math:`z` and puts
+    :math:`r(z)_e = \prod_j S(z_j)^{b_j(e)} (1 - S(z_j))^{1 - b_j(e)}` on expert ``e``
+    (:math:`b_j(e)` the ``j``-th bit of ``e``, :math:`S` the :func:`smooth_step`; their
+    "single expert selector"): a
+    distribution over the experts that is one expert exactly once every :math:`z_j` is outside
+    :math:`(-\gamma/2, \gamma/2)`. The gate is :math:`\sum_i \operatorname{softmax}(\alpha)_i\, r(z^{(i)})`
+    (their gate), so at most ``k`` experts get weight once the selectors settle. :math:`\alpha`
+    and the :math:`z^{(i)}` are linear in the gate's input (their per-example gate), read by
+    ``summary``. The paper's optional entropy regulariser on the selectors is not applied.
+
+    Args:
+        summary: A module mapping the inputs to ``k * (m + 1)`` numbers (see ``gate_summary``).
+        num_experts: ``n``, a power of 2 (at least 2).
+        k: Number of selectors.
+        gamma: Width of the smooth step's ramp.
+    """
+
+    codes: Tensor  # [n, m] buffer: expert e's bits
+
+    def __init__(self, summary: nn.Module, num_experts: int, k: int, gamma: float = 1.0) -> None:
+        super().__init__()
+        bits = int(math.log2(num_experts)) if num_experts >= 2 else 0
+        if num_experts < 2 or 2**bits != num_experts:
+            raise ValueError(f"DSelect-k needs a power of 2 experts (2, 4, 8, ...). Got {num_experts}.")
+        if k < 1 or gamma <= 0:
+            raise ValueError(f"DSelect-k needs k >= 1 and gamma > 0. Got k={k}, gamma={gamma}.")
+        self.summary, self.k, self.bits, self.gamma = summary, k, bits, gamma
+        codes = torch.tensor([[(e >> j) & 1 for j in range(bits)] for e in range(num_experts)], dtype=torch.float32)
+        self.register_buffer("codes", codes, persistent=False)  # [n, m]: expert e's bits
+
+    @staticmethod
+    def width(num_experts: int, k: int) -> int:
+        """How many numbers the summary must give: ``k`` selectors of ``m`` bits, and ``k`` weights."""
+        return k * (int(math.log2(max(num_experts, 2))) + 1)
+
+    def selectors(self, z: Tensor) -> Tensor:
+        """``[..., k, m]`` -> ``[..., k, n]``: each selector's distribution over the experts."""
+        s = smooth_step(z, self.gamma)[..., None, :]  # [..., k, 1, m]
+        codes = self.codes.to(s.dtype)
+        return (codes * s + (1 - codes) * (1 - s)).prod(-1)
+
+    def forward(self, inputs: Inputs) -> Tensor:
+        numbers = self.summary(inputs)  # [B, k * (m + 1)]
+        z = numbers[:, : self.k * self.bits].unflatten(1, (self.k, self.bits))
+        alpha = torch.softmax(numbers[:, self.k * self.bits:], dim=-1)  # [B, k]
+        return (alpha[..., None] * self.selectors(z)).sum(1)  # [B, n]
