@@ -105,7 +105,7 @@ def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
 
 def test_every_registered_encoder_and_scheme_is_covered() -> None:
     assert {c.name for c in CASES if c.name} == set(ENCODERS.names())
-    assert MODELS.names() == ["cgc", "cross_stitch", "dmtrl", "hps", "independent", "low_supervision", "mmoe", "mtan", "ple", "relationship", "soft"]
+    assert MODELS.names() == ["cgc", "cross_stitch", "dmtrl", "hps", "independent", "jmt", "low_supervision", "mmoe", "mtan", "ple", "relationship", "soft"]
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -169,7 +169,7 @@ def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case)
     if scheme in ("cgc", "ple"):  # shared experts and gates, and the per-task ones that reach other tasks
         assert model.shared in shared
         return
-    expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "cross_stitch": ["columns", "units"],
+    expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "jmt": ["encoder", "embeddings"], "cross_stitch": ["columns", "units"],
                 "mmoe": ["experts"], "mtan": ["encoder", "carry"], "dmtrl": ["cores", "u1", "u2"],
                 "relationship": ["shared"] if getattr(model, "shared", None) is not None else []}.get(scheme, [])
     assert shared == [getattr(model, name) for name in expected]

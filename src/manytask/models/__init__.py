@@ -9,6 +9,7 @@ from ._factory import MODELS, create_model
 from ._hard_sharing import HardSharing
 from ._heads import GradientReversal, make_head
 from ._independent import Independent
+from ._jmt import JointManyTask
 from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
 from ._mtan import MTAN
@@ -48,6 +49,7 @@ __all__ = [
     "ConvNet",
     "HardSharing",
     "Independent",
+    "JointManyTask",
     "MultiTaskModel",
     "Transformer",
     "padding_mask",

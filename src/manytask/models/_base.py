@@ -72,6 +72,9 @@ class MultiTaskModel(nn.Module):
         """A regulariser the trainer adds to the loss (soft sharing), or None."""
         return None
 
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called by the trainer after each epoch (JMT's snapshot for successive regularisation)."""
+
     @staticmethod
     def _heads_at_the_top(tasks: Sequence[Task], encoder: nn.Module) -> None:
         """Raise if a task asks for a head below the encoder's last stage (``attach_at``): only

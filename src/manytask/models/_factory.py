@@ -13,6 +13,7 @@ from ._base import MultiTaskModel
 from ._cross_stitch import CrossStitch
 from ._hard_sharing import HardSharing
 from ._independent import Independent
+from ._jmt import JointManyTask
 from ._low_supervision import LowSupervision
 from ._mmoe import MMoE
 from ._mtan import MTAN
@@ -112,3 +113,11 @@ def dmtrl(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = N
           ranks: Sequence[int] | None = None, form: Literal["tucker", "tt"] = "tucker") -> MultiTaskModel:
     """Tensor-factorised networks: every task's weights from one factorised tensor."""
     return TensorFactorised(encoder, tasks, feature_dim, ranks, form)
+
+
+@MODELS.register("jmt", details={"paper": "Hashimoto et al. 2017, EMNLP",
+                                 "shares": "one backbone; stages pass up the lower tasks' label embeddings"})
+def jmt(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+        successive: float = 0.0) -> MultiTaskModel:
+    """Joint Many-Task model: tasks at stages, lower predictions fed upwards, successive regularisation."""
+    return JointManyTask(encoder, tasks, feature_dim, successive)

@@ -222,6 +222,7 @@ class Trainer:
                 self._call("on_step_end", step=self.step, losses=losses)
                 if self.loader.epoch != epoch:
                     self.balancer.on_epoch_end(epoch)
+                    self.model.on_epoch_end(epoch)
                     self._call("on_epoch_end", epoch=epoch)
                 report = self.step % 20 == 0 or self.step == self.steps
                 logger.advance(self._running_losses(reset=False) if report else None)

@@ -1,0 +1,146 @@
+"""Joint Many-Task model (Hashimoto et al., 2017): tasks in a hierarchy of stages, each stage
+reading the lower tasks' predictions as label embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Inputs
+from ..tasks import Task
+from ._backbone import FeatureInfo, as_backbone, last_weights, output_info
+from ._base import MultiTaskModel
+from ._heads import make_head
+
+__all__ = ["JointManyTask"]
+
+
+class _LabelEmbedding(nn.Module):
+    """A task's predictions as a vector of the stage's width: ``Σ_j p(j) ℓ(j)`` for classes (the
+    label embeddings ``ℓ`` weighted by the predicted probabilities), a linear map of the values for
+    regression; broadcast over the tokens or positions of the stage when the task is per sample."""
+
+    def __init__(self, task: Task, info: FeatureInfo) -> None:
+        super().__init__()
+        if task.level == "pixel":
+            raise ValueError(f"JointManyTask cannot embed the predictions of pixel-level task {task.name!r}; "
+                             "attach it at the last stage.")
+        self.task = task
+        self.layout = info.layout
+        self.labels = nn.Linear(task.out_features, info.dim, bias=False)
+
+    def forward(self, output: Tensor, features: Tensor) -> Tensor:
+        values = output if self.task.kind == "regression" else self.task.predictions(output)
+        embedded = self.labels(values)  # [B, D] or, per token, [B, L, D]
+        if self.layout == "map":
+            return embedded[:, :, None, None].expand_as(features)
+        if self.layout == "sequence":
+            real = (~features.detach().eq(0).all(dim=-1)).to(features.dtype)[..., None]  # keep padding rows zero
+            return (embedded[:, None, :] if embedded.ndim == 2 else embedded) * real
+        return embedded
+
+
+class JointManyTask(MultiTaskModel):
+    r"""Joint Many-Task model (Hashimoto, Xiong, Tsuruoka & Socher, 2017, "A Joint Many-Task
+    Model: Growing a Neural Network for Multiple NLP Tasks").
+
+    Tasks sit at the stages they name (``task.attach_at``, as in :class:`LowSupervision`), and
+    each stage passes up not only its features but the predictions of the tasks attached to it:
+    the next stage reads :math:`h + \sum_t E_t(\hat y_t)`, :math:`E_t` the task's label embedding
+    (the paper's label embeddings: label vectors weighted by the predicted probabilities, for
+    classification; a linear map of the values for regression). The paper concatenates label embeddings, word
+    vectors and the lower layer's states into the next BiLSTM's input; adding them at the stage's
+    width keeps any backbone's stages as they are.
+
+    **Successive regularisation** (the paper's :math:`\delta \|\theta - \theta'\|^2`): with
+    ``successive > 0``, :meth:`penalty` keeps the stages below the top from drifting from
+    :math:`\theta'`, their values at the end of the previous epoch (a snapshot buffer,
+    refreshed by :meth:`on_epoch_end`; the paper trains task by task and snapshots after each).
+
+    The backbone and the label embeddings of the lower tasks are shared (they reach the higher
+    tasks); heads are the tasks' own. No single shared representation: representation-level
+    balancing raises.
+
+    Args:
+        encoder: The backbone.
+        tasks: The tasks, each with its ``attach_at`` (default: the last stage).
+        feature_dim: ``D`` of a plain encoder without ``out_features``.
+        successive: :math:`\delta` of the successive regularisation (0: none).
+
+    Examples:
+        >>> from manytask.models import MLP
+        >>> from manytask.tasks import Classification
+        >>> model = JointManyTask(MLP(4, (8, 6)), [Classification("low", num_classes=3, attach_at=1),
+        ...                                        Classification("high", num_classes=2)])
+        >>> {k: tuple(v.shape) for k, v in model(torch.randn(5, 4)).items()}
+        {'low': (5, 3), 'high': (5, 2)}
+    """
+
+    def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+                 successive: float = 0.0) -> None:
+        super().__init__()
+        if not tasks:
+            raise ValueError("JointManyTask needs at least one task.")
+        if successive < 0:
+            raise ValueError(f"JointManyTask successive must be >= 0. Got {successive}.")
+        self.encoder = as_backbone(encoder, output_info(encoder, feature_dim))
+        stages = len(self.encoder.stages)
+        self.task_names = tuple(t.name for t in tasks)
+        self.depths = {t.name: t.attach_at or stages for t in tasks}
+        deep = {n: d for n, d in self.depths.items() if d > stages}
+        if deep:
+            raise ValueError(f"Tasks {deep} ask for stages the encoder does not have ({stages}).")
+        infos = self.encoder.feature_info
+        self.heads = nn.ModuleDict({t.name: make_head(t, infos[self.depths[t.name] - 1]) for t in tasks})
+        self.embeddings = nn.ModuleDict({t.name: _LabelEmbedding(t, infos[self.depths[t.name] - 1])
+                                         for t in tasks if self.depths[t.name] < stages})
+        self.successive = float(successive)
+        below = [p for stage in self.encoder.stages[:-1] for p in stage.parameters()]
+        self._below = below
+        for i, p in enumerate(below):
+            self.register_buffer(f"snapshot_{i}", p.detach().clone())
+
+    def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        tasks = self._check_tasks(tasks)
+        top = max(self.depths[t] for t in tasks)
+        out: dict[str, Tensor] = {}
+        x = inputs
+        for depth, stage in enumerate(self.encoder.stages[:top], start=1):
+            h = stage(x)
+            here = [n for n in self.task_names if self.depths[n] == depth and (n in tasks or depth < top)]
+            for name in here:  # every head of this stage reads its output; a lower one feeds the stages above
+                out[name] = self.heads[name](h)
+            x = h
+            for name in here:
+                if depth < top and name in self.embeddings:
+                    x = x + self.embeddings[name](out[name], h)
+        return {name: out[name] for name in tasks}
+
+    def penalty(self) -> Tensor | None:
+        r""":math:`\delta \sum \|\theta - \theta'\|^2` over the stages below the top (None when off)."""
+        if not self.successive or not self._below:
+            return None
+        snapshots = [getattr(self, f"snapshot_{i}") for i in range(len(self._below))]
+        return self.successive * sum((p - s).pow(2).sum() for p, s in zip(self._below, snapshots))  # type: ignore[return-value]
+
+    def on_epoch_end(self, epoch: int) -> None:
+        r"""Take the successive regularisation's snapshot :math:`\theta'` of the lower stages."""
+        with torch.no_grad():
+            for i, p in enumerate(self._below):
+                getattr(self, f"snapshot_{i}").copy_(p)
+
+    def shared_modules(self) -> list[nn.Module]:
+        return [self.encoder, self.embeddings]
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.encoder.parameters()
+        yield from self.embeddings.parameters()
+
+    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
+        return self.heads[self._check_tasks([name])[0]].parameters()
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices of the encoder's last module with parameters."""
+        return last_weights(self.encoder)

@@ -1,0 +1,98 @@
+"""Joint Many-Task model: label embeddings fed upwards against a hand computation, no lower task
+as hard sharing, padding kept zero, and successive regularisation with its epoch snapshot."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from manytask.balancing import create_balancer
+from manytask.data import MultiSourceLoader, TensorSource
+from manytask.models import MLP, HardSharing, JointManyTask, create_encoder
+from manytask.tasks import Classification, Regression, SequenceLabelling
+from manytask.training import Trainer, build_optimizer
+
+
+def test_the_next_stage_reads_the_lower_tasks_label_embedding() -> None:
+    torch.manual_seed(0)
+    tasks = [Classification("low", num_classes=3, attach_at=1), Regression("mid", attach_at=1),
+             Regression("high", num_outputs=2)]
+    model = JointManyTask(MLP(5, (6, 4)), tasks).double()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    h1 = model.encoder.stages[0](x)
+    low, mid = model.heads["low"](h1), model.heads["mid"](h1)
+    label_vectors = model.embeddings["low"].labels.weight  # [D, C]: column j is label j's vector
+    h1_up = h1 + low.softmax(1) @ label_vectors.T + mid @ model.embeddings["mid"].labels.weight.T
+    expected = model.heads["high"](model.encoder.stages[1](h1_up))
+    out = model(x)
+    torch.testing.assert_close(out["high"], expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out["low"], low)
+    torch.testing.assert_close(model(x, ["high"])["high"], expected, rtol=1e-12, atol=1e-12)  # low still computed
+
+
+def test_every_task_at_the_top_is_hard_sharing() -> None:
+    torch.manual_seed(0)
+    tasks = [Classification("a", num_classes=3), Regression("b")]
+    model = JointManyTask(MLP(5, (6, 4)), tasks)
+    hard = HardSharing(copy.deepcopy(model.encoder), tasks)
+    hard.heads.load_state_dict(model.heads.state_dict())
+    x = torch.randn(4, 5)
+    for name, value in model(x).items():
+        torch.testing.assert_close(value, hard(x)[name], rtol=0, atol=0)
+    assert len(model.embeddings) == 0
+
+
+def test_pos_below_chunks_keeps_padding_zero() -> None:
+    torch.manual_seed(0)
+    encoder = create_encoder("bilstm", vocab_size=30, embedding_dim=8, hidden=4, layers=2)
+    model = JointManyTask(encoder, [SequenceLabelling("pos", num_classes=5, attach_at=2),
+                                    Classification("sentence", num_classes=2, attach_at=2),
+                                    SequenceLabelling("chunk", num_classes=7)])
+    tokens = torch.tensor([[4, 7, 9, 0, 0], [3, 3, 3, 3, 1]])
+    h = model.encoder.stages[1](model.encoder.stages[0](tokens))
+    for name in ("pos", "sentence"):
+        added = model.embeddings[name](model.heads[name](h), h)
+        assert added.shape == h.shape and torch.all(added[0, 3:] == 0) and bool(added[0, :3].ne(0).any())
+    out = model(tokens)
+    assert out["pos"].shape == (2, 5, 5) and out["chunk"].shape == (2, 5, 7)
+
+
+def test_successive_regularisation_and_its_snapshot_each_epoch() -> None:
+    torch.manual_seed(0)
+    tasks = [Classification("low", num_classes=3, attach_at=1), Regression("high")]
+    model = JointManyTask(MLP(5, (6, 4)), tasks, successive=0.5)
+    assert model.penalty().item() == 0.0
+    with torch.no_grad():
+        for p in model.encoder.stages[0].parameters():
+            p.add_(0.1)
+        for p in model.encoder.stages[1].parameters():
+            p.add_(5.0)  # the top stage is not regularised
+    count = sum(p.numel() for p in model.encoder.stages[0].parameters())
+    assert model.penalty().item() == pytest.approx(0.5 * 0.01 * count, rel=1e-5)
+    model.on_epoch_end(0)
+    assert model.penalty().item() == 0.0
+
+    n = 64  # through the trainer: 4 steps per epoch, a snapshot at each epoch's end
+    x = torch.randn(n, 5)
+    data = TensorSource(x, {"low": (x[:, 0] > 0).long(), "high": x[:, 1].clone()})
+    balancer = create_balancer("ew", tasks)
+    trainer = Trainer(model, tasks, balancer, build_optimizer(model, balancer, "adam", 1e-2),
+                      MultiSourceLoader({"train": data}, 16, seed=0), steps=8, progress=False)
+    seen = []
+    original = model.on_epoch_end
+    model.on_epoch_end = lambda epoch: (seen.append(epoch), original(epoch))  # type: ignore[method-assign]
+    trainer.fit()
+    assert seen == [0, 1]
+    assert model.penalty().item() == 0.0  # the snapshot of the last epoch's end
+
+
+def test_bad_setups_are_named() -> None:
+    with pytest.raises(ValueError, match="cannot embed the predictions of pixel-level task 'seg'"):
+        JointManyTask(create_encoder("cnn"), [Classification("seg", num_classes=2, level="pixel", attach_at=1),
+                                            Classification("digit", num_classes=10)])
+    with pytest.raises(ValueError, match="successive must be >= 0"):
+        JointManyTask(MLP(5, (4,)), [Regression("a")], successive=-1.0)
+    with pytest.raises(ValueError, match="ask for stages the encoder does not have"):
+        JointManyTask(MLP(5, (4,)), [Regression("a", attach_at=2)])
