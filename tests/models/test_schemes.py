@@ -105,7 +105,7 @@ def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
 
 def test_every_registered_encoder_and_scheme_is_covered() -> None:
     assert {c.name for c in CASES if c.name} == set(ENCODERS.names())
-    assert MODELS.names() == ["cgc", "cross_stitch", "dmtrl", "hps", "independent", "jmt", "low_supervision", "mmoe", "mtan", "ple", "relationship", "soft"]
+    assert MODELS.names() == ["branching", "cgc", "cross_stitch", "dmtrl", "hps", "independent", "jmt", "low_supervision", "mmoe", "mtan", "ple", "relationship", "soft"]
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -168,6 +168,9 @@ def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case)
     assert sum(map(len, per_task)) + len(in_modules) == len(everything)  # disjoint
     if scheme in ("cgc", "ple"):  # shared experts and gates, and the per-task ones that reach other tasks
         assert model.shared in shared
+        return
+    if scheme == "branching":  # the nodes below the leaves, and the branching logits
+        assert shared == [*model.nodes[:-1], model.parents]
         return
     expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "jmt": ["encoder", "embeddings"], "cross_stitch": ["columns", "units"],
                 "mmoe": ["experts"], "mtan": ["encoder", "carry"], "dmtrl": ["cores", "u1", "u2"],

@@ -2,6 +2,7 @@
 
 from ._backbone import Backbone, FeatureInfo, as_backbone, last_weights, output_info, reinitialise, task_columns
 from ._base import MultiTaskModel
+from ._branching import LearnedBranching
 from ._cross_stitch import CrossStitch, CrossStitchUnit
 from ._dselect import DSelectK, smooth_step
 from ._encoders import ENCODERS, MLP, BiLSTM, ConvNet, Transformer, create_encoder, padding_mask
@@ -50,6 +51,7 @@ __all__ = [
     "HardSharing",
     "Independent",
     "JointManyTask",
+    "LearnedBranching",
     "MultiTaskModel",
     "Transformer",
     "padding_mask",

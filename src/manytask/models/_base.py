@@ -72,6 +72,11 @@ class MultiTaskModel(nn.Module):
         """A regulariser the trainer adds to the loss (soft sharing), or None."""
         return None
 
+    def structure_report(self) -> str | None:
+        """A learned structure in words (learning to branch), saved by a run as ``structure.txt``;
+        None for schemes with a fixed one."""
+        return None
+
     def on_epoch_end(self, epoch: int) -> None:
         """Called by the trainer after each epoch (JMT's snapshot for successive regularisation)."""
 

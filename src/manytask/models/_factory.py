@@ -10,6 +10,7 @@ from torch import nn
 from .._registry import Registry
 from ..tasks import Task
 from ._base import MultiTaskModel
+from ._branching import LearnedBranching
 from ._cross_stitch import CrossStitch
 from ._hard_sharing import HardSharing
 from ._independent import Independent
@@ -121,3 +122,11 @@ def jmt(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = Non
         successive: float = 0.0) -> MultiTaskModel:
     """Joint Many-Task model: tasks at stages, lower predictions fed upwards, successive regularisation."""
     return JointManyTask(encoder, tasks, feature_dim, successive)
+
+
+@MODELS.register("branching", details={"paper": "Guo, Lee & Ulbricht 2020, ICML (learning to branch)",
+                                       "shares": "a tree of stage copies; parents chosen by Gumbel-softmax"})
+def branching(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+              branches: Sequence[int] | None = None, temperature: float = 1.0) -> MultiTaskModel:
+    """Learning to branch: a learned tree of stage copies, one leaf per task."""
+    return LearnedBranching(encoder, tasks, feature_dim, branches, temperature)

@@ -96,6 +96,11 @@ def train(
         "stopped_early": result.stopped_early,
     }
     atomic_write(experiment.run_dir / "results.json", json.dumps(summary, indent=2))
+    structure = experiment.model.structure_report()
+    if structure is not None:  # a learned sharing structure (learning to branch)
+        atomic_write(experiment.run_dir / "structure.txt", structure + "\n")
+        print(f"Learned structure of {config.model.name} (saved in {experiment.run_dir / 'structure.txt'}):\n"
+              f"{structure}")
     mains = [t for t in experiment.tasks if t.role == "main"] or list(experiment.tasks)
     primary = tuple(f"{t.name}/{t.metrics[0]}" for t in mains)
     return RunResult(result, metrics, split, experiment.run_dir, primary)

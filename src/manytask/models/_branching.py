@@ -1,0 +1,118 @@
+"""Learning to branch (Guo, Lee & Ulbricht, 2020): a tree of stage copies whose branching is
+learned with Gumbel-softmax parent choices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import Inputs
+from ..tasks import Task
+from ._backbone import as_backbone, output_info, task_columns
+from ._base import MultiTaskModel
+from ._heads import make_head
+
+__all__ = ["LearnedBranching"]
+
+
+class LearnedBranching(MultiTaskModel):
+    r"""Learning to Branch (Guo, Lee & Ulbricht, 2020, "Learning to Branch for Multi-Task
+    Learning", ICML): stage ``l`` of the backbone has ``branches[l]`` copies (nodes); every node
+    above the first stage reads one parent node of the stage below, chosen by learned logits
+    :math:`\theta` through a Gumbel-softmax relaxation during training,
+
+    .. math::
+        x_{\text{node}} = \sum_p g_p\, y_p, \qquad g = \operatorname{GumbelSoftmax}(\theta_{\text{node}}, \tau),
+
+    and the last stage has one node per task, read by that task's head. In evaluation every node
+    reads its most likely parent (the tree the logits encode), which :meth:`structure` returns and
+    :meth:`structure_report` prints (a run saves it as ``structure.txt``). The paper then retrains
+    the found tree; here it is the trained model itself. The default tree starts from one shared
+    first stage and gives every later stage one node per task, so the learning decides where
+    tasks split (nodes that no child picks are unused).
+
+    The nodes below the last stage and the branching logits are shared; a task owns its leaf and
+    head. No single shared representation: representation-level balancing raises.
+
+    Args:
+        encoder: The backbone (a plain module is one stage: independent leaves).
+        tasks: The tasks.
+        feature_dim: ``D`` of a plain encoder without ``out_features``.
+        branches: Nodes per stage (the last must be the number of tasks); default ``[1, T, …, T]``.
+        temperature: Gumbel-softmax temperature :math:`\tau`.
+
+    Examples:
+        >>> from manytask.models import MLP
+        >>> from manytask.tasks import Regression
+        >>> model = LearnedBranching(MLP(4, (8, 6)), [Regression("a"), Regression("b")]).eval()
+        >>> {k: tuple(v.shape) for k, v in model(torch.randn(5, 4)).items()}
+        {'a': (5, 1), 'b': (5, 1)}
+        >>> model.structure()  # each stage-2 node's parent among the stage-1 nodes
+        [[0, 0]]
+    """
+
+    def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
+                 branches: Sequence[int] | None = None, temperature: float = 1.0) -> None:
+        super().__init__()
+        self._heads_at_the_top(tasks, encoder)
+        if not tasks:
+            raise ValueError("LearnedBranching needs at least one task.")
+        backbone = as_backbone(encoder, output_info(encoder, feature_dim))
+        stages, count = len(backbone.stages), len(tasks)
+        widths = list(branches) if branches is not None else [1] * (stages > 1) + [count] * (stages - 1 or 1)
+        if len(widths) != stages or widths[-1] != count or min(widths) < 1:
+            raise ValueError(f"LearnedBranching branches must give a node count >= 1 for each of the {stages} "
+                             f"stage(s), the last equal to the {count} tasks. Got {widths}.")
+        if temperature <= 0:
+            raise ValueError(f"LearnedBranching temperature must be > 0. Got {temperature}.")
+        self.task_names = tuple(t.name for t in tasks)
+        self.temperature = float(temperature)
+        self.nodes = nn.ModuleList(
+            nn.ModuleList(task_columns(stage, [f"n{i}" for i in range(width)]).values())
+            for stage, width in zip(backbone.stages, widths))
+        self.parents = nn.ParameterList(nn.Parameter(torch.zeros(widths[l], widths[l - 1])) for l in range(1, stages))
+        self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
+
+    def _choices(self, level: int) -> Tensor:
+        """``[K_l, K_{l-1}]``: the weights each node of stage ``level`` puts on its parents."""
+        logits = self.parents[level - 1]
+        if self.training:
+            return F.gumbel_softmax(logits, tau=self.temperature, dim=-1)
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+    def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        tasks = self._check_tasks(tasks)
+        outs = [node(inputs) for node in self.nodes[0]]  # type: ignore[union-attr]
+        for level in range(1, len(self.nodes)):
+            stacked = torch.stack(outs)  # [K_{l-1}, B, ...]
+            mixed = (self._choices(level).to(stacked.dtype) @ stacked.flatten(1)).view(-1, *stacked.shape[1:])
+            outs = [node(mixed[i]) for i, node in enumerate(self.nodes[level])]  # type: ignore[arg-type]
+        leaves = dict(zip(self.task_names, outs))
+        return {t: self.heads[t](leaves[t]) for t in tasks}
+
+    def structure(self) -> list[list[int]]:
+        """Per stage above the first, each node's most likely parent in the stage below."""
+        return [logits.argmax(-1).tolist() for logits in self.parents]
+
+    def structure_report(self) -> str:
+        """The learned tree, one line per stage: which node each node reads, the tasks at the leaves."""
+        lines = [f"stage 1: {len(self.nodes[0])} node(s) reading the inputs"]  # type: ignore[arg-type]
+        for level, parents in enumerate(self.structure(), start=2):
+            names = self.task_names if level == len(self.nodes) else [f"n{i}" for i in range(len(parents))]
+            lines.append(f"stage {level}: " + ", ".join(f"{n} <- n{p}" for n, p in zip(names, parents)))
+        return "\n".join(lines)
+
+    def shared_modules(self) -> list[nn.Module]:
+        return [*self.nodes[:-1], self.parents]
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        for module in self.shared_modules():
+            yield from module.parameters()
+
+    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
+        name = self._check_tasks([name])[0]
+        yield from self.nodes[-1][self.task_names.index(name)].parameters()  # type: ignore[index]
+        yield from self.heads[name].parameters()
