@@ -19,8 +19,10 @@ __all__ = ["LearnedBranching"]
 
 
 class LearnedBranching(MultiTaskModel):
-    r"""Learning to Branch (Guo, Lee & Ulbricht, 2020, "Learning to Branch for Multi-Task
-    Learning", ICML): stage ``l`` of the backbone has ``branches[l]`` copies (nodes); every node
+    r"""Learning to branch: a tree of stage copies whose parent choices are learned.
+
+    Guo, Lee & Ulbricht (2020), "Learning to Branch for Multi-Task Learning" (ICML): stage ``l``
+    of the backbone has ``branches[l]`` copies (nodes); every node
     above the first stage reads one parent node of the stage below, chosen by learned logits
     :math:`\theta` through a Gumbel-softmax relaxation during training,
 
@@ -73,7 +75,8 @@ class LearnedBranching(MultiTaskModel):
         self.nodes = nn.ModuleList(
             nn.ModuleList(task_columns(stage, [f"n{i}" for i in range(width)]).values())
             for stage, width in zip(backbone.stages, widths))
-        self.parents = nn.ParameterList(nn.Parameter(torch.zeros(widths[l], widths[l - 1])) for l in range(1, stages))
+        self.parents = nn.ParameterList(nn.Parameter(torch.zeros(widths[level], widths[level - 1]))
+                                        for level in range(1, stages))
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
 
     def _choices(self, level: int) -> Tensor:
