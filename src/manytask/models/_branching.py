@@ -4,6 +4,7 @@ learned with Gumbel-softmax parent choices."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +80,9 @@ class LearnedBranching(MultiTaskModel):
                                         for level in range(1, stages))
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
 
+    def _stage(self, level: int) -> nn.ModuleList:
+        return cast(nn.ModuleList, self.nodes[level])
+
     def _choices(self, level: int) -> Tensor:
         """``[K_l, K_{l-1}]``: the weights each node of stage ``level`` puts on its parents."""
         logits = self.parents[level - 1]
@@ -88,11 +92,11 @@ class LearnedBranching(MultiTaskModel):
 
     def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         tasks = self._check_tasks(tasks)
-        outs = [node(inputs) for node in self.nodes[0]]  # type: ignore[union-attr]
+        outs = [node(inputs) for node in self._stage(0)]
         for level in range(1, len(self.nodes)):
             stacked = torch.stack(outs)  # [K_{l-1}, B, ...]
             mixed = (self._choices(level).to(stacked.dtype) @ stacked.flatten(1)).view(-1, *stacked.shape[1:])
-            outs = [node(mixed[i]) for i, node in enumerate(self.nodes[level])]  # type: ignore[arg-type]
+            outs = [node(mixed[i]) for i, node in enumerate(self._stage(level))]
         leaves = dict(zip(self.task_names, outs))
         return {t: self.heads[t](leaves[t]) for t in tasks}
 
@@ -102,7 +106,7 @@ class LearnedBranching(MultiTaskModel):
 
     def structure_report(self) -> str:
         """The learned tree, one line per stage: which node each node reads, the tasks at the leaves."""
-        lines = [f"stage 1: {len(self.nodes[0])} node(s) reading the inputs"]  # type: ignore[arg-type]
+        lines = [f"stage 1: {len(self._stage(0))} node(s) reading the inputs"]
         for level, parents in enumerate(self.structure(), start=2):
             names = self.task_names if level == len(self.nodes) else [f"n{i}" for i in range(len(parents))]
             lines.append(f"stage {level}: " + ", ".join(f"{n} <- n{p}" for n, p in zip(names, parents)))
@@ -117,5 +121,5 @@ class LearnedBranching(MultiTaskModel):
 
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
         name = self._check_tasks([name])[0]
-        yield from self.nodes[-1][self.task_names.index(name)].parameters()  # type: ignore[index]
+        yield from self._stage(len(self.nodes) - 1)[self.task_names.index(name)].parameters()
         yield from self.heads[name].parameters()
