@@ -245,3 +245,33 @@ def test_list_shows_the_encoders_and_their_layouts() -> None:
     assert "layout: map, or vector with out_features" in result.output
     models = CliRunner().invoke(app, ["list", "models"]).output
     assert "hps" in models and "independent" in models
+
+
+GRADIENT_METHODS = [("mgda", {}), ("pcgrad", {}), ("upgrad", {}), ("cagrad", {}), ("graddrop", {"level": "exact"}),
+                    ("gradnorm", {})]
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("method, options", GRADIENT_METHODS, ids=[m for m, _ in GRADIENT_METHODS])
+def test_gradient_methods_work_exactly_on_every_scheme_that_shares(scheme: str, method: str,
+                                                                    options: dict[str, object]) -> None:
+    """Exact mode of the Gramian, Jacobian and last-shared-layer methods on every scheme with shared
+    parameters (T = 3, one step): finite weights, a gradient on every shared parameter; schemes that
+    share nothing are refused by name."""
+    torch.manual_seed(0)
+    case = CASES[0]  # the MLP
+    tasks = [Regression("a"), Regression("b"), Regression("c")]
+    model = create_model(scheme, encoder=case.encoder(), tasks=tasks)
+    balancer = create_balancer(method, tasks, **options)
+    if not any(True for _ in model.shared_parameters()):
+        with pytest.raises(ValueError, match="shares none"):
+            BackwardEngine(model, balancer)
+        return
+    engine = BackwardEngine(model, balancer)
+    engine.begin_step()
+    out = engine.forward(case.inputs, ["a", "b", "c"])
+    targets = torch.randn(B, 3)
+    sums = torch.stack([(out[n].squeeze(1) - targets[:, i]).pow(2).sum() for i, n in enumerate("abc")])
+    losses, weights = engine.backward(sums, torch.full((3,), float(B)), step=0)
+    assert torch.isfinite(weights).all() and torch.isfinite(losses).all()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.shared_parameters())

@@ -61,7 +61,8 @@ class MultiTaskModel(nn.Module):
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
         """Weight matrix (matrices) of the last shared layer; GradNorm measures gradient norms there."""
-        raise NotImplementedError(f"{type(self).__name__} does not define its last shared layer.")
+        raise ValueError(f"{type(self).__name__} has no last shared layer for GradNorm to measure the tasks' "
+                         "gradients at; use another balancer (UW, DWA, MGDA, ...).")
 
     def scaled_parameters(self) -> list[tuple[str, list[nn.Parameter], float]]:
         """Parameters trained at a multiple of the default learning rate, as ``(label, parameters,

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import as_backbone, output_info, task_columns
+from ._backbone import as_backbone, last_weights, output_info, task_columns
 from ._base import MultiTaskModel
 from ._heads import make_head
 
@@ -111,6 +111,13 @@ class LearnedBranching(MultiTaskModel):
             names = self.task_names if level == len(self.nodes) else [f"n{i}" for i in range(len(parents))]
             lines.append(f"stage {level}: " + ", ".join(f"{n} <- n{p}" for n, p in zip(names, parents)))
         return "\n".join(lines)
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices of the nodes just below the leaves (their last module with parameters)."""
+        if len(self.nodes) < 2:
+            raise ValueError("LearnedBranching on a one-stage backbone shares no layer; use a loss weighting other "
+                             "than GradNorm.")
+        return [p for node in self._stage(len(self.nodes) - 2) for p in last_weights(node)]
 
     def shared_modules(self) -> list[nn.Module]:
         return [*self.nodes[:-1], self.parents]

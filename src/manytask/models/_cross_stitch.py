@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import Backbone, as_backbone, output_info, task_columns
+from ._backbone import Backbone, as_backbone, last_weights, output_info, task_columns
 from ._base import MultiTaskModel
 from ._heads import make_head
 
@@ -99,6 +99,11 @@ class CrossStitch(MultiTaskModel):
             xs = list(unit(torch.stack([column.stages[i](x) for column, x in zip(columns, xs)])).unbind(0))
         own = dict(zip(self.task_names, xs))
         return {name: self.heads[name](own[name]) for name in tasks}
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices of every column's last module with parameters (all columns are
+        shared: the units mix them)."""
+        return [p for column in self.columns.values() for p in last_weights(column)]
 
     def shared_modules(self) -> list[nn.Module]:
         return [self.columns, self.units]

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import as_backbone, output_info, task_columns
+from ._backbone import as_backbone, last_weights, output_info, task_columns
 from ._base import MultiTaskModel
 from ._dselect import DSelectK
 from ._heads import make_head
@@ -138,6 +138,10 @@ class MMoE(MultiTaskModel):
     def expert_utilisation(self) -> Tensor:
         """``[T, E]``: each task's mean gate weight on each expert over the training forwards so far."""
         return (self.gate_sums / self.gated_samples.clamp(min=1)[:, None]).float()
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices of every expert's last module with parameters."""
+        return [p for expert in self.experts.values() for p in last_weights(expert)]
 
     def shared_modules(self) -> list[nn.Module]:
         return [self.experts]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import FeatureInfo, as_backbone, output_info
+from ._backbone import FeatureInfo, as_backbone, last_weights, output_info
 from ._base import MultiTaskModel
 from ._heads import _Pool, make_head
 
@@ -131,6 +131,10 @@ class MTAN(MultiTaskModel):
             masks.append(attention[j](reads))
             attended = features * masks[-1]
         return attended, masks
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices of the shared backbone's last module with parameters."""
+        return last_weights(self.encoder)
 
     def shared_modules(self) -> list[nn.Module]:
         return [self.encoder, self.carry]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import FeatureInfo, as_backbone, output_info, task_columns
+from ._backbone import FeatureInfo, as_backbone, last_weights, output_info, task_columns
 from ._base import MultiTaskModel
 from ._heads import _Pool, make_head
 from ._mmoe import gate_summary
@@ -131,6 +131,14 @@ class PLE(MultiTaskModel):
         if last >= 1:
             own.append(self._gate_of(last - 1, name))
         return own
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices of the last level's shared experts (their last module with parameters)."""
+        weights = [p for expert in self._experts(len(self.gates) - 1) for p in last_weights(expert)]
+        if not weights:
+            raise ValueError("PLE with shared_experts=0 has no shared last layer; use a loss weighting other "
+                             "than GradNorm.")
+        return weights
 
     def shared_modules(self) -> list[nn.Module]:
         mine = {id(m) for t in self.task_names for m in self._own(t)}

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import Backbone, as_backbone, output_info, task_columns
+from ._backbone import Backbone, as_backbone, last_weights, output_info, task_columns
 from ._base import MultiTaskModel
 from ._heads import make_head
 
@@ -116,6 +116,13 @@ class RelationshipNetwork(MultiTaskModel):
         covariance = torch.stack([getattr(self, buffer) for _, buffer in self._prior]).mean(0)
         scale = covariance.diagonal().sqrt()
         return covariance / (scale[:, None] * scale[None, :])
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices of the last shared stage's last module with parameters."""
+        if self.shared is None:
+            raise ValueError("RelationshipNetwork with task_stages equal to the backbone's stages shares no layer; "
+                             "lower task_stages, or use a loss weighting other than GradNorm.")
+        return last_weights(self.shared)
 
     def shared_modules(self) -> list[nn.Module]:
         return [self.shared] if self.shared is not None else []

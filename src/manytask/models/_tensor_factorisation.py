@@ -177,6 +177,11 @@ class TensorFactorised(MultiTaskModel):
         return {t: self.heads[t](functional_call(self._template[0], self.weights(t), (inputs,)))
                 for t in self._check_tasks(tasks)}
 
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The shared factors of the backbone's last factorised weight (its core and mode factors)."""
+        key = self._factorised[-1].replace(".", "_")
+        return [d[key] for d in (self.cores, self.u1, self.u2) if key in d]
+
     def shared_modules(self) -> list[nn.Module]:
         return [self.cores, self.u1, self.u2]
 
