@@ -77,7 +77,7 @@ def low_supervision(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int 
     return LowSupervision(encoder, tasks, feature_dim)
 
 
-@MODELS.register("ple", details={"paper": "Tang et al. 2020, RecSys (Eqs. 2-6)",
+@MODELS.register("ple", details={"paper": "Tang et al. 2020, RecSys (CGC Eqs. 2-4, extraction network)",
                                  "shares": "shared and per-task experts per stage, per-task and shared gates"})
 def ple(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, shared_experts: int = 1,
         task_experts: int = 1, gate_in: int | None = None) -> MultiTaskModel:

@@ -38,8 +38,8 @@ class PLE(MultiTaskModel):
     Each extraction level has ``shared_experts`` experts for all tasks and ``task_experts`` of
     each task's own. Task ``t``'s gate mixes its own and the shared experts (Eqs. 2–4,
     :math:`g^t(x) = w^t(x) S^t(x)`, :math:`w^t(x) = \operatorname{softmax}(W^t x)`); below the
-    last level a shared gate mixes every expert into the shared experts' next input (Eq. 5).
-    The next level's experts and gates read those outputs; the task towers (heads) read the last
+    last level a shared gate mixes every expert into the shared experts' next input (the paper's
+    extraction network). The next level's experts and gates read those outputs; the task towers (heads) read the last
     level's. Here the levels are the backbone's stages (each expert at level ``l`` is a copy of
     stage ``l``); with ``levels="one"`` the whole backbone is one level: **CGC**, the paper's
     single-level model (Eqs. 2–4). CGC with no task experts is :class:`MMoE`.
