@@ -105,7 +105,7 @@ def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
 
 def test_every_registered_encoder_and_scheme_is_covered() -> None:
     assert {c.name for c in CASES if c.name} == set(ENCODERS.names())
-    assert MODELS.names() == ["branching", "cgc", "cross_stitch", "dmtrl", "hps", "independent", "jmt", "low_supervision", "mmoe", "mtan", "ple", "relationship", "soft"]
+    assert MODELS.names() == ["branching", "cgc", "cross_stitch", "dmtrl", "hps", "independent", "jmt", "low_supervision", "mmoe", "mtan", "ple", "relationship", "sluice", "soft"]
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -173,7 +173,7 @@ def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case)
         assert shared == [*model.nodes[:-1], model.parents]
         return
     expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "jmt": ["encoder", "embeddings"], "cross_stitch": ["columns", "units"],
-                "mmoe": ["experts"], "mtan": ["encoder", "carry"], "dmtrl": ["cores", "u1", "u2"],
+                "mmoe": ["experts"], "mtan": ["encoder", "carry"], "dmtrl": ["cores", "u1", "u2"], "sluice": ["columns", "alphas"],
                 "relationship": ["shared"] if getattr(model, "shared", None) is not None else []}.get(scheme, [])
     assert shared == [getattr(model, name) for name in expected]
     assert bool(in_modules) == bool(expected)

@@ -16,6 +16,7 @@ from ._mmoe import MMoE
 from ._mtan import MTAN
 from ._ple import PLE
 from ._relationship import RelationshipNetwork, task_covariance
+from ._sluice import Sluice
 from ._soft_sharing import SoftSharing
 from ._tensor_factorisation import TensorFactorised, tensor_train, tucker
 
@@ -40,6 +41,7 @@ __all__ = [
     "RelationshipNetwork",
     "task_covariance",
     "SoftSharing",
+    "Sluice",
     "TensorFactorised",
     "tucker",
     "tensor_train",

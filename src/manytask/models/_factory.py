@@ -20,6 +20,7 @@ from ._mmoe import MMoE
 from ._mtan import MTAN
 from ._ple import PLE
 from ._relationship import RelationshipNetwork
+from ._sluice import Sluice
 from ._soft_sharing import SoftSharing
 from ._tensor_factorisation import TensorFactorised
 
@@ -130,3 +131,11 @@ def branching(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None
               branches: Sequence[int] | None = None, temperature: float = 1.0) -> MultiTaskModel:
     """Learning to branch: a learned tree of stage copies, one leaf per task."""
     return LearnedBranching(encoder, tasks, feature_dim, branches, temperature)
+
+
+@MODELS.register("sluice", details={"paper": "Ruder, Bingel, Augenstein & Søgaard 2019, AAAI",
+                                    "shares": "columns mixed per subspace by alpha units; stages mixed by beta"})
+def sluice(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, subspaces: int = 2,
+           init: Sequence[float] = (0.9, 0.1), orthogonality: float = 0.0) -> MultiTaskModel:
+    """Sluice networks: subspaces mixed across tasks by alpha, stages mixed per task by beta."""
+    return Sluice(encoder, tasks, feature_dim, subspaces, init, orthogonality)

@@ -190,6 +190,13 @@ class BackwardEngine:
         losses = sums / counts.clamp(min=1)
         if self._check_first and not bool(torch.isfinite(losses.detach()).all()):
             self._check_finite(losses.detach(), present, torch.zeros_like(losses))
+        # The model's penalty comes first where it can: it may read this step's activations (a
+        # sluice network's subspaces), whose graph the losses' backward frees. On the split-heads
+        # route it comes last, since that route rescales the heads' gradients by the weights.
+        penalty = self.model.penalty()
+        penalty_first = penalty is not None and not self.split_heads
+        if penalty_first:
+            self._backward(penalty, retain_graph=True)  # type: ignore[arg-type]
         balancer = self.balancer
         if isinstance(balancer, LossBalancer):
             total, weights = balancer.total(losses, present, step=step)
@@ -221,8 +228,7 @@ class BackwardEngine:
                 present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
                 weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
                 self._backward((weights * losses).sum())
-        penalty = self.model.penalty()
-        if penalty is not None:  # soft sharing's regulariser, under the same loss scale
+        if penalty is not None and not penalty_first:  # under the same loss scale as the losses
             self._backward(penalty)
         self._check_finite(losses.detach(), present, weights.detach(), penalty)
         return losses.detach(), weights.detach()
@@ -231,8 +237,8 @@ class BackwardEngine:
         """Per-task loss sums and counts summed over ranks (identity in one process)."""
         return sums, counts
 
-    def _backward(self, total: Tensor) -> None:
-        (self.scaler.scale(total) if self.scaler is not None else total).backward()
+    def _backward(self, total: Tensor, retain_graph: bool = False) -> None:
+        (self.scaler.scale(total) if self.scaler is not None else total).backward(retain_graph=retain_graph)
 
     def _heads_backward(self, losses: Tensor) -> list[Tensor]:
         """One ordinary backward through the heads: each head's plain gradient into ``.grad``,
