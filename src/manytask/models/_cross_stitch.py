@@ -58,7 +58,7 @@ class CrossStitch(MultiTaskModel):
         tasks: The tasks; one head each, on its column's last stage.
         feature_dim: ``D`` of a plain encoder without ``out_features``.
         init: ``(alpha_same, alpha_other)``: the units' initial weights (the paper compares
-            several, Sec. 5.1; they use convex combinations).
+            several convex combinations).
         alpha_lr_scale: Learning-rate multiplier of the units' parameters (the paper raises the
             units' rate over the network's under SGD; with Adam, 1 is the safe default).
 
