@@ -44,6 +44,8 @@ BALANCERS: dict[str, dict[str, Any]] = {
     "mgda": {"name": "mgda", "level": "representation"},
     "mgda-loss+": {"name": "mgda", "level": "representation", "normalization": "loss+"},
 }
+LABELS = {"single-task": "single-task", "ew": "EW (uniform)", "uw": "UW", "gradnorm": "GradNorm",
+          "mgda": "MGDA-UB (rep.)", "mgda-loss+": "MGDA-UB (rep.; loss+)"}
 TRAIN_IMAGES = 60_000
 
 
@@ -84,7 +86,7 @@ def run(method: str, seed: int, runs_dir: Path, base: dict[str, Any], epochs: in
 
 def table(results: dict[str, dict[str, list[float]]], seed: int, command: str) -> str:
     lines = [
-        "### MultiMNIST with Sener & Koltun's selection: 60,000 training images, the test split every epoch",
+        "## MultiMNIST with Sener & Koltun's selection: 60,000 training images, the test split every epoch",
         "",
         f"Seed {seed}; test accuracy left / right (%). `{command}` ({environment()}). \"last\": after "
         f"epoch {len(next(iter(results.values()))['left'])}. \"selected on test\": the epoch with the best mean of the two test accuracies "
@@ -103,7 +105,7 @@ def table(results: dict[str, dict[str, list[float]]], seed: int, command: str) -
             best = max(range(len(left)), key=lambda i: left[i] + right[i])
             selected = f"{left[best]:.2f} / {right[best]:.2f} (epoch {best + 1})"
         published = PUBLISHED[method]
-        lines.append(f"| {method} | {left[-1]:.2f} / {right[-1]:.2f} | {selected} | {max(left):.2f} / "
+        lines.append(f"| {LABELS[method]} | {left[-1]:.2f} / {right[-1]:.2f} | {selected} | {max(left):.2f} / "
                      f"{max(right):.2f} | {published[0]:.2f} / {published[1]:.2f} |")
     return "\n".join(lines)
 

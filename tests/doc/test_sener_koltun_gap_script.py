@@ -23,7 +23,7 @@ def test_last_selected_and_best_per_digit() -> None:
     curves = {"ew": {"left": [90.0, 96.0, 95.0], "right": [91.0, 93.0, 94.5]},
               "single-task": {"left": [96.0, 97.0, 96.5], "right": [95.0, 94.0, 95.5]}}
     rows = {line.split(" | ")[0].strip("| "): line for line in script.table(curves, 0, "cmd").splitlines()
-            if line.startswith("| ew") or line.startswith("| single")}
+            if line.startswith("| EW") or line.startswith("| single")}
     # EW: the best mean of the two digits is at epoch 3 (95 + 94.5 = 189.5 > 96 + 93 = 189)
-    assert "| 95.00 / 94.50 | 95.00 / 94.50 (epoch 3) | 96.00 / 94.50 | 96.46 / 94.99 |" in rows["ew"]
+    assert "| 95.00 / 94.50 | 95.00 / 94.50 (epoch 3) | 96.00 / 94.50 | 96.46 / 94.99 |" in rows["EW (uniform)"]
     assert "97.00 / 95.50 (each run its best epoch)" in rows["single-task"]
