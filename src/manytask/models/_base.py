@@ -84,12 +84,13 @@ class MultiTaskModel(nn.Module):
     @staticmethod
     def _heads_at_the_top(tasks: Sequence[Task], encoder: nn.Module) -> None:
         """Raise if a task asks for a head below the encoder's last stage (``attach_at``): only
-        ``low_supervision`` taps lower stages."""
+        ``low_supervision`` and ``jmt`` tap lower stages."""
         stages = len(getattr(encoder, "stages", [encoder]))
         low = {t.name: t.attach_at for t in tasks if t.attach_at not in (None, stages)}
         if low:
-            raise ValueError(f"Tasks {low} ask for heads at lower stages (attach_at), but this scheme reads every "
-                             f"head at the last of the encoder's {stages} stage(s); use model 'low_supervision'.")
+            raise ValueError(f"Tasks {low} ask for heads at lower stages (attach_at), but this scheme reads "
+                             f"every head at the last of the encoder's {stages} stage(s); use model "
+                             "'low_supervision' or 'jmt'.")
 
     def _check_tasks(self, tasks: Sequence[str] | None) -> Sequence[str]:
         if tasks is None:
