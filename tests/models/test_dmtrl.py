@@ -72,7 +72,9 @@ def test_task_rank_one_ties_every_task_to_one_matrix_per_weight(form: str, ranks
     assert counts["factors"] < counts["independent"]
 
 
-def test_bad_ranks_are_named() -> None:
+def test_bad_ranks_and_backbones_are_named() -> None:
+    with pytest.raises(ValueError, match="cannot keep per-task buffers"):
+        TensorFactorised(torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4)), TASKS, feature_dim=4)
     with pytest.raises(ValueError, match="tucker ranks must be 3 positive ints"):
         TensorFactorised(MLP(5, (4,)), TASKS, ranks=(2, 2))
     with pytest.raises(ValueError, match="tt ranks must be 2 positive ints"):

@@ -110,6 +110,11 @@ class TensorFactorised(MultiTaskModel):
             raise ValueError(f"TensorFactorised {form} ranks must be {count} positive ints. Got {ranks}.")
         self.form = form
         backbone = as_backbone(encoder, output_info(encoder, feature_dim))
+        buffers = [n for n, _ in backbone.named_buffers()]
+        if buffers:
+            raise ValueError(f"TensorFactorised rebuilds every task's weights from factors and cannot keep per-task "
+                             f"buffers; the backbone has {buffers[:3]} (BatchNorm statistics?). Use a backbone "
+                             "without buffers (LayerNorm instead of BatchNorm).")
         self.task_names = tuple(t.name for t in tasks)
         columns = list(task_columns(backbone, self.task_names).values())
         # the module the tasks' weights run through; kept out of the module tree (its own tensors
@@ -146,6 +151,11 @@ class TensorFactorised(MultiTaskModel):
                 self._rows_of(task)[key] = nn.Parameter(row.to(dtype).contiguous())
         self._shapes = {n: p.shape for n, p in backbone.named_parameters()}
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        """``to``/``double``/``cuda`` reach the template network too (not a registered submodule)."""
+        self._template[0]._apply(fn)
+        return super()._apply(fn, recurse)
 
     def train(self, mode: bool = True) -> TensorFactorised:
         """Also switches the template network (dropout), which is not a registered submodule."""
