@@ -94,5 +94,5 @@ def test_bad_setups_are_named() -> None:
                                             Classification("digit", num_classes=10)])
     with pytest.raises(ValueError, match="successive must be >= 0"):
         JointManyTask(MLP(5, (4,)), [Regression("a")], successive=-1.0)
-    with pytest.raises(ValueError, match="ask for stages the encoder does not have"):
+    with pytest.raises(ValueError, match="ask for heads at stages the encoder does not have"):
         JointManyTask(MLP(5, (4,)), [Regression("a", attach_at=2)])

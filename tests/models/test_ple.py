@@ -7,13 +7,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from manytask.balancing import create_balancer
 from manytask.config import parse_config
-from manytask.data import MultiSourceLoader, TensorSource
 from manytask.models import MLP, PLE, MMoE
 from manytask.runs import build_experiment
 from manytask.tasks import Classification, Regression, Task
-from manytask.training import Trainer, build_optimizer
 
 TASKS: list[Task] = [Regression("a"), Classification("b", num_classes=3), Regression("c", num_outputs=2)]
 
@@ -76,27 +73,6 @@ def test_bad_options_are_named() -> None:
         PLE(MLP(5, (4,)), TASKS, shared_experts=0, task_experts=0)
     with pytest.raises(ValueError, match="levels must be 'stages' \\(PLE\\) or 'one' \\(CGC\\)"):
         PLE(MLP(5, (4,)), TASKS, levels="two")
-
-
-@pytest.mark.parametrize("balancer", ["ew", "mgda"])
-def test_trains_with_adam_and_a_task_absent_for_several_steps(balancer: str) -> None:
-    torch.manual_seed(0)
-    n = 128
-    x = torch.randn(n, 5)
-    targets = {"a": x[:, 0].clone(), "b": (x[:, 1] > 0).long() + (x[:, 2] > 0).long(), "c": x[:, 3:5].clone()}
-    model = PLE(MLP(5, (8, 6)), TASKS, shared_experts=2, task_experts=1)
-    bal = create_balancer(balancer, TASKS)
-    loader = MultiSourceLoader({"train": TensorSource(x, targets, {"c": torch.arange(n) >= 64})}, 16, seed=0)
-    loader._orders["train"] = torch.arange(n)
-    trainer = Trainer(model, TASKS, bal, build_optimizer(model, bal, "adam", 1e-2), loader, steps=8, progress=False)
-    own_c = [p.detach().clone() for p in model.task_parameters("c")]
-    for _ in range(4):
-        trainer._train_step()
-    assert all(torch.equal(p, q) for p, q in zip(model.task_parameters("c"), own_c))
-    for _ in range(4):
-        trainer._train_step()
-    assert not all(torch.equal(p, q) for p, q in zip(model.task_parameters("c"), own_c))
-    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 @pytest.mark.parametrize("name, levels", [("ple", 2), ("cgc", 1)])

@@ -26,6 +26,8 @@ from manytask.models import (
 from manytask.tasks import BinaryClassification, Classification, Regression, SequenceLabelling, Task
 from manytask.training import BackwardEngine
 
+from .helpers import absent_task_trainer
+
 B, L = 3, 7
 
 
@@ -275,3 +277,30 @@ def test_gradient_methods_work_exactly_on_every_scheme_that_shares(scheme: str, 
     losses, weights = engine.backward(sums, torch.full((3,), float(B)), step=0)
     assert torch.isfinite(weights).all() and torch.isfinite(losses).all()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.shared_parameters())
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+@pytest.mark.parametrize("balancer", ["ew", "mgda"])
+def test_a_task_absent_for_several_steps_keeps_its_own_parameters(scheme: str, balancer: str) -> None:
+    """T = 3 under Adam, task ``c`` unlabelled for the first four steps: its own parameters do not
+    move (no gradient, no Adam step) while the shared ones do; then it trains too. (A penalty that
+    couples the tasks' columns, soft sharing's or the relationship prior, moves them by design: it
+    is off here.)"""
+    tasks = [Regression("a"), Classification("b", num_classes=3), Regression("c", num_outputs=2)]
+    torch.manual_seed(0)
+    options = {"strength": 0.0} if scheme in ("soft", "relationship") else {}
+    model = create_model(scheme, encoder=create_encoder("mlp", in_features=5, hidden=[8, 6]), tasks=tasks, **options)
+    shared = list(model.shared_parameters())
+    if balancer == "mgda" and not shared:
+        return  # nothing shared: gradient methods are refused (tested above)
+    trainer = absent_task_trainer(model, tasks, balancer)
+    own = [p.detach().clone() for p in model.task_parameters("c")]
+    before = [p.detach().clone() for p in shared]
+    for _ in range(4):
+        trainer._train_step()
+    assert all(torch.equal(p, q) for p, q in zip(model.task_parameters("c"), own))
+    assert not shared or not all(torch.equal(p, q) for p, q in zip(shared, before))
+    for _ in range(4):
+        trainer._train_step()
+    assert not all(torch.equal(p, q) for p, q in zip(model.task_parameters("c"), own))
+    assert all(torch.isfinite(p).all() for p in model.parameters())

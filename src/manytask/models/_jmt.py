@@ -10,9 +10,8 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
-from ._backbone import FeatureInfo, as_backbone, last_weights, output_info
-from ._base import MultiTaskModel
-from ._heads import make_head
+from ._backbone import FeatureInfo
+from ._low_supervision import LowSupervision
 
 __all__ = ["JointManyTask"]
 
@@ -42,11 +41,12 @@ class _LabelEmbedding(nn.Module):
         return embedded
 
 
-class JointManyTask(MultiTaskModel):
+class JointManyTask(LowSupervision):
     r"""Joint Many-Task model (Hashimoto, Xiong, Tsuruoka & Socher, 2017, "A Joint Many-Task
     Model: Growing a Neural Network for Multiple NLP Tasks").
 
-    Tasks sit at the stages they name (``task.attach_at``, as in :class:`LowSupervision`), and
+    Tasks sit at the stages they name (``task.attach_at``, as in :class:`LowSupervision`, which
+    this extends), and
     each stage passes up not only its features but the predictions of the tasks attached to it:
     the next stage reads :math:`h + \sum_t E_t(\hat y_t)`, :math:`E_t` the task's label embedding
     (the paper's label embeddings: label vectors weighted by the predicted probabilities, for
@@ -60,8 +60,9 @@ class JointManyTask(MultiTaskModel):
     refreshed by :meth:`on_epoch_end`; the paper trains task by task and snapshots after each).
 
     The backbone and the label embeddings of the lower tasks are shared (they reach the higher
-    tasks); heads are the tasks' own. No single shared representation: representation-level
-    balancing raises.
+    tasks); heads are the tasks' own. With every task at the last stage there are no label
+    embeddings and the model is :class:`HardSharing`, shared representation included; otherwise
+    representation-level balancing raises.
 
     Args:
         encoder: The backbone.
@@ -80,20 +81,11 @@ class JointManyTask(MultiTaskModel):
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
                  successive: float = 0.0) -> None:
-        super().__init__()
-        if not tasks:
-            raise ValueError("JointManyTask needs at least one task.")
         if successive < 0:
             raise ValueError(f"JointManyTask successive must be >= 0. Got {successive}.")
-        self.encoder = as_backbone(encoder, output_info(encoder, feature_dim))
+        super().__init__(encoder, tasks, feature_dim)
         stages = len(self.encoder.stages)
-        self.task_names = tuple(t.name for t in tasks)
-        self.depths = {t.name: t.attach_at or stages for t in tasks}
-        deep = {n: d for n, d in self.depths.items() if d > stages}
-        if deep:
-            raise ValueError(f"Tasks {deep} ask for stages the encoder does not have ({stages}).")
         infos = self.encoder.feature_info
-        self.heads = nn.ModuleDict({t.name: make_head(t, infos[self.depths[t.name] - 1]) for t in tasks})
         self.embeddings = nn.ModuleDict({t.name: _LabelEmbedding(t, infos[self.depths[t.name] - 1])
                                          for t in tasks if self.depths[t.name] < stages})
         self.successive = float(successive)
@@ -137,10 +129,3 @@ class JointManyTask(MultiTaskModel):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.encoder.parameters()
         yield from self.embeddings.parameters()
-
-    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
-        return self.heads[self._check_tasks([name])[0]].parameters()
-
-    def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of the encoder's last module with parameters."""
-        return last_weights(self.encoder)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from ..data import Inputs
 from ..tasks import Task
-from ._backbone import output_info, task_columns
-from ._base import MultiTaskModel
-from ._heads import make_head
+from ._independent import Independent
 
 __all__ = ["SoftSharing"]
 
 
-class SoftSharing(MultiTaskModel):
+class SoftSharing(Independent):
     r"""Soft parameter sharing: a column per task, pulled together by a penalty.
 
     Task ``t`` reads its own copy of the encoder, and :meth:`penalty` pulls the copies together,
@@ -52,21 +49,13 @@ class SoftSharing(MultiTaskModel):
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
                  penalty: Literal["l2", "trace"] = "l2", strength: float = 1e-3) -> None:
-        super().__init__()
         if penalty not in ("l2", "trace"):
             raise ValueError(f"SoftSharing penalty must be 'l2' or 'trace'. Got {penalty!r}.")
         if strength < 0:
             raise ValueError(f"SoftSharing strength must be >= 0. Got {strength}.")
-        self._heads_at_the_top(tasks, encoder)
-        info = output_info(encoder, feature_dim)
-        self.task_names = tuple(t.name for t in tasks)
-        self.encoders = task_columns(encoder, self.task_names)
-        self.heads = nn.ModuleDict({t.name: make_head(t, info) for t in tasks})
+        super().__init__(encoder, tasks, feature_dim)
         self.kind = penalty
         self.strength = float(strength)
-
-    def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
-        return {n: self.heads[n](self.encoders[n](inputs)) for n in self._check_tasks(tasks)}
 
     def penalty(self) -> Tensor | None:
         r""":math:`\lambda` times the distance of the columns (see the class docstring); None for ``strength=0``."""
@@ -82,14 +71,3 @@ class SoftSharing(MultiTaskModel):
                 term = torch.linalg.matrix_norm(stacked, ord="nuc")
             total = term if total is None else total + term
         return None if total is None else self.strength * total
-
-    def shared_modules(self) -> list[nn.Module]:
-        return []
-
-    def shared_parameters(self) -> Iterator[nn.Parameter]:
-        return iter(())
-
-    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
-        name = self._check_tasks([name])[0]
-        yield from self.encoders[name].parameters()
-        yield from self.heads[name].parameters()
