@@ -304,3 +304,24 @@ def test_a_task_absent_for_several_steps_keeps_its_own_parameters(scheme: str, b
         trainer._train_step()
     assert not all(torch.equal(p, q) for p, q in zip(model.task_parameters("c"), own))
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("scheme", MODELS.names())
+def test_representation_level_works_or_says_why(scheme: str) -> None:
+    """A scheme with one representation every head reads takes representation-level balancing;
+    the others refuse it by name and point to the exact level."""
+    tasks = [Regression("a"), Regression("b"), Regression("c")]
+    model = create_model(scheme, encoder=create_encoder("mlp", in_features=5, hidden=[8, 6]), tasks=tasks)
+    balancer = create_balancer("mgda", tasks, level="representation")
+    shares = any(True for _ in model.shared_parameters())
+    if model.has_features:
+        engine = BackwardEngine(model, balancer)
+        engine.begin_step()
+        out = engine.forward(torch.randn(B, 5), ["a", "b", "c"])
+        weights = engine.backward(torch.stack([out[n].pow(2).sum() for n in "abc"]), torch.full((3,), float(B)),
+                                  step=0)[1]
+        assert torch.isfinite(weights).all()
+    else:
+        match = "has none; use level='exact'" if shares else "shares none"
+        with pytest.raises(ValueError, match=match):
+            BackwardEngine(model, balancer)
