@@ -13,6 +13,7 @@ def test_a_method_against_ew_in_one_block() -> None:
     assert set(script.GOALS) <= set(script.METHODS)
 
 
-def test_grouped_heads_against_one_call_per_head() -> None:
+def test_grouped_heads_and_stacked_targets_against_their_absence() -> None:
     assert script.grouped_heads_ratio(1, 1) > 0
-    assert script._hard_sharing.GROUP_AT == 8  # restored after timing the ungrouped step
+    assert script.stacked_targets_ratio(1, 1) > 0
+    assert script._hard_sharing.GROUP_AT == 8 and script._source.STACK_AT == 8  # restored

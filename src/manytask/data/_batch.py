@@ -45,6 +45,17 @@ class Batch:
     targets: dict[str, Tensor]
     masks: dict[str, Tensor]
     full: frozenset[str] = frozenset()
+    #: ``(tasks, [B, G] masks)``: per-sample masks of many tasks held as one block (their
+    #: ``masks[task]`` are its columns), so that which tasks are present is one reduction.
+    mask_blocks: tuple[tuple[tuple[str, ...], Tensor], ...] = ()
+
+    def present(self) -> set[str]:
+        """The tasks with at least one labelled entry in this batch."""
+        blocked = {name for names, _ in self.mask_blocks for name in names}
+        found = {t for t in self.targets if t not in blocked and (t in self.full or bool(self.masks[t].any()))}
+        for names, block in self.mask_blocks:
+            found.update(name for name, any_ in zip(names, block.any(0).tolist()) if any_)
+        return found
 
     def __len__(self) -> int:
         return num_samples(self.inputs)
@@ -60,9 +71,14 @@ class Batch:
         if tensors and all(t.device == target for t in tensors) and _inputs_on(self.inputs, target):
             return self
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        blocks = tuple((names, move(block)) for names, block in self.mask_blocks)
+        masks = {k: move(v) for k, v in self.masks.items() if not any(k in names for names, _ in blocks)}
+        for names, block in blocks:  # the moved block's columns, as on the source device
+            masks.update((k, block[:, j]) for j, k in enumerate(names))
         return Batch(
             inputs=map_inputs(self.inputs, move),
             targets={k: move(v) for k, v in self.targets.items()},
-            masks={k: move(v) for k, v in self.masks.items()},
+            masks={k: masks[k] for k in self.masks},
             full=self.full,
+            mask_blocks=blocks,
         )

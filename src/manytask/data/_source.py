@@ -13,6 +13,9 @@ from ._batch import Batch, Inputs, map_inputs, num_samples
 
 __all__ = ["Source", "TensorSource", "EmptySourceError"]
 
+#: Fewest same-shaped partly labelled tasks that a :class:`TensorSource` stores as one block.
+STACK_AT = 8
+
 
 class EmptySourceError(ValueError):
     """A data source with no sample, or with no label for a task that needs one."""
@@ -82,6 +85,27 @@ class TensorSource:
         self.targets = dict(targets)
         self.masks = masks
         self.fully_labelled = frozenset(t for t, m in masks.items() if bool(m.all()))
+        self._blocks = self._stack_alike()
+
+    def _stack_alike(self) -> list[tuple[tuple[str, ...], Tensor, Tensor]]:
+        """Many tasks with targets of one shape and dtype and per-sample masks (School's 139
+        schools) are stored as one ``[N, G, ...]`` target block and one ``[N, G]`` mask block, so
+        that a batch takes two gathers instead of two per task; each task's target and mask
+        become views into them."""
+        groups: dict[tuple[object, ...], list[str]] = {}
+        for task, target in self.targets.items():
+            if self.masks[task].ndim == 1 and task not in self.fully_labelled:
+                groups.setdefault((target.dtype, tuple(target.shape), target.device), []).append(task)
+        blocks = []
+        for names in groups.values():
+            if len(names) < STACK_AT:
+                continue
+            targets = torch.stack([self.targets[t] for t in names], dim=1)
+            masks = torch.stack([self.masks[t] for t in names], dim=1)
+            for j, task in enumerate(names):
+                self.targets[task], self.masks[task] = targets[:, j], masks[:, j]
+            blocks.append((tuple(names), targets, masks))
+        return blocks
 
     def __len__(self) -> int:
         return num_samples(self.inputs)
@@ -104,12 +128,20 @@ class TensorSource:
         A fully labelled task's mask is all True, so its first ``len(indices)`` rows are the same
         mask: a view instead of a gather (masks are read, never written)."""
         n = len(indices)
-        return Batch(
-            inputs=map_inputs(self.inputs, lambda t: t[indices]),
-            targets={k: v[indices] for k, v in self.targets.items()},
-            masks={k: v[:n] if k in self.fully_labelled else v[indices] for k, v in self.masks.items()},
-            full=self.fully_labelled,
-        )
+        stacked = {name for names, _, _ in self._blocks for name in names}
+        targets = {k: v[indices] for k, v in self.targets.items() if k not in stacked}
+        masks = {k: v[:n] if k in self.fully_labelled else v[indices] for k, v in self.masks.items()
+                 if k not in stacked}
+        blocks = []
+        for names, target_block, mask_block in self._blocks:
+            rows, labelled = target_block[indices], mask_block[indices]
+            targets.update((k, rows[:, j]) for j, k in enumerate(names))
+            masks.update((k, labelled[:, j]) for j, k in enumerate(names))
+            blocks.append((names, labelled))
+        order = list(self.targets)
+        return Batch(inputs=map_inputs(self.inputs, lambda t: t[indices]),
+                     targets={k: targets[k] for k in order}, masks={k: masks[k] for k in order},
+                     full=self.fully_labelled, mask_blocks=tuple(blocks))
 
     def check(self, tasks: Sequence[Task]) -> None:
         """Validate every target and mask against its task once (the data never changes)."""

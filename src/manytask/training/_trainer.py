@@ -310,8 +310,8 @@ class Trainer:
 
     def _groups(self, batch: Batch) -> list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]:
         """The present tasks grouped by the inputs they read: the batch's, or a view's."""
-        plain = [t for t in self.tasks if self.tasks[t].view is None
-                 and (t in batch.full or (t in batch.masks and bool(batch.masks[t].any())))]
+        present = batch.present()
+        plain = [t for t in self.tasks if self.tasks[t].view is None and t in present]
         groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]] = []
         if plain:
             masks = {t: None if t in batch.full else batch.masks[t] for t in plain}
