@@ -4,6 +4,8 @@ expert utilisation, and training with T = 3 under Adam with a task absent for se
 from __future__ import annotations
 
 import copy
+import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ from torch import nn
 
 from manytask.config import parse_config
 from manytask.models import MLP, HardSharing, MMoE, create_encoder
-from manytask.runs import build_experiment
+from manytask.runs import build_experiment, train
 from manytask.tasks import Classification, Regression, SequenceLabelling, Task
 
 from .helpers import absent_task_trainer
@@ -113,3 +115,18 @@ def test_from_a_config() -> None:
     })
     model = build_experiment(config).model
     assert isinstance(model, MMoE) and len(model.experts) == 2
+
+
+def test_a_run_logs_the_expert_utilisation(tmp_path: Path) -> None:
+    config = parse_config({
+        "data": {"name": "demo", "n_train": 64, "n_val": 16, "n_test": 16},
+        "model": {"name": "mmoe", "encoder": {"name": "mlp", "hidden": [8]}, "num_experts": 2},
+        "training": {"steps": 4, "eval_every": 2, "progress": False},
+    })
+    result = train(config, run_dir=tmp_path / "run")
+    with (result.run_dir / "metrics.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2
+    last = rows[-1]
+    assert float(last["model/expert0"]) + float(last["model/expert1"]) == pytest.approx(1.0, abs=1e-6)
+    assert float(last["model/category/expert0"]) + float(last["model/category/expert1"]) == pytest.approx(1.0, abs=1e-6)

@@ -78,6 +78,11 @@ class MultiTaskModel(nn.Module):
         None for schemes with a fixed one."""
         return None
 
+    def diagnostics(self) -> dict[str, float]:
+        """Numbers the trainer logs at every evaluation as ``model/<key>`` in ``metrics.csv``
+        (MMoE's expert utilisation); the keys must not change during a run. Default: none."""
+        return {}
+
     def on_epoch_end(self, epoch: int) -> None:
         """Called by the trainer after each epoch (JMT's snapshot for successive regularisation)."""
 

@@ -143,6 +143,16 @@ class MMoE(MultiTaskModel):
         """The weight matrices of every expert's last module with parameters."""
         return [p for expert in self.experts.values() for p in last_weights(expert)]
 
+    def diagnostics(self) -> dict[str, float]:
+        """The utilisation of every expert averaged over the tasks (``expert<e>``) and, up to 64
+        numbers, per task (``<task>/expert<e>``)."""
+        used = self.expert_utilisation()
+        out = {f"expert{e}": float(v) for e, v in enumerate(used.mean(0).tolist())}
+        if used.numel() <= 64:
+            out.update({f"{t}/expert{e}": float(v) for t, row in zip(self.task_names, used.tolist())
+                        for e, v in enumerate(row)})
+        return out
+
     def shared_modules(self) -> list[nn.Module]:
         return [self.experts]
 

@@ -378,6 +378,7 @@ class Trainer:
         """Evaluate, log one row; return (stop early, monitor improved)."""
         row: dict[str, float] = {"step": self.step, "epoch": self.loader.epoch, "time_s": round(elapsed, 3)}
         row.update({f"train/{k}/loss": v for k, v in self._running_losses(reset=True).items()})
+        row.update({f"model/{k}": v for k, v in self.model.diagnostics().items()})  # e.g. MMoE's experts
         stop = improved = False
         if self.val is not None:
             metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.evaluation.batch_size,
@@ -532,7 +533,7 @@ class Trainer:
         if self.val is not None:
             for task in self.tasks.values():
                 columns += [f"val/{task.name}/{m}" for m in task.metrics] + [f"val/{task.name}/loss"]
-        return columns
+        return columns + [f"model/{k}" for k in self.model.diagnostics()]
 
     def _call(self, hook: str, **kwargs: Any) -> None:
         for callback in self.callbacks:
