@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..data import Inputs
@@ -82,6 +83,9 @@ class MultiTaskModel(nn.Module):
         """Numbers the trainer logs at every evaluation as ``model/<key>`` in ``metrics.csv``
         (MMoE's expert utilisation); the keys must not change during a run. Default: none."""
         return {}
+
+    def on_after_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Called by the trainer after each optimizer step (JMT's decoupled successive step)."""
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called by the trainer after each epoch (JMT's snapshot for successive regularisation)."""

@@ -55,9 +55,11 @@ class JointManyTask(LowSupervision):
     width keeps any backbone's stages as they are.
 
     **Successive regularisation** (the paper's :math:`\delta \|\theta - \theta'\|^2`): with
-    ``successive > 0``, :meth:`penalty` keeps the stages below the top from drifting from
-    :math:`\theta'`, their values at the end of the previous epoch (a snapshot buffer,
-    refreshed by :meth:`on_epoch_end`; the paper trains task by task and snapshots after each).
+    ``successive > 0`` the stages below the top are kept from drifting from :math:`\theta'`,
+    their values at the end of the previous epoch (a snapshot buffer, refreshed by
+    :meth:`on_epoch_end`; the paper trains task by task and snapshots after each), by a step
+    decoupled from the optimizer (:meth:`on_after_optimizer_step`), as AdamW decouples weight
+    decay.
 
     The backbone and the label embeddings of the lower tasks are shared (they reach the higher
     tasks); heads are the tasks' own. With every task at the last stage there are no label
@@ -110,12 +112,20 @@ class JointManyTask(LowSupervision):
                     x = x + self.embeddings[name](out[name], h)
         return {name: out[name] for name in tasks}
 
-    def penalty(self) -> Tensor | None:
-        r""":math:`\delta \sum \|\theta - \theta'\|^2` over the stages below the top (None when off)."""
+    def on_after_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        r"""Successive regularisation, decoupled from the optimizer: each lower-stage parameter
+        moves :math:`\eta \cdot 2\delta (\theta - \theta')` towards its snapshot, :math:`\eta` its
+        group's learning rate. Under plain SGD this is the gradient step of the paper's
+        :math:`\delta \|\theta - \theta'\|^2`; under Adam the penalty's gradient would be rescaled per
+        parameter, and on rarely updated rows (embeddings) it would dominate their steps."""
         if not self.successive or not self._below:
-            return None
-        snapshots = [getattr(self, f"snapshot_{i}") for i in range(len(self._below))]
-        return self.successive * sum((p - s).pow(2).sum() for p, s in zip(self._below, snapshots))  # type: ignore[return-value]
+            return
+        rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+        with torch.no_grad():
+            for i, p in enumerate(self._below):
+                rate = rates.get(id(p))
+                if rate is not None:
+                    p.sub_(getattr(self, f"snapshot_{i}").sub(p).mul_(-2.0 * self.successive * rate))
 
     def on_epoch_end(self, epoch: int) -> None:
         r"""Take the successive regularisation's snapshot :math:`\theta'` of the lower stages."""

@@ -276,6 +276,7 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.model.on_after_optimizer_step(self.optimizer)
         if self.scheduler is not None:
             self.scheduler.step()
         self.balancer.on_after_optimizer_step(losses, present, step=self.step,
