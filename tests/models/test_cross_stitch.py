@@ -134,3 +134,10 @@ def test_from_a_config() -> None:
     groups = {g["name"]: g["lr"] for g in experiment.trainer.optimizer.param_groups}
     assert groups["model:cross-stitch units"] == pytest.approx(0.01)
     assert experiment.model.mixing()[0, 0, 0].item() == pytest.approx(0.8)
+
+
+def test_the_units_weights_are_logged_as_diagnostics() -> None:
+    model = CrossStitch(MLP(5, (6, 4)), TASKS, init=(0.8, 0.2))
+    logged = model.diagnostics()
+    assert len(logged) == 2 * 3 * 3
+    assert logged["stage2/b/b"] == pytest.approx(0.8) and logged["stage1/a/c"] == pytest.approx(0.1)

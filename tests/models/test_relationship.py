@@ -91,3 +91,12 @@ def test_from_a_config() -> None:
         experiment.trainer._train_step()
     correlation = experiment.model.task_correlation()
     assert correlation.shape == (3, 3) and torch.allclose(correlation.diagonal(), torch.ones(3))
+
+
+def test_the_learned_correlations_are_logged_as_diagnostics() -> None:
+    torch.manual_seed(0)
+    model = RelationshipNetwork(MLP(4, (5, 3)), TASKS, strength=0.1)
+    model.penalty()
+    logged = model.diagnostics()
+    assert set(logged) == {"corr/a/b", "corr/a/c", "corr/b/c"}
+    assert logged["corr/a/b"] == pytest.approx(float(model.task_correlation()[0, 1]))

@@ -118,6 +118,15 @@ class CrossStitch(MultiTaskModel):
     def scaled_parameters(self) -> list[tuple[str, list[nn.Parameter], float]]:
         return [("cross-stitch units", list(self.units.parameters()), self.alpha_lr_scale)]
 
+    def diagnostics(self) -> dict[str, float]:
+        """The units' weights, ``stage<l>/<task>/<from task>`` (up to 64 numbers), logged at every
+        evaluation: how much each task's column reads from the others as training goes."""
+        mixing = self.mixing()
+        if mixing.numel() > 64:
+            return {}
+        return {f"stage{k + 1}/{t}/{s}": float(mixing[k, i, j]) for k in range(mixing.shape[0])
+                for i, t in enumerate(self.task_names) for j, s in enumerate(self.task_names)}
+
     def mixing(self) -> Tensor:
         """The units' weights ``[stages, T, T]`` (row ``t``: what task ``t``'s column reads)."""
         units: list[CrossStitchUnit] = list(self.units)  # type: ignore[arg-type]

@@ -124,6 +124,16 @@ class RelationshipNetwork(MultiTaskModel):
                              "lower task_stages, or use a loss weighting other than GradNorm.")
         return last_weights(self.shared)
 
+    def diagnostics(self) -> dict[str, float]:
+        """The learned task correlations, ``corr/<task>/<task>`` for each pair (up to 64 pairs),
+        logged at every evaluation."""
+        names = self.task_names
+        pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+        if not self._prior or len(pairs) > 64:
+            return {}
+        correlation = self.task_correlation()
+        return {f"corr/{names[i]}/{names[j]}": float(correlation[i, j]) for i, j in pairs}
+
     def shared_modules(self) -> list[nn.Module]:
         return [self.shared] if self.shared is not None else []
 
