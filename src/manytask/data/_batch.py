@@ -52,7 +52,8 @@ class Batch:
     def present(self) -> set[str]:
         """The tasks with at least one labelled entry in this batch."""
         blocked = {name for names, _ in self.mask_blocks for name in names}
-        found = {t for t in self.targets if t not in blocked and (t in self.full or bool(self.masks[t].any()))}
+        found = {t for t in self.targets if t not in blocked
+                 and (t in self.full or (t in self.masks and bool(self.masks[t].any())))}
         for names, block in self.mask_blocks:
             found.update(name for name, any_ in zip(names, block.any(0).tolist()) if any_)
         return found
