@@ -77,7 +77,9 @@ def main() -> None:
             "",
             f"Command: `python benchmarks/architectures.py --docs --threads {args.threads}` ({args.repeats} "
             f"interleaved blocks of {args.steps} steps, median ratio; {environment()}). Each scheme with its "
-            "defaults (`mmoe`: 4 experts; `soft`: l2), EW, Adam; `Trainer._train_step` timed.",
+            "defaults (`mmoe`: 4 experts; `soft`: l2; `dmtrl`: full ranks), EW, Adam; `Trainer._train_step` "
+            "timed. On an MLP, MTAN's two attention layers per stage and task are as large as the trunk's "
+            "layers (on convolutional maps they are 1×1 against the trunk's 5×5).",
             "",
             *lines,
         ]))

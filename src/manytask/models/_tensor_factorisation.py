@@ -168,11 +168,13 @@ class TensorFactorised(MultiTaskModel):
         out = {}
         for name, shape in self._shapes.items():
             key = name.replace(".", "_")
+            # the task's row first (a [r1, r2] or [r1, b] matrix), then the shared factors: two
+            # matmuls, not a contraction of the whole core with U1 per task
             if name in self._factorised and self.form == "tucker":
-                matrix = torch.einsum("ijk,ai,bj,k->ab", self.cores[key], self.u1[key], self.u2[key], rows[key])
-                out[name] = matrix.reshape(shape)
+                core = self.cores[key] @ rows[key]  # S x3 U3[t]: [r1, r2]
+                out[name] = (self.u1[key] @ core @ self.u2[key].T).reshape(shape)
             elif name in self._factorised:  # tensor train: G1 (G2 x3 g3_t)
-                out[name] = torch.einsum("ai,ibj,j->ab", self.u1[key], self.cores[key], rows[key]).reshape(shape)
+                out[name] = (self.u1[key] @ (self.cores[key] @ rows[key])).reshape(shape)
             else:
                 out[name] = own[key]
         return out
