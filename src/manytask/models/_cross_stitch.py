@@ -14,7 +14,14 @@ from ._backbone import Backbone, as_backbone, last_weights, output_info, task_co
 from ._base import MultiTaskModel
 from ._heads import make_head
 
-__all__ = ["CrossStitch", "CrossStitchUnit"]
+__all__ = ["CrossStitch", "CrossStitchUnit", "mixing_init"]
+
+
+def mixing_init(units: int, same: float, other: float) -> Tensor:
+    """``[units, units]``: ``same`` on the diagonal, ``other`` spread evenly over the rest of each row
+    (Misra et al.'s ``(alpha_S, alpha_D)`` for two units)."""
+    alpha = torch.full((units, units), other / max(1, units - 1))
+    return alpha.fill_diagonal_(same)
 
 
 class CrossStitchUnit(nn.Module):
@@ -32,9 +39,7 @@ class CrossStitchUnit(nn.Module):
 
     def __init__(self, num_tasks: int, same: float = 0.9, other: float = 0.1) -> None:
         super().__init__()
-        alpha = torch.full((num_tasks, num_tasks), other / max(1, num_tasks - 1))
-        alpha.fill_diagonal_(same)
-        self.alpha = nn.Parameter(alpha)
+        self.alpha = nn.Parameter(mixing_init(num_tasks, same, other))
 
     def forward(self, stacked: Tensor) -> Tensor:
         return (self.alpha.to(stacked.dtype) @ stacked.flatten(1)).view_as(stacked)

@@ -13,6 +13,7 @@ from ..data import Inputs
 from ..tasks import Task
 from ._backbone import Backbone, as_backbone, last_weights, output_info, task_columns
 from ._base import MultiTaskModel
+from ._cross_stitch import mixing_init
 from ._heads import make_head
 
 __all__ = ["Sluice"]
@@ -74,10 +75,7 @@ class Sluice(MultiTaskModel):
         self.subspaces, self.orthogonality = subspaces, float(orthogonality)
         self.columns = task_columns(backbone, self.task_names)
         units = len(tasks) * subspaces
-        same, other = init
-        alpha = torch.full((units, units), other / max(1, units - 1))
-        alpha.fill_diagonal_(same)
-        self.alphas = nn.ParameterList(nn.Parameter(alpha.clone()) for _ in infos)
+        self.alphas = nn.ParameterList(nn.Parameter(mixing_init(units, *init)) for _ in infos)
         self._mixed = [i for i, info in enumerate(infos) if info == infos[-1]]  # the stages β mixes
         beta = torch.zeros(len(self._mixed))
         beta[-1] = 1.0
