@@ -16,6 +16,7 @@ from manytask.cli import app
 from manytask.models import (
     ENCODERS,
     MODELS,
+    AdaptiveSharing,
     Backbone,
     HardSharing,
     Independent,
@@ -94,7 +95,12 @@ CASES = cases()
 
 
 def build(scheme: str, case: Case) -> MultiTaskModel:
-    return create_model(scheme, encoder=case.encoder(), tasks=case.tasks, feature_dim=case.feature_dim)
+    model = create_model(scheme, encoder=case.encoder(), tasks=case.tasks, feature_dim=case.feature_dim)
+    if isinstance(model, AdaptiveSharing):  # split the top: the first task apart from the others
+        affinity = torch.ones(len(case.tasks), len(case.tasks))
+        affinity[0, 1:] = affinity[1:, 0] = 0.0
+        assert model.widen(affinity)
+    return model
 
 
 def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
@@ -107,7 +113,7 @@ def expected_shape(task: Task, inputs: Tensor) -> tuple[int, ...]:
 
 def test_every_registered_encoder_and_scheme_is_covered() -> None:
     assert {c.name for c in CASES if c.name} == set(ENCODERS.names())
-    assert MODELS.names() == ["branching", "cgc", "cross_stitch", "dmtrl", "hps", "independent", "jmt", "low_supervision", "mmoe", "mtan", "ple", "relationship", "sluice", "soft"]
+    assert MODELS.names() == ["adaptive", "branching", "cgc", "cross_stitch", "dmtrl", "hps", "independent", "jmt", "low_supervision", "mmoe", "mtan", "ple", "relationship", "sluice", "soft"]
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -127,7 +133,8 @@ def test_output_shapes_per_task(scheme: str, case: Case) -> None:
 def test_gradients_reach_every_parameter(scheme: str, case: Case) -> None:
     model = build(scheme, case)
     sum(o.sum() for o in model(case.inputs).values()).backward()
-    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    spare = {id(p) for p in model.spare_parameters()}  # copies no task reads yet (adaptive)
+    assert [n for n, p in model.named_parameters() if (p.grad is None) != (id(p) in spare)] == []
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -151,7 +158,8 @@ def test_float64(scheme: str, case: Case) -> None:
     out = model(inputs)
     assert all(v.dtype == torch.float64 and torch.isfinite(v).all() for v in out.values())
     sum(o.sum() for o in out.values()).backward()
-    assert all(p.grad is not None and p.grad.dtype == torch.float64 for p in model.parameters())
+    spare = {id(p) for p in model.spare_parameters()}
+    assert all(p.grad is not None and p.grad.dtype == torch.float64 for p in model.parameters() if id(p) not in spare)
 
 
 @pytest.mark.parametrize("scheme", MODELS.names())
@@ -163,11 +171,19 @@ def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case)
         for b in shared:
             assert a is b or all(m is not b for m in a.modules())
     in_modules = {id(p) for m in shared for p in m.parameters()}
+    if scheme == "adaptive":  # its partition changes as it widens: no modules for autogram to hook
+        assert shared == []
+        in_modules = {id(p) for p in model.shared_parameters()}
+        assert in_modules and {id(p) for p in model.task_parameters(case.tasks[0].name)} > {
+            id(p) for p in model.heads[case.tasks[0].name].parameters()}  # the split-off node is its own
     assert in_modules == {id(p) for p in model.shared_parameters()}
     per_task = [{id(p) for p in model.task_parameters(t.name)} for t in case.tasks]
-    everything = in_modules.union(*per_task)
+    spare = {id(p) for p in model.spare_parameters()}
+    everything = in_modules.union(*per_task, spare)
     assert everything == {id(p) for p in model.parameters()}
-    assert sum(map(len, per_task)) + len(in_modules) == len(everything)  # disjoint
+    assert sum(map(len, per_task)) + len(in_modules) + len(spare) == len(everything)  # disjoint
+    if scheme == "adaptive":
+        return
     if scheme in ("cgc", "ple"):  # shared experts and gates, and the per-task ones that reach other tasks
         assert model.shared in shared
         return

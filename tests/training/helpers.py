@@ -15,11 +15,11 @@ from manytask.training import Checkpointing, Evaluation, Trainer, build_optimize
 
 
 def make_trainer(run_dir: Path | None, steps: int, balancer: str = "ew", eval_every: int = 7, scheme: str = "hps",
-                 **options: Any) -> Trainer:
+                 model_options: dict[str, Any] | None = None, hidden: tuple[int, ...] = (16,), **options: Any) -> Trainer:
     torch.manual_seed(0)
     data = shared_latent_tasks(n_train=300, n_val=60, n_test=60, labelled_fraction=0.3)
     tasks = list(data.tasks)
-    model = create_model(scheme, encoder=MLP(20, (16,), dropout=0.2), tasks=tasks)
+    model = create_model(scheme, encoder=MLP(20, hidden, dropout=0.2), tasks=tasks, **(model_options or {}))
     bal = create_balancer(balancer, tasks, **options)
     optimizer = build_optimizer(model, bal, lr=1e-2, task_lr={"score": 5e-3})
     scheduler = build_scheduler(optimizer, "cosine", steps, warmup_steps=3)

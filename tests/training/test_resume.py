@@ -62,12 +62,13 @@ def test_every_scheme_resumes_exactly(tmp_path: Path, scheme: str) -> None:
     # on the one-stage MLP of make_trainer these four share nothing (relationship and branching: all per task)
     balancer = "ew" if scheme in ("independent", "soft", "relationship", "branching") else "mgda"
     n = 14
-    straight = make_trainer(tmp_path / "straight", 2 * n, balancer, scheme=scheme)
+    options = {"widen_every": 10} if scheme == "adaptive" else {}  # widened at step 10, before the resume
+    straight = make_trainer(tmp_path / "straight", 2 * n, balancer, scheme=scheme, model_options=options)
     straight.fit()
-    first = make_trainer(tmp_path / "split", 2 * n, balancer, scheme=scheme)
+    first = make_trainer(tmp_path / "split", 2 * n, balancer, scheme=scheme, model_options=options)
     first.steps = n
     first.fit()
-    resumed = make_trainer(tmp_path / "split", 2 * n, balancer, scheme=scheme)
+    resumed = make_trainer(tmp_path / "split", 2 * n, balancer, scheme=scheme, model_options=options)
     resumed.fit(resume="latest")
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name

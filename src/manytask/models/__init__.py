@@ -1,5 +1,6 @@
 """Sharing schemes (``MultiTaskModel``) and the encoders they share."""
 
+from ._adaptive import AdaptiveSharing, AdaptiveWidening, task_affinity
 from ._backbone import Backbone, FeatureInfo, as_backbone, last_weights, output_info, reinitialise, task_columns
 from ._base import MultiTaskModel
 from ._branching import LearnedBranching
@@ -54,6 +55,9 @@ __all__ = [
     "Independent",
     "JointManyTask",
     "LearnedBranching",
+    "AdaptiveSharing",
+    "AdaptiveWidening",
+    "task_affinity",
     "MultiTaskModel",
     "Transformer",
     "padding_mask",

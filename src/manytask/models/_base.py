@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,7 @@ class MultiTaskModel(nn.Module):
     Subclasses implement :meth:`forward` (or :meth:`features` + :meth:`forward_heads` when all
     tasks read one shared representation), :meth:`shared_parameters` and
     :meth:`task_parameters`. Optional: :meth:`penalty` (soft-sharing regulariser, added to the
-    loss by the trainer) and :meth:`last_shared_parameters` (for GradNorm).
+    loss by the trainer), :meth:`last_shared_parameters` (for GradNorm), and the hooks below.
     """
 
     task_names: tuple[str, ...]
@@ -60,6 +61,11 @@ class MultiTaskModel(nn.Module):
         """Parameters used only by task ``name``."""
         raise NotImplementedError
 
+    def spare_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters no task reads yet (reserved copies a growing scheme will use); the optimizer
+        holds them at the default rate. Default: none."""
+        return iter(())
+
     def last_shared_parameters(self) -> list[nn.Parameter]:
         """Weight matrix (matrices) of the last shared layer; GradNorm measures gradient norms there."""
         raise ValueError(f"{type(self).__name__} has no last shared layer for GradNorm to measure the tasks' "
@@ -89,6 +95,11 @@ class MultiTaskModel(nn.Module):
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called by the trainer after each epoch (JMT's snapshot for successive regularisation)."""
+
+    def callbacks(self) -> list[Any]:
+        """Trainer callbacks the scheme needs (objects with :class:`~manytask.training.Callback`'s
+        hooks), run before the user's: adaptive sharing's widening rounds. Default: none."""
+        return []
 
     @staticmethod
     def _heads_at_the_top(tasks: Sequence[Task], encoder: nn.Module) -> None:

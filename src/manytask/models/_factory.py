@@ -9,6 +9,7 @@ from torch import nn
 
 from .._registry import Registry
 from ..tasks import Task
+from ._adaptive import AdaptiveSharing
 from ._base import MultiTaskModel
 from ._branching import LearnedBranching
 from ._cross_stitch import CrossStitch
@@ -131,6 +132,15 @@ def branching(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None
               branches: Sequence[int] | None = None, temperature: float = 1.0) -> MultiTaskModel:
     """Learning to branch: a learned tree of stage copies, one leaf per task."""
     return LearnedBranching(encoder, tasks, feature_dim, branches, temperature)
+
+
+@MODELS.register("adaptive", details={"paper": "Lu et al. 2017, CVPR (fully-adaptive feature sharing)",
+                                      "shares": "all stages at first; widened top-down by task affinity"})
+def adaptive(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, branch_cost: float = 0.1,
+             stage_costs: Sequence[float] | None = None, widen_every: int | None = None,
+             affinity_examples: int = 2000) -> MultiTaskModel:
+    """Fully-adaptive feature sharing: a shared network split top-down into groups of tasks whose errors agree."""
+    return AdaptiveSharing(encoder, tasks, feature_dim, branch_cost, stage_costs, widen_every, affinity_examples)
 
 
 @MODELS.register("sluice", details={"paper": "Ruder, Bingel, Augenstein & Søgaard 2019, AAAI",

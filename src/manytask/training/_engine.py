@@ -82,6 +82,7 @@ class BackwardEngine:
         self._last_layer: LinearGramian | None = None  # last_shared level: W's Gramian, no update
         self._hook_next_step = False
         self._verified = False  # the linear-layer engine is checked against autograd on the first step
+        self._nothing_shared_logged = False
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
@@ -201,6 +202,14 @@ class BackwardEngine:
         if isinstance(balancer, LossBalancer):
             total, weights = balancer.total(losses, present, step=step)
             self._backward(total)
+        elif not any(p.requires_grad for p in self.model.shared_parameters()):
+            # a growing scheme split every stage (adaptive sharing): nothing to combine
+            if not self._nothing_shared_logged:
+                log.info("manytask: %s shares no parameter any more; %s backpropagates each task's loss "
+                         "with weight 1.", type(self.model).__name__, balancer)
+                self._nothing_shared_logged = True
+            weights = present.to(losses.dtype)
+            self._backward((weights * losses).sum())
         else:
             index = present.nonzero().flatten()
             if isinstance(balancer, JacobianBalancer):

@@ -47,7 +47,7 @@ def build_optimizer(
     unknown = sorted(set(task_lr) - set(model.task_names))
     if unknown:
         raise KeyError(f"task_lr names unknown tasks {unknown}; the tasks are {list(model.task_names)}.")
-    default = [p for p in model.shared_parameters() if p.requires_grad]
+    default = [p for p in (*model.shared_parameters(), *model.spare_parameters()) if p.requires_grad]
     groups: list[dict[str, Any]] = [{"params": default, "lr": lr, "name": "default"}]
     for task in model.task_names:
         params = [p for p in model.task_parameters(task) if p.requires_grad]
@@ -68,7 +68,7 @@ def build_optimizer(
     missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
     if missing:
         raise ValueError(f"Parameters {missing[:5]} are neither shared nor task-specific; "
-                         "the model's shared_parameters()/task_parameters() must cover them.")
+                         "the model's shared_parameters()/task_parameters()/spare_parameters() must cover them.")
     groups = [g for g in groups if g["params"]]
     # PyTorch's fused Adam kernel: one pass per tensor instead of ~8 ops (4x faster on CPU).
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])

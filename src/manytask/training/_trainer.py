@@ -182,7 +182,7 @@ class Trainer:
         self.progress = progress
         self.is_main_process = is_main_process
         self.validate_batches = validate_batches
-        self.callbacks = list(callbacks)
+        self.callbacks = [*model.callbacks(), *callbacks]  # a scheme's own first (adaptive widening)
         self.checkpoints = CheckpointManager(
             self.run_dir / "checkpoints" if self.run_dir else Path("."),
             enabled=self.run_dir is not None and is_main_process and self.checkpoint_every > 0,
