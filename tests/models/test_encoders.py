@@ -315,3 +315,48 @@ def test_transformer_inference_fast_path_agrees() -> None:
         fast = model(ids)
     torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-6)
     assert (fast[ids == 0] == 0).all()
+
+
+def _spelling(ids: Tensor, width: int = 5) -> Tensor:
+    """Character ids ``[B, L, width]`` for token ids: token ``t`` spelt ``t % 7 + 2`` repeated
+    ``t % width + 1`` times; padding tokens unspelt."""
+    chars = torch.zeros(*ids.shape, width, dtype=torch.long)
+    for (b, i), t in zip(torch.cartesian_prod(torch.arange(ids.shape[0]), torch.arange(ids.shape[1])).tolist(),
+                         ids.flatten().tolist()):
+        if t:
+            chars[b, i, : t % width + 1] = t % 7 + 2
+    return chars
+
+
+def test_character_features_are_a_max_pooled_convolution_of_each_words_spelling() -> None:
+    """Ma & Hovy (2016): the first stage is the word embedding next to max over the word's
+    characters of a width-3 convolution of their embeddings, computed here by hand for each word."""
+    torch.manual_seed(0)
+    net = BiLSTM(30, 8, 6, char_dim=4, char_filters=5, char_width=3, char_vocab_size=10).eval()
+    ids = tokens()
+    chars = _spelling(ids)
+    first = net.stages[0]({"tokens": ids, "chars": chars})
+    assert net.feature_info[0] == FeatureInfo(13, "sequence") and first.shape == (3, 7, 13)
+    torch.testing.assert_close(padding_mask(first), ids == 0, rtol=0, atol=0)
+    stage = net.stages[0]
+    for b, i in [(0, 0), (1, 6), (2, 1)]:
+        n = int(chars[b, i].ne(0).sum())
+        x = stage.chars.weight[chars[b, i, :n]].T[None]  # [1, char_dim, n]
+        conv = torch.nn.functional.conv1d(x, stage.conv.weight, stage.conv.bias, padding=1)[0]
+        torch.testing.assert_close(first[b, i, 8:], conv.max(-1).values)
+        torch.testing.assert_close(first[b, i, :8], stage.words.embedding.weight[ids[b, i]])
+    out = net({"tokens": ids, "chars": chars})
+    assert out.shape == (3, 7, 12)
+    with pytest.raises(KeyError, match="keys 'tokens' and 'chars'"):
+        net(ids)
+    with pytest.raises(ValueError, match="need char_vocab_size >= 2"):
+        BiLSTM(30, 8, 6, char_dim=4)
+
+
+def test_input_dropout_drops_the_first_layers_input_in_training_only() -> None:
+    torch.manual_seed(0)
+    net = BiLSTM(30, 8, 6, input_dropout=0.5)
+    ids = tokens()
+    assert not torch.equal(net(ids), net(ids))
+    net.eval()
+    assert torch.equal(net(ids), net(ids))

@@ -82,6 +82,7 @@ class TaskConfig(StrictModel):
     level: Literal["sample", "token", "pixel"] | None = None
     kind: Literal["regression", "binary"] | None = None
     num_outputs: PositiveInt | None = None
+    crf: bool | None = None
 
 
 class OptimizerConfig(StrictModel):

@@ -199,6 +199,35 @@ class _TokenEmbedding(nn.Module):
         return x.masked_fill((tokens == self.pad_index)[..., None], 0.0)
 
 
+class _WordAndCharacters(nn.Module):
+    """Word embeddings ``[B, L, D]`` next to character features ``[B, L, F]`` of each word's
+    spelling (``{"tokens": [B, L], "chars": [B, L, W]}``): character embeddings, a convolution
+    of width ``k`` over them and the maximum over the word's characters (Ma & Hovy 2016, Sec. 2.1);
+    padding rows exactly zero."""
+
+    def __init__(self, words: _TokenEmbedding, char_vocab_size: int, char_dim: int, filters: int,
+                 width: int) -> None:
+        super().__init__()
+        self.words = words
+        self.chars = nn.Embedding(char_vocab_size, char_dim, padding_idx=0)
+        self.conv = nn.Conv1d(char_dim, filters, width, padding=width // 2)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        if not isinstance(inputs, Mapping) or "chars" not in inputs:
+            raise KeyError("An encoder with character features (char_dim > 0) reads dict inputs with keys 'tokens' "
+                           "and 'chars' [B, L, W]; load the data with its characters option (conll2000: "
+                           "characters: 20).")
+        words, chars, tokens = self.words(inputs), inputs["chars"], inputs["tokens"]
+        b, length, width = chars.shape
+        real = (tokens != self.words.pad_index).flatten().nonzero().squeeze(1)  # only real tokens are spelt
+        spelt = chars.reshape(b * length, width)[real]
+        features = self.conv(self.chars(spelt).transpose(1, 2))[..., :width]  # [N, F, W]
+        features = features.masked_fill((spelt == 0)[:, None, :], float("-inf")).max(-1).values
+        features = features.masked_fill(torch.isinf(features), 0.0)  # a word with no known character
+        pooled = features.new_zeros(b * length, features.shape[-1]).index_copy(0, real, features)
+        return torch.cat([words, pooled.view(b, length, -1)], dim=-1)
+
+
 class _BiLSTMLayer(nn.Module):
     """One bidirectional LSTM layer over the non-padding positions (packed); padding rows stay zero."""
 
@@ -236,6 +265,14 @@ class BiLSTM(Backbone):
         layers: Number of bidirectional layers.
         pad_index: The padding token id.
         dropout: Dropout between layers.
+        input_dropout: Dropout on the first layer's input (the embeddings).
+        char_dim: With ``> 0``, the first stage adds character features of each word
+            (``char_filters`` of a width-``char_width`` convolution over ``char_dim``-dimensional
+            character embeddings, max-pooled over the word; Ma & Hovy 2016) to its embedding;
+            inputs are then ``{"tokens": [B, L], "chars": [B, L, W]}``.
+        char_filters: Character features per word.
+        char_width: Width of the character convolution.
+        char_vocab_size: Number of character ids (``0`` is padding); filled in from the data.
 
     Examples:
         >>> net = BiLSTM(30, embedding_dim=8, hidden=6, layers=2)
@@ -244,13 +281,24 @@ class BiLSTM(Backbone):
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden: int = 64, layers: int = 1,
-                 pad_index: int = 0, dropout: float = 0.0) -> None:
+                 pad_index: int = 0, dropout: float = 0.0, input_dropout: float = 0.0, char_dim: int = 0,
+                 char_filters: int = 30, char_width: int = 3, char_vocab_size: int = 0) -> None:
         if layers < 1:
             raise ValueError(f"The 'layers' parameter of BiLSTM must be >= 1. Got {layers!r} instead.")
-        stages: list[nn.Module] = [_TokenEmbedding(vocab_size, embedding_dim, pad_index)]
-        stages += [_BiLSTMLayer(embedding_dim if i == 0 else 2 * hidden, hidden, dropout if i else 0.0)
+        if char_dim and (char_vocab_size < 2 or char_filters < 1 or char_width < 1):
+            raise ValueError(f"BiLSTM character features (char_dim={char_dim}) need char_vocab_size >= 2 (from data "
+                             "loaded with its characters option), char_filters >= 1 and char_width >= 1. Got "
+                             f"{char_vocab_size}, {char_filters}, {char_width}.")
+        words = _TokenEmbedding(vocab_size, embedding_dim, pad_index)
+        first: nn.Module = words
+        width = embedding_dim
+        if char_dim:
+            first = _WordAndCharacters(words, char_vocab_size, char_dim, char_filters, char_width)
+            width += char_filters
+        stages: list[nn.Module] = [first]
+        stages += [_BiLSTMLayer(width if i == 0 else 2 * hidden, hidden, dropout if i else input_dropout)
                    for i in range(layers)]
-        info = [FeatureInfo(embedding_dim, "sequence")] + [FeatureInfo(2 * hidden, "sequence")] * layers
+        info = [FeatureInfo(width, "sequence")] + [FeatureInfo(2 * hidden, "sequence")] * layers
         super().__init__(stages, info)
         self.pad_index = pad_index
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, autograd, nn
 
 from ..tasks import Task
+from ..tasks._crf import crf_potentials
 from ._backbone import FeatureInfo
 
-__all__ = ["GradientReversal", "make_head"]
+__all__ = ["CRFHead", "GradientReversal", "make_head"]
 
 
 class _Reverse(autograd.Function):
@@ -63,6 +65,21 @@ class _Upsample(nn.Module):
         return F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
 
 
+class CRFHead(nn.Module):
+    """Per-token emissions (linear, or one hidden layer) plus learned transition and start scores,
+    as CRF potentials ``[B, L, C, C]``; zero on padding (the all-zero rows of the features)."""
+
+    def __init__(self, in_features: int, hidden: int, tags: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.emissions = nn.Sequential(*_mlp(nn.Linear, in_features, hidden, tags, dropout))
+        self.transitions = nn.Parameter(torch.zeros(tags, tags))
+        self.start = nn.Parameter(torch.zeros(tags))
+
+    def forward(self, x: Tensor) -> Tensor:
+        padding = x.detach().eq(0).all(dim=-1)
+        return crf_potentials(self.emissions(x), self.transitions, self.start, padding)
+
+
 def _mlp(layer: type[nn.Linear] | type[nn.Conv2d], in_features: int, hidden: int, out: int,
          dropout: float = 0.0) -> list[nn.Module]:
     def make(i: int, o: int) -> nn.Module:
@@ -82,7 +99,8 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
     sample   vector                  linear (or one hidden layer, ``head_hidden``, with
                                      ``head_dropout`` after it)
     sample   sequence / map          mean over positions, then linear
-    token    sequence                linear on every token
+    token    sequence                linear on every token (``crf=True``: emissions plus
+                                     transitions, CRF potentials ``[B, L, C, C]``)
     pixel    map                     1×1 convolution, then bilinear upsampling by
                                      ``info.reduction`` to the input resolution
     ======== ======================= ================================================
@@ -107,6 +125,8 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
         if layout != "vector":
             layers.append(_Pool(layout))
         layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features, task.head_dropout)
+    elif level == "token" and layout == "sequence" and getattr(task, "crf", False):
+        layers.append(CRFHead(info.dim, task.head_hidden, task.out_features, task.head_dropout))
     elif level == "token" and layout == "sequence":
         layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features, task.head_dropout)
     elif level == "pixel" and layout == "map":

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 from ..tasks import Task
+from ..tasks._crf import crf_marginals
 from ._backbone import FeatureInfo
 from ._low_supervision import LowSupervision
 
@@ -31,7 +32,10 @@ class _LabelEmbedding(nn.Module):
         self.labels = nn.Linear(task.out_features, info.dim, bias=False)
 
     def forward(self, output: Tensor, features: Tensor) -> Tensor:
-        values = output if self.task.kind == "regression" else self.task.predictions(output)
+        if getattr(self.task, "crf", False):  # a CRF's posterior marginals, not its (hard) Viterbi path
+            values = crf_marginals(output.float()).exp().to(output.dtype)
+        else:
+            values = output if self.task.kind == "regression" else self.task.predictions(output)
         embedded = self.labels(values)  # [B, D] or, per token, [B, L, D]
         if self.layout == "map":
             return embedded[:, :, None, None].expand_as(features)

@@ -22,7 +22,7 @@ from ..data.datasets._download import ChecksumError
 from ..data.datasets._files import DataFormatError
 from ..metrics import METRICS
 from ..models import ENCODERS, MODELS, MultiTaskModel
-from ..tasks import BinaryClassification, Regression, TargetError, Task
+from ..tasks import BinaryClassification, Regression, SequenceLabelling, TargetError, Task
 from ..training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
 from ..views import VIEWS, View
 
@@ -105,6 +105,11 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
             changes: dict[str, Any] = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)
+            if override.crf is not None:
+                if not isinstance(task, SequenceLabelling):
+                    raise ConfigError(f"Config section 'tasks.{task.name}': crf applies to sequence-labelling tasks "
+                                      f"(tags per token); {task.name!r} is a {task.kind} task.")
+                changes["crf"] = override.crf
             try:
                 task = dataclasses.replace(task, **changes)
             except ValueError as error:

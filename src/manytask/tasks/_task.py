@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._crf import crf_log_likelihood_terms, crf_marginals, viterbi
+
 __all__ = [
     "Task",
     "Classification",
@@ -326,10 +328,49 @@ class Classification(Task):
 
 @dataclass(frozen=True)
 class SequenceLabelling(Classification):
-    """Per-token classification: output ``[B, L, C]``, target ``[B, L]``, mask ``[B, L]``."""
+    """Per-token classification: output ``[B, L, C]``, target ``[B, L]``, mask ``[B, L]``.
 
+    With ``crf=True`` the tags of a sentence are predicted jointly by a linear-chain CRF
+    (Lafferty et al. 2001; on a BiLSTM, Lample et al. 2016, Eqs. 1-2; see
+    :mod:`manytask.tasks._crf`): the head outputs potentials ``[B, L, C, C]`` (emissions plus
+    learned transitions), the loss is the negative log-likelihood of each sentence's labelled tags
+    (unlabelled tokens summed over) divided by the labelled tokens, metrics that read sentences
+    (chunk F1) get the Viterbi path, and per-token metrics and the evaluation loss the posterior
+    marginals.
+    """
+
+    crf: bool = field(default=False, kw_only=True)
     kind: ClassVar[str] = "sequence_labelling"
     default_level: ClassVar[Level] = "token"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.crf and (self.loss != "cross_entropy" or self.level != "token"):
+            raise ValueError(f"Task {self.name!r}: crf=True is a token-level model with its own likelihood; it "
+                             f"needs level 'token' and loss 'cross_entropy'. Got {self.level!r}, {self.loss!r}.")
+
+    def loss_terms(self, output: Tensor, target: Tensor, mask: Tensor | None) -> tuple[Tensor, int]:
+        if not self.crf:
+            return super().loss_terms(output, target, mask)
+        labelled = mask if mask is not None else torch.ones_like(target, dtype=torch.bool)
+        return crf_log_likelihood_terms(self._potentials(output), target, labelled).sum(), int(labelled.sum())
+
+    def entries(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        if self.crf:
+            output = crf_marginals(self._potentials(output))  # log-probabilities: cross-entropy is -log P(y_i)
+        return super().entries(output, target)
+
+    def predictions(self, output: Tensor) -> Tensor:
+        if self.crf and output.ndim == 4:  # whole sentences: the Viterbi path, one-hot
+            return F.one_hot(viterbi(self._potentials(output)), self.num_classes).float()
+        return super().predictions(output)
+
+    def _potentials(self, output: Tensor) -> Tensor:
+        if output.ndim != 4 or output.shape[-2:] != (self.num_classes, self.num_classes):
+            raise ValueError(f"Task {self.name!r} has crf=True and needs CRF potentials [B, L, {self.num_classes}, "
+                             f"{self.num_classes}] from its head; got shape {list(output.shape)}. Build the model "
+                             "with make_head (every registered scheme does).")
+        return output.float()
 
     def _check_target(self, target: Tensor, mask: Tensor) -> None:
         if target.ndim != 2 or mask.ndim != 2:

@@ -95,6 +95,22 @@ def test_tiny_corpus(tmp_path: Path) -> None:
         task.check(test.targets[task.name], test.masks[task.name])
 
 
+def test_characters_spell_every_word(tmp_path: Path) -> None:
+    """With ``characters``, inputs carry each word's first characters (ids from the training
+    part, 1 for a character it never saw, 0 on padding), beside the word ids."""
+    _write_zip(tmp_path / "conll2000")
+    data = conll2000(root=str(tmp_path), val_fraction=0.0, min_count=1, verify=False, characters=4)
+    alphabet = data.input_info["alphabet"]
+    assert data.input_info["char_vocab_size"] == len(alphabet) and alphabet[:2] == ("<pad>", "<unk>")
+    inputs = data.test.batch(torch.arange(2)).inputs
+    assert isinstance(inputs, dict) and set(inputs) == {"tokens", "chars"}
+    spelt = ["".join(alphabet[i] if i > 1 else "?" for i in row if i) for row in inputs["chars"][0].tolist()]
+    assert spelt[:5] == ["?oc?", "said", "the", "poun", "."]  # "Rockwell": no R or k in the training text
+    assert inputs["chars"][0, 5:].eq(0).all() and inputs["chars"].shape[-1] == 4
+    with pytest.raises(ValueError, match="'characters' parameter of conll2000 must be >= 0"):
+        conll2000(root=str(tmp_path), verify=False, characters=-1)
+
+
 def test_metric_on_dataset_targets(tmp_path: Path) -> None:
     """ChunkF1 fed the way the trainer feeds it (labelled tokens, row-major) equals conlleval."""
     _write_zip(tmp_path / "conll2000")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from torch import Tensor
 
 from ..._utils import split_indices
 from ...metrics._chunk_f1 import ChunkTagging
@@ -104,6 +105,7 @@ def _encode(
     length: int,
     lowercase: bool,
     name: str,
+    spelling: tuple[dict[str, int], int] | None = None,
 ) -> TensorSource:
     n = len(sentences)
     tokens = torch.zeros(n, length, dtype=torch.long)  # PAD = 0
@@ -119,8 +121,17 @@ def _encode(
         pos[i, :k] = torch.tensor([pos_index[p] for _, p, _ in sentence])
         chunk[i, :k] = torch.tensor([chunk_index[c] for _, _, c in sentence])
         mask[i, :k] = True
+    inputs: Tensor | dict[str, Tensor] = tokens
+    if spelling is not None:
+        letters, width = spelling
+        chars = torch.zeros(n, length, width, dtype=torch.long)  # PAD = 0
+        for i, sentence in enumerate(sentences):
+            for j, (word, _, _) in enumerate(sentence):
+                ids = [letters.get(c, 1) for c in word[:width]]  # UNK = 1
+                chars[i, j, : len(ids)] = torch.tensor(ids)
+        inputs = {"tokens": tokens, "chars": chars}
     return TensorSource(
-        tokens, {"pos": pos, "chunk": chunk}, {"pos": mask, "chunk": mask.clone()}, name
+        inputs, {"pos": pos, "chunk": chunk}, {"pos": mask, "chunk": mask.clone()}, name
     )
 
 
@@ -132,6 +143,7 @@ def conll2000(
     min_count: int = 2,
     lowercase: bool = False,
     pos_role: Literal["main", "auxiliary"] = "auxiliary",
+    characters: int = 0,
     download: bool = False,
     verify: bool = True,
 ) -> MultiTaskData:
@@ -152,6 +164,10 @@ def conll2000(
         lowercase: Lowercase words before looking them up.
         pos_role: Role of the POS task (``"auxiliary"`` as in Søgaard & Goldberg 2016, or
             ``"main"``).
+        characters: Also spell every word with its first ``characters`` characters (as cased in
+            the text): inputs become ``{"tokens": [N, L], "chars": [N, L, characters]}``, character
+            ids from the training part (``0`` padding, ``1`` unknown), for an encoder with
+            character features (``bilstm`` with ``char_dim``). 0: word ids only.
         download: Fetch the missing file (with checksum) instead of raising.
         verify: Check the file's SHA-256 and the published sentence and token counts.
     """
@@ -161,6 +177,8 @@ def conll2000(
         )
     if min_count < 1:
         raise ValueError(f"The 'min_count' parameter of conll2000 must be >= 1. Got {min_count}.")
+    if characters < 0:
+        raise ValueError(f"The 'characters' parameter of conll2000 must be >= 0 (0: no spelling). Got {characters}.")
     path = locate(
         dataset_dir(root, FOLDER), FILES[0], "conll2000", download_missing=download, verify=verify
     )
@@ -187,9 +205,12 @@ def conll2000(
     pos_index = {t: i for i, t in enumerate(pos_tags)}
     chunk_index = {t: i for i, t in enumerate(chunk_tags)}
     length = max(map(len, everything))
+    alphabet = [PAD, UNK, *sorted({c for s in train for w, _, _ in s for c in w})]
+    letters = {c: i for i, c in enumerate(alphabet)}
+    spelling = (letters, characters) if characters else None
 
     def encode(sentences: Sequence[Sentence], name: str) -> TensorSource:
-        return _encode(sentences, words, pos_index, chunk_index, length, lowercase, name)
+        return _encode(sentences, words, pos_index, chunk_index, length, lowercase, name, spelling)
 
     tasks = (
         ChunkTagging("chunk", tags=chunk_tags, metrics=("chunk_f1", "accuracy")),
@@ -208,6 +229,7 @@ def conll2000(
             "vocab": tuple(vocab),
             "pos_tags": pos_tags,
             "chunk_tags": chunk_tags,
+            **({"char_vocab_size": len(alphabet), "alphabet": tuple(alphabet)} if characters else {}),
         },
         description=(
             f"CoNLL-2000: {len(train)} train / {len(val)} val (seed {seed}) / {len(test)} test "
