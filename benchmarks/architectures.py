@@ -22,7 +22,7 @@ from _report import environment, ratio, write_section  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
-from manytask.models import MODELS, create_encoder, create_model  # noqa: E402
+from manytask.models import MODELS, AdaptiveSharing, create_encoder, create_model  # noqa: E402
 from manytask.tasks import Classification, Regression, Task  # noqa: E402
 from manytask.training import Trainer, build_optimizer  # noqa: E402
 
@@ -47,7 +47,10 @@ def backbones() -> dict[str, tuple[Callable[[], torch.nn.Module], torch.Tensor, 
 def step(scheme: str, encoder: Callable[[], torch.nn.Module], x: torch.Tensor, tasks: list[Task],
          targets: dict[str, torch.Tensor], batch: int) -> tuple[Callable[[], object], int]:
     torch.manual_seed(0)
-    model = create_model(scheme, encoder=encoder(), tasks=tasks)
+    model = create_model(scheme, encoder=encoder(), tasks=tasks, **({"branch_cost": 0.0} if scheme == "adaptive" else {}))
+    if isinstance(model, AdaptiveSharing):  # its largest: every stage split per task
+        while model.widen(torch.eye(len(tasks))):
+            pass
     balancer = create_balancer("ew", tasks)
     trainer = Trainer(model, tasks, balancer, build_optimizer(model, balancer, "adam", 1e-3),
                       MultiSourceLoader({"train": TensorSource(x, targets)}, batch, seed=0), steps=10**9,
@@ -77,7 +80,8 @@ def main() -> None:
             "",
             f"Command: `python benchmarks/architectures.py --docs --threads {args.threads}` ({args.repeats} "
             f"interleaved blocks of {args.steps} steps, median ratio; {environment()}). Each scheme with its "
-            "defaults (`mmoe`: 4 experts; `soft`: l2; `dmtrl`: full ranks), EW, Adam; `Trainer._train_step` "
+            "defaults (`mmoe`: 4 experts; `soft`: l2; `dmtrl`: full ranks; `adaptive`: after every stage has "
+            "split per task, its largest — before the first round it is `hps`), EW, Adam; `Trainer._train_step` "
             "timed. On an MLP, MTAN's two attention layers per stage and task are as large as the trunk's "
             "layers (on convolutional maps they are 1×1 against the trunk's 5×5).",
             "",

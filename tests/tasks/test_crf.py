@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -135,10 +136,8 @@ def test_jmt_feeds_a_lower_crf_tasks_marginals_up() -> None:
     sum(o.sum() for o in out.values()).backward()
 
 
-def test_crf_from_a_config_trains_and_scores_chunks(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not (root / "conll2000" / "conll2000.zip").is_file():
-        pytest.skip("../shared/data/conll2000 is not here")
+def test_crf_from_a_config_trains_and_scores_chunks(tmp_path: Path, real_data: Callable[[str], Path]) -> None:
+    root = real_data("conll2000")
     config = parse_config({
         "data": {"name": "conll2000", "root": str(root), "batch_size": 16},
         "tasks": {"chunk": {"crf": True}},

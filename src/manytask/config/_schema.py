@@ -80,8 +80,9 @@ class TaskConfig(StrictModel):
     loss: str | None = None
     view: str | None = None
     level: Literal["sample", "token", "pixel"] | None = None
-    kind: Literal["regression", "binary"] | None = None
+    kind: Literal["regression", "binary", "classification"] | None = None
     num_outputs: PositiveInt | None = None
+    num_classes: int | None = Field(default=None, ge=2)
     crf: bool | None = None
 
 

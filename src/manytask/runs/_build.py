@@ -22,7 +22,7 @@ from ..data.datasets._download import ChecksumError
 from ..data.datasets._files import DataFormatError
 from ..metrics import METRICS
 from ..models import ENCODERS, MODELS, MultiTaskModel
-from ..tasks import BinaryClassification, Regression, SequenceLabelling, TargetError, Task
+from ..tasks import BinaryClassification, Classification, Regression, SequenceLabelling, TargetError, Task
 from ..training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
 from ..views import VIEWS, View
 
@@ -157,6 +157,12 @@ def _view_task(name: str, override: Any) -> Task:
     if override.metrics is not None:
         options["metrics"] = tuple(override.metrics)
     try:
+        if kind == "classification":
+            if override.num_classes is None:
+                raise ValueError("a classification view task needs num_classes (e.g. the vocabulary size for "
+                                 "masked_words)")
+            preset = SequenceLabelling if options["level"] == "token" else Classification
+            return preset(name, num_classes=override.num_classes, **options)
         if kind == "binary":
             return BinaryClassification(name, num_labels=override.num_outputs or 1, **options)
         return Regression(name, num_outputs=override.num_outputs or 1, **options)

@@ -8,5 +8,6 @@ the run and stored in checkpoints, so a resumed run sees the same views).
 
 from ._base import VIEWS, View, ViewBatch, create_view
 from ._masked_cells import MaskedCells
+from ._masked_words import MaskedWords
 
-__all__ = ["VIEWS", "MaskedCells", "View", "ViewBatch", "create_view"]
+__all__ = ["VIEWS", "MaskedCells", "MaskedWords", "View", "ViewBatch", "create_view"]
