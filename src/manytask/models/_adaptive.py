@@ -167,7 +167,7 @@ class AdaptiveSharing(MultiTaskModel):
         if len(costs) != stages or min(costs) < 0 or branch_cost < 0:
             raise ValueError(f"AdaptiveSharing needs branch_cost >= 0 and one stage cost >= 0 for each of the "
                              f"{stages} stage(s). Got branch_cost={branch_cost}, stage_costs={costs}.")
-        if widen_every is not None and widen_every < 1 or affinity_examples < 2:
+        if (widen_every is not None and widen_every < 1) or affinity_examples < 2:
             raise ValueError(f"AdaptiveSharing needs widen_every >= 1 and affinity_examples >= 2. Got "
                              f"{widen_every} and {affinity_examples}.")
         self.task_names = tuple(t.name for t in tasks)
@@ -180,8 +180,14 @@ class AdaptiveSharing(MultiTaskModel):
         self.register_buffer("assign", torch.zeros(stages, count, dtype=torch.long))
         self.register_buffer("rounds", torch.zeros((), dtype=torch.long))
         self.register_buffer("finished", torch.zeros((), dtype=torch.bool))
+        # read from `assign` on first use, and again after it changes (a widening, a loaded state)
         self._routes: dict[tuple[str, ...], list[list[tuple[int, int]]]] = {}
-        self.register_load_state_dict_post_hook(lambda module, keys: module._routes.clear())
+        self._owners: dict[int, dict[int, list[int]]] = {}
+        self.register_load_state_dict_post_hook(lambda module, keys: module._forget_structure())
+
+    def _forget_structure(self) -> None:
+        self._routes.clear()
+        self._owners.clear()
 
     # ---- structure -----------------------------------------------------------------------
     def _stage(self, level: int) -> nn.ModuleList:
@@ -199,10 +205,12 @@ class AdaptiveSharing(MultiTaskModel):
 
     def owners(self, level: int) -> dict[int, list[int]]:
         """The nodes of stage ``level`` that tasks read, each with its tasks' indices."""
-        owners: dict[int, list[int]] = {}
-        for task, node in enumerate(self.assign[level].tolist()):
-            owners.setdefault(node, []).append(task)
-        return owners
+        if level not in self._owners:
+            owners: dict[int, list[int]] = {}
+            for task, node in enumerate(self.assign[level].tolist()):
+                owners.setdefault(node, []).append(task)
+            self._owners[level] = owners
+        return self._owners[level]
 
     def structure_report(self) -> str:
         """The tree, one line per stage: each node in use, its tasks, the node below it that it reads."""
@@ -265,7 +273,7 @@ class AdaptiveSharing(MultiTaskModel):
                 split = True
         self.rounds += 1
         self.finished.fill_(not split or level == 0)
-        self._routes.clear()
+        self._forget_structure()
         return split
 
     @torch.no_grad()
