@@ -7,7 +7,11 @@ the run and stored in checkpoints, so a resumed run sees the same views).
 """
 
 from ._base import VIEWS, View, ViewBatch, create_view
+from ._decolourise import Decolourise
+from ._low_resolution import LowResolution
 from ._masked_cells import MaskedCells
 from ._masked_words import MaskedWords
+from ._rotation import Rotation
 
-__all__ = ["VIEWS", "MaskedCells", "MaskedWords", "View", "ViewBatch", "create_view"]
+__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "Rotation", "View", "ViewBatch",
+           "create_view"]
