@@ -93,6 +93,7 @@ class OptimizerConfig(StrictModel):
     lr: PositiveFloat = 1e-3
     weight_decay: NonNegativeFloat = 0.0
     momentum: NonNegativeFloat = 0.9
+    shared_lr: PositiveFloat | None = None
     scheduler: Literal["constant", "cosine", "step"] = "constant"
     warmup_steps: int = Field(default=0, ge=0)
     decay_every: PositiveInt | None = None
@@ -111,6 +112,8 @@ class TrainingConfig(StrictModel):
     device: str = "cpu"
     precision: Literal["32", "bf16", "16"] = "32"
     progress: bool = True
+    init_from: str | None = None
+    freeze: Literal["none", "shared"] = "none"
 
 
 class Config(StrictModel):

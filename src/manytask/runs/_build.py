@@ -23,7 +23,15 @@ from ..data.datasets._files import DataFormatError
 from ..metrics import METRICS
 from ..models import ENCODERS, MODELS, MultiTaskModel
 from ..tasks import BinaryClassification, Classification, Regression, SequenceLabelling, TargetError, Task
-from ..training import Checkpointing, Evaluation, Trainer, build_optimizer, build_scheduler
+from ..training import (
+    CheckpointError,
+    Checkpointing,
+    Evaluation,
+    Trainer,
+    build_optimizer,
+    build_scheduler,
+    load_matching_weights,
+)
 from ..views import VIEWS, View
 
 __all__ = ["Experiment", "build_experiment", "check_config", "load_data", "select_tasks"]
@@ -247,9 +255,21 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     with _section("balancer"):
         balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)
 
-    opt = config.optimizer
-    optimizer = build_optimizer(model, balancer, opt.name, opt.lr, opt.weight_decay, opt.momentum, task_lr)
     training = config.training
+    if training.init_from is not None:  # pretrained weights: every name the checkpoint shares with the model
+        try:
+            load_matching_weights(model, training.init_from)
+        except CheckpointError as error:
+            raise ConfigError(f"Config section 'training': {error}") from None
+    if training.freeze == "shared":
+        for parameter in model.shared_parameters():
+            parameter.requires_grad_(False)
+        if balancer.needs != "losses":
+            raise ConfigError(f"Config section 'training': freeze: shared leaves {config.balancer.name!r} no shared "
+                              "gradient to combine; use a loss weighting (ew, uw, dwa, ...) or freeze: none.")
+    opt = config.optimizer
+    optimizer = build_optimizer(model, balancer, opt.name, opt.lr, opt.weight_decay, opt.momentum, task_lr,
+                                opt.shared_lr)
     scheduler = None
     if opt.scheduler != "constant" or opt.warmup_steps:
         try:

@@ -3,6 +3,7 @@
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
 from ._engine import BackwardEngine, NonFiniteError
+from ._init_from import WeightsLoaded, load_matching_weights, resolve_weights
 from ._optim import build_optimizer, build_scheduler
 from ._trainer import Checkpointing, Evaluation, NonFiniteLossError, Precision, Trainer, TrainResult
 
@@ -18,6 +19,9 @@ __all__ = [
     "Precision",
     "TrainResult",
     "Trainer",
+    "WeightsLoaded",
     "build_optimizer",
     "build_scheduler",
+    "load_matching_weights",
+    "resolve_weights",
 ]

@@ -24,10 +24,12 @@ def build_optimizer(
     weight_decay: float = 0.0,
     momentum: float = 0.9,
     task_lr: Mapping[str, float] | None = None,
+    shared_lr: float | None = None,
 ) -> torch.optim.Optimizer:
     """An optimizer with per-task learning rates.
 
     Parameter groups: ``"default"`` (shared parameters and tasks without their own rate),
+    ``"shared"`` (the shared parameters, when ``shared_lr`` gives them their own rate),
     ``"task:<name>"`` for each task in ``task_lr``, ``"model:<label>"`` for each of the model's
     :meth:`~manytask.models.MultiTaskModel.scaled_parameters` (at ``lr`` times its scale), and
     ``"balancer"`` for learned weights.
@@ -42,13 +44,18 @@ def build_optimizer(
         weight_decay: Weight decay of every group.
         momentum: SGD momentum.
         task_lr: Learning rate of each task's own parameters, by task name.
+        shared_lr: Learning rate of the shared parameters (fine-tuning a pretrained trunk
+            slower than the heads); None: ``lr``.
     """
     task_lr = dict(task_lr or {})
     unknown = sorted(set(task_lr) - set(model.task_names))
     if unknown:
         raise KeyError(f"task_lr names unknown tasks {unknown}; the tasks are {list(model.task_names)}.")
-    default = [p for p in (*model.shared_parameters(), *model.spare_parameters()) if p.requires_grad]
+    shared = [p for p in (*model.shared_parameters(), *model.spare_parameters()) if p.requires_grad]
+    default = shared if shared_lr is None else []
     groups: list[dict[str, Any]] = [{"params": default, "lr": lr, "name": "default"}]
+    if shared_lr is not None:
+        groups.append({"params": shared, "lr": shared_lr, "name": "shared"})
     for task in model.task_names:
         params = [p for p in model.task_parameters(task) if p.requires_grad]
         if task in task_lr:
