@@ -367,3 +367,47 @@ def test_a_continuous_column_as_classification_warns_with_the_count(tmp_path: Pa
     path = _csv(tmp_path, "x,y\n" + rows + "\n")
     with pytest.warns(UserWarning, match="classification over 150 distinct numeric values.*kind: regression"):
         table(path=str(path), tasks={"y": {"kind": "classification"}}, val_fraction=0, test_fraction=0)
+
+
+AUX = """age,income,hours,spend,split
+20,10,35,1.0,train
+30,25,40,2.0,train
+40,40,45,,train
+50,55,50,4.0,train
+60,70,38,5.0,val
+70,85,42,,test
+"""
+
+
+def test_auxiliary_kinds_from_columns(tmp_path: Path) -> None:
+    """Quantisation smoothing (a binned main target beside its continuous value), a hint derived
+    from an input that stays an input, a predicted input, and privileged information (a column
+    empty in the test rows), each from one column, against hand-computed targets."""
+    path = _csv(tmp_path, AUX)
+    tasks = {
+        "income_band": {"kind": "classification", "column": "income", "bins": [30, 60]},
+        "income": {"kind": "regression", "role": "auxiliary"},
+        "old": {"kind": "binary", "column": "age", "above": 45, "role": "auxiliary", "from_input": True},
+        "hours": {"kind": "regression", "role": "auxiliary"},
+        "spend": {"kind": "regression", "role": "auxiliary"},
+    }
+    data = table(path=str(path), tasks=tasks, split_column="split")
+    train, test = data.train["t"], data.test
+    assert test is not None
+    assert train.targets["income_band"].tolist() == [0, 0, 1, 1]  # 10, 25 < 30 <= 40, 55 < 60
+    assert test.targets["income_band"].tolist() == [2]  # 85 >= 60
+    assert [t.num_classes for t in data.tasks if t.name == "income_band"] == [3]
+    assert train.targets["old"].tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert data.input_info["feature_names"] == ("age",)  # income, hours and spend are predicted, not read
+    assert not bool(test.masks["spend"].any())  # privileged: never labelled at test time
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"kind": "regression", "column": "age", "above": 3}, "'above' applies to kind binary"),
+    ({"kind": "binary", "column": "age", "bins": [3]}, "'bins' applies to kind classification"),
+    ({"kind": "classification", "column": "age", "bins": [3, 2]}, "'bins' must be increasing"),
+    ({"kind": "classification", "column": "age", "bins": [3], "classes": ["a", "b"]}, "not both"),
+])
+def test_auxiliary_kind_errors(tmp_path: Path, spec: dict[str, object], match: str) -> None:
+    with pytest.raises(TableError, match=match):
+        table(path=str(_csv(tmp_path, AUX)), tasks={"x": spec, "hours": {"kind": "regression"}}, split_column="split")

@@ -25,7 +25,7 @@ __all__ = ["Encoder", "TableError", "read_table", "table"]
 
 Kind = Literal["classification", "binary", "regression"]
 KINDS = ("classification", "binary", "regression")
-TASK_KEYS = ("kind", "column", "role", "metrics", "classes", "positive")
+TASK_KEYS = ("kind", "column", "role", "metrics", "classes", "positive", "above", "bins", "from_input")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 TRUE = {"1", "1.0", "true", "yes", "y", "t"}
 FALSE = {"0", "0.0", "false", "no", "n", "f"}
@@ -173,7 +173,9 @@ def _encode_labels(
     elif kind == "binary":
         y = np.zeros(len(values), dtype=np.float32)
         texts = [str(v).lower() for v in present]
-        if "positive" in spec:
+        if "above" in spec:  # a derived target (a hint): is the number above the threshold?
+            y[mask] = _numbers(present, where) > float(spec["above"])
+        elif "positive" in spec:
             positive = _text(spec["positive"]).lower()
             y[mask] = [t == positive for t in texts]
         else:
@@ -184,6 +186,13 @@ def _encode_labels(
                     "Set 'positive' to the value that means 1, or make it a classification task."
                 )
             y[mask] = [t in TRUE for t in texts]
+    elif "bins" in spec:  # a continuous column quantised: class k holds bins[k-1] <= value < bins[k]
+        edges = [float(b) for b in spec["bins"]]
+        if not edges or edges != sorted(set(edges)):
+            raise TableError(f"{where}: 'bins' must be increasing bin edges, e.g. [10, 20]; got {spec['bins']}.")
+        y = np.zeros(len(values), dtype=np.int64)
+        y[mask] = np.digitize(_numbers(present, where), edges)
+        extra = {"num_classes": len(edges) + 1}
     else:
         if "classes" in spec:
             classes = [_text(c) for c in spec["classes"]]
@@ -230,6 +239,13 @@ def _check_spec(name: str, spec: Any) -> dict[str, Any]:
     kind = spec.get("kind")
     if kind not in KINDS:
         raise TableError(f"Task {name!r}: 'kind' must be one of {', '.join(KINDS)}. Got {kind!r}.")
+    wrong = [key for key, kinds in (("above", ("binary",)), ("bins", ("classification",))) if key in spec
+             and kind not in kinds]
+    if wrong:
+        raise TableError(f"Task {name!r}: {wrong[0]!r} applies to kind "
+                         f"{'binary' if wrong[0] == 'above' else 'classification'}, not {kind!r}.")
+    if "bins" in spec and "classes" in spec:
+        raise TableError(f"Task {name!r}: give 'bins' (a numeric column quantised) or 'classes', not both.")
     return dict(spec)
 
 
@@ -289,8 +305,14 @@ def table(
 
     * **One column per task** (``tasks``): each row is one sample; ``tasks`` maps a task name
       to ``{kind: classification | binary | regression, column: <label column, default the
-      task name>, role: main | auxiliary, metrics: [...], classes: [...], positive: <value>}``.
-      An empty cell means "no label" for that task (mask False).
+      task name>, role: main | auxiliary, metrics: [...], classes: [...], positive: <value>,
+      above: <number>, bins: [<edges>], from_input: true}``. An empty cell means "no label" for
+      that task (mask False). ``above`` makes a binary target of a numeric column (value >
+      threshold), ``bins`` a classification target of one (class ``k``: ``bins[k-1] <= value <
+      bins[k]``, quantisation), and ``from_input`` keeps the task's column among the inputs (a
+      hint derived from an input). A label column is otherwise never an input: a column
+      declared as an auxiliary task is *predicted* instead of read (Caruana & de Sa 1997), and a
+      column empty in the test rows is privileged information, used in training only.
     * **Multi-input** (``target`` + ``task_column``): each row belongs to one task, named by
       its value in ``task_column``; its label is in ``target``. All tasks have kind
       ``task_kind``; the split is made within each task.
@@ -352,6 +374,8 @@ def table(
         specs = {name: _check_spec(name, spec) for name, spec in (tasks or {}).items()}
         used = [str(s.get("column", name)) for name, s in specs.items()]
         _check_columns(used, columns, "'tasks'", file)
+        hints = {str(s.get("column", name)) for name, s in specs.items() if s.get("from_input")}
+        used = [c for c in used if c not in hints]  # a hint's column stays an input
     if split_column is not None:
         _check_columns([split_column], columns, "'split_column'", file)
         used = [*used, split_column]
