@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -140,11 +143,14 @@ def test_pooling_passes_gradients_to_the_real_tokens_only() -> None:
 @pytest.mark.parametrize("scale", [1.0, 0.3, 2.5])
 def test_gradient_reversal_gives_minus_lambda_times_the_gradient(layout: str, level: str, scale: float) -> None:
     if level == "pixel":
-        task: Task = Regression("adv", level="pixel", role="adversarial", reversal=scale, head_hidden=4)
+        task: Task = Regression("adv", level="pixel", role="adversarial", reversal=scale, head_hidden=4,
+                                reversal_schedule="constant")
     elif level == "token":
-        task = SequenceLabelling("adv", num_classes=3, role="adversarial", reversal=scale, head_hidden=4)
+        task = SequenceLabelling("adv", num_classes=3, role="adversarial", reversal=scale, head_hidden=4,
+                                 reversal_schedule="constant")
     else:
-        task = Classification("adv", num_classes=3, role="adversarial", reversal=scale, head_hidden=4)
+        task = Classification("adv", num_classes=3, role="adversarial", reversal=scale, head_hidden=4,
+                              reversal_schedule="constant")
     head = layers_of(make_head(task, LAYOUTS[layout]))
     reversal = head[0]
     assert isinstance(reversal, GradientReversal) and reversal.scale == scale
@@ -163,3 +169,64 @@ def test_gradient_reversal_gives_minus_lambda_times_the_gradient(layout: str, le
 
 def test_gradient_reversal_repr() -> None:
     assert repr(GradientReversal(0.5)) == "GradientReversal(scale=0.5)"
+
+
+def test_gradient_reversal_by_finite_differences_under_the_ganin_schedule() -> None:
+    """The features' gradient through the reversal is -lambda_p times the finite-difference
+    derivative of the head's output, with lambda_p = scale (2 / (1 + exp(-10 p)) - 1)."""
+    torch.manual_seed(0)
+    head = make_head(Classification("adv", num_classes=3, role="adversarial", reversal=0.7), LAYOUTS["vector"])
+    reversal = layers_of(head)[0]
+    assert isinstance(reversal, GradientReversal) and reversal.schedule == "ganin"
+    z = torch.randn(FEATURES["vector"], dtype=torch.float64)
+    head = head.double()
+    weights = torch.randn(EXPECTED["sample", "vector"], dtype=torch.float64)
+    for progress in (0.0, 0.1, 0.5, 1.0):
+        reversal.progress = progress
+        strength = 0.7 * (2 / (1 + math.exp(-10 * progress)) - 1)
+        assert reversal.strength == pytest.approx(strength)
+        leaf = z.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad((head(leaf) * weights).sum(), leaf)
+        eps = 1e-6
+        numeric = torch.zeros_like(z)
+        for index in range(z.numel()):
+            step = torch.zeros_like(z).view(-1)
+            step[index] = eps
+            step = step.view_as(z)
+            with torch.no_grad():
+                up, down = (head(z + step) * weights).sum(), (head(z - step) * weights).sum()
+            numeric.view(-1)[index] = (up - down) / (2 * eps)
+        torch.testing.assert_close(grad, -strength * numeric, rtol=1e-6, atol=1e-8)
+    assert repr(reversal) == "GradientReversal(scale=0.7, schedule=ganin)"
+    with pytest.raises(ValueError, match="schedule must be 'constant' or 'ganin'"):
+        GradientReversal(1.0, "linear")  # type: ignore[arg-type]
+
+
+def test_the_trainer_moves_the_reversal_strength_along_its_schedule(tmp_path: Path) -> None:
+    """Before each step t of T the adversarial head's progress is t / T; a constant schedule from
+    the config is left alone."""
+    from manytask.config import parse_config
+    from manytask.runs._build import build_experiment
+    from manytask.training import Callback
+
+    def experiment(schedule: str):  # noqa: ANN202
+        config = parse_config({"data": {"name": "demo", "n_train": 64, "n_val": 16, "n_test": 16},
+                               "tasks": {"flag": {"role": "adversarial", "reversal": 0.5,
+                                                  "reversal_schedule": schedule}},
+                               "training": {"steps": 4, "eval_every": 4, "progress": False}})
+        return build_experiment(config, run_dir=tmp_path / schedule)
+
+    ganin = experiment("ganin")
+    reversal = ganin.model.heads["flag"][0]
+    seen = []
+
+    class Watch(Callback):
+        def on_before_backward(self, trainer: object, step: int, sums: object, counts: object) -> None:  # type: ignore[override]
+            seen.append(reversal.progress)
+
+    ganin.trainer.callbacks.append(Watch())
+    ganin.trainer.fit()
+    assert seen == [0.0, 0.25, 0.5, 0.75]
+    constant = experiment("constant")
+    constant.trainer.fit()
+    assert constant.model.heads["flag"][0].progress == 1.0 and constant.model.heads["flag"][0].strength == 0.5

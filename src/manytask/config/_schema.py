@@ -76,6 +76,8 @@ class TaskConfig(StrictModel):
     head_hidden: int | None = Field(default=None, ge=0)
     head_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
     attach_at: PositiveInt | None = None
+    reversal: PositiveFloat | None = None
+    reversal_schedule: Literal["constant", "ganin"] | None = None
     metrics: list[str] | None = None
     loss: str | None = None
     view: str | None = None

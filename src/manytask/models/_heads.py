@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, autograd, nn
@@ -28,17 +31,34 @@ class GradientReversal(nn.Module):
     r"""Identity forward, :math:`-\lambda` times the gradient backward (Ganin & Lempitsky 2015,
     "Unsupervised Domain Adaptation by Backpropagation", Eq. 13): the head learns its task while
     the layers below it learn to defeat it (adversarial tasks).
+
+    :math:`\lambda` is ``scale`` (``schedule="constant"``), or follows the paper's schedule
+    (Sec. 5, "ganin"), rising from 0 to ``scale`` as training progresses so that the early, noisy
+    domain classifier does not disturb the features:
+    :math:`\lambda_p = \text{scale} \cdot (2 / (1 + e^{-10 p}) - 1)`, ``p`` the fraction of
+    training done, which the trainer sets in ``progress`` before every step (1 outside training).
     """
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, schedule: Literal["constant", "ganin"] = "constant") -> None:
         super().__init__()
+        if schedule not in ("constant", "ganin"):
+            raise ValueError(f"GradientReversal schedule must be 'constant' or 'ganin'. Got {schedule!r}.")
         self.scale = scale
+        self.schedule = schedule
+        self.progress = 1.0
+
+    @property
+    def strength(self) -> float:
+        r""":math:`\lambda` at the current ``progress``."""
+        if self.schedule == "constant":
+            return self.scale
+        return self.scale * (2.0 / (1.0 + math.exp(-10.0 * self.progress)) - 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _Reverse.apply(x, self.scale)  # type: ignore[no-any-return]
+        return _Reverse.apply(x, self.strength)  # type: ignore[no-any-return]
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}"
+        return f"scale={self.scale}" + (f", schedule={self.schedule}" if self.schedule != "constant" else "")
 
 
 class _Pool(nn.Module):
@@ -120,7 +140,8 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
         (2, 5)
     """
     level, layout = task.level, info.layout
-    layers: list[nn.Module] = [GradientReversal(task.reversal)] if task.role == "adversarial" else []
+    layers: list[nn.Module] = [GradientReversal(task.reversal, task.reversal_schedule)] if task.role == "adversarial" \
+        else []
     if level == "sample":
         if layout != "vector":
             layers.append(_Pool(layout))

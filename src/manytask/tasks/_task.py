@@ -112,6 +112,8 @@ class Task(ABC):
         view: Name of a registered view (``manytask.views``) whose inputs, targets and masks
             this task uses instead of the batch's (self-supervised tasks); None: the batch's.
         reversal: Gradient-reversal factor λ of an adversarial task (ignored otherwise).
+        reversal_schedule: ``"ganin"`` (default): λ rises from 0 to ``reversal`` over training,
+            as Ganin & Lempitsky (2015, Sec. 5) schedule it; ``"constant"``: λ throughout.
         attach_at: The backbone stage (1 = the first) whose output the head reads, for schemes
             that tap lower stages (``low_supervision``, Søgaard & Goldberg 2016); None: the last.
     """
@@ -124,6 +126,7 @@ class Task(ABC):
     loss: str | ElementwiseLoss | None = field(default=None, kw_only=True)
     view: str | None = field(default=None, kw_only=True)
     reversal: float = field(default=1.0, kw_only=True)
+    reversal_schedule: Literal["constant", "ganin"] = field(default="ganin", kw_only=True)
     head_dropout: float = field(default=0.0, kw_only=True)
     attach_at: int | None = field(default=None, kw_only=True)
 

@@ -20,7 +20,7 @@ from ..balancing import Balancer
 from ..data import Batch, MultiSourceLoader, Source, TensorSource
 from ..evaluation import evaluate
 from ..metrics import higher_is_better
-from ..models import MultiTaskModel
+from ..models import GradientReversal, MultiTaskModel
 from ..tasks import Task
 from ..views import View, create_view
 from ._callbacks import Callback
@@ -183,6 +183,7 @@ class Trainer:
         self.is_main_process = is_main_process
         self.validate_batches = validate_batches
         self.callbacks = [*model.callbacks(), *callbacks]  # a scheme's own first (adaptive widening)
+        self._reversals = [m for m in model.modules() if isinstance(m, GradientReversal) and m.schedule != "constant"]
         self.checkpoints = CheckpointManager(
             self.run_dir / "checkpoints" if self.run_dir else Path("."),
             enabled=self.run_dir is not None and is_main_process and self.checkpoint_every > 0,
@@ -249,6 +250,8 @@ class Trainer:
         batch = batch.to(self.device, non_blocking=True)
         groups = self._groups(batch)
         self.optimizer.zero_grad(set_to_none=True)
+        for reversal in self._reversals:  # adversarial heads' strength schedule (Ganin & Lempitsky 2015)
+            reversal.progress = self.step / self.steps
         if not groups:
             return {}
         self.engine.begin_step()
