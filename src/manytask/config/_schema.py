@@ -58,6 +58,8 @@ class DataConfig(Component):
     batch_size: PositiveInt = 64
     eval_batch_size: PositiveInt = 256
     standardize_targets: bool = True
+    labelled_fraction: float | None = Field(default=None, gt=0, le=1)
+    labelled_samples: PositiveInt | None = None
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
 
 

@@ -2,6 +2,7 @@
 
 from ._batch import Batch, Inputs
 from ._dataset import DATASETS, MultiTaskData, create_dataset, data_root
+from ._fewer_labels import keep_labels
 from ._loader import MultiSourceLoader
 from ._samplers import (
     SAMPLERS,
@@ -34,4 +35,5 @@ __all__ = [
     "create_dataset",
     "create_sampler",
     "data_root",
+    "keep_labels",
 ]

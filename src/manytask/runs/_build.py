@@ -17,7 +17,15 @@ from .._registry import OptionsError, Registry, UnknownNameError
 from .._utils import TableError, atomic_write, did_you_mean
 from ..balancing import BALANCERS, Balancer
 from ..config import Config, ConfigError
-from ..data import DATASETS, SAMPLERS, EmptySourceError, MultiSourceLoader, MultiTaskData, TensorSource
+from ..data import (
+    DATASETS,
+    SAMPLERS,
+    EmptySourceError,
+    MultiSourceLoader,
+    MultiTaskData,
+    TensorSource,
+    keep_labels,
+)
 from ..data.datasets._download import ChecksumError
 from ..data.datasets._files import DataFormatError
 from ..metrics import METRICS
@@ -81,7 +89,10 @@ def load_data(config: Config) -> MultiTaskData:
     if "seed" in inspect.signature(factory).parameters and "seed" not in options:
         options["seed"] = config.seed
     with _section("data"):
-        return DATASETS.create(config.data.name, **options)
+        data = DATASETS.create(config.data.name, **options)
+        if config.data.labelled_fraction is not None or config.data.labelled_samples is not None:
+            data = keep_labels(data, config.data.labelled_fraction, config.data.labelled_samples, config.seed)
+        return data
 
 
 def _unknown_task(key: str, name: str, valid: Sequence[str]) -> ConfigError:

@@ -1,0 +1,47 @@
+"""Few labels, many unlabelled samples: keep the labels of a seeded subset of the training rows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ._dataset import MultiTaskData
+from ._source import TensorSource
+
+__all__ = ["keep_labels"]
+
+
+def keep_labels(data: MultiTaskData, fraction: float | None = None, samples: int | None = None,
+                seed: int = 0) -> MultiTaskData:
+    """``data`` with only some training rows labelled: in each training source, the rows of a
+    seeded random subset (``fraction`` of its rows, at least one, or ``samples`` of them) keep
+    their labels for every task, and the others lose them (mask False) but stay, as unlabelled
+    samples for the tasks that read views (semi-supervised training). Validation and test
+    sources are unchanged.
+
+    Args:
+        data: The dataset.
+        fraction: Share of each training source's rows that keep their labels, in (0, 1].
+        samples: Number of rows that keep their labels in each training source (all, if fewer).
+        seed: Seed of the subset (the same subset for the same seed, whatever the tasks).
+    """
+    if (fraction is None) == (samples is None):
+        raise ValueError("keep_labels needs exactly one of fraction and samples.")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"labelled_fraction must be in (0, 1]. Got {fraction!r}.")
+    if samples is not None and samples < 1:
+        raise ValueError(f"labelled_samples must be >= 1. Got {samples!r}.")
+    sources = {}
+    for index, (name, source) in enumerate(data.train.items()):
+        if not isinstance(source, TensorSource):
+            raise ValueError(f"Training source {name!r} is a {type(source).__name__}; fewer labels need in-memory "
+                             "sources (TensorSource).")
+        n = len(source)
+        count = min(n, samples) if samples is not None else max(1, round(n * float(fraction)))  # type: ignore[arg-type]
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        keep = torch.zeros(n, dtype=torch.bool)
+        keep[torch.randperm(n, generator=generator)[:count]] = True
+        masks = {task: mask & keep.view(n, *[1] * (mask.ndim - 1)) for task, mask in source.masks.items()}
+        sources[name] = TensorSource(source.inputs, source.targets, masks, source.name)
+    return dataclasses.replace(data, train=sources)
