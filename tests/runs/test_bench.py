@@ -142,9 +142,16 @@ def test_a_key_error_in_delta_m_is_a_bug_not_a_skipped_replicate(monkeypatch: py
 def test_every_shipped_suite_loads_and_names_registered_balancers(path: Path) -> None:
     from manytask.balancing import BALANCERS
 
+    from manytask.config import parse_config
+    from manytask.runs._bench import _cell_config
+    from manytask.runs._build import check_config
+
     suite = load_suite(path)
     names = {m.balancer["name"] if isinstance(m.balancer, dict) else m.balancer.name for m in suite.methods}
     assert names <= set(BALANCERS.names()), names - set(BALANCERS.names())
+    for dataset in suite.datasets:  # every run's config names registered components with valid options
+        for method in suite.methods:
+            check_config(parse_config(_cell_config(suite, dataset, method, suite.seeds[0])))
 
 
 def test_a_method_can_override_tasks(tmp_path: Path) -> None:
