@@ -141,7 +141,6 @@ def test_a_key_error_in_delta_m_is_a_bug_not_a_skipped_replicate(monkeypatch: py
 @pytest.mark.parametrize("path", sorted(SMOKE.parent.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_suite_loads_and_names_registered_balancers(path: Path) -> None:
     from manytask.balancing import BALANCERS
-
     from manytask.config import parse_config
     from manytask.runs._bench import _cell_config
     from manytask.runs._build import check_config
