@@ -15,7 +15,7 @@ from manytask.data import MultiSourceLoader, TensorSource
 from manytask.models import Backbone, FeatureInfo, HardSharing
 from manytask.tasks import Classification
 from manytask.training import Checkpointing, Trainer, build_optimizer
-from manytask.views import VIEWS, Decolourise, LowResolution, Rotation, create_view
+from manytask.views import VIEWS, Decolourise, LowResolution, Reconstruct, Rotation, create_view
 
 
 def test_rotation_turns_each_image_by_its_target_quarter_turns() -> None:
@@ -99,3 +99,33 @@ def test_a_rotation_task_trains_and_resumes_exactly(tmp_path: Path) -> None:
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert straight.model.heads["turns"](torch.zeros(2, 4, 4, 4)).shape == (2, 4)
+
+
+def test_reconstruct_targets_the_clean_inputs_and_corrupts_what_goes_in() -> None:
+    x = torch.rand(500, 4)
+    plain = Reconstruct()(x, generator=torch.Generator())
+    assert plain.inputs is x and torch.equal(plain.target, x) and plain.mask.shape == (500,) and plain.mask.all()
+    noisy = Reconstruct(noise=0.5)(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(noisy.target, x)
+    residual = noisy.inputs - x
+    assert abs(float(residual.std()) - 0.5) < 0.03 and abs(float(residual.mean())) < 0.03  # N(0, 0.5^2)
+    again = Reconstruct(noise=0.5)(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again.inputs, noisy.inputs)  # seeded
+    images = Reconstruct()(torch.rand(2, 3, 4, 4), generator=torch.Generator())
+    assert images.mask.shape == (2, 4, 4)
+    with pytest.raises(ValueError, match=r"float inputs \[B, D\] or images"):
+        Reconstruct()(torch.zeros(2, 5, dtype=torch.long), generator=torch.Generator())
+    with pytest.raises(ValueError, match="'noise' parameter of Reconstruct must be >= 0"):
+        Reconstruct(noise=-1.0)
+
+
+def test_an_autoencoder_task_trains_beside_the_demo_tasks(tmp_path: Path) -> None:
+    from manytask.config import parse_config
+    from manytask.runs import train
+
+    config = parse_config({"data": {"name": "demo", "n_train": 64, "n_val": 16, "n_test": 16, "labelled_fraction": 0.2},
+                           "tasks": {"autoencode": {"view": "reconstruct", "kind": "regression", "num_outputs": 20}},
+                           "views": {"reconstruct": {"noise": 0.1}},
+                           "training": {"steps": 4, "eval_every": 4, "progress": False}})
+    result = train(config, run_dir=tmp_path / "run")
+    assert result.test["autoencode/rmse"] >= 0.0

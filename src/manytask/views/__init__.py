@@ -11,7 +11,8 @@ from ._decolourise import Decolourise
 from ._low_resolution import LowResolution
 from ._masked_cells import MaskedCells
 from ._masked_words import MaskedWords
+from ._reconstruct import Reconstruct
 from ._rotation import Rotation
 
-__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "Rotation", "View", "ViewBatch",
+__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "Reconstruct", "Rotation", "View", "ViewBatch",
            "create_view"]
