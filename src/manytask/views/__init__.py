@@ -14,5 +14,5 @@ from ._masked_words import MaskedWords
 from ._reconstruct import Reconstruct
 from ._rotation import Rotation
 
-__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "Reconstruct", "Rotation", "View", "ViewBatch",
-           "create_view"]
+__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "Reconstruct", "Rotation",
+           "View", "ViewBatch", "create_view"]
