@@ -15,7 +15,7 @@ from manytask.data import MultiSourceLoader, TensorSource
 from manytask.models import Backbone, FeatureInfo, HardSharing
 from manytask.tasks import Classification
 from manytask.training import Checkpointing, Trainer, build_optimizer
-from manytask.views import VIEWS, Decolourise, LowResolution, Reconstruct, Rotation, create_view
+from manytask.views import VIEWS, Decolourise, LowResolution, Reconstruct, Region, Rotation, create_view
 
 
 def test_rotation_turns_each_image_by_its_target_quarter_turns() -> None:
@@ -129,3 +129,16 @@ def test_an_autoencoder_task_trains_beside_the_demo_tasks(tmp_path: Path) -> Non
                            "training": {"steps": 4, "eval_every": 4, "progress": False}})
     result = train(config, run_dir=tmp_path / "run")
     assert result.test["autoencode/rmse"] >= 0.0
+
+
+def test_region_scores_only_the_chosen_pixels() -> None:
+    images = torch.rand(2, 3, 6, 5)
+    out = Region(top=2, left=1, height=3, width=2)(images, generator=torch.Generator())
+    assert out.inputs is images and torch.equal(out.target, images)
+    expected = torch.zeros(6, 5, dtype=torch.bool)
+    expected[2:5, 1:3] = True
+    assert torch.equal(out.mask, expected.expand(2, 6, 5))
+    with pytest.raises(ValueError, match="do not fit a 6x5 image"):
+        Region(top=4, height=3)(images, generator=torch.Generator())
+    with pytest.raises(ValueError, match="height, width >= 1"):
+        Region(height=0)
