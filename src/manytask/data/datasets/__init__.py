@@ -9,6 +9,7 @@ from ._census_income import census_income
 from ._conll2000 import conll2000
 from ._download import ChecksumError, DownloadError, download
 from ._files import DataFile, DataFormatError, MissingDataError, sha256_of
+from ._mnist_domains import mnist_domains
 from ._mnist_usps_pca import mnist_usps_pca
 from ._multimnist import make_multimnist, multimnist
 from ._sarcos import sarcos
@@ -26,6 +27,7 @@ __all__ = [
     "conll2000",
     "download",
     "make_multimnist",
+    "mnist_domains",
     "mnist_usps_pca",
     "multimnist",
     "read_table",

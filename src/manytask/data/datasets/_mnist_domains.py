@@ -1,0 +1,78 @@
+"""MNIST in two domains (as MNIST has it, and inverted): a digit task and a domain task, for
+domain-adversarial training."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..._utils import split_indices
+from ...tasks import BinaryClassification, Classification
+from .._dataset import DATASETS, MultiTaskData
+from .._source import TensorSource
+from ._files import dataset_dir
+from ._multimnist import FOLDER, _read_split
+
+__all__ = ["mnist_domains"]
+
+
+@DATASETS.register("mnist_domains")
+def mnist_domains(
+    root: str | None = None,
+    val_fraction: float = 1 / 6,
+    seed: int = 0,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    download: bool = False,
+    verify: bool = True,
+) -> MultiTaskData:
+    """MNIST digits in two domains: each image (in every split, a seeded half of them) is shown
+    as MNIST has it (domain 0) or inverted, ``1 - x`` (domain 1, white background).
+
+    Inputs ``[1, 28, 28]`` in ``[0, 1]``. Tasks: ``digit`` (main, 10 classes, accuracy) and
+    ``domain`` (binary, auxiliary; set ``tasks.domain.role: adversarial`` to train the shared
+    layers against it through gradient reversal, Ganin & Lempitsky 2015). The domain is a
+    nuisance the digit task should not need; a probe fitted on the features afterwards measures
+    how much of it they keep (``benchmarks/domain_adversary.py``).
+
+    Args:
+        root: Folder holding ``mnist/`` (default ``$MANYTASK_DATA``, else ``./data``).
+        val_fraction: Fraction of the MNIST training images held out for validation (seeded).
+        seed: Seed of the validation split and of the domain draw.
+        train_size: Use only the first ``train_size`` training images (None: all).
+        test_size: Use only the first ``test_size`` test images (None: all).
+        download: Fetch missing files (with checksums) instead of raising.
+        verify: Check the files' SHA-256.
+    """
+    for name, size in (("train_size", train_size), ("test_size", test_size)):
+        if size is not None and size < 1:
+            raise ValueError(f"The {name!r} parameter of mnist_domains must be >= 1 or None. Got {size}.")
+    folder = dataset_dir(root, FOLDER)
+    train_images, train_labels, _ = _read_split(folder, "train", download, verify)
+    test_images, test_labels, _ = _read_split(folder, "test", download, verify)
+    train_idx, val_idx, _ = split_indices(len(train_images), val_fraction, 0.0, seed)
+    generator = torch.Generator().manual_seed(seed)
+    parts: dict[str, TensorSource | None] = {}
+    for part, idx, images, labels, limit in (
+        ("train", train_idx.numpy(), train_images, train_labels, train_size),
+        ("val", val_idx.numpy(), train_images, train_labels, None),
+        ("test", np.arange(len(test_images)), test_images, test_labels, test_size),
+    ):
+        idx = idx[:limit] if limit is not None else idx
+        if len(idx) == 0:
+            parts[part] = None
+            continue
+        x = torch.from_numpy(images[idx]).to(torch.float32).div_(255.0).unsqueeze(1)
+        domain = torch.rand(len(idx), generator=generator) < 0.5
+        x = torch.where(domain[:, None, None, None], 1.0 - x, x)
+        parts[part] = TensorSource(x, {"digit": torch.from_numpy(labels[idx].astype(np.int64)),
+                                       "domain": domain.float()}, name=f"mnist_domains/{part}")
+    train = parts["train"]
+    if train is None:
+        raise ValueError(f"mnist_domains: val_fraction={val_fraction} leaves no training image; use less than 1.")
+    tasks = (Classification("digit", num_classes=10, metrics=("accuracy",)),
+             BinaryClassification("domain", role="auxiliary", metrics=("accuracy", "auroc")))
+    sizes = " / ".join(f"{len(s) if s else 0} {p}" for p, s in parts.items())
+    return MultiTaskData(tasks=tasks, train={"mnist_domains": train}, val=parts["val"], test=parts["test"],
+                         input_info={"in_channels": 1, "image_size": 28},
+                         description=f"MNIST in two domains (inverted half, seed {seed}): {sizes}")
