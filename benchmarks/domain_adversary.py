@@ -13,6 +13,8 @@ from, near 50 % that they do not. The digit accuracy on the test images sits bes
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -49,19 +51,23 @@ def features(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([model.features(images[i:i + 1000]) for i in range(0, len(images), 1000)])  # type: ignore[operator]
 
 
-def probe(raw: dict[str, Any], run_dir: Path) -> tuple[float, float]:
-    """(test digit accuracy, domain probe accuracy on the test images) of one trained run."""
-    result = train(parse_config(raw), run_dir=run_dir)
+def probe(raw: dict[str, Any], run_dir: Path) -> tuple[float, float, float]:
+    """(test digit accuracy, domain probe accuracy on the test images, the adversary head's own
+    test AUROC, NaN without one) of one run, trained unless ``run_dir`` holds a finished one."""
+    finished = run_dir / "results.json"
+    metrics = json.loads(finished.read_text())["metrics"] if finished.is_file() else \
+        train(parse_config(raw), run_dir=run_dir).test
     experiment = build_experiment(parse_config(raw), run_dir=run_dir)
     experiment.trainer.load_best()
     val, test = experiment.data.val, experiment.data.test
     assert val is not None and test is not None
     fit = val.batch(torch.arange(len(val)))
     held = test.batch(torch.arange(len(test)))
+    assert isinstance(fit.inputs, torch.Tensor) and isinstance(held.inputs, torch.Tensor)
     classifier = LogisticRegression(max_iter=2000)
     classifier.fit(features(experiment.model, fit.inputs).numpy(), fit.targets["domain"].numpy())
     score = classifier.score(features(experiment.model, held.inputs).numpy(), held.targets["domain"].numpy())
-    return result.test["digit/accuracy"], float(score)
+    return metrics["digit/accuracy"], float(score), metrics.get("domain/auroc", math.nan)
 
 
 def main() -> None:
@@ -74,19 +80,23 @@ def main() -> None:
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows: dict[str, list[tuple[float, float]]] = {"digit alone": [], "digit + domain adversary": []}
+    rows: dict[str, list[tuple[float, float, float]]] = {"digit alone": [], "digit + domain adversary": []}
     for seed in args.seeds:
         for label, adversary in (("digit alone", False), ("digit + domain adversary", True)):
             raw = config(adversary, seed, args.steps, args.train_size, args.root)
             rows[label].append(probe(raw, args.runs_dir / f"{'adversary' if adversary else 'alone'}-seed{seed}"))
             print(label, seed, rows[label][-1], flush=True)
-    lines = ["| model | digit accuracy (test) | domain probe accuracy (test) |", "|---|---|---|"]
+    lines = ["| model | digit accuracy (test) | domain probe accuracy (test) | the adversary's own AUROC (test) |",
+             "|---|---|---|---|"]
     for label, values in rows.items():
-        digit = [v[0] for v in values]
-        domain = [v[1] for v in values]
-        spread = (lambda xs: f" ± {statistics.stdev(xs):.4f}" if len(xs) > 1 else "")  # noqa: E731
-        lines.append(f"| {label} | {statistics.mean(digit):.4f}{spread(digit)} | "
-                     f"{statistics.mean(domain):.4f}{spread(domain)} |")
+        cells = []
+        for column in range(3):
+            xs = [v[column] for v in values]
+            if any(math.isnan(x) for x in xs):
+                cells.append("–")
+                continue
+            cells.append(f"{statistics.mean(xs):.4f}" + (f" ± {statistics.stdev(xs):.4f}" if len(xs) > 1 else ""))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     if args.docs:
         write_section("domain_adversary", "\n".join([
@@ -98,7 +108,8 @@ def main() -> None:
             "The adversary is the domain task with role `adversarial` (a 32-unit hidden layer, reversal 1.0 on "
             "Ganin & Lempitsky's schedule). The probe is a logistic regression fitted on the frozen features of "
             "the validation images and scored on the test images (50 % = the features keep no linear trace of "
-            "the domain). Mean ± std over seeds.",
+            "the domain). The adversary's own AUROC is its head's, on the test images: near 0.5 it is fooled, near "
+            "0 the features flipped the domain's direction against it. Mean ± std over seeds.",
             "",
             *lines,
         ]))
