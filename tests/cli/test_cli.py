@@ -151,3 +151,14 @@ def test_fit_linear_shows_a_refused_hyperparameter_in_one_line(tmp_path: Path) -
     result = runner.invoke(app, ["fit-linear", str(tmp_path / "c.yaml")])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: The 'alpha' parameter of") and "Got -1.0 instead." in result.output
+
+
+def test_train_lists_auxiliary_tasks_apart(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tasks={"flag": {"role": "auxiliary"}})
+    result = runner.invoke(app, ["train", str(config), *SMALL])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = lines.index("  auxiliary tasks:")
+    assert all("flag/" not in line for line in lines[:header])
+    assert [line for line in lines[header + 1:] if line.startswith("  test/")] == [
+        line for line in lines if line.startswith("  test/flag/")]

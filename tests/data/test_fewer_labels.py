@@ -43,14 +43,16 @@ def test_a_number_of_rows() -> None:
 def test_bad_requests_are_named() -> None:
     with pytest.raises(ValueError, match="exactly one of fraction and samples"):
         keep_labels(_data(), fraction=0.5, samples=3)
-    with pytest.raises(ValueError, match=r"labelled_fraction must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
         keep_labels(_data(), fraction=1.5)
-    with pytest.raises(ConfigError, match="labelled_fraction"):
-        parse_config({"data": {"name": "demo", "labelled_fraction": 0.0}})
+    with pytest.raises(ConfigError, match="keep_labels.fraction"):
+        parse_config({"data": {"name": "demo", "keep_labels": {"fraction": 0.0}}})
+    with pytest.raises(ConfigError, match="exactly one of fraction and samples"):
+        load_data(parse_config({"data": {"name": "demo", "keep_labels": {}}}))
 
 
 def test_from_a_config() -> None:
-    config = parse_config({"data": {"name": "demo", "n_train": 200, "labelled_fraction": 0.1}})
+    config = parse_config({"data": {"name": "demo", "n_train": 200, "keep_labels": {"fraction": 0.1}}})
     full = load_data(parse_config({"data": {"name": "demo", "n_train": 200}}))
     fewer = load_data(config)
     for name, source in fewer.train.items():

@@ -60,8 +60,11 @@ def train(
         return
     typer.echo(f"Run directory: {result.run_dir}")
     typer.echo(f"Best step: {result.train.best_step} ({result.train.monitor} = {result.train.best_value})")
-    for key, value in result.test.items():
-        typer.echo(f"  {result.split}/{key}: {value:.4f}")
+    for role, metrics_of_role in result.by_role().items():
+        if role != "main":  # auxiliary and adversarial tasks are listed apart: they are not the objective
+            typer.echo(f"  {role} tasks:")
+        for key, value in metrics_of_role.items():
+            typer.echo(f"  {result.split}/{key}: {value:.4f}")
     mean, undefined = result.mean_primary()
     metrics = sorted({k.split("/", 1)[1] for k in result.primary})
     if len(result.primary) > 1 and len(metrics) == 1:

@@ -51,6 +51,13 @@ class BalancerConfig(Component):
     name: str = "ew"
 
 
+class KeepLabelsConfig(StrictModel):
+    """``data.keep_labels:`` only a seeded subset of the training rows keeps its labels."""
+
+    fraction: float | None = Field(default=None, gt=0, le=1)
+    samples: PositiveInt | None = None
+
+
 class DataConfig(Component):
     """``data:`` the dataset by name, its options, batch sizes and the task sampler."""
 
@@ -58,8 +65,7 @@ class DataConfig(Component):
     batch_size: PositiveInt = 64
     eval_batch_size: PositiveInt = 256
     standardize_targets: bool = True
-    labelled_fraction: float | None = Field(default=None, gt=0, le=1)
-    labelled_samples: PositiveInt | None = None
+    keep_labels: KeepLabelsConfig | None = None
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
 
 

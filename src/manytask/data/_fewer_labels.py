@@ -27,11 +27,12 @@ def keep_labels(data: MultiTaskData, fraction: float | None = None, samples: int
         seed: Seed of the subset (the same subset for the same seed, whatever the tasks).
     """
     if (fraction is None) == (samples is None):
-        raise ValueError("keep_labels needs exactly one of fraction and samples.")
+        raise ValueError("keep_labels needs exactly one of fraction and samples (data.keep_labels: {fraction: 0.1} "
+                         "or {samples: 100}).")
     if fraction is not None and not 0 < fraction <= 1:
-        raise ValueError(f"labelled_fraction must be in (0, 1]. Got {fraction!r}.")
+        raise ValueError(f"keep_labels fraction must be in (0, 1]. Got {fraction!r}.")
     if samples is not None and samples < 1:
-        raise ValueError(f"labelled_samples must be >= 1. Got {samples!r}.")
+        raise ValueError(f"keep_labels samples must be >= 1. Got {samples!r}.")
     sources = {}
     for index, (name, source) in enumerate(data.train.items()):
         if not isinstance(source, TensorSource):

@@ -90,8 +90,9 @@ def load_data(config: Config) -> MultiTaskData:
         options["seed"] = config.seed
     with _section("data"):
         data = DATASETS.create(config.data.name, **options)
-        if config.data.labelled_fraction is not None or config.data.labelled_samples is not None:
-            data = keep_labels(data, config.data.labelled_fraction, config.data.labelled_samples, config.seed)
+        kept = config.data.keep_labels
+        if kept is not None:
+            data = keep_labels(data, kept.fraction, kept.samples, config.seed)
         return data
 
 

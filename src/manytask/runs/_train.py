@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +43,14 @@ class RunResult:
     split: str
     run_dir: Path
     primary: tuple[str, ...] = ()  # "<task>/<primary metric>" of the main tasks
+    roles: dict[str, str] = field(default_factory=dict)  # task name -> main | auxiliary | adversarial
+
+    def by_role(self) -> dict[str, dict[str, float]]:
+        """The test metrics grouped by their task's role (main first), for reports."""
+        groups: dict[str, dict[str, float]] = {}
+        for key, value in self.test.items():
+            groups.setdefault(self.roles.get(key.split("/", 1)[0], "main"), {})[key] = value
+        return {role: groups[role] for role in ("main", "auxiliary", "adversarial") if role in groups}
 
     def mean_primary(self) -> tuple[float, list[str]]:
         """Mean of the main tasks' primary metric where defined, and the keys left out (NaN)."""
@@ -103,4 +111,5 @@ def train(
               f"{structure}")
     mains = [t for t in experiment.tasks if t.role == "main"] or list(experiment.tasks)
     primary = tuple(f"{t.name}/{t.metrics[0]}" for t in mains)
-    return RunResult(result, metrics, split, experiment.run_dir, primary)
+    roles: dict[str, str] = {t.name: t.role for t in experiment.tasks}
+    return RunResult(result, metrics, split, experiment.run_dir, primary, roles)
