@@ -167,3 +167,19 @@ def test_a_method_can_override_tasks(tmp_path: Path) -> None:
     configs = {c.method: c.config for c in _cells(load_suite(path)) if c.task == "all"}
     assert configs["low"]["tasks"]["flag"]["attach_at"] == 1 and configs["low"]["model"]["name"] == "low_supervision"
     assert "flag" not in configs["hps"].get("tasks", {})
+
+
+def test_a_method_can_leave_tasks_out(tmp_path: Path) -> None:
+    """A row such as 'the main task alone' trains only the tasks it names."""
+    import yaml
+
+    from manytask.runs._bench import _cell_config
+
+    suite = yaml.safe_load(SMOKE.read_text())
+    suite["methods"] = [{"label": "all", "balancer": {"name": "ew"}},
+                        {"label": "without flag", "include_tasks": ["category", "score"]}]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    loaded = load_suite(path)
+    configs = {m.label: _cell_config(loaded, loaded.datasets[0], m, 0) for m in loaded.methods}
+    assert configs["without flag"]["include_tasks"] == ["category", "score"] and "include_tasks" not in configs["all"]

@@ -57,6 +57,8 @@ class MethodSpec(_Strict):
     model: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
     tasks: dict[str, Any] | None = None  # per-task overrides (e.g. attach_at for low supervision)
+    include_tasks: list[str] | None = None  # train only these (e.g. the main task without an auxiliary one)
+    views: dict[str, Any] | None = None  # options of the views this row's tasks name
 
 
 class ColumnSpec(_Strict):
@@ -131,9 +133,12 @@ def _cell_config(suite: Suite, dataset: DatasetSpec, method: MethodSpec | None, 
     config = _merge(suite.base, {"data": dataset.data, "seed": seed})
     config.setdefault("training", {})["progress"] = False
     if method is not None:
-        sections = (("model", method.model), ("training", method.training), ("tasks", method.tasks))
+        sections = (("model", method.model), ("training", method.training), ("tasks", method.tasks),
+                    ("views", method.views))
         config = _merge(config, {k: v for k, v in sections if v})
         config["balancer"] = copy.deepcopy(method.balancer)
+        if method.include_tasks is not None:
+            config["include_tasks"] = list(method.include_tasks)
     return config
 
 
