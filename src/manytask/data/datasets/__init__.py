@@ -6,6 +6,7 @@ Each loader reads ``<root>/<folder>/`` (``root`` option, else ``$MANYTASK_DATA``
 """
 
 from ._census_income import census_income
+from ._coloured_mnist import coloured_mnist
 from ._conll2000 import conll2000
 from ._download import ChecksumError, DownloadError, download
 from ._files import DataFile, DataFormatError, MissingDataError, sha256_of
@@ -24,6 +25,7 @@ __all__ = [
     "MissingDataError",
     "TableError",
     "census_income",
+    "coloured_mnist",
     "conll2000",
     "download",
     "make_multimnist",
