@@ -86,6 +86,7 @@ class TaskConfig(StrictModel):
     attach_at: PositiveInt | None = None
     reversal: PositiveFloat | None = None
     reversal_schedule: Literal["constant", "ganin"] | None = None
+    reads: Literal["all", "forward", "backward"] | None = None
     metrics: list[str] | None = None
     loss: str | None = None
     view: str | None = None

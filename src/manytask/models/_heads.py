@@ -76,6 +76,20 @@ class _Pool(nn.Module):
         return (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1)
 
 
+class _Half(nn.Module):
+    """The first (forward) or second (backward) half of a bidirectional encoder's features."""
+
+    def __init__(self, which: str, dim: int) -> None:
+        super().__init__()
+        self.which, self.split = which, dim // 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[..., : self.split] if self.which == "forward" else x[..., self.split:]
+
+    def extra_repr(self) -> str:
+        return self.which
+
+
 class _Upsample(nn.Module):
     def __init__(self, factor: int) -> None:
         super().__init__()
@@ -142,6 +156,12 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
     level, layout = task.level, info.layout
     layers: list[nn.Module] = [GradientReversal(task.reversal, task.reversal_schedule)] if task.role == "adversarial" \
         else []
+    if task.reads != "all":  # one direction of a bidirectional encoder
+        if layout != "sequence" or info.dim % 2:
+            raise ValueError(f"Task {task.name!r} reads the {task.reads} half of the features, which needs a "
+                             f"bidirectional sequence encoder (even width); got a {layout} of width {info.dim}.")
+        layers.append(_Half(task.reads, info.dim))
+        info = FeatureInfo(info.dim // 2, layout, info.reduction)
     if level == "sample":
         if layout != "vector":
             layers.append(_Pool(layout))

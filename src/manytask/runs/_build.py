@@ -122,7 +122,7 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
         if found is not None and task.name in names:
             override = found
             fields = ("role", "head_hidden", "head_dropout", "loss", "view", "level", "attach_at", "reversal",
-                      "reversal_schedule")
+                      "reversal_schedule", "reads")
             changes: dict[str, Any] = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)
@@ -172,7 +172,8 @@ def _view_task(name: str, override: Any) -> Task:
     kind = override.kind or "regression"
     options: dict[str, Any] = {"role": override.role or "auxiliary", "view": override.view,
                                "level": override.level or "sample", "head_hidden": override.head_hidden or 0,
-                               "head_dropout": override.head_dropout or 0.0, "attach_at": override.attach_at}
+                               "head_dropout": override.head_dropout or 0.0, "attach_at": override.attach_at,
+                               "reads": override.reads or "all"}
     if override.loss is not None:
         options["loss"] = override.loss
     if override.metrics is not None:

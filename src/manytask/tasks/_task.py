@@ -116,6 +116,9 @@ class Task(ABC):
             as Ganin & Lempitsky (2015, Sec. 5) schedule it; ``"constant"``: λ throughout.
         attach_at: The backbone stage (1 = the first) whose output the head reads, for schemes
             that tap lower stages (``low_supervision``, Søgaard & Goldberg 2016); None: the last.
+        reads: ``"forward"`` or ``"backward"``: the head reads only the first or second half of a
+            bidirectional encoder's features (a language-modelling task that must not see its
+            target, Rei 2017); ``"all"``: every feature.
     """
 
     name: str
@@ -129,6 +132,7 @@ class Task(ABC):
     reversal_schedule: Literal["constant", "ganin"] = field(default="ganin", kw_only=True)
     head_dropout: float = field(default=0.0, kw_only=True)
     attach_at: int | None = field(default=None, kw_only=True)
+    reads: Literal["all", "forward", "backward"] = field(default="all", kw_only=True)
 
     kind: ClassVar[str]
     uncertainty_form: ClassVar[UncertaintyForm]
@@ -151,6 +155,8 @@ class Task(ABC):
         if self.attach_at is not None and (isinstance(self.attach_at, bool) or self.attach_at < 1):
             raise ValueError(f"Task {self.name!r}: attach_at is a backbone stage, counted from 1. "
                              f"Got {self.attach_at!r}.")
+        if self.reads not in ("all", "forward", "backward"):
+            raise ValueError(f"Task {self.name!r}: reads must be 'all', 'forward' or 'backward'. Got {self.reads!r}.")
         if self.level is None:
             object.__setattr__(self, "level", self.default_level)
         if self.level not in ENTRY_DIMS:

@@ -11,9 +11,10 @@ from ._decolourise import Decolourise
 from ._low_resolution import LowResolution
 from ._masked_cells import MaskedCells
 from ._masked_words import MaskedWords
+from ._neighbour_word import NeighbourWord, PreviousWord
 from ._reconstruct import Reconstruct
 from ._region import Region
 from ._rotation import Rotation
 
-__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "Reconstruct", "Region",
-           "Rotation", "View", "ViewBatch", "create_view"]
+__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "NeighbourWord", "PreviousWord",
+           "Reconstruct", "Region", "Rotation", "View", "ViewBatch", "create_view"]
