@@ -15,6 +15,7 @@ from ._neighbour_word import NeighbourWord, PreviousWord
 from ._reconstruct import Reconstruct
 from ._region import Region
 from ._rotation import Rotation
+from ._word2vec import CBOW, SkipGram
 
-__all__ = ["VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "NeighbourWord", "PreviousWord",
-           "Reconstruct", "Region", "Rotation", "View", "ViewBatch", "create_view"]
+__all__ = ["CBOW", "VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "NeighbourWord",
+           "PreviousWord", "Reconstruct", "Region", "Rotation", "SkipGram", "View", "ViewBatch", "create_view"]
