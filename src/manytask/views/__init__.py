@@ -12,10 +12,12 @@ from ._low_resolution import LowResolution
 from ._masked_cells import MaskedCells
 from ._masked_words import MaskedWords
 from ._neighbour_word import NeighbourWord, PreviousWord
+from ._next_sentence import NextSentence
 from ._reconstruct import Reconstruct
 from ._region import Region
 from ._rotation import Rotation
 from ._word2vec import CBOW, SkipGram
 
 __all__ = ["CBOW", "VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "NeighbourWord",
-           "PreviousWord", "Reconstruct", "Region", "Rotation", "SkipGram", "View", "ViewBatch", "create_view"]
+           "NextSentence", "PreviousWord", "Reconstruct", "Region", "Rotation", "SkipGram", "View", "ViewBatch",
+           "create_view"]

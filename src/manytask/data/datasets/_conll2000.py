@@ -106,33 +106,50 @@ def _encode(
     lowercase: bool,
     name: str,
     spelling: tuple[dict[str, int], int] | None = None,
+    successors: Sequence[Sentence] | None = None,
 ) -> TensorSource:
     n = len(sentences)
-    tokens = torch.zeros(n, length, dtype=torch.long)  # PAD = 0
     pos = torch.zeros(n, length, dtype=torch.long)
     chunk = torch.zeros(n, length, dtype=torch.long)
     mask = torch.zeros(n, length, dtype=torch.bool)
-    unk = words[UNK]
     for i, sentence in enumerate(sentences):
         k = len(sentence)
-        tokens[i, :k] = torch.tensor(
-            [words.get(w.lower() if lowercase else w, unk) for w, _, _ in sentence]
-        )
         pos[i, :k] = torch.tensor([pos_index[p] for _, p, _ in sentence])
         chunk[i, :k] = torch.tensor([chunk_index[c] for _, _, c in sentence])
         mask[i, :k] = True
-    inputs: Tensor | dict[str, Tensor] = tokens
-    if spelling is not None:
-        letters, width = spelling
-        chars = torch.zeros(n, length, width, dtype=torch.long)  # PAD = 0
-        for i, sentence in enumerate(sentences):
-            for j, (word, _, _) in enumerate(sentence):
-                ids = [letters.get(c, 1) for c in word[:width]]  # UNK = 1
-                chars[i, j, : len(ids)] = torch.tensor(ids)
-        inputs = {"tokens": tokens, "chars": chars}
+    inputs: dict[str, Tensor] = {}
+    for prefix, rows in (("", sentences), ("next_", successors)):
+        if rows is None:
+            continue
+        inputs[prefix + "tokens"] = _word_ids(rows, words, length, lowercase)
+        if spelling is not None:
+            inputs[prefix + "chars"] = _spell(rows, spelling, length)
     return TensorSource(
-        inputs, {"pos": pos, "chunk": chunk}, {"pos": mask, "chunk": mask.clone()}, name
+        inputs if len(inputs) > 1 else inputs["tokens"], {"pos": pos, "chunk": chunk},
+        {"pos": mask, "chunk": mask.clone()}, name,
     )
+
+
+def _word_ids(sentences: Sequence[Sentence], words: dict[str, int], length: int, lowercase: bool) -> Tensor:
+    """Word ids ``[N, length]``, ``0`` on padding, ``<unk>`` for words not in ``words``."""
+    tokens = torch.zeros(len(sentences), length, dtype=torch.long)
+    unk = words[UNK]
+    for i, sentence in enumerate(sentences):
+        if sentence:
+            ids = [words.get(w.lower() if lowercase else w, unk) for w, _, _ in sentence]
+            tokens[i, : len(ids)] = torch.tensor(ids)
+    return tokens
+
+
+def _spell(sentences: Sequence[Sentence], spelling: tuple[dict[str, int], int], length: int) -> Tensor:
+    """Character ids ``[N, length, width]`` of every word (``0`` padding, ``1`` unknown)."""
+    letters, width = spelling
+    chars = torch.zeros(len(sentences), length, width, dtype=torch.long)
+    for i, sentence in enumerate(sentences):
+        for j, (word, _, _) in enumerate(sentence):
+            ids = [letters.get(c, 1) for c in word[:width]]
+            chars[i, j, : len(ids)] = torch.tensor(ids)
+    return chars
 
 
 @DATASETS.register("conll2000")
@@ -144,6 +161,7 @@ def conll2000(
     lowercase: bool = False,
     pos_role: Literal["main", "auxiliary"] = "auxiliary",
     characters: int = 0,
+    next_sentence: bool = False,
     download: bool = False,
     verify: bool = True,
 ) -> MultiTaskData:
@@ -168,6 +186,9 @@ def conll2000(
             the text): inputs become ``{"tokens": [N, L], "chars": [N, L, characters]}``, character
             ids from the training part (``0`` padding, ``1`` unknown), for an encoder with
             character features (``bilstm`` with ``char_dim``). 0: word ids only.
+        next_sentence: Also give every sentence the one after it in its file (``"next_tokens"``,
+            and ``"next_chars"`` with ``characters``; all padding after a file's last sentence),
+            for the ``next_sentence`` view (Devlin et al. 2019).
         download: Fetch the missing file (with checksum) instead of raising.
         verify: Check the file's SHA-256 and the published sentence and token counts.
     """
@@ -209,8 +230,12 @@ def conll2000(
     letters = {c: i for i, c in enumerate(alphabet)}
     spelling = (letters, characters) if characters else None
 
-    def encode(sentences: Sequence[Sentence], name: str) -> TensorSource:
-        return _encode(sentences, words, pos_index, chunk_index, length, lowercase, name, spelling)
+    def encode(sentences: Sequence[Sentence], name: str, successors: Sequence[Sentence] | None = None) -> TensorSource:
+        return _encode(sentences, words, pos_index, chunk_index, length, lowercase, name, spelling,
+                       successors if next_sentence else None)
+
+    def after(file: list[Sentence], indices: Sequence[int]) -> list[Sentence]:
+        return [file[i + 1] if i + 1 < len(file) else [] for i in indices]
 
     tasks = (
         ChunkTagging("chunk", tags=chunk_tags, metrics=("chunk_f1", "accuracy")),
@@ -218,9 +243,9 @@ def conll2000(
     )
     return MultiTaskData(
         tasks=tasks,
-        train={"conll2000": encode(train, "conll2000/train")},
-        val=encode(val, "conll2000/val") if val else None,
-        test=encode(test, "conll2000/test"),
+        train={"conll2000": encode(train, "conll2000/train", after(splits["train"], train_idx.tolist()))},
+        val=encode(val, "conll2000/val", after(splits["train"], val_idx.tolist())) if val else None,
+        test=encode(test, "conll2000/test", after(test, range(len(test)))),
         input_info={
             "vocab_size": len(vocab),
             "pad_index": 0,
