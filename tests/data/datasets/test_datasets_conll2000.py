@@ -111,6 +111,16 @@ def test_characters_spell_every_word(tmp_path: Path) -> None:
         conll2000(root=str(tmp_path), verify=False, characters=-1)
 
 
+def test_vocabulary_by_frequency(tmp_path: Path) -> None:
+    """With vocab_order: frequency the most common training words get the smallest ids."""
+    _write_zip(tmp_path / "conll2000")
+    data = conll2000(root=str(tmp_path), val_fraction=0.0, min_count=1, verify=False, vocab_order="frequency")
+    vocab = data.input_info["vocab"]
+    assert vocab[:2] == ("<pad>", "<unk>") and vocab[2:5] == ("the", ".", "pound")  # 3, 2, 2 times (ties: alphabetical)
+    with pytest.raises(ValueError, match="'vocab_order' parameter of conll2000"):
+        conll2000(root=str(tmp_path), verify=False, vocab_order="random")  # type: ignore[arg-type]
+
+
 def test_metric_on_dataset_targets(tmp_path: Path) -> None:
     """ChunkF1 fed the way the trainer feeds it (labelled tokens, row-major) equals conlleval."""
     _write_zip(tmp_path / "conll2000")

@@ -162,6 +162,7 @@ def conll2000(
     pos_role: Literal["main", "auxiliary"] = "auxiliary",
     characters: int = 0,
     next_sentence: bool = False,
+    vocab_order: Literal["alphabetical", "frequency"] = "alphabetical",
     download: bool = False,
     verify: bool = True,
 ) -> MultiTaskData:
@@ -189,6 +190,9 @@ def conll2000(
         next_sentence: Also give every sentence the one after it in its file (``"next_tokens"``,
             and ``"next_chars"`` with ``characters``; all padding after a file's last sentence),
             for the ``next_sentence`` view (Devlin et al. 2019).
+        vocab_order: Word ids after ``<pad>`` and ``<unk>``: ``"alphabetical"``, or
+            ``"frequency"`` (most common first), so that a view's ``predict: K`` (masked or next
+            words) covers the ``K`` most common words.
         download: Fetch the missing file (with checksum) instead of raising.
         verify: Check the file's SHA-256 and the published sentence and token counts.
     """
@@ -198,6 +202,9 @@ def conll2000(
         )
     if min_count < 1:
         raise ValueError(f"The 'min_count' parameter of conll2000 must be >= 1. Got {min_count}.")
+    if vocab_order not in ("alphabetical", "frequency"):
+        raise ValueError(f"The 'vocab_order' parameter of conll2000 must be 'alphabetical' or 'frequency'. "
+                         f"Got {vocab_order!r}.")
     if characters < 0:
         raise ValueError(f"The 'characters' parameter of conll2000 must be >= 0 (0: no spelling). Got {characters}.")
     path = locate(
@@ -221,7 +228,10 @@ def conll2000(
     pos_tags = tuple(sorted({p for s in everything for _, p, _ in s}))
     chunk_tags = _chunk_tags(everything)
     counts = Counter(w.lower() if lowercase else w for s in train for w, _, _ in s)
-    vocab = [PAD, UNK, *sorted(w for w, c in counts.items() if c >= min_count)]
+    kept = sorted(w for w, c in counts.items() if c >= min_count)
+    if vocab_order == "frequency":  # most frequent first (ties alphabetical): ids below K are the K most common
+        kept = sorted(kept, key=lambda w: -counts[w])
+    vocab = [PAD, UNK, *kept]
     words = {w: i for i, w in enumerate(vocab)}
     pos_index = {t: i for i, t in enumerate(pos_tags)}
     chunk_index = {t: i for i, t in enumerate(chunk_tags)}
