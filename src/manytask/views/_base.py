@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +12,7 @@ from torch import Tensor
 from .._registry import Registry
 from ..data import Inputs
 
-__all__ = ["VIEWS", "View", "ViewBatch", "create_view"]
+__all__ = ["VIEWS", "View", "ViewBatch", "create_view", "image_batch", "token_ids"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,23 @@ VIEWS: Registry[View] = Registry("view")
 def create_view(name: str, **options: object) -> View:
     """Build a registered view by name."""
     return VIEWS.create(name, **options)
+
+
+def image_batch(inputs: Inputs, owner: str, need: str = "image inputs [B, C, H, W]",
+                fits: Callable[[Tensor], bool] = lambda images: True) -> Tensor:
+    """``inputs`` as images ``[B, C, H, W]`` (that ``fits`` accepts), or a ``ValueError``
+    saying that ``owner`` needs ``need`` and what it got."""
+    if not isinstance(inputs, Tensor) or inputs.ndim != 4 or not fits(inputs):
+        got = f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs"
+        raise ValueError(f"{owner} needs {need}; got {got}.")
+    return inputs
+
+
+def token_ids(inputs: Inputs, owner: str) -> Tensor:
+    """The token ids ``[B, L]`` of ``inputs`` (a tensor, or a dict's ``"tokens"``), or a
+    ``ValueError`` saying that ``owner`` needs them."""
+    tokens = inputs.get("tokens") if isinstance(inputs, Mapping) else inputs
+    if not isinstance(tokens, Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
+        got = type(tokens).__name__ if not isinstance(tokens, Tensor) else list(tokens.shape)
+        raise ValueError(f"{owner} needs token ids [B, L] (or a dict with 'tokens'); got {got}.")
+    return tokens

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, image_batch
 
 __all__ = ["Decolourise"]
 
@@ -34,9 +33,7 @@ class Decolourise(View):
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         del generator  # deterministic
-        if not isinstance(inputs, Tensor) or inputs.ndim != 4 or inputs.shape[1] != 3:
-            got = f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs"
-            raise ValueError(f"Decolourise needs RGB images [B, 3, H, W]; got {got}.")
+        inputs = image_batch(inputs, "Decolourise", "RGB images [B, 3, H, W]", lambda images: images.shape[1] == 3)
         weights = torch.tensor(LUMA, dtype=inputs.dtype, device=inputs.device).view(1, 3, 1, 1)
         grey = (inputs * weights).sum(1, keepdim=True).expand_as(inputs).contiguous()
         mask = torch.ones(inputs.shape[0], *inputs.shape[2:], dtype=torch.bool, device=inputs.device)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, image_batch
 
 __all__ = ["LowResolution"]
 
@@ -42,9 +41,7 @@ class LowResolution(View):
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         del generator  # deterministic
-        if not isinstance(inputs, Tensor) or inputs.ndim != 4:
-            got = f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs"
-            raise ValueError(f"LowResolution needs image inputs [B, C, H, W]; got {got}.")
+        inputs = image_batch(inputs, "LowResolution")
         b, _, h, w = inputs.shape
         if h % self.factor or w % self.factor:
             raise ValueError(f"LowResolution: image size {h}x{w} is not a multiple of factor={self.factor}; choose "

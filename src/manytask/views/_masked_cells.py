@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, image_batch
 
 __all__ = ["MaskedCells"]
 
@@ -46,9 +45,7 @@ class MaskedCells(View):
         self.fill = fill
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
-        if not isinstance(inputs, Tensor) or inputs.ndim != 4:
-            got = f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs"
-            raise ValueError(f"MaskedCells needs image inputs [B, C, H, W]; got {got}.")
+        inputs = image_batch(inputs, "MaskedCells")
         b, _, h, w = inputs.shape
         if h % self.cell or w % self.cell:
             raise ValueError(f"MaskedCells: image size {h}x{w} is not a multiple of cell={self.cell}; "

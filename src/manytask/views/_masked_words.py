@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, token_ids
 
 __all__ = ["MaskedWords"]
 
@@ -58,10 +58,7 @@ class MaskedWords(View):
         self.mask_index, self.pad_index = mask_index, pad_index
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
-        tokens = inputs.get("tokens") if isinstance(inputs, Mapping) else inputs
-        if not isinstance(tokens, Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-            raise ValueError("MaskedWords needs token ids [B, L] (or a dict with 'tokens'); got "
-                             f"{type(tokens).__name__ if not isinstance(tokens, Tensor) else list(tokens.shape)}.")
+        tokens = token_ids(inputs, "MaskedWords")
         real = tokens != self.pad_index
         hidden = self._choose(real.cpu(), generator).to(tokens.device)
         viewed_tokens = tokens.masked_fill(hidden, self.mask_index)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
 import torch
-from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, token_ids
 
 __all__ = ["NeighbourWord", "PreviousWord"]
 
@@ -47,10 +45,7 @@ class NeighbourWord(View):
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         del generator  # deterministic
-        tokens = inputs.get("tokens") if isinstance(inputs, Mapping) else inputs
-        if not isinstance(tokens, Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-            raise ValueError("NeighbourWord needs token ids [B, L] (or a dict with 'tokens'); got "
-                             f"{type(tokens).__name__ if not isinstance(tokens, Tensor) else list(tokens.shape)}.")
+        tokens = token_ids(inputs, "NeighbourWord")
         padding = torch.full_like(tokens[:, :1], self.pad_index)
         if self.direction == "next":
             target = torch.cat([tokens[:, 1:], padding], dim=1)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, image_batch
 
 __all__ = ["Region"]
 
@@ -40,9 +39,7 @@ class Region(View):
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         del generator  # deterministic
-        if not isinstance(inputs, Tensor) or inputs.ndim != 4:
-            got = f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs"
-            raise ValueError(f"Region needs image inputs [B, C, H, W]; got {got}.")
+        inputs = image_batch(inputs, "Region")
         b, _, h, w = inputs.shape
         if self.top + self.height > h or self.left + self.width > w:
             raise ValueError(f"Region: rows {self.top}..{self.top + self.height - 1} and columns {self.left}.."

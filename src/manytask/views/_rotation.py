@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, image_batch
 
 __all__ = ["Rotation"]
 
@@ -30,9 +29,8 @@ class Rotation(View):
     """
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
-        if not isinstance(inputs, Tensor) or inputs.ndim != 4 or inputs.shape[-1] != inputs.shape[-2]:
-            got = f"shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else "a dict of inputs"
-            raise ValueError(f"Rotation needs square image inputs [B, C, S, S]; got {got}.")
+        inputs = image_batch(inputs, "Rotation", "square image inputs [B, C, S, S]",
+                             lambda images: images.shape[-1] == images.shape[-2])
         turns = torch.randint(0, 4, (inputs.shape[0],), generator=generator).to(inputs.device)
         rotated = torch.stack([inputs.rot90(k, dims=(2, 3)) for k in range(4)])  # [4, B, C, S, S]
         viewed = rotated[turns, torch.arange(inputs.shape[0], device=inputs.device)]

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch
+from ._base import VIEWS, View, ViewBatch, token_ids
 
 __all__ = ["CBOW", "SkipGram"]
 
@@ -26,10 +26,7 @@ class _Window(View):
 
     def _parts(self, inputs: Inputs, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """The token ids, the centre ``[B, L]`` and the window around it (centre excluded) ``[B, L]``."""
-        tokens = inputs.get("tokens") if isinstance(inputs, Mapping) else inputs
-        if not isinstance(tokens, Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-            raise ValueError(f"{type(self).__name__} needs token ids [B, L] (or a dict with 'tokens'); got "
-                             f"{type(tokens).__name__ if not isinstance(tokens, Tensor) else list(tokens.shape)}.")
+        tokens = token_ids(inputs, type(self).__name__)
         real = (tokens != self.pad_index).cpu()
         lengths = real.sum(1).clamp_min(1)
         centre = (torch.rand(len(tokens), generator=generator) * lengths).long()  # uniform among the real words

@@ -7,12 +7,10 @@ import colorsys
 import numpy as np
 import torch
 
-from ..._utils import split_indices
 from ...tasks import Classification
 from .._dataset import DATASETS, MultiTaskData
 from .._source import TensorSource
-from ._files import dataset_dir
-from ._multimnist import FOLDER, _read_split
+from ._multimnist import mnist_splits
 
 __all__ = ["colour_digits", "coloured_mnist"]
 
@@ -71,29 +69,12 @@ def coloured_mnist(
         download: Fetch missing files (with checksums) instead of raising.
         verify: Check the files' SHA-256.
     """
-    for name, size in (("train_size", train_size), ("test_size", test_size)):
-        if size is not None and size < 1:
-            raise ValueError(f"The {name!r} parameter of coloured_mnist must be >= 1 or None. Got {size}.")
-    folder = dataset_dir(root, FOLDER)
-    train_images, train_labels, _ = _read_split(folder, "train", download, verify)
-    test_images, test_labels, _ = _read_split(folder, "test", download, verify)
-    train_idx, val_idx, _ = split_indices(len(train_images), val_fraction, 0.0, seed)
-    parts: dict[str, TensorSource | None] = {}
-    for part, idx, images, labels, limit in (
-        ("train", train_idx.numpy(), train_images, train_labels, train_size),
-        ("val", val_idx.numpy(), train_images, train_labels, None),
-        ("test", np.arange(len(test_images)), test_images, test_labels, test_size),
-    ):
-        idx = idx[:limit] if limit is not None else idx
-        if len(idx) == 0:
-            parts[part] = None
-            continue
-        x = torch.from_numpy(colour_digits(images[idx]))
-        parts[part] = TensorSource(x, {"digit": torch.from_numpy(labels[idx].astype(np.int64))},
-                                   name=f"coloured_mnist/{part}")
+    parts = {part: None if found is None else TensorSource(
+        torch.from_numpy(colour_digits(found[0])), {"digit": torch.from_numpy(found[1])}, name=f"coloured_mnist/{part}")
+        for part, found in mnist_splits(root, val_fraction, seed, train_size, test_size, download, verify,
+                                        "coloured_mnist").items()}
     train = parts["train"]
-    if train is None:
-        raise ValueError(f"coloured_mnist: val_fraction={val_fraction} leaves no training image; use less than 1.")
+    assert train is not None  # mnist_splits refuses an empty training part
     sizes = " / ".join(f"{len(s) if s else 0} {p}" for p, s in parts.items())
     return MultiTaskData(tasks=(Classification("digit", num_classes=10, metrics=("accuracy",)),),
                          train={"coloured_mnist": train}, val=parts["val"], test=parts["test"],

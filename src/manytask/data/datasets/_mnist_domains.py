@@ -3,15 +3,12 @@ domain-adversarial training."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..._utils import split_indices
 from ...tasks import BinaryClassification, Classification
 from .._dataset import DATASETS, MultiTaskData
 from .._source import TensorSource
-from ._files import dataset_dir
-from ._multimnist import FOLDER, _read_split
+from ._multimnist import mnist_splits
 
 __all__ = ["mnist_domains"]
 
@@ -44,32 +41,21 @@ def mnist_domains(
         download: Fetch missing files (with checksums) instead of raising.
         verify: Check the files' SHA-256.
     """
-    for name, size in (("train_size", train_size), ("test_size", test_size)):
-        if size is not None and size < 1:
-            raise ValueError(f"The {name!r} parameter of mnist_domains must be >= 1 or None. Got {size}.")
-    folder = dataset_dir(root, FOLDER)
-    train_images, train_labels, _ = _read_split(folder, "train", download, verify)
-    test_images, test_labels, _ = _read_split(folder, "test", download, verify)
-    train_idx, val_idx, _ = split_indices(len(train_images), val_fraction, 0.0, seed)
     generator = torch.Generator().manual_seed(seed)
     parts: dict[str, TensorSource | None] = {}
-    for part, idx, images, labels, limit in (
-        ("train", train_idx.numpy(), train_images, train_labels, train_size),
-        ("val", val_idx.numpy(), train_images, train_labels, None),
-        ("test", np.arange(len(test_images)), test_images, test_labels, test_size),
-    ):
-        idx = idx[:limit] if limit is not None else idx
-        if len(idx) == 0:
+    for part, found in mnist_splits(root, val_fraction, seed, train_size, test_size, download, verify,
+                                    "mnist_domains").items():
+        if found is None:
             parts[part] = None
             continue
-        x = torch.from_numpy(images[idx]).to(torch.float32).div_(255.0).unsqueeze(1)
-        domain = torch.rand(len(idx), generator=generator) < 0.5
+        images, labels = found
+        x = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
+        domain = torch.rand(len(images), generator=generator) < 0.5
         x = torch.where(domain[:, None, None, None], 1.0 - x, x)
-        parts[part] = TensorSource(x, {"digit": torch.from_numpy(labels[idx].astype(np.int64)),
-                                       "domain": domain.float()}, name=f"mnist_domains/{part}")
+        parts[part] = TensorSource(x, {"digit": torch.from_numpy(labels), "domain": domain.float()},
+                                   name=f"mnist_domains/{part}")
     train = parts["train"]
-    if train is None:
-        raise ValueError(f"mnist_domains: val_fraction={val_fraction} leaves no training image; use less than 1.")
+    assert train is not None  # mnist_splits refuses an empty training part
     tasks = (Classification("digit", num_classes=10, metrics=("accuracy",)),
              BinaryClassification("domain", role="auxiliary", metrics=("accuracy", "auroc")))
     sizes = " / ".join(f"{len(s) if s else 0} {p}" for p, s in parts.items())

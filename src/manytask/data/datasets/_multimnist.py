@@ -15,7 +15,7 @@ from .._dataset import DATASETS, MultiTaskData
 from .._source import TensorSource
 from ._files import DataFile, DataFormatError, dataset_dir, locate, read_bytes
 
-__all__ = ["FILES", "make_multimnist", "multimnist", "read_idx"]
+__all__ = ["FILES", "make_multimnist", "mnist_splits", "multimnist", "read_idx"]
 
 FOLDER = "mnist"
 _MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -95,6 +95,31 @@ def _read_split(
             f"{label_path}: labels must be digits 0-9, found {int(labels.max())}."
         )
     return images, labels, image_path
+
+
+def mnist_splits(root: str | None, val_fraction: float, seed: int, train_size: int | None, test_size: int | None,
+                 download: bool, verify: bool, dataset: str) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """MNIST's images and labels for ``train``, ``val`` (a seeded ``val_fraction`` of the
+    training file) and ``test``, the first ``train_size`` / ``test_size`` of train and test only
+    (None: an empty part); ``dataset`` names the caller in errors."""
+    for name, size in (("train_size", train_size), ("test_size", test_size)):
+        if size is not None and size < 1:
+            raise ValueError(f"The {name!r} parameter of {dataset} must be >= 1 or None. Got {size}.")
+    folder = dataset_dir(root, FOLDER)
+    train_images, train_labels, _ = _read_split(folder, "train", download, verify)
+    test_images, test_labels, _ = _read_split(folder, "test", download, verify)
+    train_idx, val_idx, _ = split_indices(len(train_images), val_fraction, 0.0, seed)
+    parts: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    for part, idx, images, labels, limit in (
+        ("train", train_idx.numpy(), train_images, train_labels, train_size),
+        ("val", val_idx.numpy(), train_images, train_labels, None),
+        ("test", np.arange(len(test_images)), test_images, test_labels, test_size),
+    ):
+        idx = idx[:limit] if limit is not None else idx
+        parts[part] = (images[idx], labels[idx].astype(np.int64)) if len(idx) else None
+    if parts["train"] is None:
+        raise ValueError(f"{dataset}: val_fraction={val_fraction} leaves no training image; use less than 1.")
+    return parts
 
 
 def make_multimnist(
