@@ -21,23 +21,31 @@ def _data() -> MultiTaskData:
     return MultiTaskData(tasks, {"train": source}, val=source)
 
 
-def test_a_seeded_subset_of_rows_keeps_every_label() -> None:
+def test_a_seeded_subset_of_rows_keeps_every_label_and_the_rest_is_an_unlabelled_source() -> None:
     data = _data()
+    original = data.train["train"]
+    assert isinstance(original, TensorSource)
     fewer = keep_labels(data, fraction=0.25, seed=3)
-    source = fewer.train["train"]
-    assert isinstance(source, TensorSource)
-    kept = source.masks["a"]
-    assert int(kept.sum()) == 10  # a quarter of 40 rows
-    assert torch.equal(source.masks["b"], kept & (torch.arange(40) % 2 == 0))  # never more than before
-    assert torch.equal(source.masks["tags"], kept[:, None].expand(40, 5))  # token masks by row
-    assert torch.equal(keep_labels(data, fraction=0.25, seed=3).train["train"].masks["a"], kept)  # seeded
-    assert not torch.equal(keep_labels(data, fraction=0.25, seed=4).train["train"].masks["a"], kept)
-    assert len(source) == 40 and fewer.val is data.val  # the unlabelled rows stay; validation is untouched
+    source, rest = fewer.train["train"], fewer.train["train/unlabelled"]
+    assert isinstance(source, TensorSource) and isinstance(rest, TensorSource)
+    assert len(source) == 10 and len(rest) == 30  # a quarter of 40 rows keeps its labels
+    rows = [int(torch.nonzero((original.inputs == row).all(1))[0]) for row in source.inputs]  # type: ignore[union-attr]
+    others = [int(torch.nonzero((original.inputs == row).all(1))[0]) for row in rest.inputs]  # type: ignore[union-attr]
+    assert sorted(rows + others) == list(range(40))  # every row once
+    for task in ("a", "b", "tags"):  # the kept rows keep their labels and targets as they were
+        assert torch.equal(source.masks[task], original.masks[task][rows])
+        assert torch.equal(source.targets[task], original.targets[task][rows])
+        assert not bool(rest.masks[task].any())  # the others have none
+    again = keep_labels(data, fraction=0.25, seed=3).train["train"]
+    assert torch.equal(again.inputs, source.inputs)  # type: ignore[arg-type]  # seeded
+    assert not torch.equal(keep_labels(data, fraction=0.25, seed=4).train["train"].inputs, source.inputs)  # type: ignore[arg-type]
+    assert fewer.val is data.val  # validation is untouched
 
 
 def test_a_number_of_rows() -> None:
-    assert int(keep_labels(_data(), samples=7).train["train"].masks["a"].sum()) == 7
-    assert bool(keep_labels(_data(), samples=1000).train["train"].masks["a"].all())
+    assert len(keep_labels(_data(), samples=7).train["train"]) == 7
+    everything = keep_labels(_data(), samples=1000).train
+    assert list(everything) == ["train"] and len(everything["train"]) == 40  # nothing left unlabelled
 
 
 def test_bad_requests_are_named() -> None:
@@ -55,9 +63,6 @@ def test_from_a_config() -> None:
     config = parse_config({"data": {"name": "demo", "n_train": 200, "keep_labels": {"fraction": 0.1}}})
     full = load_data(parse_config({"data": {"name": "demo", "n_train": 200}}))
     fewer = load_data(config)
-    for name, source in fewer.train.items():
-        before = full.train[name]
-        assert isinstance(source, TensorSource) and isinstance(before, TensorSource)
-        for task, mask in source.masks.items():
-            assert int(mask.sum()) <= int(before.masks[task].sum())
-        assert sum(int(m.any()) for m in torch.stack(list(source.masks.values())).T) <= round(0.1 * len(source))
+    for name, before in full.train.items():
+        kept, rest = fewer.train[name], fewer.train[f"{name}/unlabelled"]
+        assert len(kept) == round(0.1 * len(before)) and len(kept) + len(rest) == len(before)

@@ -183,3 +183,32 @@ def test_a_method_can_leave_tasks_out(tmp_path: Path) -> None:
     loaded = load_suite(path)
     configs = {m.label: _cell_config(loaded, loaded.datasets[0], m, 0) for m in loaded.methods}
     assert configs["without flag"]["include_tasks"] == ["category", "score"] and "include_tasks" not in configs["all"]
+
+
+def test_a_method_can_pretrain_then_fine_tune(tmp_path: Path) -> None:
+    """A 'pretrain, then fine-tune' row: a first run on the view task alone, the row's run starting
+    from its best checkpoint (with the trunk frozen, its encoder is the pretrained one)."""
+    import yaml
+
+    from manytask.training import CheckpointManager
+
+    suite = yaml.safe_load(SMOKE.read_text())
+    suite["single_task"] = "none"
+    view = {"autoencode": {"view": "reconstruct", "kind": "regression", "num_outputs": 20, "role": "auxiliary"}}
+    suite["methods"] = [{"label": "pretrained", "tasks": view, "include_tasks": ["category", "score", "flag"],
+                         "training": {"freeze": "shared"},
+                         "pretrain": {"include_tasks": ["autoencode"], "training": {"freeze": "none"}}}]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    run_suite(path, tmp_path / "results", tmp_path / "runs", None, log=lambda _: None)
+    seed = tmp_path / "runs" / "smoke" / "default" / "pretrained" / "seed-0"
+    first = CheckpointManager.load(seed / "pretrain" / "checkpoints" / "best.safetensors")["model"]
+    then = CheckpointManager.load(seed / "all" / "checkpoints" / "best.safetensors")["model"]
+    assert any("autoencode" in k for k in first) and not any("autoencode" in k for k in then)
+    encoder = [k for k in then if k.startswith("encoder.")]
+    assert encoder and all(bool((first[k] == then[k]).all()) for k in encoder)
+    assert yaml.safe_load((seed / "all" / "config.yaml").read_text())["training"]["init_from"] == str(seed / "pretrain")
+    suite["methods"][0]["pretrain"] = {"training": {"stepz": 3}}
+    path.write_text(yaml.safe_dump(suite))
+    with pytest.raises(ConfigError, match="stepz"):
+        load_suite(path)

@@ -56,6 +56,9 @@ class KeepLabelsConfig(StrictModel):
 
     fraction: float | None = Field(default=None, gt=0, le=1)
     samples: PositiveInt | None = None
+    unlabelled_batch_size: PositiveInt | None = None
+    """Rows of the unlabelled sources appended to every batch (for the view tasks); unset: the
+    unlabelled sources are sources like the others, chosen for whole batches by the sampler."""
 
 
 class DataConfig(Component):

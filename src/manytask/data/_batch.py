@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Batch", "Inputs", "map_inputs", "num_samples"]
+__all__ = ["Batch", "Inputs", "concat_batches", "map_inputs", "num_samples"]
 
 Inputs = Tensor | dict[str, Tensor]
 
@@ -83,3 +83,29 @@ class Batch:
             full=self.full,
             mask_blocks=blocks,
         )
+
+
+def concat_batches(first: Batch, second: Batch) -> Batch:
+    """``first``'s rows followed by ``second``'s. A task only one of them carries gets False masks
+    (and zero targets) on the other's rows; ``full`` keeps the tasks full in both."""
+    if isinstance(first.inputs, Mapping) != isinstance(second.inputs, Mapping) or (
+            isinstance(first.inputs, Mapping) and set(first.inputs) != set(second.inputs)):  # type: ignore[arg-type]
+        raise ValueError("Batches to concatenate must have the same inputs (a tensor, or dicts with the same keys).")
+    if isinstance(first.inputs, Mapping):
+        inputs: Inputs = {k: torch.cat([v, second.inputs[k]]) for k, v in first.inputs.items()}  # type: ignore[index]
+    else:
+        inputs = torch.cat([first.inputs, second.inputs])  # type: ignore[list-item]
+    targets, masks = {}, {}
+    for task in dict.fromkeys([*first.targets, *second.targets]):
+        owner = first if task in first.targets else second
+        like_target, like_mask = owner.targets[task], owner.masks[task]
+        target_parts, mask_parts = [], []
+        for batch in (first, second):
+            if task in batch.targets:
+                target_parts.append(batch.targets[task])
+                mask_parts.append(batch.masks[task])
+            else:  # no label for this task on this batch's rows
+                target_parts.append(like_target.new_zeros((len(batch), *like_target.shape[1:])))
+                mask_parts.append(like_mask.new_zeros((len(batch), *like_mask.shape[1:])))
+        targets[task], masks[task] = torch.cat(target_parts), torch.cat(mask_parts)
+    return Batch(inputs, targets, masks, full=first.full & second.full)

@@ -14,11 +14,11 @@ __all__ = ["keep_labels"]
 
 def keep_labels(data: MultiTaskData, fraction: float | None = None, samples: int | None = None,
                 seed: int = 0) -> MultiTaskData:
-    """``data`` with only some training rows labelled: in each training source, the rows of a
-    seeded random subset (``fraction`` of its rows, at least one, or ``samples`` of them) keep
-    their labels for every task, and the others lose them (mask False) but stay, as unlabelled
-    samples for the tasks that read views (semi-supervised training). Validation and test
-    sources are unchanged.
+    """``data`` with only some training rows labelled: each training source ``name`` keeps the
+    rows of a seeded random subset (``fraction`` of its rows, at least one, or ``samples`` of
+    them) with their labels for every task; the other rows lose their labels (masks False) and
+    form the source ``name/unlabelled``, read only by the tasks that read views
+    (semi-supervised training). Validation and test sources are unchanged.
 
     Args:
         data: The dataset.
@@ -43,6 +43,9 @@ def keep_labels(data: MultiTaskData, fraction: float | None = None, samples: int
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
         keep = torch.zeros(n, dtype=torch.bool)
         keep[torch.randperm(n, generator=generator)[:count]] = True
-        masks = {task: mask & keep.view(n, *[1] * (mask.ndim - 1)) for task, mask in source.masks.items()}
-        sources[name] = TensorSource(source.inputs, source.targets, masks, source.name)
+        sources[name] = source.subset(keep.nonzero().squeeze(1))
+        if count < n:
+            rest = source.subset((~keep).nonzero().squeeze(1), f"{source.name}/unlabelled")
+            masks = {task: torch.zeros_like(mask) for task, mask in rest.masks.items()}
+            sources[f"{name}/unlabelled"] = TensorSource(rest.inputs, rest.targets, masks, rest.name)
     return dataclasses.replace(data, train=sources)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from ._batch import Batch
+from ._batch import Batch, concat_batches
 from ._samplers import Proportional, TaskSampler
 from ._source import EmptySourceError, Source
 
@@ -32,6 +32,11 @@ class MultiSourceLoader:
         sampler: Chooses the source of each batch (default: proportional to size).
         seed: Seed of the loader's own random generator.
         num_epochs: Total epochs of the run, used by the annealed sampler.
+        unlabelled: Sources of unlabelled rows (for the tasks that read views) drawn beside every
+            batch: each batch gets ``unlabelled_batch_size`` of their rows appended (the source
+            chosen in proportion to size), as in semi-supervised training with a labelled and an
+            unlabelled batch a step. They do not count in ``steps_per_epoch``.
+        unlabelled_batch_size: Rows appended from ``unlabelled`` to each batch.
     """
 
     def __init__(
@@ -41,14 +46,26 @@ class MultiSourceLoader:
         sampler: TaskSampler | None = None,
         seed: int = 0,
         num_epochs: int = 1,
+        unlabelled: Mapping[str, Source] | None = None,
+        unlabelled_batch_size: int = 0,
     ) -> None:
         if not sources:
             raise EmptySourceError("The loader needs at least one training source.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Got {batch_size}.")
-        for name, source in sources.items():
+        unlabelled = dict(unlabelled or {})
+        if unlabelled and unlabelled_batch_size < 1:
+            raise ValueError(f"unlabelled_batch_size must be >= 1 with unlabelled sources. "
+                             f"Got {unlabelled_batch_size}.")
+        for name, source in {**sources, **unlabelled}.items():
             if len(source) == 0:
                 raise EmptySourceError(f"Training source {name!r} is empty.")
+        clash = sorted(set(sources) & set(unlabelled))
+        if clash:
+            raise ValueError(f"Sources {clash} are given both as labelled and as unlabelled; name each once.")
+        self.unlabelled = unlabelled
+        self.unlabelled_batch_size = unlabelled_batch_size
+        self._unlabelled_sizes = torch.tensor([len(s) for s in unlabelled.values()], dtype=torch.float64)
         self.sources = dict(sources)
         self.names = list(self.sources)
         self.batch_size = batch_size
@@ -72,15 +89,24 @@ class MultiSourceLoader:
             self.sizes, self.step, self.epoch, self.num_epochs, self.generator
         )
         name = self.names[index]
-        source = self.sources[name]
+        batch = self._draw(name, self.sources[name], self.batch_size)
+        if self.unlabelled:
+            names = list(self.unlabelled)
+            other = names[0] if len(names) == 1 else names[int(torch.multinomial(
+                self._unlabelled_sizes, 1, generator=self.generator))]
+            batch = concat_batches(batch, self._draw(other, self.unlabelled[other], self.unlabelled_batch_size))
+        self.step += 1
+        return name, batch
+
+    def _draw(self, name: str, source: Source, size: int) -> Batch:
+        """The next ``size`` rows (fewer at the end of a pass) of ``source``'s random order."""
         order, position = self._orders.get(name), self._positions.get(name, 0)
         if order is None or position >= len(order):
             order = torch.randperm(len(source), generator=self.generator)
             position = 0
-        indices = order[position : position + self.batch_size]
+        indices = order[position : position + size]
         self._orders[name], self._positions[name] = order, position + len(indices)
-        self.step += 1
-        return name, source.batch(indices)
+        return source.batch(indices)
 
     def state_dict(self) -> dict[str, object]:
         """Step, per-source orders and positions, and generator state."""
@@ -94,11 +120,12 @@ class MultiSourceLoader:
     def load_state_dict(self, state: Mapping[str, object]) -> None:
         """Restore a state from :meth:`state_dict`."""
         orders = dict(state["orders"])  # type: ignore[call-overload]
-        unknown = sorted(set(orders) - set(self.sources))
+        every = {**self.sources, **self.unlabelled}
+        unknown = sorted(set(orders) - set(every))
         if unknown:
             raise ValueError(f"Loader state refers to sources {unknown}, which this run does not have.")
         for name, order in orders.items():
-            if len(order) != len(self.sources[name]):
+            if len(order) != len(every[name]):
                 raise ValueError(
                     f"Loader state for source {name!r} has {len(order)} samples but the source "
                     f"now has {len(self.sources[name])}; the data changed since the checkpoint."

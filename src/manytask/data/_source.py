@@ -157,11 +157,16 @@ class TensorSource:
         b = self.batch(indices)
         return TensorSource(b.inputs, b.targets, b.masks, name or self.name)
 
-    def only(self, tasks: tuple[str, ...] | list[str], name: str | None = None) -> TensorSource:
-        """Keep only ``tasks``' targets, and only the rows labelled for at least one of them."""
+    def only(self, tasks: tuple[str, ...] | list[str], name: str | None = None,
+             unlabelled: bool = False) -> TensorSource:
+        """Keep only ``tasks``' targets, and only the rows labelled for at least one of them (every
+        row if ``unlabelled``: they feed the tasks that read views)."""
         missing = [t for t in tasks if t not in self.targets]
         if missing:
             raise KeyError(f"Data source {self.name!r} has no targets for {missing}.")
+        if unlabelled:
+            targets = {t: self.targets[t] for t in tasks}
+            return TensorSource(self.inputs, targets, {t: self.masks[t] for t in tasks}, name or self.name)
         keep = torch.zeros(len(self), dtype=torch.bool)
         for t in tasks:
             keep |= self.masks[t].reshape(len(self), -1).any(1)

@@ -59,6 +59,10 @@ class MethodSpec(_Strict):
     tasks: dict[str, Any] | None = None  # per-task overrides (e.g. attach_at for low supervision)
     include_tasks: list[str] | None = None  # train only these (e.g. the main task without an auxiliary one)
     views: dict[str, Any] | None = None  # options of the views this row's tasks name
+    pretrain: dict[str, Any] | None = None
+    """Config sections merged over this row's config for a first run (e.g. the view tasks alone:
+    ``{include_tasks: [turns]}``); the row's run then starts from its best checkpoint
+    (``training.init_from``), seed for seed."""
 
 
 class ColumnSpec(_Strict):
@@ -117,7 +121,10 @@ def load_suite(path: str | Path) -> Suite:
         raise ConfigError(f"Suite file {path} is invalid: {error}") from None
     for dataset in suite.datasets:
         for method in suite.methods:
-            check_config(parse_config(_cell_config(suite, dataset, method, suite.seeds[0])))
+            config = _cell_config(suite, dataset, method, suite.seeds[0])
+            check_config(parse_config(config))
+            if method.pretrain is not None:
+                check_config(parse_config(_merge(config, method.pretrain)))
     return suite
 
 
@@ -150,6 +157,7 @@ class Cell:
     task: str  # "all" for cells training every task, else the single task trained
     config: dict[str, Any]
     primary: str  # "+"-joined primary metric keys of the main tasks
+    pretrain: dict[str, Any] | None = None  # a first run's config; ``config`` then starts from it
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -157,11 +165,15 @@ class Cell:
 
 
 def _cells(suite: Suite) -> Iterator[Cell]:
+    """Every cell, seed by seed (an interrupted suite has whole seeds of every dataset first)."""
+    mains_of: dict[str, list[Any]] = {}
     for dataset in suite.datasets:
         config = parse_config(_cell_config(suite, dataset, None, suite.seeds[0]))
-        mains = [t for t in select_tasks(config, load_data(config)) if t.role == "main"]
-        primary = "+".join(f"{t.name}/{t.metrics[0]}" for t in mains)
-        for seed in suite.seeds:
+        mains_of[dataset.label] = [t for t in select_tasks(config, load_data(config)) if t.role == "main"]
+    for seed in suite.seeds:
+        for dataset in suite.datasets:
+            mains = mains_of[dataset.label]
+            primary = "+".join(f"{t.name}/{t.metrics[0]}" for t in mains)
             if suite.single_task == "separate":
                 alone = MethodSpec(label=SINGLE, balancer={"name": "ew"})
                 for task in mains:
@@ -172,7 +184,8 @@ def _cells(suite: Suite) -> Iterator[Cell]:
                 yield Cell(dataset.label, SINGLE, seed, "all", _cell_config(suite, dataset, joint, seed), primary)
             for method in suite.methods:
                 raw = _cell_config(suite, dataset, method, seed)
-                yield Cell(dataset.label, method.label, seed, "all", raw, primary)
+                first = None if method.pretrain is None else _merge(raw, method.pretrain)
+                yield Cell(dataset.label, method.label, seed, "all", raw, primary, first)
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -193,11 +206,11 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def _run_in_child(cell: Cell, run_dir: Path) -> dict[str, Any]:
+def _run_in_child(cell: Cell, run_dir: Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec.write_text(json.dumps({"config": cell.config, "only": None if cell.task == "all" else [cell.task],
-                                    "run_dir": str(run_dir)}))
+        spec.write_text(json.dumps({"config": cell.config if config is None else config,
+                                    "only": None if cell.task == "all" else [cell.task], "run_dir": str(run_dir)}))
         process = subprocess.Popen([sys.executable, "-m", "manytask.runs._cell", str(spec), str(out)])
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -224,7 +237,12 @@ def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), 
     for number, cell in enumerate(todo, 1):
         start = time.perf_counter()
         run_dir = runs_dir / suite.name / cell.dataset / cell.method / f"seed-{cell.seed}" / cell.task
-        figures = _run_in_child(cell, run_dir)
+        if cell.pretrain is not None:
+            _run_in_child(cell, run_dir.with_name("pretrain"), cell.pretrain)
+            finetune = _merge(cell.config, {"training": {"init_from": str(run_dir.with_name("pretrain"))}})
+            figures = _run_in_child(cell, run_dir, finetune)
+        else:
+            figures = _run_in_child(cell, run_dir)
         row: dict[str, Any] = dict(zip(("dataset", "method", "seed", "task"), cell.key))
         row["primary"] = cell.primary
         kept = ("steps", "best_step", "seconds_per_step", "threads", "peak_rss_mb", "split")

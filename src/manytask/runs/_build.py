@@ -207,16 +207,26 @@ def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
     return views
 
 
-def _train_sources(data: MultiTaskData, names: Sequence[str]) -> dict[str, Any]:
-    sources = {}
+def _train_sources(data: MultiTaskData, tasks: Sequence[Task]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training sources with a label for one of ``tasks`` (their rows labelled for one),
+    and those without: where a task reads a view they are kept whole, as unlabelled sources
+    (semi-supervised), and labelled sources keep their unlabelled rows too."""
+    labelled = [t.name for t in tasks if t.view is None]
+    reads_views = len(labelled) < len(tasks)
+    sources: dict[str, Any] = {}
+    unlabelled: dict[str, Any] = {}
     for key, source in data.train.items():
-        carried = [n for n in names if n in source.tasks]
-        if not carried:
-            continue
-        sources[key] = source.only(carried) if isinstance(source, TensorSource) else source
-    if not sources:
-        raise ConfigError(f"No training source has labels for tasks {list(names)}.")
-    return sources
+        carried = [n for n in labelled if n in source.tasks]
+        if isinstance(source, TensorSource):
+            has_labels = any(bool(source.masks[n].any()) for n in carried)
+            if not has_labels and not reads_views:
+                continue
+            (sources if has_labels else unlabelled)[key] = source.only(carried, unlabelled=reads_views)
+        elif carried or reads_views:
+            sources[key] = source
+    if not sources and not (reads_views and unlabelled):
+        raise ConfigError(f"No training source has labels for tasks {labelled}.")
+    return sources, unlabelled
 
 
 @dataclass
@@ -294,8 +304,12 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     sampler_options = _check(SAMPLERS, "data.sampler", config.data.sampler.name, config.data.sampler.options())
     with _section("data.sampler"):
         sampler = SAMPLERS.create(config.data.sampler.name, **sampler_options)
-    sources = _train_sources(data, names)
-    loader = MultiSourceLoader(sources, config.data.batch_size, sampler, seed=config.seed)
+    sources, unlabelled = _train_sources(data, tasks)
+    beside = config.data.keep_labels.unlabelled_batch_size if config.data.keep_labels is not None else None
+    if beside is None or not sources:  # the unlabelled sources are drawn like the others
+        sources, unlabelled = {**sources, **unlabelled}, {}
+    loader = MultiSourceLoader(sources, config.data.batch_size, sampler, seed=config.seed, unlabelled=unlabelled,
+                               unlabelled_batch_size=beside or 0)
     loader.num_epochs = max(1, -(-training.steps // loader.steps_per_epoch))
     run_dir = Path(run_dir if run_dir is not None else config.run_dir)
     monitor = training.monitor
