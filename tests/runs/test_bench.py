@@ -212,3 +212,19 @@ def test_a_method_can_pretrain_then_fine_tune(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(suite))
     with pytest.raises(ConfigError, match="stepz"):
         load_suite(path)
+
+
+def test_a_method_can_change_the_data(tmp_path: Path) -> None:
+    """A row such as 'an input predicted instead of read' adds a table task or excludes a column."""
+    import yaml
+
+    from manytask.runs._bench import _cell_config
+
+    suite = yaml.safe_load(SMOKE.read_text())
+    suite["methods"] = [{"label": "plain"}, {"label": "more", "data": {"n_train": 100}}]
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    loaded = load_suite(path)
+    configs = {m.label: _cell_config(loaded, loaded.datasets[0], m, 0) for m in loaded.methods}
+    assert configs["more"]["data"]["n_train"] == 100 and configs["plain"]["data"]["n_train"] == 200
+    assert configs["more"]["data"]["n_val"] == 50  # merged over the base, key by key

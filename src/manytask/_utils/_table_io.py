@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ class TableError(ValueError):
     """A table or its options do not fit together (unknown column, empty label column, ...)."""
 
 
-def read_table(path: str | Path, sep: str | None = None, *, text: bool = False) -> pd.DataFrame:
-    """The table in ``path``: a CSV with a header row, or a Parquet file.
+def read_table(path: str | Path, sep: str | None = None, *, text: bool = False,
+               columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The table in ``path``: a CSV with a header row (or ``columns`` naming them), or a Parquet file.
 
     CSV files may be gzipped (``.csv.gz``); ``.tsv`` and ``.tab`` are tab-separated unless
     ``sep`` says otherwise. Cells are stripped of surrounding spaces; an empty cell is missing.
@@ -33,6 +35,7 @@ def read_table(path: str | Path, sep: str | None = None, *, text: bool = False) 
         text: Keep every cell as text (``str``; ``None`` where missing), for callers that decide
             themselves what is a number. Otherwise a column whose cells all parse as numbers is
             numeric (``NaN`` where missing).
+        columns: The column names of a CSV without a header row (its first line is data).
 
     Raises:
         TableError: An empty file, missing or repeated column names, or a row whose number of
@@ -42,6 +45,8 @@ def read_table(path: str | Path, sep: str | None = None, *, text: bool = False) 
     path = Path(path)
     name = path.name.lower()
     if name.endswith(_PARQUET):
+        if columns is not None:
+            raise TableError(f"{path}: 'columns' names the columns of a headerless CSV; a Parquet file names its own.")
         frame = _read_parquet(path)
         if not text:
             return frame
@@ -49,7 +54,7 @@ def read_table(path: str | Path, sep: str | None = None, *, text: bool = False) 
         return pd.DataFrame(text_columns)  # a range index, as for a CSV
     if sep is None:
         sep = "\t" if name.endswith(_TAB) else ","
-    frame = _read_csv(path, sep)
+    frame = _read_csv(path, sep, columns)
     return frame if text else frame.apply(_infer_numbers)
 
 
@@ -62,7 +67,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+def _read_csv(path: Path, sep: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     # The python engine pads a short row with NaN while an empty field reads as "": the only
     # way to tell a ragged row from empty cells. Blank lines are all-NaN rows, dropped below.
     fix = f"(separator {sep!r}; set the 'sep' option if the file uses another one)"
@@ -83,6 +88,12 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         raise TableError(
             f"{path}, line {line}: {got} fields but the header has {width} {fix}."
         ) from None
+    if columns is not None:  # no header row: the first line is data
+        header = [str(c).strip() for c in columns]
+        if raw.shape[1] != len(header):
+            raise TableError(f"{path}: its rows have {raw.shape[1]} fields but 'columns' names {len(header)}; "
+                             "name every column, in the file's order.")
+        raw = pd.concat([pd.DataFrame([header], columns=raw.columns), raw], ignore_index=True)
     header = [str(h).strip() for h in raw.iloc[0].fillna("")]
     if len(set(header)) < len(header) or "" in header:
         raise TableError(f"{path}: column names must be unique and non-empty; got {header}.")
@@ -90,8 +101,9 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
     ragged = padded.any(axis=1) & ~padded.all(axis=1)
     if ragged.any():
         row = int(ragged.to_numpy().argmax())
+        line = row if columns is not None else row + 1  # the header given, not read from the file
         raise TableError(
-            f"{path}, line {row + 1}: {int((~padded.iloc[row]).sum())} fields but the header "
+            f"{path}, line {line}: {int((~padded.iloc[row]).sum())} fields but the header "
             f"has {len(header)} {fix}."
         )
     body = raw.iloc[1:][~padded.iloc[1:].all(axis=1)]

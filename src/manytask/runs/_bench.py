@@ -54,6 +54,7 @@ class MethodSpec(_Strict):
 
     label: str
     balancer: dict[str, Any] = Field(default_factory=lambda: {"name": "ew"})
+    data: dict[str, Any] | None = None  # e.g. a table's task columns or inputs for this row
     model: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
     tasks: dict[str, Any] | None = None  # per-task overrides (e.g. attach_at for low supervision)
@@ -140,8 +141,8 @@ def _cell_config(suite: Suite, dataset: DatasetSpec, method: MethodSpec | None, 
     config = _merge(suite.base, {"data": dataset.data, "seed": seed})
     config.setdefault("training", {})["progress"] = False
     if method is not None:
-        sections = (("model", method.model), ("training", method.training), ("tasks", method.tasks),
-                    ("views", method.views))
+        sections = (("data", method.data), ("model", method.model), ("training", method.training),
+                    ("tasks", method.tasks), ("views", method.views))
         config = _merge(config, {k: v for k, v in sections if v})
         config["balancer"] = copy.deepcopy(method.balancer)
         if method.include_tasks is not None:

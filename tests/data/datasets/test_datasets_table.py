@@ -411,3 +411,28 @@ def test_auxiliary_kinds_from_columns(tmp_path: Path) -> None:
 def test_auxiliary_kind_errors(tmp_path: Path, spec: dict[str, object], match: str) -> None:
     with pytest.raises(TableError, match=match):
         table(path=str(_csv(tmp_path, AUX)), tasks={"x": spec, "hours": {"kind": "regression"}}, split_column="split")
+
+
+def test_a_headerless_file_with_its_columns_named(tmp_path: Path) -> None:
+    """A file such as the census KDD data has no header row: ``columns`` names them and the first
+    line is data; the table reads as the same file with a header."""
+    body = CSV.split("\n", 1)[1]
+    header = CSV.split("\n", 1)[0].split(",")
+    gz = tmp_path / "plain.csv.gz"
+    gz.write_bytes(gzip.compress(body.encode()))
+    named = table(path=str(gz), columns=header, inputs=["age", "city"], tasks=TASKS, split_column="split")
+    headed = table(path=str(_csv(tmp_path)), inputs=["age", "city"], tasks=TASKS, split_column="split")
+    assert torch.equal(named.train["plain"].inputs, headed.train["t"].inputs)  # type: ignore[arg-type]
+    assert torch.equal(named.train["plain"].targets["score"], headed.train["t"].targets["score"])
+    with pytest.raises(TableError, match="rows have 7 fields but 'columns' names 6"):
+        table(path=str(gz), columns=header[:-1], tasks=TASKS)
+
+
+def test_excluded_columns_are_never_read(tmp_path: Path) -> None:
+    path = _csv(tmp_path)
+    data = table(path=str(path), tasks={"score": {"kind": "regression"}}, split_column="split", exclude=["id", "grade"])
+    assert data.input_info["feature_names"] == ("age", "city=paris", "city=rome", "churn")  # no id, no grade
+    with pytest.raises(TableError, match=r"\['score'\] are listed in 'exclude' and also read"):
+        table(path=str(path), tasks={"score": {"kind": "regression"}}, split_column="split", exclude=["score"])
+    with pytest.raises(TableError, match="no column 'nope'"):
+        table(path=str(path), tasks={"score": {"kind": "regression"}}, exclude=["nope"])

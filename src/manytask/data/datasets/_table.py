@@ -300,6 +300,8 @@ def table(
     test_fraction: float = 0.1,
     seed: int = 0,
     sep: str | None = None,
+    columns: list[str] | None = None,
+    exclude: list[str] | None = None,
 ) -> MultiTaskData:
     """A table of your own (CSV or Parquet), in one of two forms.
 
@@ -340,6 +342,8 @@ def table(
         test_fraction: Fraction of rows for test (random split only).
         seed: Seed of the random split.
         sep: CSV field separator (default ``,``; tab for ``.tsv``).
+        columns: The column names of a CSV without a header row, in the file's order.
+        exclude: Columns never read (neither inputs nor labels), e.g. a sample weight.
     """
     if path is None:
         raise TableError(
@@ -361,7 +365,7 @@ def table(
     if task_kind not in KINDS:
         raise TableError(f"'task_kind' must be one of {', '.join(KINDS)}. Got {task_kind!r}.")
     file = _resolve(path, root)
-    frame = read_table(file, sep, text=True)
+    frame = read_table(file, sep, text=True, columns=columns)
     columns = list(frame.columns)
     if len(frame) == 0:
         raise TableError(f"{file} has no data row.")
@@ -379,8 +383,13 @@ def table(
     if split_column is not None:
         _check_columns([split_column], columns, "'split_column'", file)
         used = [*used, split_column]
+    _check_columns(exclude or [], columns, "'exclude'", file)
+    read = [c for c in [*used, *(inputs or [])] if c in (exclude or [])]
+    if read:
+        raise TableError(f"Columns {read} are listed in 'exclude' and also read (as labels or inputs); "
+                         "keep each in one place.")
     if inputs is None:
-        inputs = [c for c in columns if c not in used]
+        inputs = [c for c in columns if c not in used and c not in (exclude or [])]
     else:
         _check_columns(inputs, columns, "'inputs'", file)
         clash = [c for c in inputs if c in used]
