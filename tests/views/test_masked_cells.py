@@ -28,6 +28,22 @@ def test_hides_exactly_the_chosen_cells() -> None:
     assert torch.equal(out.inputs[~out.mask[:, None].expand_as(images)], images[~out.mask[:, None].expand_as(images)])
 
 
+
+def test_each_cell_gives_one_copy_per_cell_with_that_cell_hidden() -> None:
+    images = torch.arange(2 * 1 * 4 * 6, dtype=torch.float32).view(2, 1, 4, 6) + 1
+    out = MaskedCells(cell=2, each_cell=True)(images, generator=torch.Generator().manual_seed(0))
+    assert out.inputs.shape == (12, 1, 4, 6) and out.target.shape == (12, 1, 4, 6)  # 2 images x 6 cells
+    for image in range(2):
+        for k in range(6):
+            row = image * 6 + k
+            expected = torch.zeros(4, 6, dtype=torch.bool)
+            top, left = 2 * (k // 3), 2 * (k % 3)  # cell k of the 2 x 3 grid, row-major
+            expected[top:top + 2, left:left + 2] = True
+            assert torch.equal(out.mask[row], expected)
+            assert torch.equal(out.target[row], images[image])
+            assert torch.equal(out.inputs[row, 0], images[image, 0].masked_fill(expected, 0.0))
+
+
 def test_same_seed_same_masks_and_the_generator_advances() -> None:
     images = torch.rand(4, 3, 8, 8)
     view = MaskedCells(cell=4, fraction=0.25)
@@ -58,7 +74,7 @@ def test_registered_and_listed() -> None:
     assert isinstance(create_view("masked_cells", cell=2), MaskedCells)
 
 
-def _image_run(run_dir: Path | None, steps: int) -> Trainer:
+def _image_run(run_dir: Path | None, steps: int, each_cell: bool = False) -> Trainer:
     """Digits-like 8x8 images, a class label on a few, an inpainting task on all."""
     torch.manual_seed(0)
     images = torch.rand(64, 1, 8, 8)
@@ -74,7 +90,7 @@ def _image_run(run_dir: Path | None, steps: int) -> Trainer:
     balancer = create_balancer("mgda", tasks)
     loader = MultiSourceLoader({"s": TensorSource(images, {"label": labels}, masks={"label": mask})}, 8, seed=0)
     return Trainer(model, tasks, balancer, build_optimizer(model, balancer, "adam", lr=1e-2), loader, steps,
-                   views={"masked_cells": MaskedCells(cell=2, fraction=0.25)},
+                   views={"masked_cells": MaskedCells(cell=2, fraction=0.25, each_cell=each_cell)},
                    checkpoints=Checkpointing(run_dir, every=3), progress=False, seed=7)
 
 
@@ -92,3 +108,12 @@ def test_a_view_task_trains_and_resumes_exactly(tmp_path: Path) -> None:
         assert torch.equal(a, b), name
     assert torch.equal(straight.view_generator.get_state(), resumed.view_generator.get_state())
     assert straight.model.heads["inpaint"](torch.zeros(1, 8, 4, 4)).shape == (1, 1, 8, 8)
+
+
+def test_a_task_on_every_cell_trains_beside_the_batch(tmp_path: Path) -> None:
+    """The view's 16 copies per image (128 rows) train beside the batch's 8 images, under MGDA."""
+    trainer = _image_run(None, 3, each_cell=True)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.fit()
+    assert trainer.step == 3
+    assert all(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))

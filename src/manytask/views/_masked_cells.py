@@ -23,10 +23,16 @@ class MaskedCells(View):
     and the mask ``[B, H, W]`` is True on the hidden pixels only, so a pixel-level regression
     task naming this view is scored on what it could not see.
 
+    With ``each_cell``, every image instead yields one corrupted copy per cell, that cell hidden
+    (the grid's size sets how many copies an image gives; a batch of ``B`` images becomes
+    ``B · cells`` rows, image-major), the scheme Ruder's survey cites for self-supervision on
+    images; ``fraction`` is then unused.
+
     Args:
         cell: Side of a cell in pixels.
         fraction: Fraction of cells hidden in each image, in (0, 1].
         fill: Value written into hidden pixels.
+        each_cell: One copy per cell and image, instead of one copy with random cells hidden.
 
     Examples:
         >>> view = MaskedCells(cell=2, fraction=0.5)
@@ -35,7 +41,7 @@ class MaskedCells(View):
         (8, 8.0)
     """
 
-    def __init__(self, cell: int = 7, fraction: float = 0.25, fill: float = 0.0) -> None:
+    def __init__(self, cell: int = 7, fraction: float = 0.25, fill: float = 0.0, each_cell: bool = False) -> None:
         if cell < 1:
             raise ValueError(f"The 'cell' parameter of MaskedCells must be >= 1. Got {cell!r} instead.")
         if not 0 < fraction <= 1:
@@ -43,6 +49,7 @@ class MaskedCells(View):
         self.cell = cell
         self.fraction = fraction
         self.fill = fill
+        self.each_cell = each_cell
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         inputs = image_batch(inputs, "MaskedCells")
@@ -51,9 +58,14 @@ class MaskedCells(View):
             raise ValueError(f"MaskedCells: image size {h}x{w} is not a multiple of cell={self.cell}; "
                              "choose a cell size that divides both.")
         rows, cols = h // self.cell, w // self.cell
-        hidden = max(1, round(self.fraction * rows * cols))
-        order = torch.rand(b, rows * cols, generator=generator).argsort(dim=1)
-        cells = torch.zeros(b, rows * cols, dtype=torch.bool).scatter_(1, order[:, :hidden], True)
+        if self.each_cell:  # copy k of every image hides cell k
+            cells = torch.eye(rows * cols, dtype=torch.bool).repeat(b, 1)
+            inputs = inputs.repeat_interleave(rows * cols, dim=0)
+            b = b * rows * cols
+        else:
+            hidden = max(1, round(self.fraction * rows * cols))
+            order = torch.rand(b, rows * cols, generator=generator).argsort(dim=1)
+            cells = torch.zeros(b, rows * cols, dtype=torch.bool).scatter_(1, order[:, :hidden], True)
         mask = cells.view(b, rows, 1, cols, 1).expand(b, rows, self.cell, cols, self.cell).reshape(b, h, w)
         mask = mask.to(inputs.device)
         viewed = inputs.masked_fill(mask[:, None], self.fill)
