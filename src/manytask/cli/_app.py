@@ -58,6 +58,8 @@ def train(
     except _USER_ERRORS as error:
         _fail(error)
         return
+    if not result.split:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     typer.echo(f"Run directory: {result.run_dir}")
     typer.echo(f"Best step: {result.train.best_step} ({result.train.monitor} = {result.train.best_value})")
     for role, metrics_of_role in result.by_role().items():

@@ -37,6 +37,10 @@ class MultiSourceLoader:
             chosen in proportion to size), as in semi-supervised training with a labelled and an
             unlabelled batch a step. They do not count in ``steps_per_epoch``.
         unlabelled_batch_size: Rows appended from ``unlabelled`` to each batch.
+        shard: ``(rank, world)``: every rank draws the same global batches (same seed) and gets
+            its contiguous share of each (``batch_size`` is the global batch size); a pass never
+            ends on fewer rows than ranks (those few rows wait for the next pass), so no rank gets
+            an empty share. The state is the same on every rank and for any number of ranks.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class MultiSourceLoader:
         num_epochs: int = 1,
         unlabelled: Mapping[str, Source] | None = None,
         unlabelled_batch_size: int = 0,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if not sources:
             raise EmptySourceError("The loader needs at least one training source.")
@@ -63,6 +68,13 @@ class MultiSourceLoader:
         clash = sorted(set(sources) & set(unlabelled))
         if clash:
             raise ValueError(f"Sources {clash} are given both as labelled and as unlabelled; name each once.")
+        rank, world = shard if shard is not None else (0, 1)
+        if not 0 <= rank < world:
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world. Got {shard}.")
+        if min(batch_size, unlabelled_batch_size or batch_size) < world:
+            raise ValueError(f"A batch of {min(batch_size, unlabelled_batch_size or batch_size)} rows cannot be "
+                             f"shared by {world} ranks; make the batch size at least the number of ranks.")
+        self.rank, self.world = rank, world
         self.unlabelled = unlabelled
         self.unlabelled_batch_size = unlabelled_batch_size
         self._unlabelled_sizes = torch.tensor([len(s) for s in unlabelled.values()], dtype=torch.float64)
@@ -101,11 +113,13 @@ class MultiSourceLoader:
     def _draw(self, name: str, source: Source, size: int) -> Batch:
         """The next ``size`` rows (fewer at the end of a pass) of ``source``'s random order."""
         order, position = self._orders.get(name), self._positions.get(name, 0)
-        if order is None or position >= len(order):
+        if order is None or len(order) - position < min(self.world, len(source)):
             order = torch.randperm(len(source), generator=self.generator)
             position = 0
         indices = order[position : position + size]
         self._orders[name], self._positions[name] = order, position + len(indices)
+        if self.world > 1:
+            indices = indices.tensor_split(self.world)[self.rank]
         return source.batch(indices)
 
     def state_dict(self) -> dict[str, object]:

@@ -60,6 +60,9 @@ def evaluate(
     # every task in every call, and a batch may label only some tasks (torchmetrics' accuracy and
     # F1 refuse an empty update).
     metrics = MultitaskWrapper({t.name: _task_metrics(t) for t in scored}).to(device)
+    for metric in metrics.modules():  # this process saw the whole source: nothing to gather from other ranks
+        if isinstance(metric, Metric):
+            metric.sync_on_compute = metric._to_sync = False
     sentences = {t.name for t in scored if _reads_sentences(t)}
     loss_sum = {t.name: 0.0 for t in tasks}
     count = {t.name: 0 for t in tasks}  # labelled entries

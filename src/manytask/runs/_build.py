@@ -35,6 +35,7 @@ from ..training import (
     CheckpointError,
     Checkpointing,
     Evaluation,
+    Ranks,
     Trainer,
     build_optimizer,
     build_scheduler,
@@ -243,7 +244,7 @@ class Experiment:
 
 
 def build_experiment(config: Config, data: MultiTaskData | None = None, only: Sequence[str] | None = None,
-                     run_dir: Path | str | None = None) -> Experiment:
+                     run_dir: Path | str | None = None, ranks: Ranks | None = None) -> Experiment:
     """Build data, tasks, model, balancer, optimizer, loader and trainer for ``config``.
 
     Args:
@@ -251,6 +252,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
         data: Reuse already-loaded data (``compare`` loads it once).
         only: Train only these tasks (single-task baselines).
         run_dir: Overrides ``config.run_dir``.
+        ranks: Data-parallel ranks (``torchrun``): each reads its share of every global batch.
     """
     check_config(config)
     torch.manual_seed(config.seed)
@@ -308,8 +310,12 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     beside = config.data.keep_labels.unlabelled_batch_size if config.data.keep_labels is not None else None
     if beside is None or not sources:  # the unlabelled sources are drawn like the others
         sources, unlabelled = {**sources, **unlabelled}, {}
-    loader = MultiSourceLoader(sources, config.data.batch_size, sampler, seed=config.seed, unlabelled=unlabelled,
-                               unlabelled_batch_size=beside or 0)
+    try:
+        loader = MultiSourceLoader(sources, config.data.batch_size, sampler, seed=config.seed, unlabelled=unlabelled,
+                                   unlabelled_batch_size=beside or 0,
+                                   shard=(ranks.rank, ranks.world) if ranks is not None else None)
+    except ValueError as error:
+        raise ConfigError(f"Config section 'data': {error}") from None
     loader.num_epochs = max(1, -(-training.steps // loader.steps_per_epoch))
     run_dir = Path(run_dir if run_dir is not None else config.run_dir)
     monitor = training.monitor
@@ -323,7 +329,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
             checkpoints=Checkpointing(run_dir, training.checkpoint_every),
             precision=training.precision, scheduler=scheduler, device=training.device,
             max_grad_norm=training.max_grad_norm, progress=training.progress, seed=config.seed,
-            views=_views(config, tasks),
+            views=_views(config, tasks), ranks=ranks,
         )
     except ValueError as error:
         raise ConfigError(f"Config section 'training': {error}") from None

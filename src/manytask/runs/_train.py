@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
+import torch.distributed
+
 from .._utils import atomic_write
 from ..config import Config
 from ..data import MultiTaskData
 from ..evaluation import evaluate
-from ..training import TrainResult
+from ..training import TrainResult, init_from_env
 from ._build import build_experiment, save_config
-from ._run_dir import check_resume, claim
+from ._run_dir import RunDirError, check_resume, claim
 
 __all__ = ["RunResult", "train"]
 
@@ -76,13 +79,32 @@ def train(
     before these checks pass.
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
-    if resume is None:
-        claim(target, overwrite=overwrite)
+    ranks = init_from_env(torch.device(config.training.device))
+    if ranks is None or ranks.is_main:
+        problem = None
+        try:
+            if resume is None:
+                claim(target, overwrite=overwrite)
+            else:
+                check_resume(target, config)
+        except Exception as error:  # every rank must hear of it, or the others wait forever
+            problem = error
+        if ranks is not None:
+            torch.distributed.broadcast_object_list([repr(problem) if problem else None], src=0)
+        if problem is not None:
+            raise problem
     else:
-        check_resume(target, config)
-    experiment = build_experiment(config, data=data, only=only, run_dir=target)
-    save_config(config, experiment.run_dir)
+        said: list[str | None] = [None]
+        torch.distributed.broadcast_object_list(said, src=0)
+        if said[0] is not None:
+            raise RunDirError(f"Rank 0 refused the run directory {target}: {said[0]}")
+    experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks)
+    if ranks is None or ranks.is_main:
+        save_config(config, experiment.run_dir)
     result = experiment.trainer.fit(resume=resume)
+    if ranks is not None and not ranks.is_main:  # rank 0 evaluates the best checkpoint and writes the results
+        torch.distributed.barrier()
+        return RunResult(result, {}, "", experiment.run_dir)
     experiment.trainer.load_best()
     split = "test" if experiment.data.test is not None else "val"
     source = experiment.data.test if experiment.data.test is not None else experiment.data.val
@@ -112,4 +134,6 @@ def train(
     mains = [t for t in experiment.tasks if t.role == "main"] or list(experiment.tasks)
     primary = tuple(f"{t.name}/{t.metrics[0]}" for t in mains)
     roles: dict[str, str] = {t.name: t.role for t in experiment.tasks}
+    if ranks is not None:
+        torch.distributed.barrier()
     return RunResult(result, metrics, split, experiment.run_dir, primary, roles)

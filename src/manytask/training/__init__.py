@@ -2,6 +2,7 @@
 
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
+from ._distributed import Ranks, init_from_env
 from ._engine import BackwardEngine, NonFiniteError
 from ._init_from import WeightsLoaded, load_matching_weights, resolve_weights
 from ._optim import build_optimizer, build_scheduler
@@ -17,11 +18,13 @@ __all__ = [
     "NonFiniteError",
     "NonFiniteLossError",
     "Precision",
+    "Ranks",
     "TrainResult",
     "Trainer",
     "WeightsLoaded",
     "build_optimizer",
     "build_scheduler",
+    "init_from_env",
     "load_matching_weights",
     "resolve_weights",
 ]

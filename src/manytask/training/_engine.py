@@ -21,6 +21,7 @@ from torchjd.autojac import jac
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
 from ..models import HardSharing, MultiTaskModel
+from ._distributed import Ranks
 from ._linear_gramian import LinearGramian, UnsupportedTrunk, linear_layers
 
 __all__ = ["BackwardEngine", "NonFiniteError"]
@@ -66,23 +67,35 @@ class BackwardEngine:
     outside those layers and a module autogram does not support, a layer output changed in
     place), the exact Gramian comes from the Jacobian instead; each fallback logs one line.
 
+    Across data-parallel ``ranks`` (see :mod:`._distributed`) the losses are means over the
+    global batch (sums and counts all-reduced; each rank backpropagates its own share), the
+    model's gradients are summed over the ranks, a gradient method's Gramian is the global
+    batch's — at the representation level the sum of the ranks' ``[T, T]`` Gramians, at the
+    exact and last-shared levels ``J Jᵀ`` of the all-reduced per-task gradients ``J`` ``[T, P]`` —
+    and the model's penalty is averaged. Every rank then holds the same gradients as one
+    process on the union of the ranks' batches. Jacobian methods at the representation level
+    are refused across ranks.
+
     Args:
         model: The model being trained.
         balancer: The balancing method.
         scaler: An AMP gradient scaler (float16), or None.
+        ranks: The data-parallel ranks, or None in one process.
     """
 
     def __init__(self, model: MultiTaskModel, balancer: Balancer,
-                 scaler: torch.amp.GradScaler | None = None) -> None:
+                 scaler: torch.amp.GradScaler | None = None, ranks: Ranks | None = None) -> None:
         self.model = model
         self.balancer = balancer
         self.scaler = scaler
+        self.ranks = ranks
         self.gramian_engine: GramianEngine | None = None
         self.linear_gramian: LinearGramian | None = None
         self._last_layer: LinearGramian | None = None  # last_shared level: W's Gramian, no update
         self._hook_next_step = False
         self._verified = False  # the linear-layer engine is checked against autograd on the first step
         self._nothing_shared_logged = False
+        self._global_grads: set[int] = set()  # this step: parameters whose gradient is global already
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
@@ -93,8 +106,12 @@ class BackwardEngine:
         if isinstance(balancer, JacobianBalancer) and scaler is not None:
             raise ValueError(f"{balancer} writes its update past the loss scaler; train it in float32 "
                              "or bfloat16 (precision: '32' or 'bf16'), not '16'.")
+        if ranks is not None and isinstance(balancer, JacobianBalancer) and balancer.level == "representation":
+            raise ValueError(f"{balancer} needs the whole batch's feature Jacobian, which is spread over the "
+                             f"{ranks.world} ranks; use level='exact' (its per-task gradients are all-reduced).")
         self.split_heads = aggregating and model.has_features
-        if balancer.needs == "gramian" and balancer.level == "exact":
+        # across ranks the Gramian comes from all-reduced per-task gradients instead (see above)
+        if ranks is None and balancer.needs == "gramian" and balancer.level == "exact":
             layers, reason = linear_layers(model.shared_modules())
             if reason is None and not self.split_heads:
                 reason = "the model has no shared features to split the heads at"
@@ -104,7 +121,7 @@ class BackwardEngine:
                 log.info("manytask: exact Gramian of %s without the linear-layer engine (%s of %s).",
                          balancer, reason, type(model).__name__)
                 self.gramian_engine = self._make_gramian_engine()
-        if balancer.level == "last_shared" and self.split_heads:
+        if balancer.level == "last_shared" and self.split_heads and ranks is None:
             self._last_layer = self._last_linear_layer()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
         self._groups: list[tuple[list[str], Tensor, list[Tensor]]] = []  # (tasks, features, a leaf per task)
@@ -114,7 +131,7 @@ class BackwardEngine:
         # gradients and weights, never the [T', B, D] feature gradients (see _linear_heads_step)
         self._heads_linear: dict[str, nn.Linear] = {}
         representation = isinstance(balancer, GramianBalancer) and balancer.level == "representation"
-        if representation and isinstance(model, HardSharing):
+        if representation and isinstance(model, HardSharing) and ranks is None:
             linear = {n: h for n, h in model.heads.items() if isinstance(h, nn.Linear)}
             self._heads_linear = linear if len(linear) == len(model.task_names) else {}
         self._parameters = [*model.parameters(), *balancer.parameters()]
@@ -195,7 +212,10 @@ class BackwardEngine:
         # sluice network's subspaces), whose graph the losses' backward frees. On the split-heads
         # route it comes last, since that route rescales the heads' gradients by the weights.
         penalty = self.model.penalty()
+        if penalty is not None and self.ranks is not None:  # every rank adds its own: their mean
+            penalty = penalty / self.ranks.world
         penalty_first = penalty is not None and not self.split_heads
+        self._global_grads = set()
         if penalty_first:
             self._backward(penalty, retain_graph=True)  # type: ignore[arg-type]
         balancer = self.balancer
@@ -239,15 +259,38 @@ class BackwardEngine:
                 self._backward((weights * losses).sum())
         if penalty is not None and not penalty_first:  # under the same loss scale as the losses
             self._backward(penalty)
+        if self.ranks is not None:
+            self.ranks.reduce_gradients([p for p in self.model.parameters()
+                                         if p.requires_grad and id(p) not in self._global_grads])
         self._check_finite(losses.detach(), present, weights.detach(), penalty)
         return losses.detach(), weights.detach()
 
     def reduce(self, sums: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-task loss sums and counts summed over ranks (identity in one process)."""
-        return sums, counts
+        """Per-task loss sums and counts summed over the ranks (identity in one process). The
+        returned sums hold the global values but carry the gradient of this rank's own sums, so
+        that ``sums / counts`` backpropagates this rank's share of the global mean."""
+        if self.ranks is None:
+            return sums, counts
+        both = torch.stack([sums.detach().float(), counts.float()])
+        self.ranks.all_reduce(both)
+        return sums + (both[0].to(sums.dtype) - sums.detach()), both[1].to(counts.dtype)
 
     def _backward(self, total: Tensor, retain_graph: bool = False) -> None:
+        if not total.requires_grad:  # a rank whose share of the batch trains nothing this step
+            return
         (self.scaler.scale(total) if self.scaler is not None else total).backward(retain_graph=retain_graph)
+
+    def _global_gramian(self, values: Tensor, params: Sequence[Tensor]) -> Tensor:
+        """``J Jᵀ`` of the all-reduced Jacobian ``J`` of ``values`` (this rank's share of each
+        present task's loss, or of its probe) w.r.t. ``params``: the global batch's Gramian."""
+        assert self.ranks is not None
+        rows = len(values)
+        if values.requires_grad:
+            jacobian = torch.cat([j.flatten(1) for j in jac(list(values), list(params), retain_graph=True)], dim=1)
+        else:
+            jacobian = values.new_zeros(rows, sum(p.numel() for p in params))
+        self.ranks.all_reduce(jacobian)
+        return jacobian @ jacobian.T
 
     def _heads_backward(self, losses: Tensor) -> list[Tensor]:
         """One ordinary backward through the heads: each head's plain gradient into ``.grad``,
@@ -333,7 +376,12 @@ class BackwardEngine:
         if self.balancer.level == "representation":
             flat = feature_grads[0].flatten(1)  # one input group: views are refused at this level
             order = self._run_order()
-            return (flat @ flat.T)[order][:, order], False
+            local = (flat @ flat.T)[order][:, order]
+            return (local if self.ranks is None else self.ranks.all_reduce(local)), False
+        if self.ranks is not None:
+            params = self.model.last_shared_parameters() if self.balancer.level == "last_shared" else \
+                [p for p in self.model.shared_parameters() if p.requires_grad]
+            return self._global_gramian(self._probes(feature_grads), params), False
         if self.balancer.level == "last_shared":  # a batched backward through the last stage only
             if self._last_layer is not None:
                 try:
@@ -431,6 +479,10 @@ class BackwardEngine:
 
     def _gramian(self, losses: Tensor) -> Tensor:
         """Gramian ``[T', T']`` of the present losses' gradients, heads not split off."""
+        if self.ranks is not None:
+            params = self.model.last_shared_parameters() if self.balancer.level == "last_shared" else \
+                [p for p in self.model.shared_parameters() if p.requires_grad]
+            return self._global_gramian(losses, params)
         if self.balancer.level == "last_shared":
             return _gramian_of(losses, self.model.last_shared_parameters())
         if self.gramian_engine is not None:
@@ -452,9 +504,15 @@ class BackwardEngine:
         else:
             values = losses[index]
             heads = [p for n in self.model.task_names for p in self.model.task_parameters(n) if p.requires_grad]
-            if heads:
+            if heads and values.requires_grad:
                 values.sum().backward(inputs=heads, retain_graph=True)
-        jacobian = torch.cat([j.flatten(1) for j in jac(values, shared)], dim=1)
+        if values.requires_grad:
+            jacobian = torch.cat([j.flatten(1) for j in jac(values, shared)], dim=1)
+        else:  # a rank whose share of the batch trains nothing this step
+            jacobian = values.new_zeros(len(values), sum(p.numel() for p in shared))
+        if self.ranks is not None:  # the global per-task gradients; the update is then global already
+            self.ranks.all_reduce(jacobian)
+            self._global_grads.update(id(p) for p in shared)
         update = balancer.aggregate(jacobian, losses.detach(), present, step=step)
         offset = 0
         for p in shared:

@@ -25,6 +25,7 @@ from ..tasks import Task
 from ..views import View, create_view
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
+from ._distributed import Ranks
 from ._engine import BackwardEngine, NonFiniteError
 from ._run_logger import RunLogger
 
@@ -120,6 +121,11 @@ class Trainer:
         validate_batches: Check targets and masks against the tasks (in-memory sources once).
         callbacks: Hooks, see :class:`Callback`.
         seed: Seeds the views' generator.
+        ranks: Data-parallel ranks (``torchrun``), or None in one process. Every rank trains
+            the same model on its share of each global batch and ends each step with the same
+            gradients as one process on the whole batch (see :class:`BackwardEngine`); only rank 0
+            writes logs and checkpoints; every rank evaluates the whole validation source, so
+            they all take the same decisions (best step, early stopping).
     """
 
     def __init__(
@@ -143,6 +149,7 @@ class Trainer:
         validate_batches: bool = True,
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
+        ranks: Ranks | None = None,
     ) -> None:
         self.tasks = {t.name: t for t in tasks}
         if tuple(self.tasks) != tuple(model.task_names):
@@ -175,7 +182,10 @@ class Trainer:
             raise ValueError(f"{balancer} works at the shared representation, but tasks with views read "
                              "other inputs than the batch's; use level='exact'.")
         self.view_generator = torch.Generator().manual_seed(seed)
-        self.engine = BackwardEngine(self.model, self.balancer, scaler)
+        self.ranks = ranks
+        if ranks is not None:
+            is_main_process, progress = ranks.is_main, progress and ranks.is_main
+        self.engine = BackwardEngine(self.model, self.balancer, scaler, ranks)
         self.run_dir = Path(checkpoints.run_dir) if checkpoints.run_dir is not None else None
         self.checkpoint_every = evaluation.every if checkpoints.every is None else checkpoints.every
         self.max_grad_norm = max_grad_norm
@@ -198,12 +208,16 @@ class Trainer:
         self._recent_losses: list[tuple[Tensor, Tensor]] = []  # per step: losses [T], present [T]; folded when read
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
+        self._buffers = [b for b in self.model.buffers() if b.is_floating_point()]
 
     # ----------------------------------------------------------------------------------------
     def fit(self, resume: Path | str | Literal["latest"] | None = None) -> TrainResult:
         """Train for the remaining steps; ``resume`` is a checkpoint path or ``"latest"``."""
         if resume is not None:
             self.load(self._resolve(resume))
+        if self.ranks is not None:  # one model: rank 0's (the same seed built the same one anyway)
+            self.ranks.same_on_every_rank([*self.model.parameters(), *self.model.buffers(),
+                                           *self.balancer.parameters()])
         logger = RunLogger(self.run_dir, self._columns(), enabled=self.is_main_process and self.run_dir is not None,
                            progress=self.progress, total=self.steps)
         logger.start(self.step if resume is not None else None)
@@ -248,6 +262,8 @@ class Trainer:
         if self.validate_batches and source not in self._checked_sources:
             self._validate(batch, source)
         batch = batch.to(self.device, non_blocking=True)
+        if self.ranks is not None and self._buffers:  # rank 0's running statistics (as DDP's broadcast_buffers)
+            self.ranks.same_on_every_rank(self._buffers)
         groups = self._groups(batch)
         self.optimizer.zero_grad(set_to_none=True)
         for reversal in self._reversals:  # adversarial heads' strength schedule (Ganin & Lempitsky 2015)
@@ -313,28 +329,50 @@ class Trainer:
         return stacked.new_zeros(len(self.tasks)).index_put((index,), stacked), counts, present
 
     def _groups(self, batch: Batch) -> list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]:
-        """The present tasks grouped by the inputs they read: the batch's, or a view's."""
-        present = batch.present()
+        """The present tasks grouped by the inputs they read: the batch's, or a view's. Across
+        ranks a task is present if some rank's share labels it (every rank forwards it)."""
+        present = batch.present() if self.ranks is None else self._present_anywhere(batch)
         plain = [t for t in self.tasks if self.tasks[t].view is None and t in present]
         groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]] = []
         if plain:
             masks = {t: None if t in batch.full else batch.masks[t] for t in plain}
             groups.append((batch.inputs, plain, batch.targets, masks))
+        generator = self.view_generator
+        if self.ranks is not None and self.views:  # a stream of its own per rank, drawn from the shared one
+            seed = int(torch.randint(2**62, (1,), generator=self.view_generator))
+            generator = torch.Generator().manual_seed(seed + self.ranks.rank)
         for name, view in self.views.items():
-            viewed = view(batch.inputs, generator=self.view_generator)
+            viewed = view(batch.inputs, generator=generator)
             names = [t for t, task in self.tasks.items() if task.view == name]
             groups.append((viewed.inputs, names, {t: viewed.target for t in names}, {t: viewed.mask for t in names}))
         return groups
 
+    def _present_anywhere(self, batch: Batch) -> set[str]:
+        """The tasks some rank's share of the global batch labels (one all-reduce of ``[T]``)."""
+        assert self.ranks is not None
+        local = batch.present()
+        flags = torch.tensor([float(t in local) for t in self.tasks], device=self.device)
+        self.ranks.all_reduce(flags)
+        return {t for t, flag in zip(self.tasks, flags.tolist()) if flag > 0}
+
     @torch.no_grad()
     def _recompute(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]) -> Tensor:
-        """The losses ``[T]`` of this step's batch under the updated model (absent tasks: 0)."""
+        """The losses ``[T]`` of this step's (global) batch under the updated model (absent tasks: 0)."""
         losses = torch.zeros(len(self.tasks), device=self.device)
+        if self.ranks is None:
+            for inputs, names, targets, masks in groups:
+                outputs = self.model(inputs, names)
+                for n in names:
+                    losses[self._position[n]] = self.tasks[n].mean_loss(outputs[n], targets[n], masks[n])
+            return losses
+        counts = torch.zeros_like(losses)
         for inputs, names, targets, masks in groups:
             outputs = self.model(inputs, names)
             for n in names:
-                losses[self._position[n]] = self.tasks[n].mean_loss(outputs[n], targets[n], masks[n])
-        return losses
+                total, count = self.tasks[n].loss_terms(outputs[n], targets[n], masks[n])
+                losses[self._position[n]], counts[self._position[n]] = total, count
+        sums, counts = self.engine.reduce(losses, counts)
+        return sums / counts.clamp(min=1)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.precision == "32":
@@ -457,6 +495,7 @@ class Trainer:
             "running_loss": {"sum": self._loss_sum, "count": self._loss_count},
             "rng": _rng_state(),
             "callbacks": [c.state_dict() for c in self.callbacks],
+            "ranks": self.ranks.world if self.ranks is not None else 1,
         }
 
     def load(self, path: Path) -> None:
@@ -487,6 +526,12 @@ class Trainer:
             callback.load_state_dict(cb_state)
         _set_rng_state(state["rng"])
         self.step = int(state["step"])
+        written, now = int(state.get("ranks", 1)), self.ranks.world if self.ranks is not None else 1
+        if self.is_main_process:  # said louder when the number of ranks changed
+            (log.info if written == now else log.warning)(
+                "manytask: resumed at step %d on %d rank(s); the checkpoint was written by %d%s.", self.step, now,
+                written, "" if written == now else " (the global batches are the same: training continues as it "
+                "would have)")
 
     def load_best(self) -> bool:
         """Load the best checkpoint's model weights; False (and a log line) when there is none,

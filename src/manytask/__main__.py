@@ -1,0 +1,5 @@
+"""``python -m manytask`` (and ``torchrun ... -m manytask train CONFIG``): the command line."""
+
+from manytask.cli import main
+
+main()

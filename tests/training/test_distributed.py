@@ -1,0 +1,132 @@
+"""Data parallelism: steps on 2 gloo ranks give the parameters one process gets on the union of
+their batches — for every kind of balancer, with a task labelled only in one rank's share and a
+task labelled in no share (absent everywhere), over several steps of Adam and an epoch boundary."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from manytask.balancing import create_balancer
+from manytask.data import MultiSourceLoader, TensorSource
+from manytask.models import MLP, create_model
+from manytask.tasks import BinaryClassification, Classification, Regression
+from manytask.training import Ranks, Trainer, build_optimizer
+
+#: (balancer, options): the loss level, a learned-weight method, the last shared layer, an
+#: epoch-based one, the exact and representation Gramian levels, a projection method, and a
+#: Jacobian method at the exact level.
+METHODS: list[tuple[str, dict[str, Any]]] = [
+    ("ew", {}), ("uw", {}), ("gradnorm", {}), ("dwa", {}), ("mgda", {"level": "exact"}),
+    ("mgda", {"level": "representation"}), ("pcgrad", {"level": "exact"}), ("graddrop", {"level": "exact"}),
+]
+ROWS, BATCH, STEPS = 16, 8, 5  # two batches a pass: step 3 starts the second epoch
+
+
+def _source() -> TensorSource:
+    """16 rows; the loader's first batch is rows ``order[:8]`` (rank 0: ``order[:4]``, rank 1:
+    ``order[4:8]``). ``b`` is labelled only in rank 0's share of that batch (and a later row),
+    ``c`` only outside the first batch: absent from step 1 on every rank."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(ROWS, 6, generator=generator)
+    x[:, 0] *= 100.0  # ill-conditioned inputs
+    order = torch.randperm(ROWS, generator=torch.Generator().manual_seed(0))  # the loader's first pass
+    b_mask = torch.zeros(ROWS, dtype=torch.bool)
+    b_mask[order[:4]] = True
+    b_mask[order[12]] = True
+    c_mask = torch.zeros(ROWS, dtype=torch.bool)
+    c_mask[order[9:14]] = True
+    targets = {"a": torch.randn(ROWS, generator=generator), "b": (torch.rand(ROWS, generator=generator) > 0.5).float(),
+               "c": torch.randint(0, 3, (ROWS,), generator=generator)}
+    return TensorSource(x, targets, {"b": b_mask, "c": c_mask}, "rows")
+
+
+def _train(method: str, options: dict[str, Any], ranks: Ranks | None) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    tasks = [Regression("a"), BinaryClassification("b"), Classification("c", num_classes=3)]
+    model = create_model("hps", encoder=MLP(6, (8, 8)), tasks=tasks)
+    balancer = create_balancer(method, tasks, **options)
+    optimizer = build_optimizer(model, balancer, "adam", lr=1e-2)
+    loader = MultiSourceLoader({"rows": _source()}, BATCH, seed=0,
+                               shard=(ranks.rank, ranks.world) if ranks is not None else None)
+    trainer = Trainer(model, tasks, balancer, optimizer, loader, STEPS, progress=False, ranks=ranks)
+    trainer.fit()
+    state = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
+    state.update({f"balancer.{k}": v.detach().clone() for k, v in balancer.state_dict().items()
+                  if isinstance(v, torch.Tensor)})
+    return state
+
+
+def _rank(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        results = {f"{m}-{o.get('level', '')}": _train(m, o, Ranks(rank, world)) for m, o in METHODS}
+        torch.save(results, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, dict[str, torch.Tensor]]]:
+    out = tmp_path_factory.mktemp("ranks")
+    mp.start_processes(_rank, args=(2, _free_port(), str(out)), nprocs=2, start_method="spawn")
+    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.mark.parametrize(("method", "options"), METHODS, ids=[f"{m}-{o.get('level', '')}" for m, o in METHODS])
+def test_two_ranks_equal_one_process_on_the_union_batch(
+        two_ranks: list[dict[str, dict[str, torch.Tensor]]], method: str, options: dict[str, Any]) -> None:
+    key = f"{method}-{options.get('level', '')}"
+    alone = _train(method, options, None)
+    for rank, results in enumerate(two_ranks):
+        for name, value in alone.items():
+            assert torch.allclose(results[key][name], value, rtol=1e-4, atol=1e-5), (rank, name)
+
+
+def test_the_ranks_share_each_global_batch_without_overlap() -> None:
+    whole = MultiSourceLoader({"rows": _source()}, BATCH, seed=0)
+    shares = [MultiSourceLoader({"rows": _source()}, BATCH, seed=0, shard=(r, 2)) for r in range(2)]
+    for _ in range(6):
+        union = torch.cat([s.next()[1].inputs for s in shares])  # type: ignore[misc]
+        assert torch.equal(union, whole.next()[1].inputs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cannot be shared by 4 ranks"):
+        MultiSourceLoader({"rows": _source()}, 3, shard=(0, 4))
+
+
+def test_a_pass_never_ends_on_fewer_rows_than_ranks() -> None:
+    """17 rows, batches of 8 on 2 ranks: the 17th row of a pass would be a share of 1 and 0."""
+    source = TensorSource(torch.arange(17.0)[:, None], {"a": torch.zeros(17)})
+    loaders = [MultiSourceLoader({"s": source}, 8, seed=0, shard=(r, 2)) for r in range(2)]
+    for _ in range(9):
+        assert all(len(loader.next()[1]) == 4 for loader in loaders)
+
+
+def test_jacobian_methods_at_the_representation_are_refused_across_ranks() -> None:
+    tasks = [Regression("a"), Regression("b")]
+    model = create_model("hps", encoder=MLP(6, (8,)), tasks=tasks)
+    balancer = create_balancer("graddrop", tasks, level="representation")
+    loader = MultiSourceLoader({"rows": TensorSource(torch.randn(8, 6), {"a": torch.randn(8), "b": torch.randn(8)})},
+                               4, shard=(0, 2))
+    with pytest.raises(ValueError, match="spread over the 2 ranks; use level='exact'"):
+        Trainer(model, tasks, balancer, build_optimizer(model, balancer), loader, 1, progress=False, ranks=Ranks(0, 2))
+
+
+def test_rank_helpers_in_one_process() -> None:
+    """Ranks' arithmetic that needs no process group: the shares of a batch."""
+    rows = torch.arange(10)
+    assert [Ranks(r, 3).share(rows).tolist() for r in range(3)] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert Ranks(0, 2).is_main and not Ranks(1, 2).is_main
