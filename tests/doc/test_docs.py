@@ -13,7 +13,7 @@ import pytest
 import manytask
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-OWN_DOCS = ["concepts.md", "configuration.md", "balancing.md", "architectures.md", "auxiliary.md"]
+OWN_DOCS = ["concepts.md", "configuration.md", "balancing.md", "architectures.md", "auxiliary.md", "distributed.md"]
 
 
 @pytest.mark.parametrize("name", OWN_DOCS)

@@ -20,7 +20,7 @@ collectives:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -29,12 +29,13 @@ from torch import Tensor
 __all__ = ["Ranks", "init_from_env"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ranks:
     """This process's place among ``world`` data-parallel ranks."""
 
     rank: int
     world: int
+    reduced_bytes: int = field(default=0, compare=False)  # all-reduced so far, this rank's payload
 
     @property
     def is_main(self) -> bool:
@@ -42,6 +43,7 @@ class Ranks:
 
     def all_reduce(self, tensor: Tensor) -> Tensor:
         """Sum ``tensor`` over the ranks, in place (returned for chaining)."""
+        self.reduced_bytes += tensor.numel() * tensor.element_size()
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
