@@ -98,6 +98,9 @@ class TaskConfig(StrictModel):
     num_outputs: PositiveInt | None = None
     num_classes: int | None = Field(default=None, ge=2)
     crf: bool | None = None
+    every: PositiveInt | None = None  # trained every k-th step (asynchronous training)
+    start: int | None = Field(default=None, ge=0)  # first step it trains (0-based)
+    stop: PositiveInt | None = None  # the step from which it no longer trains
 
 
 class OptimizerConfig(StrictModel):
@@ -128,6 +131,8 @@ class TrainingConfig(StrictModel):
     progress: bool = True
     init_from: str | None = None
     freeze: Literal["none", "shared"] = "none"
+    alternate: list[list[str]] | None = None  # groups of tasks taking turns, one group a step
+    alternate_order: Literal["round_robin", "random"] = "round_robin"
 
 
 class Config(StrictModel):

@@ -36,7 +36,9 @@ from ..training import (
     Checkpointing,
     Evaluation,
     Ranks,
+    TaskSchedule,
     Trainer,
+    Window,
     build_optimizer,
     build_scheduler,
     load_matching_weights,
@@ -208,6 +210,31 @@ def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
     return views
 
 
+def _schedule(config: Config, names: Sequence[str], known: Sequence[str]) -> TaskSchedule | None:
+    """The run's task schedule from ``tasks.<name>.every/start/stop`` and ``training.alternate``."""
+    windows = {}
+    for name, options in config.tasks.items():
+        if name in names and (options.every, options.start, options.stop) != (None, None, None):
+            try:
+                windows[name] = Window(options.every or 1, options.start or 0, options.stop)
+            except ValueError as error:
+                raise ConfigError(f"Config section 'tasks.{name}': {error}") from None
+    alternate = config.training.alternate
+    if alternate is not None:
+        unknown = sorted({t for group in alternate for t in group} - set(known))
+        if unknown:
+            raise ConfigError(f"Config key 'training.alternate' names unknown tasks {unknown}; the tasks are "
+                              f"{list(known)}.")
+        # a single-task baseline (or include_tasks) keeps the groups' tasks it trains
+        alternate = [kept for group in alternate if (kept := [t for t in group if t in names])]
+    if not windows and not alternate:
+        return None
+    try:
+        return TaskSchedule(names, windows, alternate, config.training.alternate_order, config.seed)
+    except ValueError as error:
+        raise ConfigError(f"Config section 'training': {error}") from None
+
+
 def _train_sources(data: MultiTaskData, tasks: Sequence[Task]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The training sources with a label for one of ``tasks`` (their rows labelled for one),
     and those without: where a task reads a view they are kept whole, as unlabelled sources
@@ -321,6 +348,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     monitor = training.monitor
     if monitor is not None and only is not None and monitor.split("/", 1)[0] not in (*names, "mean"):
         monitor = None  # a single-task baseline of another task monitors its own task
+    schedule = _schedule(config, names, [t.name for t in select_tasks(config, data)])
     try:
         trainer = Trainer(
             model, tasks, balancer, optimizer, loader, training.steps,
@@ -329,7 +357,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
             checkpoints=Checkpointing(run_dir, training.checkpoint_every),
             precision=training.precision, scheduler=scheduler, device=training.device,
             max_grad_norm=training.max_grad_norm, progress=training.progress, seed=config.seed,
-            views=_views(config, tasks), ranks=ranks,
+            views=_views(config, tasks), schedule=schedule, ranks=ranks,
         )
     except ValueError as error:
         raise ConfigError(f"Config section 'training': {error}") from None

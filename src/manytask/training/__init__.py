@@ -6,6 +6,7 @@ from ._distributed import Ranks, init_from_env
 from ._engine import BackwardEngine, NonFiniteError
 from ._init_from import WeightsLoaded, load_matching_weights, resolve_weights
 from ._optim import build_optimizer, build_scheduler
+from ._schedule import TaskSchedule, Window
 from ._trainer import Checkpointing, Evaluation, NonFiniteLossError, Precision, Trainer, TrainResult
 
 __all__ = [
@@ -20,8 +21,10 @@ __all__ = [
     "Precision",
     "Ranks",
     "TrainResult",
+    "TaskSchedule",
     "Trainer",
     "WeightsLoaded",
+    "Window",
     "build_optimizer",
     "build_scheduler",
     "init_from_env",

@@ -28,6 +28,7 @@ from ._checkpoint import CheckpointError, CheckpointManager
 from ._distributed import Ranks
 from ._engine import BackwardEngine, NonFiniteError
 from ._run_logger import RunLogger
+from ._schedule import TaskSchedule
 
 __all__ = ["Checkpointing", "Evaluation", "NonFiniteLossError", "Precision", "Trainer", "TrainResult"]
 
@@ -121,6 +122,8 @@ class Trainer:
         validate_batches: Check targets and masks against the tasks (in-memory sources once).
         callbacks: Hooks, see :class:`Callback`.
         seed: Seeds the views' generator.
+        schedule: Which tasks train at each step (periods, windows, alternating groups); a task
+            off at a step is absent from it. None: every task, every step.
         ranks: Data-parallel ranks (``torchrun``), or None in one process. Every rank trains
             the same model on its share of each global batch and ends each step with the same
             gradients as one process on the whole batch (see :class:`BackwardEngine`); only rank 0
@@ -149,6 +152,7 @@ class Trainer:
         validate_batches: bool = True,
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
+        schedule: TaskSchedule | None = None,
         ranks: Ranks | None = None,
     ) -> None:
         self.tasks = {t.name: t for t in tasks}
@@ -182,6 +186,10 @@ class Trainer:
             raise ValueError(f"{balancer} works at the shared representation, but tasks with views read "
                              "other inputs than the batch's; use level='exact'.")
         self.view_generator = torch.Generator().manual_seed(seed)
+        if schedule is not None and schedule.tasks != list(self.tasks):
+            raise ValueError(f"The task schedule was built for tasks {schedule.tasks}, but this run has "
+                             f"{list(self.tasks)}.")
+        self.schedule = schedule
         self.ranks = ranks
         if ranks is not None:
             is_main_process, progress = ranks.is_main, progress and ranks.is_main
@@ -332,7 +340,8 @@ class Trainer:
         """The present tasks grouped by the inputs they read: the batch's, or a view's. Across
         ranks a task is present if some rank's share labels it (every rank forwards it)."""
         present = batch.present() if self.ranks is None else self._present_anywhere(batch)
-        plain = [t for t in self.tasks if self.tasks[t].view is None and t in present]
+        active = self.schedule.active(self.step) if self.schedule is not None else set(self.tasks)
+        plain = [t for t in self.tasks if self.tasks[t].view is None and t in present and t in active]
         groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]] = []
         if plain:
             masks = {t: None if t in batch.full else batch.masks[t] for t in plain}
@@ -342,8 +351,10 @@ class Trainer:
             seed = int(torch.randint(2**62, (1,), generator=self.view_generator))
             generator = torch.Generator().manual_seed(seed + self.ranks.rank)
         for name, view in self.views.items():
+            names = [t for t, task in self.tasks.items() if task.view == name and t in active]
+            if not names:
+                continue
             viewed = view(batch.inputs, generator=generator)
-            names = [t for t, task in self.tasks.items() if task.view == name]
             groups.append((viewed.inputs, names, {t: viewed.target for t in names}, {t: viewed.mask for t in names}))
         return groups
 
@@ -496,6 +507,7 @@ class Trainer:
             "rng": _rng_state(),
             "callbacks": [c.state_dict() for c in self.callbacks],
             "ranks": self.ranks.world if self.ranks is not None else 1,
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
         }
 
     def load(self, path: Path) -> None:
@@ -526,6 +538,8 @@ class Trainer:
             callback.load_state_dict(cb_state)
         _set_rng_state(state["rng"])
         self.step = int(state["step"])
+        if self.schedule is not None and state.get("schedule") is not None:
+            self.schedule.load_state_dict(state["schedule"])
         written, now = int(state.get("ranks", 1)), self.ranks.world if self.ranks is not None else 1
         if self.is_main_process:  # said louder when the number of ranks changed
             (log.info if written == now else log.warning)(
