@@ -215,7 +215,7 @@ def test_default_monitor_is_the_mean_over_main_tasks_sharing_a_metric() -> None:
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"device": "cuda"}, "no CUDA device.*Use device 'cpu'"),
+    ({"device": "cuda"}, "no CUDA device.*Use device 'auto' or 'cpu'"),
     ({"evaluation": Evaluation(None, patience=3)}, "patience is set but there is no validation source"),
     ({"precision": "16"}, "needs a CUDA device"),
     ({"precision": "fp8"}, "precision must be"),

@@ -126,8 +126,8 @@ class TrainingConfig(StrictModel):
     monitor: str | None = None
     patience: PositiveInt | None = None
     max_grad_norm: PositiveFloat | None = None
-    device: str = "cpu"
-    precision: Literal["32", "bf16", "16"] = "32"
+    device: str = "auto"  # auto | cpu | cuda | cuda:K | mps
+    precision: Literal["32", "bf16", "fp16", "16"] = "32"  # "16": fp16
     progress: bool = True
     init_from: str | None = None
     freeze: Literal["none", "shared"] = "none"

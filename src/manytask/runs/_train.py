@@ -15,7 +15,7 @@ from .._utils import atomic_write
 from ..config import Config
 from ..data import MultiTaskData
 from ..evaluation import evaluate
-from ..training import TrainResult, init_from_env
+from ..training import TrainResult, init_from_env, resolve_device
 from ._build import build_experiment, save_config
 from ._run_dir import RunDirError, check_resume, claim
 
@@ -79,7 +79,7 @@ def train(
     before these checks pass.
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
-    ranks = init_from_env(torch.device(config.training.device))
+    ranks = init_from_env(resolve_device(config.training.device))
     if ranks is None or ranks.is_main:
         problem = None
         try:
@@ -111,8 +111,8 @@ def train(
     metrics = {}
     if source is not None:
         metrics = evaluate(experiment.model, experiment.tasks, source, config.data.eval_batch_size,
-                           config.training.device, views=experiment.trainer.views)
-    cost = _cost(result, config.training.device)
+                           experiment.trainer.device, views=experiment.trainer.views)
+    cost = _cost(result, str(experiment.trainer.device))
     previous = experiment.run_dir / "results.json"
     if result.steps_run == 0 and previous.is_file():  # a finished run resumed: nothing new was timed
         cost = json.loads(previous.read_text()).get("cost", cost)

@@ -2,6 +2,7 @@
 
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
+from ._device import resolve_device
 from ._distributed import Ranks, init_from_env
 from ._engine import BackwardEngine, NonFiniteError
 from ._init_from import WeightsLoaded, load_matching_weights, resolve_weights
@@ -29,5 +30,6 @@ __all__ = [
     "build_scheduler",
     "init_from_env",
     "load_matching_weights",
+    "resolve_device",
     "resolve_weights",
 ]

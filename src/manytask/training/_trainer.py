@@ -25,6 +25,7 @@ from ..tasks import Task
 from ..views import View, create_view
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
+from ._device import resolve_device
 from ._distributed import Ranks
 from ._engine import BackwardEngine, NonFiniteError
 from ._run_logger import RunLogger
@@ -33,7 +34,7 @@ from ._schedule import TaskSchedule
 __all__ = ["Checkpointing", "Evaluation", "NonFiniteLossError", "Precision", "Trainer", "TrainResult"]
 
 log = logging.getLogger("manytask")
-Precision = Literal["32", "bf16", "16"]
+Precision = Literal["32", "bf16", "fp16", "16"]  # "16" is fp16's former name
 
 
 class NonFiniteLossError(NonFiniteError):
@@ -179,7 +180,7 @@ class Trainer:
         self._check_monitor()
         self.scheduler = scheduler
         self.precision = _check_precision(precision, self.device)
-        scaler = torch.amp.GradScaler(self.device.type) if precision == "16" else None
+        scaler = torch.amp.GradScaler(self.device.type) if self.precision == "16" else None
         self.scaler = scaler
         self.views = self._views(views)
         if self.views and balancer.needs != "losses" and balancer.level == "representation":
@@ -626,21 +627,16 @@ def _say(logger: RunLogger | None, message: str) -> None:
 
 
 def _check_device(device: torch.device | str) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"Device {str(device)!r} was asked for, but this PyTorch has no CUDA device "
-                         f"(torch {torch.__version__}, cuda available: False). Use device 'cpu', or "
-                         "install a CUDA build of torch on a machine with a GPU.")
-    return device
+    return resolve_device(device)
 
 
 def _check_precision(precision: str, device: torch.device) -> Precision:
-    if precision not in ("32", "bf16", "16"):
-        raise ValueError(f"precision must be '32', 'bf16' or '16'. Got {precision!r} instead.")
-    if precision == "16" and device.type != "cuda":
-        raise ValueError("precision '16' (float16 with loss scaling) needs a CUDA device; on "
+    if precision not in ("32", "bf16", "16", "fp16"):
+        raise ValueError(f"precision must be '32', 'bf16' or 'fp16'. Got {precision!r} instead.")
+    if precision in ("16", "fp16") and device.type != "cuda":
+        raise ValueError("precision 'fp16' (float16 with loss scaling) needs a CUDA device; on "
                          f"{device.type} use 'bf16' or '32'.")
-    return precision  # type: ignore[return-value]
+    return "16" if precision == "fp16" else precision  # type: ignore[return-value]
 
 
 def _check_optimized(optimizer: torch.optim.Optimizer, balancer: Balancer) -> None:

@@ -1,0 +1,38 @@
+"""Devices by name, and the precision names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from manytask.config import parse_config
+from manytask.runs._build import build_experiment
+from manytask.training import resolve_device
+
+
+def test_auto_is_the_cpu_on_a_machine_without_accelerators() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine: auto is a GPU there")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(("name", "match"), [
+    ("gpu", "Unknown device 'gpu'; use auto, cpu, cuda, cuda:K or mps"),
+    ("cuda:7", "cuda" if not torch.cuda.is_available() else "CUDA device"),
+])
+def test_a_device_this_machine_lacks_is_named(name: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        resolve_device(name)
+
+
+def test_fp16_needs_cuda_and_bf16_runs_on_the_cpu(tmp_path: object) -> None:
+    config = {"data": {"name": "demo", "n_train": 100, "n_val": 20, "n_test": 20},
+              "training": {"steps": 2, "eval_every": 2, "progress": False, "device": "cpu"}}
+    bf16 = build_experiment(parse_config({**config, "training": {**config["training"], "precision": "bf16"}}),
+                            run_dir=f"{tmp_path}/a")
+    assert bf16.trainer.precision == "bf16" and bf16.trainer.fit().steps_run == 2
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="precision 'fp16' .* needs a CUDA device"):
+            build_experiment(parse_config({**config, "training": {**config["training"], "precision": "fp16"}}),
+                             run_dir=f"{tmp_path}/b")
