@@ -210,6 +210,22 @@ def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
     return views
 
 
+def _check_views_fit(views: Mapping[str, View], tasks: Sequence[Task], sources: Mapping[str, Any]) -> None:
+    """Apply each view to two training rows, so that a view the dataset's inputs do not fit (an
+    image view on a table) is a config error before training, not a crash at its first step."""
+    if not views or not sources:
+        return
+    source = next(iter(sources.values()))
+    sample = source.batch(torch.arange(min(2, len(source))))
+    for name, view in views.items():
+        try:
+            view(sample.inputs, generator=torch.Generator().manual_seed(0))
+        except (ValueError, TypeError) as error:
+            readers = ", ".join(t.name for t in tasks if t.view == name)
+            raise ConfigError(f"Config section 'tasks.{readers}': view {name!r} cannot read the inputs of dataset "
+                              f"{source.name!r}: {error}") from None
+
+
 def _schedule(config: Config, names: Sequence[str], known: Sequence[str]) -> TaskSchedule | None:
     """The run's task schedule from ``tasks.<name>.every/start/stop`` and ``training.alternate``."""
     windows = {}
@@ -349,6 +365,8 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     if monitor is not None and only is not None and monitor.split("/", 1)[0] not in (*names, "mean"):
         monitor = None  # a single-task baseline of another task monitors its own task
     schedule = _schedule(config, names, [t.name for t in select_tasks(config, data)])
+    views = _views(config, tasks)
+    _check_views_fit(views, tasks, {**sources, **unlabelled})
     try:
         trainer = Trainer(
             model, tasks, balancer, optimizer, loader, training.steps,
@@ -357,7 +375,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
             checkpoints=Checkpointing(run_dir, training.checkpoint_every),
             precision=training.precision, scheduler=scheduler, device=training.device,
             max_grad_norm=training.max_grad_norm, progress=training.progress, seed=config.seed,
-            views=_views(config, tasks), schedule=schedule, ranks=ranks,
+            views=views, schedule=schedule, ranks=ranks,
         )
     except ValueError as error:
         raise ConfigError(f"Config section 'training': {error}") from None

@@ -12,7 +12,7 @@ import torch
 import torch.distributed
 
 from .._utils import atomic_write
-from ..config import Config
+from ..config import Config, ConfigError
 from ..data import MultiTaskData
 from ..evaluation import evaluate
 from ..training import TrainResult, init_from_env, resolve_device
@@ -79,7 +79,11 @@ def train(
     before these checks pass.
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
-    ranks = init_from_env(resolve_device(config.training.device))
+    try:
+        device = resolve_device(config.training.device)
+    except ValueError as error:
+        raise ConfigError(f"Config key 'training.device': {error}") from None
+    ranks = init_from_env(device)
     if ranks is None or ranks.is_main:
         problem = None
         try:
