@@ -93,6 +93,7 @@ def main() -> None:
             port = s.getsockname()[1]
         mp.start_processes(_rank, args=(port, args.steps, out), nprocs=2, start_method="spawn")
         two = torch.load(Path(out) / "two.pt")
+    load = os.getloadavg()[0]  # other work on the machine skews the step times (not the bytes)
     parameters = sum(p.numel() for p in _trainer("ew", {}, None).model.parameters())
     lines = ["| balancing | 1 process (ms) | 2 ranks (ms) | 2 ranks / 1 | all-reduced per step and rank |",
              "|---|---|---|---|---|"]
@@ -104,7 +105,7 @@ def main() -> None:
     text = "\n".join([
         "## Data parallelism on CPU (gloo)", "",
         f"Command: `python benchmarks/distributed.py --steps {args.steps}` ({environment()}; each rank one "
-        "thread). MLP 64 → 256 → 256, four regression tasks, global batch 512 (256 a rank), Adam; median step "
+        f"thread; {os.cpu_count()} CPU cores, load average {load:.1f} when it ran). MLP 64 → 256 → 256, four regression tasks, global batch 512 (256 a rank), Adam; median step "
         "time over the steps, after 3 warm-up steps. 'All-reduced' is the payload one rank sums with the "
         "other per step (float32), measured by `Ranks.reduced_bytes`: loss sums and counts, the gradients "
         "(and a has-gradient flag per tensor), and for gradient methods the representation Gramian "

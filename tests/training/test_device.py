@@ -36,3 +36,28 @@ def test_fp16_needs_cuda_and_bf16_runs_on_the_cpu(tmp_path: object) -> None:
         with pytest.raises(ValueError, match="precision 'fp16' .* needs a CUDA device"):
             build_experiment(parse_config({**config, "training": {**config["training"], "precision": "fp16"}}),
                              run_dir=f"{tmp_path}/b")
+
+
+def test_a_step_the_loss_scaler_skips_is_said_and_moves_nothing(tmp_path: object,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Gradients that overflowed (inf, as float16 gives): the loss scaler skips the step; the
+    trainer says so, and neither the model, the learning-rate schedule nor FAMO's after-step update
+    (its logits' step) moves."""
+    config = {"data": {"name": "demo", "n_train": 100, "n_val": 20, "n_test": 20},
+              "balancer": {"name": "famo"}, "optimizer": {"scheduler": "cosine"},
+              "training": {"steps": 3, "eval_every": 3, "progress": False, "device": "cpu"}}
+    trainer = build_experiment(parse_config(config), run_dir=f"{tmp_path}/s").trainer
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, growth_interval=10**6)
+    trainer.scaler = trainer.engine.scaler = scaler
+    first = next(trainer.model.parameters())
+    first.register_hook(lambda grad: torch.full_like(grad, float("inf")))  # what float16 overflow gives
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    balancer = {k: v.clone() for k, v in trainer.balancer.state_dict().items() if isinstance(v, torch.Tensor)}
+    with caplog.at_level("WARNING", logger="manytask"):
+        trainer._train_step()
+    assert trainer.skipped_steps == 1 and "step 1 skipped: its float16 gradients overflowed" in caplog.text
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
+    assert trainer.optimizer.param_groups[0]["lr"] == lr
+    assert all(torch.equal(v.nan_to_num(), trainer.balancer.state_dict()[k].nan_to_num()) for k, v in balancer.items())
+    assert scaler.get_scale() == 2.0**15

@@ -218,6 +218,7 @@ class Trainer:
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
         self._buffers = [b for b in self.model.buffers() if b.is_floating_point()]
+        self.skipped_steps = 0  # steps the float16 loss scaler skipped (overflowing gradients)
 
     # ----------------------------------------------------------------------------------------
     def fit(self, resume: Path | str | Literal["latest"] | None = None) -> TrainResult:
@@ -300,8 +301,17 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         self._call("on_before_optimizer_step", step=self.step, optimizer=self.optimizer)
         if self.scaler is not None:
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.scaler.get_scale() < scale:  # inf/NaN in the float16 gradients: the scaler skipped the step
+                self.skipped_steps += 1
+                log.warning("manytask: step %d skipped: its float16 gradients overflowed; the loss scale is now "
+                            "%g (%d step(s) skipped so far). Nothing was applied; the learning-rate schedule and "
+                            "the balancer's after-step update wait for the next step.",
+                            self.step + 1, self.scaler.get_scale(), self.skipped_steps)
+                self._recent_losses.append((losses, present))
+                return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
         else:
             self.optimizer.step()
         self.model.on_after_optimizer_step(self.optimizer)
