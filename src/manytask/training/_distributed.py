@@ -75,9 +75,18 @@ class Ranks:
             offset += p.numel()
 
     def same_on_every_rank(self, tensors: list[Tensor]) -> None:
-        """Overwrite ``tensors`` (parameters, buffers) with rank 0's values."""
+        """Overwrite ``tensors`` (parameters, buffers) with rank 0's values: one broadcast per
+        dtype and device of one flat buffer."""
+        groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
         for tensor in tensors:
-            dist.broadcast(tensor.data, src=0)
+            groups.setdefault((tensor.dtype, tensor.device), []).append(tensor)
+        for group in groups.values():
+            flat = torch.cat([t.detach().reshape(-1) for t in group])
+            dist.broadcast(flat, src=0)
+            offset = 0
+            for t in group:
+                t.data.copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
 
 
 def init_from_env(device: torch.device) -> Ranks | None:

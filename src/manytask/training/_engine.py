@@ -280,10 +280,13 @@ class BackwardEngine:
             return
         (self.scaler.scale(total) if self.scaler is not None else total).backward(retain_graph=retain_graph)
 
-    def _global_gramian(self, values: Tensor, params: Sequence[Tensor]) -> Tensor:
+    def _global_gramian(self, values: Tensor) -> Tensor:
         """``J Jᵀ`` of the all-reduced Jacobian ``J`` of ``values`` (this rank's share of each
-        present task's loss, or of its probe) w.r.t. ``params``: the global batch's Gramian."""
+        present task's loss, or of its probe) w.r.t. the shared parameters (the last shared ones
+        for GradNorm's level): the global batch's Gramian."""
         assert self.ranks is not None
+        params = self.model.last_shared_parameters() if self.balancer.level == "last_shared" else \
+            [p for p in self.model.shared_parameters() if p.requires_grad]
         rows = len(values)
         if values.requires_grad:
             jacobian = torch.cat([j.flatten(1) for j in jac(list(values), list(params), retain_graph=True)], dim=1)
@@ -379,9 +382,7 @@ class BackwardEngine:
             local = (flat @ flat.T)[order][:, order]
             return (local if self.ranks is None else self.ranks.all_reduce(local)), False
         if self.ranks is not None:
-            params = self.model.last_shared_parameters() if self.balancer.level == "last_shared" else \
-                [p for p in self.model.shared_parameters() if p.requires_grad]
-            return self._global_gramian(self._probes(feature_grads), params), False
+            return self._global_gramian(self._probes(feature_grads)), False
         if self.balancer.level == "last_shared":  # a batched backward through the last stage only
             if self._last_layer is not None:
                 try:
@@ -480,9 +481,7 @@ class BackwardEngine:
     def _gramian(self, losses: Tensor) -> Tensor:
         """Gramian ``[T', T']`` of the present losses' gradients, heads not split off."""
         if self.ranks is not None:
-            params = self.model.last_shared_parameters() if self.balancer.level == "last_shared" else \
-                [p for p in self.model.shared_parameters() if p.requires_grad]
-            return self._global_gramian(losses, params)
+            return self._global_gramian(losses)
         if self.balancer.level == "last_shared":
             return _gramian_of(losses, self.model.last_shared_parameters())
         if self.gramian_engine is not None:
