@@ -68,3 +68,25 @@ def test_a_run_of_two_ranks_resumes_in_one_process(config: Path, tmp_path: Path)
     resumed = _manytask("train", str(config), "--run-dir", str(split), "--resume", "latest")
     _close(_metrics(split), _metrics(straight))
     assert "on 1 rank(s); the checkpoint was written by 2" in resumed.stderr
+
+
+def test_compare_on_two_ranks_writes_its_table_once(config: Path, tmp_path: Path) -> None:
+    two = _manytask("compare", str(config), "--run-dir", str(tmp_path / "two"), ranks=2)
+    one = _manytask("compare", str(config), "--run-dir", str(tmp_path / "one"))
+    assert two.stdout.count("Δm") == 1  # rank 0 prints the table
+    rows = [line.split("|")[4:6] for line in (tmp_path / "two" / "comparison.md").read_text().splitlines()[2:]
+            if line.startswith("| ")]
+    expected = [line.split("|")[4:6] for line in (tmp_path / "one" / "comparison.md").read_text().splitlines()[2:]
+                if line.startswith("| ")]
+    for ours, theirs in zip(rows, expected, strict=True):
+        for a, b in zip(ours, theirs):
+            assert math.isclose(float(a), float(b), rel_tol=1e-3, abs_tol=1e-4), (ours, theirs)
+    assert "Δm" in one.stdout
+
+
+def test_bench_is_refused_under_torchrun(tmp_path: Path) -> None:
+    suite = Path(__file__).resolve().parents[2] / "benchmarks" / "smoke.yaml"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "manytask",
+                           "bench", str(suite), "--runs-dir", str(tmp_path), "--no-docs"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "start it without torchrun" in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import time
 from pathlib import Path
@@ -92,6 +93,8 @@ def compare(
     except _USER_ERRORS as error:
         _fail(error)
         return
+    if not comparison.rows:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     typer.echo(comparison.table())
     typer.echo(f"\nWritten: {comparison.run_dir / 'comparison.md'}")
 
@@ -109,6 +112,10 @@ def bench(
     from ..runs import run_suite
 
     command = "manytask bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _fail(ConfigError("bench runs its cells one at a time, each in a process of its own; start it without "
+                          "torchrun (manytask bench SUITE)."))
+        return
     try:
         csv_path = run_suite(suite, results_dir, runs_dir, None if no_docs else docs, command,
                              log=lambda line: typer.echo(line, err=True))

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._utils import atomic_write
-from ..config import Config
+from ..config import Config, ConfigError
 from ..metrics import delta_m, higher_is_better
+from ..training import init_from_env, resolve_device
 from ._build import check_config, load_data, select_tasks
 from ._run_dir import claim
-from ._train import train
+from ._train import on_rank_zero, train
 
 __all__ = ["Comparison", "ComparisonRow", "compare"]
 
@@ -78,7 +79,11 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
     """
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
-    claim(root, overwrite=overwrite)
+    try:
+        ranks = init_from_env(resolve_device(config.training.device))
+    except ValueError as error:
+        raise ConfigError(f"Config key 'training.device': {error}") from None
+    on_rank_zero(ranks, lambda: claim(root, overwrite=overwrite), f"the comparison directory {root}")
     data = load_data(config)
     tasks = select_tasks(config, data)
     mains = [t for t in tasks if t.role == "main"]
@@ -86,6 +91,8 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
         raise ValueError("compare needs at least one task with role 'main'.")
     single = {t.name: train(config, data=data, only=[t.name], run_dir=root / f"single-{t.name}") for t in mains}
     multi = train(config, data=data, run_dir=root / "multi")
+    if ranks is not None and not ranks.is_main:  # rank 0 writes and reports the comparison
+        return Comparison((), math.nan, "", root, ())
     rows = []
     for task in mains:
         for metric in task.metrics:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,7 @@ from .._utils import atomic_write
 from ..config import Config, ConfigError
 from ..data import MultiTaskData
 from ..evaluation import evaluate
-from ..training import TrainResult, init_from_env, resolve_device
+from ..training import Ranks, TrainResult, init_from_env, resolve_device
 from ._build import build_experiment, save_config
 from ._run_dir import RunDirError, check_resume, claim
 
@@ -62,6 +63,26 @@ class RunResult:
         return (sum(values) / len(values) if values else math.nan), undefined
 
 
+def on_rank_zero(ranks: Ranks | None, check: Callable[[], object], what: str) -> None:
+    """Run ``check`` (a run-directory check that may write) on rank 0 only; every rank hears its
+    verdict, so that a refusal stops them all instead of leaving the others waiting."""
+    if ranks is None:
+        check()
+        return
+    problem: Exception | None = None
+    if ranks.is_main:
+        try:
+            check()
+        except Exception as error:
+            problem = error
+    said: list[str | None] = [str(problem) if problem is not None else None]
+    torch.distributed.broadcast_object_list(said, src=0)
+    if problem is not None:
+        raise problem
+    if said[0] is not None:
+        raise RunDirError(f"Rank 0 refused {what}: {said[0]}")
+
+
 def train(
     config: Config,
     resume: Path | str | Literal["latest"] | None = None,
@@ -84,24 +105,8 @@ def train(
     except ValueError as error:
         raise ConfigError(f"Config key 'training.device': {error}") from None
     ranks = init_from_env(device)
-    if ranks is None or ranks.is_main:
-        problem = None
-        try:
-            if resume is None:
-                claim(target, overwrite=overwrite)
-            else:
-                check_resume(target, config)
-        except Exception as error:  # every rank must hear of it, or the others wait forever
-            problem = error
-        if ranks is not None:
-            torch.distributed.broadcast_object_list([repr(problem) if problem else None], src=0)
-        if problem is not None:
-            raise problem
-    else:
-        said: list[str | None] = [None]
-        torch.distributed.broadcast_object_list(said, src=0)
-        if said[0] is not None:
-            raise RunDirError(f"Rank 0 refused the run directory {target}: {said[0]}")
+    on_rank_zero(ranks, lambda: claim(target, overwrite=overwrite) if resume is None else check_resume(target, config),
+                 f"the run directory {target}")
     experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks)
     if ranks is None or ranks.is_main:
         save_config(config, experiment.run_dir)
