@@ -9,7 +9,7 @@ from .balancing import create_balancer
 from .config import Config, load_config, parse_config
 from .data import MultiSourceLoader, MultiTaskData, TensorSource, create_dataset
 from .models import HardSharing, create_encoder, create_model
-from .runs import compare, train
+from .runs import compare, load_run, predict, train
 from .tasks import BinaryClassification, Classification, Regression, SequenceLabelling, Task
 from .training import Trainer, build_optimizer
 
@@ -34,6 +34,8 @@ __all__ = [
     "create_encoder",
     "create_model",
     "load_config",
+    "load_run",
     "parse_config",
+    "predict",
     "train",
 ]

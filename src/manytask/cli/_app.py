@@ -78,6 +78,45 @@ def train(
 
 
 @app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by manytask train (on a table).")],
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet table of new rows with the training inputs.")],
+    checkpoint: Annotated[str, typer.Option(help="best, latest or a checkpoint file.")] = "best",
+    out: Annotated[Path | None, typer.Option(help="Where to write the predictions "
+                                                  "(default RUN_DIR/predictions.csv).")] = None,
+) -> None:
+    """Predict every task for new rows, with the preprocessing fitted on the training rows."""
+    from ..runs import predict as run_predict
+
+    try:
+        written = run_predict(run_dir, data, checkpoint, out)
+    except _USER_ERRORS as error:
+        _fail(error)
+        return
+    typer.echo(f"Predictions: {written}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by manytask train (on a table).")],
+    data: Annotated[Path, typer.Option("--data", help="A labelled CSV or Parquet table (empty cell = no label).")],
+    checkpoint: Annotated[str, typer.Option(help="best, latest or a checkpoint file.")] = "best",
+    out: Annotated[Path | None, typer.Option(help="Where to write the metrics "
+                                                  "(default RUN_DIR/evaluation.csv).")] = None,
+) -> None:
+    """Every task's metrics on a labelled table, with the preprocessing fitted on the training rows."""
+    from ..runs import evaluate_file
+
+    try:
+        metrics = evaluate_file(run_dir, data, checkpoint, out)
+    except _USER_ERRORS as error:
+        _fail(error)
+        return
+    for key, value in metrics.items():
+        typer.echo(f"  {key}: {value:.4f}")
+
+
+@app.command()
 def compare(
     config: ConfigArg,
     set_: SetOpt = None,

@@ -3,7 +3,9 @@
 from ._bench import Suite, load_suite, run_suite, suite_tables
 from ._build import Experiment, build_experiment, check_config, load_data, save_config, select_tasks
 from ._compare import Comparison, ComparisonRow, compare
+from ._predict import evaluate_file, predict, predict_frame
 from ._run_dir import RESUMABLE_KEYS, RunDirError
+from ._saved import LoadedRun, load_run
 from ._train import RunResult, train
 
 __all__ = [
@@ -16,11 +18,16 @@ __all__ = [
     "suite_tables",
     "ComparisonRow",
     "Experiment",
+    "LoadedRun",
     "RunResult",
     "build_experiment",
     "check_config",
     "compare",
+    "evaluate_file",
     "load_data",
+    "load_run",
+    "predict",
+    "predict_frame",
     "save_config",
     "select_tasks",
     "train",

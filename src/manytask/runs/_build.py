@@ -273,6 +273,26 @@ def _train_sources(data: MultiTaskData, tasks: Sequence[Task]) -> tuple[dict[str
     return sources, unlabelled
 
 
+def build_model(config: Config, tasks: Sequence[Task], input_info: Mapping[str, Any]) -> MultiTaskModel:
+    """The config's encoder and sharing scheme for ``tasks``; the encoder's options the config
+    leaves out come from the dataset's ``input_info`` (``in_features``, ``vocab_size``, ...)."""
+    encoder_options = _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options())
+    encoder_params = inspect.signature(ENCODERS.get(config.model.encoder.name).factory).parameters
+    for key, value in input_info.items():
+        if key in encoder_params and key not in encoder_options:
+            encoder_options[key] = value
+    try:
+        encoder = ENCODERS.create(config.model.encoder.name, **encoder_options)
+    except TypeError as error:
+        raise ConfigError(f"Config section 'model.encoder': {error}. Set the missing option in the config.") from None
+    except ValueError as error:
+        raise ConfigError(f"Config section 'model.encoder': {error}") from None
+    model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
+    with _section("model"):
+        model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
+    return model
+
+
 @dataclass
 class Experiment:
     """Everything a run needs, built from a config."""
@@ -306,20 +326,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     names = [t.name for t in tasks]
     task_lr = {n: o.lr for n, o in config.tasks.items() if o.lr is not None and n in names}
 
-    encoder_options = _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options())
-    encoder_params = inspect.signature(ENCODERS.get(config.model.encoder.name).factory).parameters
-    for key, value in data.input_info.items():
-        if key in encoder_params and key not in encoder_options:
-            encoder_options[key] = value
-    try:
-        encoder = ENCODERS.create(config.model.encoder.name, **encoder_options)
-    except TypeError as error:
-        raise ConfigError(f"Config section 'model.encoder': {error}. Set the missing option in the config.") from None
-    except ValueError as error:
-        raise ConfigError(f"Config section 'model.encoder': {error}") from None
-    model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
-    with _section("model"):
-        model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
+    model = build_model(config, tasks, data.input_info)
     balancer_options = _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
     with _section("balancer"):
         balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)

@@ -14,7 +14,8 @@ from ..config import Config
 __all__ = ["RESUMABLE_KEYS", "RUN_ARTEFACTS", "RunDirError", "check_resume", "claim"]
 
 #: What a run writes into its directory (``compare`` adds its tables and sub-runs).
-RUN_ARTEFACTS = ("config.yaml", "metrics.csv", "results.json", "checkpoints", "comparison.md", "comparison.csv")
+RUN_ARTEFACTS = ("config.yaml", "metrics.csv", "results.json", "checkpoints", "comparison.md", "comparison.csv",
+                 "tasks.json", "preprocessing.json")
 
 #: Config keys a resume may change: they alter neither what was trained so far nor the data split.
 RESUMABLE_KEYS = frozenset({

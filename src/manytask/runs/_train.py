@@ -19,6 +19,7 @@ from ..evaluation import evaluate
 from ..training import Ranks, TrainResult, init_from_env, resolve_device
 from ._build import build_experiment, save_config
 from ._run_dir import RunDirError, check_resume, claim
+from ._saved import save_run_spec
 
 __all__ = ["RunResult", "train"]
 
@@ -110,6 +111,7 @@ def train(
     experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks)
     if ranks is None or ranks.is_main:
         save_config(config, experiment.run_dir)
+        save_run_spec(experiment.run_dir, experiment.tasks, dict(experiment.data.input_info))
     result = experiment.trainer.fit(resume=resume)
     if ranks is not None and not ranks.is_main:  # rank 0 evaluates the best checkpoint and writes the results
         torch.distributed.barrier()

@@ -136,6 +136,38 @@ class Encoder:
         x = x.astype(np.float32).toarray() if sparse.issparse(x) else x.astype(np.float32)
         return torch.from_numpy(np.nan_to_num(x, copy=False, nan=0.0))
 
+    def state(self) -> dict[str, Any]:
+        """What was fitted, as JSON: per input column (in order) its training mean and scale, or
+        its categories (see :func:`encode_saved`, which applies it without scikit-learn)."""
+        steps = []
+        for name, fitted, columns in self.transformer.transformers_:
+            if name == "remainder":
+                continue
+            if isinstance(fitted, StandardScaler):
+                steps.append({"column": columns[0], "mean": float(fitted.mean_[0]), "scale": float(fitted.scale_[0])})
+            elif isinstance(fitted, OneHotEncoder):
+                steps.append({"column": columns[0], "categories": [str(c) for c in fitted.categories_[0]]})
+            else:  # a numeric column empty in every training row: passed through (0)
+                steps.append({"column": columns[0], "mean": 0.0, "scale": 1.0})
+        return {"numeric": list(self.numeric), "steps": steps, "inputs": list(self.transformer.feature_names_in_)}
+
+
+def encode_saved(state: dict[str, Any], frame: pd.DataFrame, where: str = "table") -> Tensor:
+    """Encode ``frame`` (text cells, None where empty) with an :meth:`Encoder.state`, as the
+    fitted encoder would: ``(x - mean) / scale`` (empty -> 0), one-hot over the saved categories
+    (empty or unseen -> zeros). Nothing is refitted on ``frame``."""
+    prepared = _prepare(frame[state["inputs"]], state["numeric"], where)
+    parts = []
+    for step in state["steps"]:
+        values = prepared[step["column"]]
+        if "categories" in step:
+            categories = np.array(step["categories"], dtype=object)
+            parts.append((values.to_numpy(dtype=object)[:, None] == categories[None, :]).astype(np.float32))
+        else:
+            numbers = (values.to_numpy(dtype=np.float64) - step["mean"]) / step["scale"]
+            parts.append(np.nan_to_num(numbers, nan=0.0).astype(np.float32)[:, None])
+    return torch.from_numpy(np.concatenate(parts, axis=1) if parts else np.zeros((len(frame), 0), np.float32))
+
 
 def _prepare(frame: pd.DataFrame, numeric: Sequence[str], where: str) -> pd.DataFrame:
     """Numeric columns as floats (NaN where empty); others as stripped text, "" where empty."""
@@ -212,8 +244,22 @@ def _encode_labels(
         index = {c: i for i, c in enumerate(classes)}
         y = np.zeros(len(values), dtype=np.int64)
         y[mask] = [index[t] for t in present]
-        extra = {"num_classes": len(classes)}
+        extra = {"num_classes": len(classes), "classes": classes}  # "classes" is popped for the label spec
     return torch.from_numpy(y), torch.from_numpy(mask), extra
+
+
+def _label_spec(task: Task, spec: Mapping[str, Any], target: str | None,
+                classes: list[str] | None) -> dict[str, Any]:
+    """How a task's outputs read as labels at predict time: its label column and class names."""
+    column = target if target is not None else str(spec.get("column", task.name))
+    out: dict[str, Any] = {"column": column, "kind": task.kind, "multi_input": target is not None,
+                           **{k: spec[k] for k in ("positive", "above", "bins") if k in spec}}
+    if task.kind == "classification":
+        if "bins" in spec:
+            edges = [float(b) for b in spec["bins"]]
+            classes = [f"<{edges[0]:g}", *(f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:])), f">={edges[-1]:g}"]
+        out["classes"] = [_text(c) for c in classes] if classes is not None else None
+    return out
 
 
 def _make_task(name: str, kind: str, spec: Mapping[str, Any], extra: Mapping[str, Any]) -> Task:
@@ -405,6 +451,7 @@ def table(
     targets: dict[str, Tensor] = {}
     masks: dict[str, Tensor] = {}
     task_objects: list[Task] = []
+    class_names: dict[str, list[str] | None] = {}
     groups: np.ndarray | None = None
     if target is not None and task_column is not None:
         ids = frame[task_column]
@@ -424,13 +471,16 @@ def table(
         y, labelled, extra = _encode_labels(
             target, task_kind, frame[target], {"column": target}, file
         )
+        names_of_classes = extra.pop("classes", None)
         for i, name in enumerate(names):
+            class_names[name] = names_of_classes
             targets[name], masks[name] = y, labelled & torch.from_numpy(groups == i)
             task_objects.append(_make_task(name, task_kind, {}, extra))
     else:
         for name, spec in specs.items():
             column = str(spec.get("column", name))
             y, mask, extra = _encode_labels(name, spec["kind"], frame[column], spec, file)
+            class_names[name] = extra.pop("classes", None)
             targets[name], masks[name] = y, mask
             task_objects.append(_make_task(name, spec["kind"], spec, extra))
     for name, mask in masks.items():
@@ -459,6 +509,7 @@ def table(
                 "give it more labelled rows or change the split."
             )
 
+    label_columns = {str(s.get("column", n)) for n, s in specs.items()} | ({target} if target else set())
     # Inputs, encoded with training statistics only.
     forced = set(categorical or [])
     numeric = [c for c in inputs if c not in forced and _is_numeric(frame[c], str(file))]
@@ -472,7 +523,12 @@ def table(
         train={stem: train},
         val=source_from_rows(x, targets, masks, val_idx, f"{stem}/val"),
         test=source_from_rows(x, targets, masks, test_idx, f"{stem}/test"),
-        input_info={"in_features": x.shape[1], "feature_names": tuple(encoder.feature_names)},
+        input_info={"in_features": x.shape[1], "feature_names": tuple(encoder.feature_names),
+                    "preprocessing": {"dataset": "table", "encoder": encoder.state(), "sep": sep,
+                                      "other": [c for c in columns if c not in inputs and c not in label_columns],
+                                      "labels": {t.name: _label_spec(t, specs.get(t.name, {}), target,
+                                                                     class_names.get(t.name))
+                                                 for t in task_objects}}},
         description=(
             f"table {file.name}: {len(train_idx)} train / {len(val_idx)} val / {len(test_idx)} "
             f"test rows, {x.shape[1]} features, {len(task_objects)} tasks"

@@ -1,0 +1,115 @@
+"""Predictions from a trained table run: the saved preprocessing reproduces the fitted encoder,
+the test rows' predictions give the metrics the run reported, nothing is refitted on new rows,
+and a file that does not fit is named."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from manytask import load_run
+from manytask._utils import TableError, read_table, split_indices
+from manytask.cli import app
+from manytask.config import parse_config
+from manytask.data.datasets._table import Encoder, encode_saved
+from manytask.runs import predict, predict_frame, train
+from manytask.training import CheckpointError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "table.csv"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("predict")
+    shutil.copy(EXAMPLE, folder / "table.csv")
+    config = yaml.safe_load((EXAMPLE.parent / "table.yaml").read_text())
+    config["data"]["path"] = str(folder / "table.csv")
+    config["training"] = {"steps": 60, "eval_every": 20, "progress": False}
+    train(parse_config(config), run_dir=folder / "run")
+    return folder / "run"
+
+
+def test_the_saved_encoding_is_the_fitted_one() -> None:
+    """encode_saved (numpy, from JSON) against scikit-learn's fitted ColumnTransformer, on rows with
+    an unseen category, empty cells and a column empty in every training row."""
+    train_rows = pd.DataFrame({"a": ["1", "2", "4", None], "c": ["x", "y", "x", "z"], "e": [None] * 4})
+    new_rows = pd.DataFrame({"a": ["3", None], "c": ["w", None], "e": ["5", None]})
+    encoder = Encoder.fit(train_rows, numeric=["a", "e"])
+    state = json.loads(json.dumps(encoder.state()))  # through JSON, as saved
+    for frame in (train_rows, new_rows):
+        assert np.allclose(encode_saved(state, frame).numpy(), encoder.transform(frame).numpy(), atol=1e-6)
+
+
+def test_predictions_of_the_test_rows_give_the_reported_metrics(run: Path) -> None:
+    frame = read_table(EXAMPLE, text=True)
+    _, _, test = split_indices(len(frame), 0.1, 0.1, seed=0)  # the table's own split (seed 0)
+    rows = frame.iloc[test.numpy()].reset_index(drop=True)
+    predicted = predict_frame(load_run(run), rows)
+    reported = json.loads((run / "results.json").read_text())["metrics"]
+    churn = rows["churn"].notna()
+    accuracy = float((predicted["churn"][churn].astype(int) == rows["churn"][churn].astype(int)).mean())
+    assert math.isclose(accuracy, reported["churn/accuracy"], abs_tol=1e-6)
+    spend = rows["spend"].notna()
+    rmse = float(np.sqrt(((predicted["spend"][spend] - rows["spend"][spend].astype(float)) ** 2).mean()))
+    assert math.isclose(rmse, reported["spend/rmse"], rel_tol=1e-4)
+    assert list(predicted.columns[:2]) == ["customer_id", "churn"]  # ids first, then the tasks
+    assert {"segment/prob_premium", "segment/prob_standard", "segment/prob_young"} <= set(predicted.columns)
+
+
+def test_nothing_is_refitted_on_the_new_rows(run: Path, tmp_path: Path) -> None:
+    """One row alone gets the prediction it gets among all rows; labels are not needed."""
+    frame = read_table(EXAMPLE, text=True).drop(columns=["churn", "spend", "segment"])
+    everything = predict_frame(load_run(run), frame)
+    one = predict_frame(load_run(run), frame.iloc[[7]].reset_index(drop=True))
+    pd.testing.assert_frame_equal(one, everything.iloc[[7]].reset_index(drop=True))
+    frame.iloc[[7]].to_csv(tmp_path / "one.csv", index=False)
+    result = CliRunner().invoke(app, ["predict", str(run), "--data", str(tmp_path / "one.csv"),
+                                      "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+
+
+def test_files_that_do_not_fit_are_named(run: Path, tmp_path: Path) -> None:
+    frame = read_table(EXAMPLE, text=True)
+    with pytest.raises(TableError, match=r"input column\(s\) \['plan'\] of the training table are missing"):
+        predict_frame(load_run(run), frame.drop(columns=["plan"]))
+    with pytest.raises(TableError, match=r"column\(s\) \['colour'\] were not in the training table"):
+        predict_frame(load_run(run), frame.assign(colour="red"))
+    frame.assign(age="old").to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(TableError, match="old"):
+        predict(run, tmp_path / "bad.csv", out=tmp_path / "p.csv")
+    with pytest.raises(CheckpointError, match="neither 'best', 'latest' nor a file"):
+        load_run(run, checkpoint="newest")
+    assert load_run(run, checkpoint="latest").checkpoint.name.startswith("step-")
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        load_run(tmp_path)
+
+
+def test_evaluate_on_a_labelled_file_gives_the_reported_test_metrics(run: Path, tmp_path: Path) -> None:
+    """The test rows of the training table, evaluated from the file, give results.json's metrics;
+    a label column left out is simply no label."""
+    from manytask.runs import evaluate_file
+
+    frame = read_table(EXAMPLE, text=True)
+    _, _, test = split_indices(len(frame), 0.1, 0.1, seed=0)
+    frame.iloc[test.numpy()].to_csv(tmp_path / "test.csv", index=False)
+    metrics = evaluate_file(run, tmp_path / "test.csv", out=tmp_path / "e.csv")
+    reported = json.loads((run / "results.json").read_text())["metrics"]
+    for key, value in reported.items():
+        if value is not None:
+            assert math.isclose(metrics[key], value, rel_tol=1e-4, abs_tol=1e-6), key
+    assert pd.read_csv(tmp_path / "e.csv").columns[0].startswith("test.csv/")
+    frame.iloc[test.numpy()].drop(columns=["segment"]).to_csv(tmp_path / "some.csv", index=False)
+    partial = evaluate_file(run, tmp_path / "some.csv", out=tmp_path / "e2.csv")
+    assert math.isnan(partial["segment/accuracy"]) and math.isclose(partial["churn/accuracy"], metrics["churn/accuracy"])
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "test.csv"),
+                                      "--out", str(tmp_path / "e3.csv")])
+    assert result.exit_code == 0 and "churn/auroc" in result.output
