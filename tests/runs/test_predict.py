@@ -113,3 +113,19 @@ def test_evaluate_on_a_labelled_file_gives_the_reported_test_metrics(run: Path, 
     result = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "test.csv"),
                                       "--out", str(tmp_path / "e3.csv")])
     assert result.exit_code == 0 and "churn/auroc" in result.output
+
+
+def test_export_from_the_command_line_gives_the_predictions(run: Path, tmp_path: Path) -> None:
+    import torch
+
+    result = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "m.pt2")])
+    assert result.exit_code == 0, result.output
+    program = torch.export.load(str(tmp_path / "m.pt2")).module()
+    frame = read_table(EXAMPLE, text=True).iloc[:20].reset_index(drop=True)
+    loaded = load_run(run)
+    x = encode_saved(loaded.preprocessing["encoder"], frame)  # type: ignore[index]
+    with torch.no_grad():
+        churn, spend, _ = program(x)
+    predicted = predict_frame(loaded, frame)
+    assert np.allclose(churn[:, 0].numpy(), predicted["churn/prob_1"].to_numpy(), atol=1e-6)
+    assert np.allclose(spend[:, 0].numpy(), predicted["spend"].to_numpy(), atol=1e-4)

@@ -116,6 +116,23 @@ def evaluate_command(
         typer.echo(f"  {key}: {value:.4f}")
 
 
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by manytask train.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write the program (default RUN_DIR/model.pt2).")] = None,
+    checkpoint: Annotated[str, typer.Option(help="best, latest or a checkpoint file.")] = "best",
+) -> None:
+    """Export the trained model with torch.export (load it with torch.export.load(path).module())."""
+    from ..runs import ExportError, export_run
+
+    try:
+        written = export_run(run_dir, out, checkpoint)
+    except (*_USER_ERRORS, ExportError) as error:
+        _fail(error)
+        return
+    typer.echo(f"Exported: {written}")
+
+
 @app.command()
 def compare(
     config: ConfigArg,
