@@ -135,6 +135,13 @@ class TrainingConfig(StrictModel):
     alternate_order: Literal["round_robin", "random"] = "round_robin"
 
 
+class LoggingConfig(StrictModel):
+    """``logging:`` optional loggers beside ``metrics.csv``."""
+
+    tensorboard: bool = False  # <run_dir>/tensorboard (pip install "manytask[tensorboard]")
+    every: PositiveInt = 10  # steps between training scalars
+
+
 class Config(StrictModel):
     """A whole run. Every section has defaults; see ``docs/configuration.md``."""
 
@@ -148,6 +155,7 @@ class Config(StrictModel):
     balancer: BalancerConfig = Field(default_factory=BalancerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
 Model = TypeVar("Model", bound=StrictModel)

@@ -32,11 +32,13 @@ from ..metrics import METRICS
 from ..models import ENCODERS, MODELS, MultiTaskModel
 from ..tasks import BinaryClassification, Classification, Regression, SequenceLabelling, TargetError, Task
 from ..training import (
+    Callback,
     CheckpointError,
     Checkpointing,
     Evaluation,
     Ranks,
     TaskSchedule,
+    TensorBoardLogger,
     Trainer,
     Window,
     build_optimizer,
@@ -208,6 +210,16 @@ def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
         with _section(f"views.{name}"):
             views[name] = VIEWS.create(name, **options)
     return views
+
+
+def _loggers(config: Config) -> list[Callback]:
+    """The optional loggers the config's ``logging`` section asks for."""
+    if not config.logging.tensorboard:
+        return []
+    try:
+        return [TensorBoardLogger(config.logging.every)]
+    except ImportError as error:
+        raise ConfigError(f"Config key 'logging.tensorboard': {error}") from None
 
 
 def _check_views_fit(views: Mapping[str, View], tasks: Sequence[Task], sources: Mapping[str, Any]) -> None:
@@ -382,7 +394,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
             checkpoints=Checkpointing(run_dir, training.checkpoint_every),
             precision=training.precision, scheduler=scheduler, device=training.device,
             max_grad_norm=training.max_grad_norm, progress=training.progress, seed=config.seed,
-            views=views, schedule=schedule, ranks=ranks,
+            views=views, schedule=schedule, ranks=ranks, callbacks=_loggers(config),
         )
     except ValueError as error:
         raise ConfigError(f"Config section 'training': {error}") from None

@@ -8,6 +8,7 @@ from ._engine import BackwardEngine, NonFiniteError
 from ._init_from import WeightsLoaded, load_matching_weights, resolve_weights
 from ._optim import build_optimizer, build_scheduler
 from ._schedule import TaskSchedule, Window
+from ._tensorboard import TensorBoardLogger
 from ._trainer import Checkpointing, Evaluation, NonFiniteLossError, Precision, Trainer, TrainResult
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Ranks",
     "TrainResult",
     "TaskSchedule",
+    "TensorBoardLogger",
     "Trainer",
     "WeightsLoaded",
     "Window",

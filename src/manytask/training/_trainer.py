@@ -219,6 +219,7 @@ class Trainer:
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
         self._buffers = [b for b in self.model.buffers() if b.is_floating_point()]
         self.skipped_steps = 0  # steps the float16 loss scaler skipped (overflowing gradients)
+        self.last_weights: Tensor | None = None  # the balancer's weights [T] at the last step (absent tasks: 0)
 
     # ----------------------------------------------------------------------------------------
     def fit(self, resume: Path | str | Literal["latest"] | None = None) -> TrainResult:
@@ -291,7 +292,7 @@ class Trainer:
         sums, counts, present = self._dense(names, terms)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
-            losses, _ = self.engine.backward(sums, counts, step=self.step)
+            losses, self.last_weights = self.engine.backward(sums, counts, step=self.step)
         except NonFiniteError as error:
             self._fail_non_finite(str(error))
         self._call("on_after_backward", step=self.step)
