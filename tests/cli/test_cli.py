@@ -162,3 +162,14 @@ def test_train_lists_auxiliary_tasks_apart(tmp_path: Path) -> None:
     assert all("flag/" not in line for line in lines[:header])
     assert [line for line in lines[header + 1:] if line.startswith("  test/")] == [
         line for line in lines if line.startswith("  test/flag/")]
+
+
+def test_explain_prints_a_components_paper_options_and_docs() -> None:
+    result = runner.invoke(app, ["explain", "mgda"])
+    assert result.exit_code == 0, result.output
+    assert "mgda (balancer)" in result.output and "Sener & Koltun 2018" in result.output
+    assert "level (default 'exact')" in result.output and "min-norm point" in result.output
+    view = runner.invoke(app, ["explain", "masked_cells"])
+    assert "each_cell (default False)" in view.output
+    wrong = runner.invoke(app, ["explain", "mgdaa"])
+    assert wrong.exit_code == 2 and "Did you mean 'mgda'" in wrong.output

@@ -214,6 +214,39 @@ def list_components(
 
 
 @app.command()
+def explain(name: Annotated[str, typer.Argument(help="A registered component: a model, balancer, view, ...")]) -> None:
+    """A component's description, paper, options with their defaults, and documentation."""
+    import inspect
+
+    from .._utils import did_you_mean
+    from ..catalogue import REGISTRIES
+
+    found = [(kind, entry) for kind, registry in REGISTRIES.items() for entry in registry.entries()
+             if entry.name == name]
+    if not found:
+        every = sorted({e.name for registry in REGISTRIES.values() for e in registry.entries()})
+        _fail(UnknownNameError(f"No component is named {name!r}.{did_you_mean(name, every, 'Components')} "
+                               "See manytask list."))
+        return
+    for kind, entry in found:
+        typer.echo(f"{entry.name} ({kind[:-1] if kind.endswith('s') else kind}): {entry.summary}")
+        for key, value in entry.details.items():
+            typer.echo(f"  {key}: {value}")
+        target = entry.factory.__init__ if inspect.isclass(entry.factory) else entry.factory  # type: ignore[misc]
+        options = [p for p in inspect.signature(target).parameters.values()
+                   if p.name not in ("self", "tasks", "encoder") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if options:
+            typer.echo("  options:")
+            for p in options:
+                default = "required" if p.default is p.empty else f"default {p.default!r}"
+                typer.echo(f"    {p.name} ({default})")
+        doc = inspect.getdoc(entry.factory)
+        if doc:
+            typer.echo("")
+            typer.echo("  " + doc.replace("\n", "\n  "))
+
+
+@app.command()
 def demo(
     run_dir: Annotated[Path, typer.Option(help="Where to write the demo runs.")] = Path("runs/demo"),
     set_: SetOpt = None,
