@@ -32,7 +32,7 @@ def test_a_fresh_run_into_a_run_directory_is_refused_and_changes_nothing(tmp_pat
     train(config(tmp_path, "training.steps=30"))
     before = snapshot(tmp_path)
     with pytest.raises(RunDirError, match=r"already holds a run \(config.yaml, metrics.csv, results.json, "
-                                          r"checkpoints\).*--resume latest.*--run-dir.*--overwrite"):
+                                          r"checkpoints, tasks.json\).*--resume latest.*--run-dir.*--overwrite"):
         train(config(tmp_path))
     assert snapshot(tmp_path) == before
 
