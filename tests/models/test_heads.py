@@ -230,3 +230,20 @@ def test_the_trainer_moves_the_reversal_strength_along_its_schedule(tmp_path: Pa
     constant = experiment("constant")
     constant.trainer.fit()
     assert constant.model.heads["flag"][0].progress == 1.0 and constant.model.heads["flag"][0].strength == 0.5
+
+
+def test_a_grid_head_reads_each_quadrants_mean() -> None:
+    """head_grid=2 on a [B, C, 4, 6] map: the linear layer reads the means of the four 2 x 3
+    quadrants, channel by channel (computed here by hand)."""
+    task = Classification("left", num_classes=3, head_grid=2)
+    head = make_head(task, FeatureInfo(5, "map"))
+    x = torch.randn(2, 5, 4, 6)
+    quadrants = torch.stack([x[:, :, :2, :3].mean((2, 3)), x[:, :, :2, 3:].mean((2, 3)),
+                             x[:, :, 2:, :3].mean((2, 3)), x[:, :, 2:, 3:].mean((2, 3))], dim=2)  # [B, C, 4]
+    linear = head[-1]
+    assert linear.in_features == 20
+    assert torch.allclose(head(x), linear(quadrants.flatten(1)), atol=1e-6)
+    with pytest.raises(ValueError, match="head_grid applies to a sample-level head on a map"):
+        make_head(Classification("v", num_classes=2, head_grid=2), FeatureInfo(5, "vector"))
+    with pytest.raises(ValueError, match="head_grid must be an integer >= 1"):
+        Classification("w", num_classes=2, head_grid=0)

@@ -86,6 +86,7 @@ class TaskConfig(StrictModel):
     lr: PositiveFloat | None = None
     head_hidden: int | None = Field(default=None, ge=0)
     head_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    head_grid: PositiveInt | None = None  # a sample-level head on a map: average over a k x k grid
     attach_at: PositiveInt | None = None
     reversal: PositiveFloat | None = None
     reversal_schedule: Literal["constant", "ganin"] | None = None

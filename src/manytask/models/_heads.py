@@ -62,16 +62,17 @@ class GradientReversal(nn.Module):
 
 
 class _Pool(nn.Module):
-    """Mean over the positions of a map ``[B, C, H, W]``, or over the non-padding positions of a
-    sequence ``[B, L, D]`` (padding rows are all-zero, see ``manytask.models.padding_mask``)."""
+    """Mean over the positions of a map ``[B, C, H, W]`` (over each cell of a ``grid × grid``
+    partition, flattened to ``[B, C·grid²]``), or over the non-padding positions of a sequence
+    ``[B, L, D]`` (padding rows are all-zero, see ``manytask.models.padding_mask``)."""
 
-    def __init__(self, layout: str) -> None:
+    def __init__(self, layout: str, grid: int = 1) -> None:
         super().__init__()
-        self.layout = layout
+        self.layout, self.grid = layout, grid
 
     def forward(self, x: Tensor) -> Tensor:
         if self.layout == "map":
-            return x.mean(dim=(2, 3))
+            return x.mean(dim=(2, 3)) if self.grid == 1 else F.adaptive_avg_pool2d(x, self.grid).flatten(1)
         real = (~x.detach().eq(0).all(dim=-1)).to(x.dtype)  # [B, L]
         return (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1)
 
@@ -132,7 +133,8 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
     ======== ======================= ================================================
     sample   vector                  linear (or one hidden layer, ``head_hidden``, with
                                      ``head_dropout`` after it)
-    sample   sequence / map          mean over positions, then linear
+    sample   sequence / map          mean over positions (a map: over each cell of a
+                                     ``head_grid`` grid), then linear
     token    sequence                linear on every token (``crf=True``: emissions plus
                                      transitions, CRF potentials ``[B, L, C, C]``)
     pixel    map                     1×1 convolution, then bilinear upsampling by
@@ -162,10 +164,14 @@ def make_head(task: Task, info: FeatureInfo) -> nn.Module:
                              f"bidirectional sequence encoder (even width); got a {layout} of width {info.dim}.")
         layers.append(_Half(task.reads, info.dim))
         info = FeatureInfo(info.dim // 2, layout, info.reduction)
+    if task.head_grid > 1 and not (level == "sample" and layout == "map"):
+        raise ValueError(f"Task {task.name!r}: head_grid applies to a sample-level head on a map; this one is "
+                         f"{level}-level on a {layout}.")
     if level == "sample":
         if layout != "vector":
-            layers.append(_Pool(layout))
-        layers += _mlp(nn.Linear, info.dim, task.head_hidden, task.out_features, task.head_dropout)
+            layers.append(_Pool(layout, task.head_grid))
+        layers += _mlp(nn.Linear, info.dim * task.head_grid**2, task.head_hidden, task.out_features,
+                       task.head_dropout)
     elif level == "token" and layout == "sequence" and getattr(task, "crf", False):
         layers.append(CRFHead(info.dim, task.head_hidden, task.out_features, task.head_dropout))
     elif level == "token" and layout == "sequence":

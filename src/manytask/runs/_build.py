@@ -127,7 +127,7 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
         if found is not None and task.name in names:
             override = found
             fields = ("role", "head_hidden", "head_dropout", "loss", "view", "level", "attach_at", "reversal",
-                      "reversal_schedule", "reads")
+                      "reversal_schedule", "reads", "head_grid")
             changes: dict[str, Any] = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)

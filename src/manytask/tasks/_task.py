@@ -119,6 +119,9 @@ class Task(ABC):
         reads: ``"forward"`` or ``"backward"``: the head reads only the first or second half of a
             bidirectional encoder's features (a language-modelling task that must not see its
             target, Rei 2017); ``"all"``: every feature.
+        head_grid: A sample-level head on a map averages it over a ``head_grid × head_grid`` grid
+            of regions and reads them all (1: the global mean; 2 keeps left from right, as
+            MultiMNIST's two digits need).
     """
 
     name: str
@@ -133,6 +136,7 @@ class Task(ABC):
     head_dropout: float = field(default=0.0, kw_only=True)
     attach_at: int | None = field(default=None, kw_only=True)
     reads: Literal["all", "forward", "backward"] = field(default="all", kw_only=True)
+    head_grid: int = field(default=1, kw_only=True)
 
     kind: ClassVar[str]
     uncertainty_form: ClassVar[UncertaintyForm]
@@ -157,6 +161,8 @@ class Task(ABC):
                              f"Got {self.attach_at!r}.")
         if self.reads not in ("all", "forward", "backward"):
             raise ValueError(f"Task {self.name!r}: reads must be 'all', 'forward' or 'backward'. Got {self.reads!r}.")
+        if isinstance(self.head_grid, bool) or not isinstance(self.head_grid, int) or self.head_grid < 1:
+            raise ValueError(f"Task {self.name!r}: head_grid must be an integer >= 1. Got {self.head_grid!r}.")
         if self.level is None:
             object.__setattr__(self, "level", self.default_level)
         if self.level not in ENTRY_DIMS:
