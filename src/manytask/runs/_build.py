@@ -197,8 +197,10 @@ def _view_task(name: str, override: Any) -> Task:
         raise ConfigError(f"Config section 'tasks.{name}': {error}") from None
 
 
-def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
-    """The views the tasks name, with the options of the config's ``views`` section."""
+def _views(config: Config, tasks: Sequence[Task], input_info: Mapping[str, Any] | None = None) -> dict[str, View]:
+    """The views the tasks name, with the options of the config's ``views`` section; a view's
+    option the config leaves out comes from the dataset's ``input_info`` when it has one of that
+    name (``contains_words``' ``vocab``)."""
     named = {t.view for t in tasks if t.view is not None}
     for name in config.views:
         if name not in named:
@@ -207,6 +209,8 @@ def _views(config: Config, tasks: Sequence[Task]) -> dict[str, View]:
     views = {}
     for name in sorted(named):
         options = _check(VIEWS, f"views.{name}", name, config.views.get(name, {}))
+        accepted = inspect.signature(VIEWS.get(name).factory).parameters
+        options.update({k: v for k, v in (input_info or {}).items() if k in accepted and k not in options})
         with _section(f"views.{name}"):
             views[name] = VIEWS.create(name, **options)
     return views
@@ -384,7 +388,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     if monitor is not None and only is not None and monitor.split("/", 1)[0] not in (*names, "mean"):
         monitor = None  # a single-task baseline of another task monitors its own task
     schedule = _schedule(config, names, [t.name for t in select_tasks(config, data)])
-    views = _views(config, tasks)
+    views = _views(config, tasks, data.input_info)
     _check_views_fit(views, tasks, {**sources, **unlabelled})
     try:
         trainer = Trainer(

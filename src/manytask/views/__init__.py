@@ -7,6 +7,7 @@ the run and stored in checkpoints, so a resumed run sees the same views).
 """
 
 from ._base import VIEWS, View, ViewBatch, create_view
+from ._contains_words import ContainsWords
 from ._decolourise import Decolourise
 from ._low_resolution import LowResolution
 from ._masked_cells import MaskedCells
@@ -18,6 +19,6 @@ from ._region import Region
 from ._rotation import Rotation
 from ._word2vec import CBOW, SkipGram
 
-__all__ = ["CBOW", "VIEWS", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords", "NeighbourWord",
-           "NextSentence", "PreviousWord", "Reconstruct", "Region", "Rotation", "SkipGram", "View", "ViewBatch",
-           "create_view"]
+__all__ = ["CBOW", "VIEWS", "ContainsWords", "Decolourise", "LowResolution", "MaskedCells", "MaskedWords",
+           "NeighbourWord", "NextSentence", "PreviousWord", "Reconstruct", "Region", "Rotation", "SkipGram", "View",
+           "ViewBatch", "create_view"]
