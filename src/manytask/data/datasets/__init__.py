@@ -10,6 +10,7 @@ from ._coloured_mnist import coloured_mnist
 from ._conll2000 import conll2000
 from ._download import ChecksumError, DownloadError, download
 from ._files import DataFile, DataFormatError, MissingDataError, sha256_of
+from ._huggingface import from_hf_dataset, huggingface
 from ._mnist_domains import mnist_domains
 from ._mnist_usps_pca import mnist_usps_pca
 from ._multimnist import make_multimnist, multimnist
@@ -26,6 +27,8 @@ __all__ = [
     "TableError",
     "census_income",
     "coloured_mnist",
+    "from_hf_dataset",
+    "huggingface",
     "conll2000",
     "download",
     "make_multimnist",

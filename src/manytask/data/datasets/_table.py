@@ -395,6 +395,34 @@ def table(
         raise TableError(
             "Dataset 'table' needs the 'path' option: the CSV or Parquet file to read."
         )
+    if task_kind not in KINDS:
+        raise TableError(f"'task_kind' must be one of {', '.join(KINDS)}. Got {task_kind!r}.")
+    file = _resolve(path, root)
+    return table_from_frame(read_table(file, sep, text=True, columns=columns), file, inputs=inputs,
+                            categorical=categorical, tasks=tasks, target=target, task_column=task_column,
+                            task_kind=task_kind, split_column=split_column, val_fraction=val_fraction,
+                            test_fraction=test_fraction, seed=seed, sep=sep, exclude=exclude)
+
+
+def table_from_frame(
+    frame: pd.DataFrame,
+    file: Path,
+    *,
+    inputs: list[str] | None = None,
+    categorical: list[str] | None = None,
+    tasks: dict[str, dict[str, Any]] | None = None,
+    target: str | None = None,
+    task_column: str | None = None,
+    task_kind: Kind = "regression",
+    split_column: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    sep: str | None = None,
+    exclude: list[str] | None = None,
+) -> MultiTaskData:
+    """:func:`table` on rows already read: ``frame``'s cells as text (None where empty), ``file``
+    naming them in messages and sources (the Hugging Face source passes its dataset's name)."""
     multi = target is not None or task_column is not None
     if multi and tasks:
         raise TableError(
@@ -410,9 +438,7 @@ def table(
         )
     if task_kind not in KINDS:
         raise TableError(f"'task_kind' must be one of {', '.join(KINDS)}. Got {task_kind!r}.")
-    file = _resolve(path, root)
-    frame = read_table(file, sep, text=True, columns=columns)
-    columns = list(frame.columns)
+    columns = [str(c) for c in frame.columns]
     if len(frame) == 0:
         raise TableError(f"{file} has no data row.")
 
