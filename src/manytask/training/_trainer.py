@@ -241,15 +241,9 @@ class Trainer:
         try:
             while self.step < self.steps and not stopped:
                 tic = time.perf_counter()
-                epoch = self.loader.epoch  # the epoch of the batch drawn next
                 losses = self._train_step()
                 step_seconds += time.perf_counter() - tic
-                self.step += 1
-                self._call("on_step_end", step=self.step, losses=losses)
-                if self.loader.epoch != epoch:
-                    self.balancer.on_epoch_end(epoch)
-                    self.model.on_epoch_end(epoch)
-                    self._call("on_epoch_end", epoch=epoch)
+                self._end_step(losses)
                 report = self.step % 20 == 0 or self.step == self.steps
                 logger.advance(self._running_losses(reset=False) if report else None)
                 improved = False
@@ -267,9 +261,22 @@ class Trainer:
         self._call("on_train_end", result=result)
         return result
 
-    def _train_step(self) -> dict[str, Tensor]:
-        """One step; returns the present tasks' (detached) losses when callbacks will read them."""
-        source, batch = self.loader.next()
+    def _end_step(self, losses: dict[str, Tensor]) -> None:
+        """Count the step; its hooks, and the epoch's when it was the last of a loader epoch (an
+        epoch is ``steps_per_epoch`` steps, so the step count says it, whoever drew the batch)."""
+        self.step += 1
+        self._call("on_step_end", step=self.step, losses=losses)
+        if self.step % self.loader.steps_per_epoch == 0:
+            epoch = self.step // self.loader.steps_per_epoch - 1
+            self.balancer.on_epoch_end(epoch)
+            self.model.on_epoch_end(epoch)
+            self._call("on_epoch_end", epoch=epoch)
+
+    def _train_step(self, drawn: tuple[str, Batch] | None = None) -> dict[str, Tensor]:
+        """One step on the loader's next batch (or on ``drawn``: ``(source, batch)``, as another
+        training loop such as Lightning's hands it over); returns the present tasks' (detached)
+        losses when callbacks will read them."""
+        source, batch = drawn if drawn is not None else self.loader.next()
         if self.validate_batches and source not in self._checked_sources:
             self._validate(batch, source)
         batch = batch.to(self.device, non_blocking=True)

@@ -1,0 +1,81 @@
+"""A LightningModule around manytask's own training step, with manual optimisation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+try:
+    import lightning as L
+except ImportError:  # pragma: no cover - the extra is not installed
+    raise ImportError('manytask.lightning needs Lightning: pip install "manytask[lightning]"') from None
+
+from ..data import Batch, MultiSourceLoader
+from ..training import Trainer
+
+__all__ = ["MultiTaskModule", "StepLoader"]
+
+
+class StepLoader:
+    """A manytask loader as the iterable Lightning reads: one epoch of ``(source, batch)`` pairs
+    (``steps_per_epoch`` of them; the loader's own state carries over between epochs)."""
+
+    def __init__(self, loader: MultiSourceLoader) -> None:
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return self.loader.steps_per_epoch
+
+    def __iter__(self) -> Iterator[tuple[str, Batch]]:
+        for _ in range(self.loader.steps_per_epoch):
+            yield self.loader.next()
+
+
+class MultiTaskModule(L.LightningModule):
+    """Trains what a manytask :class:`~manytask.training.Trainer` holds (model, tasks, balancer,
+    optimizer, views, schedule) inside Lightning's loop: each ``training_step`` is the manytask
+    step — the backward engine (gradient-level balancers included, hence manual optimisation),
+    the finite checks, the optimizer step and the balancer's hooks — so a Lightning fit gives the
+    parameters manytask's own ``Trainer.fit`` gives. Lightning's checkpoints hold the model and
+    balancer (both submodules) and the optimizer; per-task losses are logged as ``loss/<task>``.
+
+    Args:
+        trainer: A manytask Trainer built as usual (its ``steps``, evaluation and checkpoints are
+            not used: Lightning's ``max_steps``, validation and checkpoints take their place).
+
+    Examples:
+        >>> # module = MultiTaskModule(build_experiment(config).trainer)
+        >>> # L.Trainer(max_steps=100).fit(module, StepLoader(module.inner.loader))
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.inner = trainer
+        self.model = trainer.model
+        self.balancer = trainer.balancer
+
+    def on_train_start(self) -> None:
+        # The step goes through Lightning's wrapper of the optimizer, so that Lightning counts it
+        # (max_steps, logging, checkpoints); it steps the same optimizer.
+        self.inner.optimizer = self.optimizers()  # type: ignore[assignment]
+
+    def on_train_end(self) -> None:
+        optimizer = self.inner.optimizer
+        self.inner.optimizer = getattr(optimizer, "optimizer", optimizer)  # the plain one again
+
+    def training_step(self, batch: tuple[str, Batch], batch_idx: int) -> None:
+        self.inner.model.train()
+        losses = self.inner._train_step(batch)
+        self.inner._end_step(losses)
+        for name, value in losses.items():
+            self.log(f"loss/{name}", value, on_step=True, prog_bar=False, batch_size=len(batch[1]))
+
+    def configure_optimizers(self) -> Any:
+        return self.inner.optimizer
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        source, data = batch
+        return source, data.to(device)

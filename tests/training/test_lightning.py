@@ -1,0 +1,44 @@
+"""manytask.lightning: a Lightning fit of a manytask model, tasks and balancer gives the parameters
+manytask's own Trainer gives, for a loss weighting across epoch boundaries (DWA) and a gradient
+method (MGDA, manual optimisation)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from manytask.config import parse_config
+from manytask.lightning import MultiTaskModule, StepLoader
+from manytask.runs._build import build_experiment
+
+
+def _trainer(balancer: str, tmp_path: Path, name: str):  # type: ignore[no-untyped-def]
+    config = {"data": {"name": "demo", "n_train": 120, "n_val": 30, "n_test": 30, "batch_size": 32},
+              "balancer": {"name": balancer}, "optimizer": {"name": "adam", "lr": 0.01},
+              "training": {"steps": 10, "eval_every": 10, "progress": False, "device": "cpu"}}
+    return build_experiment(parse_config(config), run_dir=tmp_path / name).trainer
+
+
+@pytest.mark.parametrize("balancer", ["dwa", "mgda"])
+def test_a_lightning_fit_gives_manytasks_parameters(balancer: str, tmp_path: Path) -> None:
+    own = _trainer(balancer, tmp_path, "own")
+    own.fit()
+    theirs = _trainer(balancer, tmp_path, "lightning")
+    module = MultiTaskModule(theirs)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        L.Trainer(max_steps=10, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path)
+                  ).fit(module, StepLoader(theirs.loader))
+    assert theirs.step == 10 and own.loader.steps_per_epoch == 4  # two epoch boundaries on the way
+    for (name, a), b in zip(own.model.state_dict().items(), theirs.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    for (name, a), b in zip(own.balancer.state_dict().items(), theirs.balancer.state_dict().values()):
+        if isinstance(a, torch.Tensor):
+            assert torch.allclose(a.nan_to_num(), b.nan_to_num(), atol=1e-6), name
