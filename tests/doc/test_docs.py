@@ -13,7 +13,8 @@ import pytest
 import manytask
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-OWN_DOCS = ["concepts.md", "configuration.md", "balancing.md", "architectures.md", "auxiliary.md", "distributed.md"]
+OWN_DOCS = ["concepts.md", "configuration.md", "balancing.md", "architectures.md", "auxiliary.md", "distributed.md",
+            "tutorial.md"]
 
 
 @pytest.mark.parametrize("name", OWN_DOCS)
