@@ -191,7 +191,8 @@ def test_each_bad_input_gets_a_named_error(finished: Path, tmp_path: Path, name:
     result = runner.invoke(app, build(tmp_path))
     output = result.output
     assert result.exit_code == 2, f"{name}: exit {result.exit_code}\n{output}\n{result.exception!r}"
-    assert "Traceback" not in output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in output, output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert output.count("error:") == 1, output
     message = output[output.index("error:"):]
     assert re.search(pattern, message), f"{name}: {message!r} does not match {pattern!r}"

@@ -74,9 +74,19 @@ def test_a_resumed_loader_draws_the_same_batches(tmp_path: Path) -> None:
 
 
 def test_a_run_trains_on_both(tmp_path: Path) -> None:
-    experiment = build_experiment(parse_config(_config(unlabelled_batch_size=8)), run_dir=tmp_path)
-    result = experiment.trainer.fit()
-    assert result.steps_run == 4
+    """Through the trainer, the view reads each labelled batch with the unlabelled rows beside it,
+    while the supervised tasks' masks cover the labelled rows only."""
+    trainer = build_experiment(parse_config(_config(unlabelled_batch_size=8)), run_dir=tmp_path).trainer
+    view, seen = trainer.views["reconstruct"], []
+
+    def recording(inputs: torch.Tensor, *, generator: torch.Generator) -> Any:
+        seen.append(len(inputs))
+        return view(inputs, generator=generator)
+
+    trainer.views["reconstruct"] = recording  # type: ignore[assignment]
+    assert trainer.fit().steps_run == 4
+    assert seen[:4] == [16 + 8, 4 + 8, 16 + 8, 4 + 8]  # 20 labelled rows: batches of 16, then 4
+    assert seen[4:] == [50]  # then the evaluation, on the 50 validation rows
 
 
 def test_concatenating_batches_fills_a_task_one_side_lacks() -> None:

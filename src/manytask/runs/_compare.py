@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._utils import atomic_write
-from ..config import Config, ConfigError
+from ..config import Config
 from ..metrics import delta_m, higher_is_better
-from ..training import init_from_env, resolve_device
 from ._build import check_config, load_data, select_tasks
 from ._run_dir import claim
-from ._train import on_rank_zero, train
+from ._train import on_rank_zero, ranks_of, train
 
 __all__ = ["Comparison", "ComparisonRow", "compare"]
 
@@ -79,10 +78,7 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
     """
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
-    try:
-        ranks = init_from_env(resolve_device(config.training.device))
-    except ValueError as error:
-        raise ConfigError(f"Config key 'training.device': {error}") from None
+    ranks = ranks_of(config)
     on_rank_zero(ranks, lambda: claim(root, overwrite=overwrite), f"the comparison directory {root}")
     data = load_data(config)
     tasks = select_tasks(config, data)

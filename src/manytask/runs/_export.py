@@ -9,7 +9,6 @@ trip that gives the same outputs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     """Export the run's model to ``out`` (default ``<run_dir>/model.pt2``); vector inputs only
     (``in_features`` known). Load it with ``torch.export.load(path).module()``."""
     run = load_run(run_dir, checkpoint)
-    facts = json.loads((Path(run_dir) / "tasks.json").read_text())["input_info"]
+    facts = run.input_info
     if "in_features" not in facts:
         raise ExportError(f"{run_dir}: export from the command line needs vector inputs (in_features); in Python, "
                           "manytask.runs.export_model(run.model, run.tasks, example_inputs) exports any shape.")

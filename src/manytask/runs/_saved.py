@@ -61,6 +61,7 @@ class LoadedRun:
     model: MultiTaskModel
     checkpoint: Path
     preprocessing: dict[str, Any] | None
+    input_info: dict[str, Any]  # the encoder's input facts (in_features, vocab_size, ...)
 
 
 def _checkpoint(run_dir: Path, which: str) -> Path:
@@ -110,4 +111,4 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
     model.eval()
     preprocessing_file = run_dir / PREPROCESSING_FILE
     preprocessing = json.loads(preprocessing_file.read_text()) if preprocessing_file.is_file() else None
-    return LoadedRun(run_dir, config, tasks, model, path, preprocessing)
+    return LoadedRun(run_dir, config, tasks, model, path, preprocessing, saved["input_info"])

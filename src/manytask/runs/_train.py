@@ -64,6 +64,16 @@ class RunResult:
         return (sum(values) / len(values) if values else math.nan), undefined
 
 
+def ranks_of(config: Config) -> Ranks | None:
+    """The data-parallel ranks ``torchrun`` started this process among (None in one process),
+    the process group on the config's device."""
+    try:
+        device = resolve_device(config.training.device)
+    except ValueError as error:
+        raise ConfigError(f"Config key 'training.device': {error}") from None
+    return init_from_env(device)
+
+
 def on_rank_zero(ranks: Ranks | None, check: Callable[[], object], what: str) -> None:
     """Run ``check`` (a run-directory check that may write) on rank 0 only; every rank hears its
     verdict, so that a refusal stops them all instead of leaving the others waiting."""
@@ -101,11 +111,7 @@ def train(
     before these checks pass.
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
-    try:
-        device = resolve_device(config.training.device)
-    except ValueError as error:
-        raise ConfigError(f"Config key 'training.device': {error}") from None
-    ranks = init_from_env(device)
+    ranks = ranks_of(config)
     on_rank_zero(ranks, lambda: claim(target, overwrite=overwrite) if resume is None else check_resume(target, config),
                  f"the run directory {target}")
     experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks)

@@ -48,7 +48,6 @@ class TensorBoardLogger(Callback):
 
     def on_step_end(self, trainer: Trainer, step: int, losses: dict[str, Any]) -> None:
         if self.writer is None or step % self.every:
-            self._tic = self._tic if self.writer is not None else time.perf_counter()
             return
         for name, loss in losses.items():
             self.writer.add_scalar(f"loss/{name}", float(loss), step)

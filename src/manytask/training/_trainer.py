@@ -167,7 +167,7 @@ class Trainer:
         if evaluation.patience is not None and evaluation.source is None:
             raise ValueError("patience is set but there is no validation source to measure it on; "
                              "give a validation split or remove patience.")
-        self.device = _check_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.balancer = balancer.to(self.device)
         self.optimizer = optimizer
@@ -389,12 +389,6 @@ class Trainer:
     def _recompute(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]) -> Tensor:
         """The losses ``[T]`` of this step's (global) batch under the updated model (absent tasks: 0)."""
         losses = torch.zeros(len(self.tasks), device=self.device)
-        if self.ranks is None:
-            for inputs, names, targets, masks in groups:
-                outputs = self.model(inputs, names)
-                for n in names:
-                    losses[self._position[n]] = self.tasks[n].mean_loss(outputs[n], targets[n], masks[n])
-            return losses
         counts = torch.zeros_like(losses)
         for inputs, names, targets, masks in groups:
             outputs = self.model(inputs, names)
@@ -642,10 +636,6 @@ def _say(logger: RunLogger | None, message: str) -> None:
         logger.write(message)
     else:
         log.warning("manytask: %s", message)
-
-
-def _check_device(device: torch.device | str) -> torch.device:
-    return resolve_device(device)
 
 
 def _check_precision(precision: str, device: torch.device) -> Precision:
