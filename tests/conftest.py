@@ -17,6 +17,16 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _no_reports(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train/compare/bench write report.html by default (about a second each); in-process tests
+    skip it unless marked ``@pytest.mark.report`` (tests/report/ check the reports themselves)."""
+    if request.node.get_closest_marker("report") is None:
+        import manytask.report
+
+        monkeypatch.setattr(manytask.report, "write_report", lambda directory, out=None: Path(directory) / "skipped")
+
+
 @pytest.fixture
 def real_data() -> Callable[[str], Path]:
     """Locate a real dataset folder (``$MANYTASK_DATA`` or ``<repo>/../shared/data``).

@@ -44,12 +44,14 @@ def test_list_shows_every_kind() -> None:
     assert bad.exit_code == 2 and "Unknown kind 'balancer'" in bad.output
 
 
+@pytest.mark.report
 def test_train_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     result = runner.invoke(app, ["train", str(config), *SMALL])
     assert result.exit_code == 0, result.output
     run = tmp_path / "run"
     assert (run / "config.yaml").is_file() and (run / "results.json").is_file()
+    assert f"Report: {run / 'report.html'}" in result.output and (run / "report.html").stat().st_size > 10_000
     rows = read_rows(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["10", "20", "30"]
     assert {"val/category/accuracy", "val/score/rmse", "train/flag/loss"} <= set(rows[0])
@@ -139,18 +141,6 @@ def test_other_errors_keep_their_traceback(tmp_path: Path, monkeypatch: pytest.M
         result = runner.invoke(app, [command, str(write_config(tmp_path))])
         assert result.exit_code == 1 and result.exception is error, result.output
         assert "error:" not in result.output
-
-
-def test_fit_linear_shows_a_refused_hyperparameter_in_one_line(tmp_path: Path) -> None:
-    rows = ["x,y,task"] + [f"{i},{2 * i},{i % 2}" for i in range(12)]
-    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
-    config = {"data": {"path": "t.csv", "inputs": ["x"], "target": "y", "task": "task"},
-              "estimator": {"name": "l21", "loss": "squared", "params": {"alpha": -1.0}},
-              "output_dir": str(tmp_path / "out")}
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    result = runner.invoke(app, ["fit-linear", str(tmp_path / "c.yaml")])
-    assert result.exit_code == 2, result.output
-    assert result.output.startswith("error: The 'alpha' parameter of") and "Got -1.0 instead." in result.output
 
 
 def test_train_lists_auxiliary_tasks_apart(tmp_path: Path) -> None:

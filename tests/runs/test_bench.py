@@ -9,6 +9,7 @@ import pytest
 
 from manytask.config import ConfigError
 from manytask.runs import load_suite, run_suite, suite_tables
+from manytask.runs._bench import Suite
 
 SMOKE = Path(__file__).resolve().parents[2] / "benchmarks" / "smoke.yaml"
 
@@ -36,6 +37,9 @@ def test_smoke_suite_runs_resumes_and_writes_tables(tmp_path: Path) -> None:
 
     text = docs.read_text()
     assert "keep me" in text and "## Harness smoke test" in text and "| Oracle (published) |" in text
+    kept = other / load_suite(SMOKE).name  # what `manytask report` reads again: the suite and its rows
+    assert (kept / "results.csv").read_text() == csv_path.read_text()
+    assert load_suite(SMOKE) == Suite.model_validate_json((kept / "suite.json").read_text())
     assert "| EW |" in text and "Δm %" in text
 
     log.clear()

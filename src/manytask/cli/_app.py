@@ -133,6 +133,22 @@ def export_command(
     typer.echo(f"Exported: {written}")
 
 
+@app.command("report")
+def report_command(
+    directory: Annotated[Path, typer.Argument(help="A run, comparison or bench directory.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write the page (default DIRECTORY/report.html).")] = None,
+) -> None:
+    """Write one self-contained report.html (figures embedded; opens from a file, no network)."""
+    from ..report import ReportError, write_report
+
+    try:
+        written = write_report(directory, out)
+    except ReportError as error:
+        _fail(error)
+        return
+    typer.echo(f"Report: {written}")
+
+
 @app.command()
 def compare(
     config: ConfigArg,
@@ -182,15 +198,38 @@ def bench(
 
 
 @app.command("fit-linear")
-def fit_linear(config: ConfigArg, set_: SetOpt = None) -> None:
-    """Fit a regularised linear multi-task model (manytask.linear) to a table described by CONFIG."""
-    from ..linear import InvalidParameterError
-    from ..linear import fit_linear as run_fit_linear
+def fit_linear(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where to write the run (overrides run_dir).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Delete a run already in the run directory first.")] = False,
+) -> None:
+    """Fit the linear MTL estimator of CONFIG's `linear:` section on the data `train` reads (same
+    preprocessing, split and metrics), its hyperparameters chosen by cross-validation."""
+    from ..config import read_config
+    from ..runs import fit_linear_run
 
     try:
-        run_fit_linear(config, set_ or [])
-    except (*_USER_ERRORS, InvalidParameterError) as error:  # a hyperparameter the estimator refuses
+        raw = read_config(config, set_ or [])
+        if "estimator" in raw or "output_dir" in raw:
+            raise ConfigError(
+                f"{config} is in the old fit-linear format. fit-linear now reads the config `train` reads: "
+                "data: {name: table, path: ..., inputs: [...], tasks: {...}} (or target + task_column), "
+                "estimator -> linear: {name, params, search}, output_dir -> run_dir (see docs/linear.md).")
+        run = fit_linear_run(load_config(config, set_ or []), run_dir=run_dir, overwrite=overwrite)
+    except _USER_ERRORS as error:
         _fail(error)
+        return
+    typer.echo(f"{run.params} on the {run.split} split:")
+    tasks = {key.split("/", 1)[0] for key in run.test}
+    if len(tasks) <= 8:
+        for key, value in run.test.items():
+            typer.echo(f"  {key}: {value:.4f}")
+    else:  # many tasks (School's 139): each metric's mean; every task's value is in results.json
+        for metric in dict.fromkeys(key.split("/", 1)[1] for key in run.test):
+            values = [v for k, v in run.test.items() if k.endswith(f"/{metric}") and v == v]
+            typer.echo(f"  mean {metric} over {len(values)} tasks: {sum(values) / max(1, len(values)):.4f}")
+    typer.echo(f"Written: {run.run_dir} (results.json, coef.csv, search.csv, report.html)")
 
 
 @app.command("list")

@@ -1,17 +1,11 @@
 """Validated run configuration (YAML + pydantic)."""
 
-from ._linear import (
-    LinearDataConfig,
-    LinearEstimatorConfig,
-    LinearFitConfig,
-    LinearSplitConfig,
-    load_linear_config,
-)
 from ._schema import (
     Component,
     Config,
     ConfigError,
     DataConfig,
+    LinearConfig,
     ModelConfig,
     OptimizerConfig,
     TaskConfig,
@@ -28,17 +22,13 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
-    "LinearDataConfig",
-    "LinearEstimatorConfig",
-    "LinearFitConfig",
-    "LinearSplitConfig",
+    "LinearConfig",
     "ModelConfig",
     "OptimizerConfig",
     "TaskConfig",
     "TrainingConfig",
     "apply_overrides",
     "load_config",
-    "load_linear_config",
     "parse_config",
     "read_config",
     "validate_config",

@@ -141,6 +141,16 @@ class LoggingConfig(StrictModel):
 
     tensorboard: bool = False  # <run_dir>/tensorboard (pip install "manytask[tensorboard]")
     every: PositiveInt = 10  # steps between training scalars
+    report: bool = True  # <run_dir>/report.html at the end of train, compare and bench (manytask report DIR)
+
+
+class LinearConfig(StrictModel):
+    """``linear:`` the estimator ``manytask fit-linear`` fits on the same data (``docs/linear.md``)."""
+
+    name: str  # ridge, lasso, mean_regularized, l21, l1lq, trace, dirty, sparse_low_rank, rmtl, ...
+    params: dict[str, Any] = Field(default_factory=dict)  # fixed hyperparameters, e.g. {alpha: 0.1}
+    search: dict[str, list[Any]] = Field(default_factory=dict)  # a grid, chosen by cross-validation
+    folds: int = Field(default=5, ge=2)  # cross-validation folds on the training rows (per task)
 
 
 class Config(StrictModel):
@@ -157,6 +167,7 @@ class Config(StrictModel):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    linear: LinearConfig | None = None  # read by fit-linear only
 
 
 Model = TypeVar("Model", bound=StrictModel)

@@ -53,11 +53,7 @@ from manytask.linear._relationship import (
 )
 from manytask.linear._solvers import APGResult, accelerated_proximal_gradient
 
-from ._cli import LinearFitConfig, fit_linear
-
 __all__ = [
-    "LinearFitConfig",
-    "fit_linear",
     "APGResult",
     "ClusteredMultiTaskClassifier",
     "ClusteredMultiTaskRegressor",

@@ -4,6 +4,7 @@ from ._bench import Suite, load_suite, run_suite, suite_tables
 from ._build import Experiment, build_experiment, check_config, load_data, save_config, select_tasks
 from ._compare import Comparison, ComparisonRow, compare
 from ._export import ExportError, export_model, export_run
+from ._linear import LinearRun, fit_linear_run
 from ._predict import evaluate_file, predict, predict_frame
 from ._run_dir import RESUMABLE_KEYS, RunDirError
 from ._saved import LoadedRun, load_run
@@ -20,6 +21,7 @@ __all__ = [
     "ComparisonRow",
     "Experiment",
     "ExportError",
+    "LinearRun",
     "LoadedRun",
     "RunResult",
     "build_experiment",
@@ -28,6 +30,7 @@ __all__ = [
     "evaluate_file",
     "export_model",
     "export_run",
+    "fit_linear_run",
     "load_data",
     "load_run",
     "predict",

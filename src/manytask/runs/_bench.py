@@ -33,7 +33,7 @@ from ..evaluation import format_mean_std
 from ..metrics import delta_m, higher_is_better
 from ._build import check_config, load_data, select_tasks
 
-__all__ = ["Suite", "load_suite", "run_suite", "suite_tables"]
+__all__ = ["GroupSummary", "Suite", "load_suite", "run_suite", "suite_summary", "suite_tables"]
 
 SINGLE = "single-task"
 
@@ -140,6 +140,7 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 def _cell_config(suite: Suite, dataset: DatasetSpec, method: MethodSpec | None, seed: int) -> dict[str, Any]:
     config = _merge(suite.base, {"data": dataset.data, "seed": seed})
     config.setdefault("training", {})["progress"] = False
+    config.setdefault("logging", {})["report"] = False  # the suite's report covers its cells
     if method is not None:
         sections = (("data", method.data), ("model", method.model), ("training", method.training),
                     ("tasks", method.tasks), ("views", method.views))
@@ -255,7 +256,20 @@ def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), 
             f"{time.perf_counter() - start:.0f} s")
     if docs is not None:
         write_section(suite.name, suite_tables(suite, _read_rows(csv_path), command), docs)
+    if suite.base.get("logging", {}).get("report", True):
+        write_suite_report(suite, csv_path, runs_dir / suite.name)
     return csv_path
+
+
+def write_suite_report(suite: Suite, csv_path: Path, directory: Path) -> None:
+    """Keep the suite and its results in ``directory`` (``suite.json``, ``results.csv``) and write
+    its ``report.html`` there (``manytask report DIRECTORY`` writes it again)."""
+    from ._train import try_report
+
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / "suite.json", suite.model_dump_json(indent=1))
+    atomic_write(directory / "results.csv", csv_path.read_text())
+    try_report(directory)
 
 
 def _float(row: Mapping[str, str], key: str) -> float:
@@ -286,16 +300,27 @@ def _undefined_terms(multitask: Mapping[str, float], baseline: Mapping[str, floa
     return reasons
 
 
-def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None = None) -> str:
-    """The suite's Markdown: one table per dataset group, mean ± std over datasets x seeds."""
-    command = command or f"manytask bench benchmarks/{suite.name}.yaml"
-    out = [f"## {suite.title}", "", f"Command: `{command}`. Budget: {suite.budget}.", ""]
-    if suite.notes:
-        out += [suite.notes.strip(), ""]
+@dataclass
+class GroupSummary:
+    """One dataset group's results: the table's rows (as shown) and the numbers behind them."""
+
+    group: str
+    header: list[str]
+    lines: list[list[str]]
+    footnote: str
+    notes: list[str]
+    keys: list[str]  # the main tasks' primary metrics, "<task>/<metric>"
+    values: dict[str, dict[str, list[float]]]  # method -> primary key -> one value per run
+    deltas: dict[str, list[float]]  # method -> Δm % of each run (NaN where undefined)
+
+
+def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary]:
+    """Each dataset group's table: mean ± std over datasets x seeds, Δm against single-task."""
     ew = next((m.label for m in suite.methods if m.balancer.get("name") == "ew"), None)
     groups: dict[str, list[str]] = defaultdict(list)
     for dataset in suite.datasets:
         groups[dataset.group or dataset.label].append(dataset.label)
+    summaries = []
     for group, labels in groups.items():
         mine = [r for r in rows if r["dataset"] in labels]
         if not mine:
@@ -318,17 +343,22 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
 
         header = ["method", *(c.label for c in columns), *(["Δm %"] if single else []), "step time / EW",
                   "peak RSS (MB)"]
-        table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines: list[list[str]] = []
         methods = ([SINGLE] if single else []) + [m.label for m in suite.methods]
         notes: list[str] = []  # the runs whose Δm is undefined, and why
+        primary: dict[str, dict[str, list[float]]] = {}
+        all_deltas: dict[str, list[float]] = {}
         for method in methods:
             cells = {(r["dataset"], r["seed"]): r for r in mine if r["method"] == method and r["task"] == "all"}
             values, deltas, ratios, memory = defaultdict(list), [], [], []
+            primary[method] = {k: [] for k in keys}
             undefined: list[str] = []
             for replicate in replicates:
                 if method == SINGLE:
                     for c in columns:
                         values[c.label].append(single_value(replicate, c.metric))
+                    for k in keys:
+                        primary[method][k].append(single_value(replicate, k))
                     memory += [_float(r, "peak_rss_mb") for r in single if (r["dataset"], r["seed"]) == replicate]
                     continue
                 row = cells.get(replicate)
@@ -336,6 +366,8 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                     continue
                 for c in columns:
                     values[c.label].append(_metric_of(row, c.metric, mains))
+                for k in keys:
+                    primary[method][k].append(_float(row, k))
                 if single:
                     ours = {k: _float(row, k) for k in keys}
                     baseline = {k: single_value(replicate, k) for k in keys}
@@ -350,6 +382,8 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                 if base is not None:
                     ratios.append(_float(row, "seconds_per_step") / _float(base, "seconds_per_step"))
                 memory.append(_float(row, "peak_rss_mb"))
+            if method != SINGLE and single:
+                all_deltas[method] = deltas
             line = [method, *(format_mean_std(values[c.label]) for c in columns)]
             if single:
                 line.append("–" if method == SINGLE else format_mean_std(deltas, 2))
@@ -358,33 +392,47 @@ def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None =
                              f"of its mean: {', '.join(undefined)}.")
             line.append(format_mean_std(ratios, 2, spread=False) if ratios else "–")
             line.append(format_mean_std(memory, 0, spread=False) if memory else "–")
-            table.append("| " + " | ".join(line) + " |")
+            lines.append(line)
         for extra in (e for e in suite.extra_rows if e.group == group):
             summary = json.loads(extra.file.read_text())["summary"]
             for entry in summary.values():
                 line = [entry["label"] + extra.suffix, *(
                     format_mean_std(entry["per_split"]) if c.label == extra.column else "–" for c in columns)]
                 line += (["–"] if single else []) + ["–", "–"]
-                table.append("| " + " | ".join(line) + " |")
+                lines.append(line)
         published_here = [p for p in suite.published if p.group in (None, group)]
         for published in published_here:
             line = [f"{published.label} (published)", *(
                 f"{published.values[c.label]:g}" if c.label in published.values else "–" for c in columns)]
             line += (["–"] if single else []) + ["–", "–"]
-            table.append("| " + " | ".join(line) + " |")
-        if len(groups) > 1:
-            out += [f"### {group}", ""]
-        out += table
+            lines.append(line)
         threads = sorted({r.get("threads", "") for r in mine} - {""})
-        out += ["", f"Mean ± std over {len(replicates)} runs ({len(labels)} dataset variant(s) x seeds "
-                f"{', '.join(map(str, suite.seeds))}); Δm % against the single-task models of the same run "
-                "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's "
-                f"process; {'/'.join(threads) or '?'} torch thread(s) per run; a mean "
-                "marked (n of m) covers only n of the m runs, the others' value being undefined.", ""]
-        out += notes
+        footnote = (f"Mean ± std over {len(replicates)} runs ({len(labels)} dataset variant(s) x seeds "
+                    f"{', '.join(map(str, suite.seeds))}); Δm % against the single-task models of the same run "
+                    "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's "
+                    f"process; {'/'.join(threads) or '?'} torch thread(s) per run; a mean "
+                    "marked (n of m) covers only n of the m runs, the others' value being undefined.")
         for extra in (e for e in suite.extra_rows if e.group == group):
             command = json.loads(extra.file.read_text()).get("command", "")
-            out.append(f"- Rows marked '{extra.suffix.strip()}': `{command}` (raw results in `{extra.file}`).")
+            notes.append(f"- Rows marked '{extra.suffix.strip()}': `{command}` (raw results in `{extra.file}`).")
         for published in published_here:
-            out.append(f"- {published.label}: {published.source}")
+            notes.append(f"- {published.label}: {published.source}")
+        summaries.append(GroupSummary(group, header, lines, footnote, notes, keys, primary, all_deltas))
+    return summaries
+
+
+def suite_tables(suite: Suite, rows: list[dict[str, str]], command: str | None = None) -> str:
+    """The suite's Markdown: one table per dataset group, mean ± std over datasets x seeds."""
+    command = command or f"manytask bench benchmarks/{suite.name}.yaml"
+    out = [f"## {suite.title}", "", f"Command: `{command}`. Budget: {suite.budget}.", ""]
+    if suite.notes:
+        out += [suite.notes.strip(), ""]
+    several = len({d.group or d.label for d in suite.datasets}) > 1
+    for summary in suite_summary(suite, rows):
+        if several:
+            out += [f"### {summary.group}", ""]
+        out += ["| " + " | ".join(summary.header) + " |", "|" + "---|" * len(summary.header)]
+        out += ["| " + " | ".join(line) + " |" for line in summary.lines]
+        out += ["", summary.footnote, ""]
+        out += summary.notes
     return "\n".join(out).strip() + "\n"

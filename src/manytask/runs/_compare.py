@@ -13,7 +13,7 @@ from ..config import Config
 from ..metrics import delta_m, higher_is_better
 from ._build import check_config, load_data, select_tasks
 from ._run_dir import claim
-from ._train import on_rank_zero, ranks_of, train
+from ._train import on_rank_zero, ranks_of, train, try_report
 
 __all__ = ["Comparison", "ComparisonRow", "compare"]
 
@@ -85,8 +85,9 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
     mains = [t for t in tasks if t.role == "main"]
     if not mains:
         raise ValueError("compare needs at least one task with role 'main'.")
-    single = {t.name: train(config, data=data, only=[t.name], run_dir=root / f"single-{t.name}") for t in mains}
-    multi = train(config, data=data, run_dir=root / "multi")
+    single = {t.name: train(config, data=data, only=[t.name], run_dir=root / f"single-{t.name}", report=False)
+              for t in mains}
+    multi = train(config, data=data, run_dir=root / "multi", report=False)
     if ranks is not None and not ranks.is_main:  # rank 0 writes and reports the comparison
         return Comparison((), math.nan, "", root, ())
     rows = []
@@ -111,4 +112,6 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
         writer.writerow([r.task, r.metric, r.higher_is_better, r.single_task, r.multi_task, round(r.change, 4)])
     writer.writerow(["delta_m", "", "", "", "", round(dm, 4)])
     atomic_write(root / "comparison.csv", buffer.getvalue())
+    if config.logging.report:
+        try_report(root)
     return comparison

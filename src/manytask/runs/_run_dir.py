@@ -15,7 +15,7 @@ __all__ = ["RESUMABLE_KEYS", "RUN_ARTEFACTS", "RunDirError", "check_resume", "cl
 
 #: What a run writes into its directory (``compare`` adds its tables and sub-runs).
 RUN_ARTEFACTS = ("config.yaml", "metrics.csv", "results.json", "checkpoints", "comparison.md", "comparison.csv",
-                 "tasks.json", "preprocessing.json")
+                 "tasks.json", "preprocessing.json", "report.html", "coef.csv", "search.csv")
 
 #: Config keys a resume may change: they alter neither what was trained so far nor the data split.
 RESUMABLE_KEYS = frozenset({

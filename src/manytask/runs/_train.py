@@ -94,6 +94,17 @@ def on_rank_zero(ranks: Ranks | None, check: Callable[[], object], what: str) ->
         raise RunDirError(f"Rank 0 refused {what}: {said[0]}")
 
 
+def try_report(directory: Path) -> None:
+    """Write ``report.html``; a report that fails is said, never fatal to the run it reports."""
+    from ..report import write_report
+
+    try:
+        print(f"Report: {write_report(directory)}")
+    except Exception as error:  # the run's own files are written: say why the report is missing
+        print(f"manytask: no report for {directory}: {type(error).__name__}: {error}. The run's files are "
+              f"complete; retry with `manytask report {directory}`.")
+
+
 def train(
     config: Config,
     resume: Path | str | Literal["latest"] | None = None,
@@ -101,6 +112,7 @@ def train(
     only: list[str] | None = None,
     run_dir: Path | str | None = None,
     overwrite: bool = False,
+    report: bool = True,
 ) -> RunResult:
     """Train ``config``, reload the best checkpoint, evaluate it on the test split (else val).
 
@@ -108,7 +120,7 @@ def train(
     directory. A directory holds one run: a fresh run into a directory that holds another
     raises :class:`RunDirError` unless ``overwrite`` (which deletes that run first); a resume
     must use the run's own config, except for :data:`RESUMABLE_KEYS`. Nothing is written
-    before these checks pass.
+    before these checks pass. Then ``report.html`` (unless ``report`` or ``logging.report`` is off).
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
     ranks = ranks_of(config)
@@ -148,6 +160,8 @@ def train(
         atomic_write(experiment.run_dir / "structure.txt", structure + "\n")
         print(f"Learned structure of {config.model.name} (saved in {experiment.run_dir / 'structure.txt'}):\n"
               f"{structure}")
+    if config.logging.report and report:
+        try_report(experiment.run_dir)
     mains = [t for t in experiment.tasks if t.role == "main"] or list(experiment.tasks)
     primary = tuple(f"{t.name}/{t.metrics[0]}" for t in mains)
     roles: dict[str, str] = {t.name: t.role for t in experiment.tasks}

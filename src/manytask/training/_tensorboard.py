@@ -62,8 +62,9 @@ class TensorBoardLogger(Callback):
 
     def on_evaluate(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
         if self.writer is not None:
-            for key, value in metrics.items():
-                self.writer.add_scalar(key, value, step)  # "val/<task>/<metric>", as in metrics.csv
+            for key, value in metrics.items():  # the evaluation's own columns (the step's are logged above)
+                if key.startswith(("val/", "model/")):
+                    self.writer.add_scalar(key, value, step)  # "val/<task>/<metric>", as in metrics.csv
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         if self.writer is not None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 import torch
@@ -214,8 +214,9 @@ class Trainer:
         self._checked_sources = self._check_static_sources()
         self._position = {name: i for i, name in enumerate(self.tasks)}
         self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor, Tensor | None]] = {}
-        self._recent_losses: list[tuple[Tensor, Tensor]] = []  # per step: losses [T], present [T]; folded when read
+        self._recent_losses: list[tuple[Tensor, Tensor, Tensor]] = []  # per step: losses, present, weights [T]
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
+        self._weight_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
         self._buffers = [b for b in self.model.buffers() if b.is_floating_point()]
         self.skipped_steps = 0  # steps the float16 loss scaler skipped (overflowing gradients)
@@ -299,7 +300,8 @@ class Trainer:
         sums, counts, present = self._dense(names, terms)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
-            losses, self.last_weights = self.engine.backward(sums, counts, step=self.step)
+            losses, weights = self.engine.backward(sums, counts, step=self.step)
+            self.last_weights = weights
         except NonFiniteError as error:
             self._fail_non_finite(str(error))
         self._call("on_after_backward", step=self.step)
@@ -318,7 +320,7 @@ class Trainer:
                             "%g (%d step(s) skipped so far). Nothing was applied; the learning-rate schedule and "
                             "the balancer's after-step update wait for the next step.",
                             self.step + 1, self.scaler.get_scale(), self.skipped_steps)
-                self._recent_losses.append((losses, present))
+                self._recent_losses.append((losses, present, weights))
                 return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
         else:
             self.optimizer.step()
@@ -327,7 +329,7 @@ class Trainer:
             self.scheduler.step()
         self.balancer.on_after_optimizer_step(losses, present, step=self.step,
                                               recompute=lambda: self._recompute(groups))
-        self._recent_losses.append((losses, present))
+        self._recent_losses.append((losses, present, weights))
         return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
 
     def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
@@ -431,7 +433,7 @@ class Trainer:
             if name in self.tasks and self.tasks[name].view is None:
                 self.tasks[name].check(target, batch.masks[name])
 
-    def _fail_non_finite(self, problem: str) -> None:
+    def _fail_non_finite(self, problem: str) -> NoReturn:
         latest = self.checkpoints.latest() if self.checkpoints.enabled else None
         where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
         raise NonFiniteLossError(
@@ -443,6 +445,8 @@ class Trainer:
     def _evaluate_and_log(self, logger: RunLogger, elapsed: float) -> tuple[bool, bool]:
         """Evaluate, log one row; return (stop early, monitor improved)."""
         row: dict[str, float] = {"step": self.step, "epoch": self.loader.epoch, "time_s": round(elapsed, 3)}
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row.update({f"weight/{k}": v for k, v in self._running_weights().items()})
         row.update({f"train/{k}/loss": v for k, v in self._running_losses(reset=True).items()})
         row.update({f"model/{k}": v for k, v in self.model.diagnostics().items()})  # e.g. MMoE's experts
         stop = improved = False
@@ -486,9 +490,11 @@ class Trainer:
 
     def _running_losses(self, reset: bool) -> dict[str, float]:
         if self._recent_losses:
-            losses = torch.stack([loss for loss, _ in self._recent_losses]).to(self._loss_sum)  # [steps, T]
-            present = torch.stack([p for _, p in self._recent_losses])
+            losses = torch.stack([loss for loss, _, _ in self._recent_losses]).to(self._loss_sum)  # [steps, T]
+            present = torch.stack([p for _, p, _ in self._recent_losses])
+            weights = torch.stack([w for _, _, w in self._recent_losses]).to(self._weight_sum)
             self._loss_sum += torch.where(present, losses, 0.0).sum(0)
+            self._weight_sum += torch.where(present, weights, 0.0).sum(0)
             self._loss_count += present.sum(0)
             self._recent_losses.clear()
         means = (self._loss_sum / self._loss_count.clamp(min=1)).tolist()
@@ -496,8 +502,16 @@ class Trainer:
         out = {name: m for name, m, c in zip(self.tasks, means, counts) if c}
         if reset:
             self._loss_sum.zero_()
+            self._weight_sum.zero_()
             self._loss_count.zero_()
         return out
+
+    def _running_weights(self) -> dict[str, float]:
+        """Each task's mean balancer weight over the steps since the last evaluation that trained it
+        (read before ``_running_losses(reset=True)``, which folds the pending steps in first)."""
+        self._running_losses(reset=False)
+        means = (self._weight_sum / self._loss_count.clamp(min=1)).tolist()
+        return {name: m for name, m, c in zip(self.tasks, means, self._loss_count.tolist()) if c}
 
     # ---- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -516,7 +530,7 @@ class Trainer:
             "views": self.view_generator.get_state(),
             "monitor": {"name": self.monitor, "best_value": self.best_value, "best_step": self.best_step,
                         "bad_evals": self.bad_evals},
-            "running_loss": {"sum": self._loss_sum, "count": self._loss_count},
+            "running_loss": {"sum": self._loss_sum, "count": self._loss_count, "weight_sum": self._weight_sum},
             "rng": _rng_state(),
             "callbacks": [c.state_dict() for c in self.callbacks],
             "ranks": self.ranks.world if self.ranks is not None else 1,
@@ -547,6 +561,7 @@ class Trainer:
         self.bad_evals = monitor["bad_evals"]
         self._loss_sum.copy_(state["running_loss"]["sum"])
         self._loss_count.copy_(state["running_loss"]["count"])
+        self._weight_sum.copy_(state["running_loss"].get("weight_sum", torch.zeros_like(self._weight_sum)))
         for callback, cb_state in zip(self.callbacks, state["callbacks"]):
             callback.load_state_dict(cb_state)
         _set_rng_state(state["rng"])
@@ -605,7 +620,7 @@ class Trainer:
             raise ValueError(f"Unknown monitor metric {self.monitor!r}.{did_you_mean(self.monitor, valid)}")
 
     def _columns(self) -> list[str]:
-        columns = ["time_s", *(f"train/{t}/loss" for t in self.tasks)]
+        columns = ["time_s", "lr", *(f"train/{t}/loss" for t in self.tasks), *(f"weight/{t}" for t in self.tasks)]
         if self.val is not None:
             for task in self.tasks.values():
                 columns += [f"val/{task.name}/{m}" for m in task.metrics] + [f"val/{task.name}/loss"]
