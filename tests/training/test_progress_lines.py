@@ -31,3 +31,18 @@ def test_no_lines_when_progress_is_off(tmp_path: Path, capsys: pytest.CaptureFix
     for _ in range(10):
         logger.advance()
     assert "manytask: step" not in capsys.readouterr().err
+
+
+def test_on_a_terminal_the_bar_shows_losses_validation_and_their_mean(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    logger = RunLogger(tmp_path, ["val/a/accuracy", "val/b/accuracy"], total=10)
+    logger.start(None)
+    logger.advance({"a": 0.5, "b": 0.25})
+    logger.log({"step": 1, "epoch": 0, "val/a/accuracy": 0.75, "val/b/accuracy": 0.25})
+    shown = logger._bar.postfix
+    logger.close()
+    assert shown is not None
+    assert "a=0.5" in shown and "val a/accuracy=0.75" in shown and "val mean=0.5" in shown, shown

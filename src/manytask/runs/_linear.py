@@ -33,7 +33,7 @@ from ._build import check_config, load_data, save_config, select_tasks, standard
 from ._run_dir import claim
 from ._saved import save_run_spec
 
-__all__ = ["LinearHeads", "LinearRun", "fit_linear_run"]
+__all__ = ["LinearHeads", "LinearRun", "fit_linear_run", "read_coef"]
 
 
 class LinearHeads(nn.Module):
@@ -54,6 +54,18 @@ class LinearHeads(nn.Module):
         rows = torch.tensor([self.position[n] for n in names], device=inputs.device)
         outputs = inputs.float() @ self.coef[rows].T + self.intercept[rows]  # [N, tasks]: one product
         return {name: outputs[:, [k]] for k, name in enumerate(names)}
+
+
+def read_coef(path: Path, names: list[str]) -> LinearHeads:
+    """The linear heads ``coef.csv`` holds (one row per task: its weights, then the intercept)."""
+    with path.open(newline="") as handle:
+        rows = {row[0]: row[1:] for row in list(csv.reader(handle))[1:]}
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise ConfigError(f"{path} has no row for task(s) {', '.join(missing)}: it was not written for this run.")
+    values = np.array([[float(v) for v in rows[n]] for n in names])
+    heads = LinearHeads(names, values[:, :-1], values[:, -1])
+    return heads.eval()
 
 
 @dataclass(frozen=True)

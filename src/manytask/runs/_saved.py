@@ -8,7 +8,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .._utils import atomic_write
 from ..config import Config, load_config
@@ -86,7 +86,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
     """Load a trained run: ``manytask.load_run("runs/table").model(x)``.
 
     Args:
-        run_dir: A run directory written by ``manytask train``.
+        run_dir: A run directory written by ``manytask train`` (or ``fit-linear``: its model is
+            the linear functions of ``coef.csv``, whatever ``checkpoint`` says).
         checkpoint: ``"best"`` (on validation), ``"latest"`` or a checkpoint file.
     """
     run_dir = Path(run_dir)
@@ -99,6 +100,14 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
     config = load_config(run_dir / "config.yaml", [])
     saved = json.loads((run_dir / TASKS_FILE).read_text())
     tasks = tuple(_task_from_spec(spec) for spec in saved["tasks"])
+    preprocessing_file = run_dir / PREPROCESSING_FILE
+    preprocessing = json.loads(preprocessing_file.read_text()) if preprocessing_file.is_file() else None
+    if (run_dir / "coef.csv").is_file():  # a fit-linear run: its weights are coef.csv
+        from ._linear import read_coef
+
+        heads = read_coef(run_dir / "coef.csv", [t.name for t in tasks])
+        return LoadedRun(run_dir, config, tasks, cast(MultiTaskModel, heads), run_dir / "coef.csv", preprocessing,
+                         saved["input_info"])
     model = build_model(config, tasks, saved["input_info"])
     path = _checkpoint(run_dir, checkpoint)
     state = CheckpointManager.load(path).get("model")
@@ -109,6 +118,4 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
     except RuntimeError as error:
         raise CheckpointError(f"{path} does not fit the model of {run_dir}'s config: {str(error)[:300]}") from None
     model.eval()
-    preprocessing_file = run_dir / PREPROCESSING_FILE
-    preprocessing = json.loads(preprocessing_file.read_text()) if preprocessing_file.is_file() else None
     return LoadedRun(run_dir, config, tasks, model, path, preprocessing, saved["input_info"])

@@ -79,9 +79,11 @@ class RunLogger:
                 first[key[4:]] = value
         self._validation = first
         if self._validation and not self._plain:
-            shown = dict(list(self._validation.items())[:3])
-            self._bar.set_postfix({**{k: f"{v:.3g}" for k, v in self._losses.items()},
-                                   **{f"val {k}": f"{v:.3g}" for k, v in shown.items()}}, refresh=False)
+            shown = {f"val {k}": f"{v:.3g}" for k, v in list(self._validation.items())[:3]}
+            mean = self._validation_mean()
+            if mean is not None:
+                shown["val mean"] = f"{mean:.3g}"
+            self._bar.set_postfix({**{k: f"{v:.3g}" for k, v in self._losses.items()}, **shown}, refresh=False)
         if not self.enabled or self.path is None:
             return
         with self.path.open("a", newline="") as handle:
@@ -107,11 +109,16 @@ class RunLogger:
             if self._losses:
                 parts.append("loss " + " ".join(f"{k} {v:.3g}" for k, v in self._losses.items()))
             if self._validation:
-                finite = [v for v in self._validation.values() if math.isfinite(v)]
-                shared = len({k.split("/")[-1] for k in self._validation}) == 1  # a mean of one metric only
-                mean = f" (mean {sum(finite) / len(finite):.3g})" if finite and shared and len(finite) > 1 else ""
-                parts.append("val " + " ".join(f"{k} {v:.3g}" for k, v in self._validation.items()) + mean)
+                mean = self._validation_mean()
+                said = f" (mean {mean:.3g})" if mean is not None else ""
+                parts.append("val " + " ".join(f"{k} {v:.3g}" for k, v in self._validation.items()) + said)
             print("manytask: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+    def _validation_mean(self) -> float | None:
+        """The tasks' mean first validation metric, when they share it (a mean of one metric only)."""
+        finite = [v for v in self._validation.values() if math.isfinite(v)]
+        shared = len({k.split("/")[-1] for k in self._validation}) == 1
+        return sum(finite) / len(finite) if finite and shared and len(finite) > 1 else None
 
     def write(self, message: str) -> None:
         """Print a line without breaking the progress bar."""
