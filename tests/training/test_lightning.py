@@ -42,3 +42,36 @@ def test_a_lightning_fit_gives_manytasks_parameters(balancer: str, tmp_path: Pat
     for (name, a), b in zip(own.balancer.state_dict().items(), theirs.balancer.state_dict().values()):
         if isinstance(a, torch.Tensor):
             assert torch.allclose(a.nan_to_num(), b.nan_to_num(), atol=1e-6), name
+
+
+def _lightning(max_steps: int, tmp_path: Path, **options: object) -> L.Trainer:
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    return L.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, default_root_dir=str(tmp_path), **options)  # type: ignore[arg-type]
+
+
+def test_a_lightning_checkpoint_resumes_exactly(tmp_path: Path) -> None:
+    """Stopped at step 6 (mid-epoch, DWA between its epoch boundaries, a cosine schedule half-way)
+    and resumed from Lightning's own checkpoint: the parameters of the straight 10-step fit."""
+    def trainer(name: str):  # type: ignore[no-untyped-def]
+        config = {"data": {"name": "demo", "n_train": 120, "n_val": 30, "n_test": 30, "batch_size": 32},
+                  "balancer": {"name": "dwa"}, "optimizer": {"name": "adam", "lr": 0.01, "scheduler": "cosine"},
+                  "training": {"steps": 10, "eval_every": 10, "progress": False, "device": "cpu"}}
+        return build_experiment(parse_config(config), run_dir=tmp_path / name).trainer
+
+    straight = trainer("straight")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _lightning(10, tmp_path / "a", enable_checkpointing=False).fit(MultiTaskModule(straight),
+                                                                     StepLoader(straight.loader))
+        first = trainer("first")
+        stopped = _lightning(6, tmp_path / "b", enable_checkpointing=False)
+        stopped.fit(MultiTaskModule(first), StepLoader(first.loader))
+        stopped.save_checkpoint(tmp_path / "six.ckpt")
+        resumed = trainer("resumed")
+        _lightning(10, tmp_path / "c", enable_checkpointing=False).fit(
+            MultiTaskModule(resumed), StepLoader(resumed.loader), ckpt_path=tmp_path / "six.ckpt")
+    assert resumed.step == straight.step == 10
+    assert resumed.optimizer.param_groups[0]["lr"] == straight.optimizer.param_groups[0]["lr"]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name

@@ -13,9 +13,11 @@ except ImportError:  # pragma: no cover - the extra is not installed
     raise ImportError('manytask.lightning needs Lightning: pip install "manytask[lightning]"') from None
 
 from ..data import Batch, MultiSourceLoader
-from ..training import Trainer
+from ..training import CheckpointError, Trainer
 
 __all__ = ["MultiTaskModule", "StepLoader"]
+
+_KEY = "manytask"  # the checkpoint entry of manytask's own state
 
 
 class StepLoader:
@@ -39,7 +41,9 @@ class MultiTaskModule(L.LightningModule):
     step — the backward engine (gradient-level balancers included, hence manual optimisation),
     the finite checks, the optimizer step and the balancer's hooks — so a Lightning fit gives the
     parameters manytask's own ``Trainer.fit`` gives. Lightning's checkpoints hold the model and
-    balancer (both submodules) and the optimizer; per-task losses are logged as ``loss/<task>``.
+    balancer (both submodules), the optimizer and, under ``"manytask"``, the rest of the
+    trainer's state: a fit resumed from one (``ckpt_path=``) continues exactly. Per-task losses
+    are logged as ``loss/<task>``.
 
     Args:
         trainer: A manytask Trainer built as usual (its ``steps``, evaluation and checkpoints are
@@ -72,6 +76,19 @@ class MultiTaskModule(L.LightningModule):
         self.inner._end_step(losses)
         for name, value in losses.items():
             self.log(f"loss/{name}", value, on_step=True, prog_bar=False, batch_size=len(batch[1]))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Beside Lightning's model, balancer and optimizer: the rest of manytask's state (its
+        step, loader position, learning-rate schedule, views' generator, RNG states, ...), so
+        that a fit resumed from this checkpoint continues exactly."""
+        state = self.inner.state_dict()
+        checkpoint[_KEY] = {k: v for k, v in state.items() if k not in ("model", "optimizer", "balancer")}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if _KEY not in checkpoint:
+            raise CheckpointError("This Lightning checkpoint holds no manytask state: it was not written by a "
+                                  "MultiTaskModule, so the step, loader position and schedules cannot be resumed.")
+        self.inner.load_state_dict(checkpoint[_KEY], where="The Lightning checkpoint")
 
     def configure_optimizers(self) -> Any:
         return self.inner.optimizer

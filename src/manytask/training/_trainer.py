@@ -539,17 +539,22 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         """Restore the state saved in checkpoint ``path``."""
-        state = CheckpointManager.load(path)
+        self.load_state_dict(CheckpointManager.load(path), where=f"Checkpoint {path}")
+
+    def load_state_dict(self, state: dict[str, Any], where: str = "The checkpoint") -> None:
+        """Restore what :meth:`state_dict` gave; without ``model``, ``optimizer`` and
+        ``balancer`` (another loop, such as Lightning's, restores those) the rest only."""
         if state.get("tasks") != list(self.tasks):
-            raise CheckpointError(f"Checkpoint {path} was written for tasks {state.get('tasks')}, "
+            raise CheckpointError(f"{where} was written for tasks {state.get('tasks')}, "
                                   f"but this run has {list(self.tasks)}.")
         try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            _match_strides(self.optimizer)
-            self.balancer.load_state_dict(state["balancer"])
+            if "model" in state:
+                self.model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+                _match_strides(self.optimizer)
+                self.balancer.load_state_dict(state["balancer"])
         except (RuntimeError, ValueError, KeyError) as error:
-            raise CheckpointError(f"Checkpoint {path} does not fit this model/optimizer/balancer: {error}") from None
+            raise CheckpointError(f"{where} does not fit this model/optimizer/balancer: {error}") from None
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler") is not None:
