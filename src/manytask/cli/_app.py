@@ -235,7 +235,7 @@ def fit_linear(
 @app.command("list")
 def list_components(
     kind: Annotated[str | None, typer.Argument(
-        help="models, encoders, balancers, samplers, datasets, metrics or views")] = None,
+        help="models, encoders, balancers, samplers, datasets, metrics, views or linear")] = None,
 ) -> None:
     """List registered components by kind."""
     from ..catalogue import REGISTRIES

@@ -67,5 +67,7 @@ _PAIRS: dict[str, tuple[type[LinearMultiTaskRegressor], type[LinearMultiTaskClas
 REGRESSORS: Registry[LinearMultiTaskRegressor] = Registry("linear MTL regressor")
 CLASSIFIERS: Registry[LinearMultiTaskClassifier] = Registry("linear MTL classifier")
 for _name, (_reg, _clf) in _PAIRS.items():
-    REGRESSORS.register(_name)(_reg)
-    CLASSIFIERS.register(_name)(_clf)
+    _summary = (_reg.__doc__ or "").strip().splitlines()[0].replace("``", "")
+    _details = {"classes": f"{_reg.__name__} (squared loss), {_clf.__name__} (logistic loss)"}
+    REGRESSORS.register(_name, _summary, _details)(_reg)
+    CLASSIFIERS.register(_name, _summary, _details)(_clf)
