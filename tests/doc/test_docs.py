@@ -14,7 +14,8 @@ import manytask
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 OWN_DOCS = ["concepts.md", "configuration.md", "balancing.md", "architectures.md", "auxiliary.md", "distributed.md",
-            pytest.param("tutorial.md", marks=pytest.mark.report), pytest.param("reports.md", marks=pytest.mark.report)]
+            pytest.param("tutorial.md", marks=pytest.mark.report), pytest.param("reports.md", marks=pytest.mark.report),
+            "relatedness.md"]
 
 
 @pytest.mark.parametrize("name", OWN_DOCS)

@@ -150,6 +150,28 @@ def report_command(
 
 
 @app.command()
+def relate(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    pairs: Annotated[bool, typer.Option(help="Also train every task alone and every pair (T + T(T-1)/2 runs).")
+                     ] = False,
+    run_dir: Annotated[Path | None, typer.Option(help="Where to write the runs (overrides run_dir).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Delete runs already in the run directory first.")] = False,
+) -> None:
+    """Which tasks help which: gradient cosines and conflicts and the lookahead affinity while
+    training CONFIG (with --pairs, transfer gains from pair runs), and the groups they recommend."""
+    from ..runs import relate as run_relate
+
+    try:
+        relation = run_relate(load_config(config, set_ or []), run_dir=run_dir, pairs=pairs, overwrite=overwrite)
+    except (*_USER_ERRORS, ValueError) as error:
+        _fail(error)
+        return
+    typer.echo(relation.summary())
+    typer.echo(f"\nWritten: {relation.run_dir / 'relatedness'}")
+
+
+@app.command()
 def compare(
     config: ConfigArg,
     set_: SetOpt = None,

@@ -144,6 +144,14 @@ class LoggingConfig(StrictModel):
     report: bool = True  # <run_dir>/report.html at the end of train, compare and bench (manytask report DIR)
 
 
+class RelatednessConfig(StrictModel):
+    """``relatedness:`` which tasks help which, measured while training (``docs/relatedness.md``)."""
+
+    every: int = Field(default=0, ge=0)  # steps between gradient/lookahead measurements (0: off)
+    lookahead: bool = True  # also the lookahead affinity of Fifty et al. 2021 (T + 1 forwards a measurement)
+    groups: PositiveInt = 2  # manytask relate: how many groups (networks) to recommend
+
+
 class LinearConfig(StrictModel):
     """``linear:`` the estimator ``manytask fit-linear`` fits on the same data (``docs/linear.md``)."""
 
@@ -167,6 +175,7 @@ class Config(StrictModel):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    relatedness: RelatednessConfig = Field(default_factory=RelatednessConfig)
     linear: LinearConfig | None = None  # read by fit-linear only
 
 

@@ -21,11 +21,12 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
     (default ``<directory>/report.html``) and return its path.
 
     The kind is read from the files: ``comparison.csv`` (``manytask compare``), ``suite.json`` and
-    ``results.csv`` (``manytask bench``), else ``metrics.csv`` or ``results.json`` (one run).
+    ``results.csv`` (``manytask bench``), ``relatedness/groups.json`` (``manytask relate``), else
+    ``metrics.csv`` or ``results.json`` (one run).
     """
     from ._comparison import comparison_sections
     from ._page import Page
-    from ._run import run_sections
+    from ._run import relatedness_sections, run_sections
     from ._suite import suite_sections
 
     root = Path(directory)
@@ -38,6 +39,12 @@ def write_report(directory: Path | str, out: Path | str | None = None) -> Path:
     elif (root / "suite.json").is_file() and (root / "results.csv").is_file():
         page = Page(f"Benchmark: {root.name}")
         suite_sections(page, root)
+    elif (root / "relatedness" / "groups.json").is_file():  # manytask relate
+        page = Page(f"Relatedness: {root.name}")
+        relatedness_sections(page, root)
+        if (root / "multi").is_dir():
+            page.heading("The multi-task run")
+            run_sections(page, root / "multi", level=3, relatedness=False)
     elif (root / "metrics.csv").is_file() or (root / "results.json").is_file():
         page = Page(f"Run: {root.name}")
         run_sections(page, root)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["Series", "bars", "pareto", "pareto_front", "panels"]
+__all__ = ["Series", "bars", "heatmap", "pareto", "pareto_front", "panels"]
 
 #: One line of a panel: x values and y values (NaN where the line has no value).
 Series = tuple[Sequence[float], Sequence[float]]
@@ -90,4 +91,33 @@ def pareto(points: Mapping[str, tuple[float, float]], errors: Mapping[str, tuple
     ax.set_xlabel(f"{xlabel} ({'higher' if x_higher else 'lower'} is better)")
     ax.set_ylabel(f"{ylabel} ({'higher' if y_higher else 'lower'} is better)")
     ax.grid(alpha=0.3)
+    return figure
+
+
+def heatmap(values: np.ndarray, labels: Sequence[str], *, signed: bool, colorbar: str) -> Figure:
+    """A task-by-task matrix (rows: the task acting, columns: the task affected); a diverging
+    scale centred on 0 when ``signed``; the values written in the cells for up to 12 tasks."""
+    size = max(4.0, 0.55 * len(labels) + 2.5)
+    figure = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = figure.subplots()
+    off = values[~np.eye(len(values), dtype=bool) & np.isfinite(values)]  # a task on itself would swamp the scale
+    if signed:
+        bound = float(np.abs(off).max()) if off.size and np.abs(off).max() > 0 else 1.0
+        low, high, cmap = -bound, bound, "RdBu"
+    else:
+        low, high = (float(off.min()), float(off.max())) if off.size else (0.0, 1.0)
+        cmap = "viridis"
+    image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high if high > low else low + 1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("affected task")
+    ax.set_ylabel("acting task")
+    if len(labels) <= 12:
+        for (i, j), value in np.ndenumerate(values):
+            if math.isfinite(value):
+                level = (value - low) / ((high - low) or 1.0)  # where the colour is dark, write in white
+                dark = abs(2 * level - 1) > 0.6 if signed else level < 0.45
+                ax.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+    figure.colorbar(image, ax=ax, label=colorbar, shrink=0.8)
     return figure

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ._page import Page
-from ._plots import Series, panels
+from ._plots import Series, heatmap, panels
 
-__all__ = ["read_metrics", "run_sections"]
+__all__ = ["read_metrics", "relatedness_sections", "run_sections"]
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
@@ -66,8 +66,9 @@ def results_table(page: Page, results: Mapping[str, Any], roles: Mapping[str, st
                            "training row.")
 
 
-def run_sections(page: Page, run_dir: Path, level: int = 2) -> None:
-    """Results, learning curves, learning rate, task weights, diagnostics and config of one run."""
+def run_sections(page: Page, run_dir: Path, level: int = 2, relatedness: bool = True) -> None:
+    """Results, learning curves, learning rate, task weights, diagnostics, the relatedness
+    measured (unless shown elsewhere) and config of one run."""
     results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").is_file() else {}
     if results:
         page.heading("Result", level)
@@ -101,9 +102,38 @@ def run_sections(page: Page, run_dir: Path, level: int = 2) -> None:
             page.heading("Model diagnostics", level)
             page.figure(panels({k[6:]: {k[6:]: _series(rows, k)} for k in diagnostics}),
                         "What the model reports at each evaluation (e.g. experts' gate weights).")
+    if relatedness:
+        relatedness_sections(page, run_dir, level)
     structure = run_dir / "structure.txt"
     if structure.is_file():
         page.preformatted(structure.read_text(), "Learned sharing structure")
     config = run_dir / "config.yaml"
     if config.is_file():
         page.preformatted(config.read_text(), "Configuration (config.yaml)")
+
+
+def relatedness_sections(page: Page, run_dir: Path, level: int = 2) -> None:
+    """Each task-by-task matrix in ``run_dir/relatedness`` as a heat map, with the recommended
+    groups and each task's most helpful and most harmful partner."""
+    from ..relatedness import load_matrices
+
+    matrices = load_matrices(run_dir)
+    if not matrices:
+        return
+    page.heading("Which tasks help which", level)
+    groups_file = run_dir / "relatedness" / "groups.json"
+    if groups_file.is_file():
+        saved = json.loads(groups_file.read_text())
+        page.table(["from", f"recommended {saved['k']} groups"],
+                   [(name, " | ".join(", ".join(g) for g in groups)) for name, groups in saved["groups"].items()])
+        if saved.get("rank_correlation") is not None:
+            page.text(f"Spearman rank correlation of the lookahead affinity and the pair-run transfer gains (off the "
+                      f"diagonal): {saved['rank_correlation']:+.2f}.")
+    order = ["tag_affinity", "transfer_gain", "gradient_cosine", "gradient_conflict", "gradient_norm_ratio"]
+    for matrix in sorted(matrices, key=lambda m: order.index(m.name) if m.name in order else len(order)):
+        page.heading(matrix.title, level + 1)
+        page.figure(heatmap(matrix.values, matrix.tasks, signed=matrix.signed, colorbar=matrix.title),
+                    f"{matrix.description} Rows: the acting task; columns: the affected task.")
+        if matrix.signed:
+            for line in matrix.partners():
+                page.text(line, note=True)

@@ -6,6 +6,7 @@ from ._compare import Comparison, ComparisonRow, compare
 from ._export import ExportError, export_model, export_run
 from ._linear import LinearRun, fit_linear_run
 from ._predict import evaluate_file, predict, predict_frame
+from ._relate import Relation, relate
 from ._run_dir import RESUMABLE_KEYS, RunDirError
 from ._saved import LoadedRun, load_run
 from ._train import RunResult, train
@@ -23,6 +24,7 @@ __all__ = [
     "ExportError",
     "LinearRun",
     "LoadedRun",
+    "Relation",
     "RunResult",
     "build_experiment",
     "check_config",
@@ -35,6 +37,7 @@ __all__ = [
     "load_run",
     "predict",
     "predict_frame",
+    "relate",
     "save_config",
     "select_tasks",
     "train",

@@ -217,11 +217,16 @@ def _views(config: Config, tasks: Sequence[Task], input_info: Mapping[str, Any] 
 
 
 def _loggers(config: Config) -> list[Callback]:
-    """The optional loggers the config's ``logging`` section asks for."""
+    """The optional loggers and probes the config's ``logging`` and ``relatedness`` ask for."""
+    loggers: list[Callback] = []
+    if config.relatedness.every:
+        from ..relatedness import TaskAffinity
+
+        loggers.append(TaskAffinity(config.relatedness.every, config.relatedness.lookahead))
     if not config.logging.tensorboard:
-        return []
+        return loggers
     try:
-        return [TensorBoardLogger(config.logging.every)]
+        return [*loggers, TensorBoardLogger(config.logging.every)]
     except ImportError as error:
         raise ConfigError(f"Config key 'logging.tensorboard': {error}") from None
 

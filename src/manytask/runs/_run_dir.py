@@ -15,7 +15,7 @@ __all__ = ["RESUMABLE_KEYS", "RUN_ARTEFACTS", "RunDirError", "check_resume", "cl
 
 #: What a run writes into its directory (``compare`` adds its tables and sub-runs).
 RUN_ARTEFACTS = ("config.yaml", "metrics.csv", "results.json", "checkpoints", "comparison.md", "comparison.csv",
-                 "tasks.json", "preprocessing.json", "report.html", "coef.csv", "search.csv")
+                 "tasks.json", "preprocessing.json", "report.html", "coef.csv", "search.csv", "relatedness")
 
 #: Config keys a resume may change: they alter neither what was trained so far nor the data split.
 RESUMABLE_KEYS = frozenset({
@@ -36,7 +36,8 @@ def _artefacts(run_dir: Path) -> list[Path]:
 
 
 def _is_sub_run(path: Path) -> bool:
-    return (path.name == "multi" or path.name.startswith("single-")) and (path / "config.yaml").exists()
+    named = path.name == "multi" or path.name.startswith(("single-", "pair-"))
+    return named and (path / "config.yaml").exists()
 
 
 def claim(run_dir: Path, *, overwrite: bool) -> None:

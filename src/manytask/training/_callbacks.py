@@ -50,6 +50,16 @@ class Callback:
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         """After training stops."""
 
+    def columns(self, trainer: Trainer) -> list[str]:
+        """Columns this callback adds to ``metrics.csv`` (fixed for the run)."""
+        del trainer
+        return []
+
+    def row(self, trainer: Trainer) -> dict[str, float]:
+        """Its values for an evaluation's row (called before ``on_evaluate``)."""
+        del trainer
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

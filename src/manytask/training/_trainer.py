@@ -220,6 +220,7 @@ class Trainer:
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
         self._buffers = [b for b in self.model.buffers() if b.is_floating_point()]
         self.skipped_steps = 0  # steps the float16 loss scaler skipped (overflowing gradients)
+        self._step_groups: list[Any] = []  # the current step's (inputs, tasks, targets, masks) groups
         self.last_weights: Tensor | None = None  # the balancer's weights [T] at the last step (absent tasks: 0)
 
     # ----------------------------------------------------------------------------------------
@@ -298,6 +299,7 @@ class Trainer:
                 names += group
                 terms += [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in group]
         sums, counts, present = self._dense(names, terms)
+        self._step_groups = groups  # for losses_now() in the hooks below (relatedness probes)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
             losses, weights = self.engine.backward(sums, counts, step=self.step)
@@ -388,6 +390,18 @@ class Trainer:
         return {t for t, flag in zip(self.tasks, flags.tolist()) if flag > 0}
 
     @torch.no_grad()
+    @torch.no_grad()
+    def losses_now(self) -> Tensor:
+        """The per-task mean losses ``[T]`` (absent tasks: 0) of the current step's batch under the
+        parameters as they are now, in eval mode (no dropout, no running-statistics update): for
+        probes inside a step's hooks, e.g. the loss after a lookahead update (Fifty et al. 2021)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._recompute(self._step_groups)
+        finally:
+            self.model.train(was_training)
+
     def _recompute(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]) -> Tensor:
         """The losses ``[T]`` of this step's (global) batch under the updated model (absent tasks: 0)."""
         losses = torch.zeros(len(self.tasks), device=self.device)
@@ -449,6 +463,9 @@ class Trainer:
         row.update({f"weight/{k}": v for k, v in self._running_weights().items()})
         row.update({f"train/{k}/loss": v for k, v in self._running_losses(reset=True).items()})
         row.update({f"model/{k}": v for k, v in self.model.diagnostics().items()})  # e.g. MMoE's experts
+        for callback in self.callbacks:  # e.g. gradient conflicts since the previous evaluation
+            if hasattr(callback, "row"):
+                row.update(callback.row(self))
         stop = improved = False
         if self.val is not None:
             metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.evaluation.batch_size,
@@ -629,6 +646,7 @@ class Trainer:
         if self.val is not None:
             for task in self.tasks.values():
                 columns += [f"val/{task.name}/{m}" for m in task.metrics] + [f"val/{task.name}/loss"]
+        columns += [k for callback in self.callbacks if hasattr(callback, "columns") for k in callback.columns(self)]
         return columns + [f"model/{k}" for k in self.model.diagnostics()]
 
     def _call(self, hook: str, **kwargs: Any) -> None:

@@ -1,0 +1,8 @@
+"""Which tasks help which: gradient diagnostics and lookahead affinity while training, transfer
+gains from pair runs, and the grouping of tasks they recommend."""
+
+from ._affinity import TaskAffinity
+from ._grouping import best_groups, group_value
+from ._matrix import TaskMatrix, load_matrices
+
+__all__ = ["TaskAffinity", "TaskMatrix", "best_groups", "group_value", "load_matrices"]

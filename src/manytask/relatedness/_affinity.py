@@ -1,0 +1,183 @@
+"""Gradient diagnostics and lookahead affinity, measured while training (a callback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..training import Callback
+from ._matrix import TaskMatrix
+
+if TYPE_CHECKING:
+    from ..training import Trainer, TrainResult
+
+__all__ = ["TaskAffinity"]
+
+_SUMS = ("cos_sum", "pairs", "conflicts", "ratio_sum", "affinity_sum", "affinity_count",
+         "norm_sum", "norm_count", "recent_conflicts", "recent_pairs")
+
+
+class TaskAffinity(Callback):
+    """Which tasks help which, measured every ``every`` steps on that step's batch.
+
+    Before the update:
+
+    - each present task's gradient ``g_i`` of its mean loss with respect to the shared parameters
+      (one batched vector-Jacobian product); their pairwise cosines, whether they conflict
+      (cosine < 0, Yu et al. 2020's conflicting gradients), and their norm ratios;
+    - with ``lookahead``, the lookahead inter-task affinity of Fifty et al. 2021 (Eq. 3):
+      ``Z[i, j] = 1 - L_j(θ_s - η g_i) / L_j(θ_s)``, the relative drop of task ``j``'s loss on the
+      batch after a plain gradient step of size η (the shared parameters' learning rate) on task
+      ``i`` alone (Eq. 2); the losses are taken in eval mode (no dropout, batch-norm statistics
+      untouched), and the parameters are restored exactly afterwards.
+
+    Averaged over the measured steps where both tasks are present, they are written at the end
+    as ``relatedness/gradient_cosine``, ``gradient_conflict``, ``gradient_norm_ratio`` and
+    ``tag_affinity`` (``.csv`` and ``.json``); ``metrics.csv`` gets, per evaluation, the share of
+    conflicting pairs (``grad/conflict``) and each task's mean gradient norm
+    (``grad_norm/<task>``) since the previous one. Costs one batched backward (and ``T + 1``
+    forwards with ``lookahead``) per measured step; training itself is unchanged.
+    """
+
+    def __init__(self, every: int = 10, lookahead: bool = True) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1 (steps between measurements); got {every}.")
+        self.every = every
+        self.lookahead = lookahead
+        self.names: list[str] = []
+        self.sums: dict[str, Tensor] = {}
+        self._pending: tuple[Tensor, Tensor] | None = None  # this step's task gradients, for the lookahead
+
+    def _reset(self, count: int) -> None:
+        shapes = {"norm_sum": (count,), "norm_count": (count,), "recent_conflicts": (1,), "recent_pairs": (1,)}
+        self.sums = {k: torch.zeros(shapes.get(k, (count, count)), dtype=torch.float64) for k in _SUMS}
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        names = list(trainer.tasks)
+        if names != self.names or not self.sums:  # a resume keeps what load_state_dict restored
+            self.names = names
+            self._reset(len(names))
+        if not any(p.requires_grad for p in trainer.model.shared_parameters()):
+            raise ValueError("Task affinity needs shared parameters to measure gradients on; this model shares "
+                             "none (independent columns). Use a model that shares.")
+
+    def on_before_backward(self, trainer: Trainer, step: int, sums: Tensor, counts: Tensor) -> None:
+        if step % self.every:
+            return
+        present = (counts > 0).nonzero().flatten()
+        if len(present) == 0:
+            return
+        shared = [p for p in trainer.model.shared_parameters() if p.requires_grad]
+        losses = sums[present] / counts[present]
+        grads = _per_task_gradients(losses, shared)
+        flat = torch.cat([(g if g is not None else torch.zeros(len(present), *p.shape, device=losses.device))
+                          .reshape(len(present), -1) for g, p in zip(grads, shared)], dim=1).double()  # [k, P]
+        norms = flat.norm(dim=1)
+        cos = (flat @ flat.T) / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
+        index = present.cpu()
+        both = torch.ones(len(index), len(index), dtype=torch.bool).fill_diagonal_(False)
+        block = (index[:, None], index[None, :])
+        s = self.sums
+        s["cos_sum"][block] += torch.where(both, cos.cpu(), 0.0)
+        s["pairs"][block] += both.double()
+        conflict = (cos.cpu() < 0) & both
+        s["conflicts"][block] += conflict.double()
+        s["ratio_sum"][block] += torch.where(both, (norms[:, None] / norms[None, :].clamp(min=1e-30)).cpu(), 0.0)
+        s["norm_sum"][index] += norms.cpu()
+        s["norm_count"][index] += 1
+        s["recent_conflicts"][0] += float(conflict.sum()) / 2
+        s["recent_pairs"][0] += float(both.sum()) / 2
+        if self.lookahead:
+            self._pending = (flat, present)
+
+    @torch.no_grad()
+    def on_after_backward(self, trainer: Trainer, step: int) -> None:
+        """The lookahead steps, once the step's graph is spent (the shared parameters are moved
+        in place, then restored exactly, before the optimizer reads them)."""
+        if self._pending is None:
+            return
+        flat, present = self._pending
+        self._pending = None
+        shared = [p for p in trainer.model.shared_parameters() if p.requires_grad]
+        lr = next(g["lr"] for g in trainer.optimizer.param_groups if any(p is shared[0] for p in g["params"]))
+        before = trainer.losses_now()[present].double()
+        kept = [p.detach().clone() for p in shared]
+        sizes = [p.numel() for p in shared]
+        try:
+            for row, i in enumerate(present.tolist()):
+                for p, original, g in zip(shared, kept, flat[row].split(sizes)):
+                    p.copy_(original - lr * g.view_as(p).to(p.dtype))
+                after = trainer.losses_now()[present].double()
+                fine = (before > 0) & torch.isfinite(after)
+                z = torch.where(fine, 1 - after / before.clamp(min=1e-30), 0.0).cpu()
+                self.sums["affinity_sum"][i, present.cpu()] += z
+                self.sums["affinity_count"][i, present.cpu()] += fine.cpu().double()
+        finally:
+            for p, original in zip(shared, kept):
+                p.copy_(original)
+
+    def columns(self, trainer: Trainer) -> list[str]:
+        return ["grad/conflict", *(f"grad_norm/{t}" for t in trainer.tasks)]
+
+    def row(self, trainer: Trainer) -> dict[str, float]:
+        s = self.sums
+        if not s:
+            return {}
+        out = {f"grad_norm/{t}": float(s["norm_sum"][k] / s["norm_count"][k]) for k, t in enumerate(self.names)
+               if s["norm_count"][k] > 0}
+        if s["recent_pairs"][0] > 0:
+            out["grad/conflict"] = float(s["recent_conflicts"][0] / s["recent_pairs"][0])
+        for key in ("norm_sum", "norm_count", "recent_conflicts", "recent_pairs"):
+            s[key].zero_()  # since the previous evaluation
+        return out
+
+    def matrices(self) -> list[TaskMatrix]:
+        """What was measured, averaged over the steps that measured each pair (NaN: never)."""
+        s, names = self.sums, tuple(self.names)
+
+        def mean(total: Tensor, count: Tensor) -> np.ndarray:
+            return torch.where(count > 0, total / count.clamp(min=1), torch.nan).numpy()
+
+        out = [
+            TaskMatrix("gradient_cosine", "Gradient cosine", "Mean cosine of the two tasks' gradients on the shared "
+                       "parameters (positive: they pull the same way).", names, mean(s["cos_sum"], s["pairs"])),
+            TaskMatrix("gradient_conflict", "Gradient conflict rate", "Share of measured steps where the two tasks' "
+                       "gradients conflict (cosine < 0).", names, mean(s["conflicts"], s["pairs"]), signed=False),
+            TaskMatrix("gradient_norm_ratio", "Gradient norm ratio", "Mean of |g_row| / |g_column| (how much larger "
+                       "the row task's gradient is).", names, mean(s["ratio_sum"], s["pairs"]), signed=False),
+        ]
+        if self.lookahead:
+            out.append(TaskMatrix("tag_affinity", "Lookahead affinity (TAG)", "Fifty et al. 2021, Eq. 3: relative drop "
+                                  "of the column task's loss after a step on the row task alone (positive: helps).",
+                                  names, mean(s["affinity_sum"], s["affinity_count"])))
+        return out
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        if trainer.run_dir is not None and trainer.is_main_process:
+            for matrix in self.matrices():
+                matrix.save(Path(trainer.run_dir))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), **{k: v.clone() for k, v in self.sums.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.names = list(state["names"])
+        self.sums = {k: state[k].clone().double() for k in _SUMS}
+
+
+def _per_task_gradients(losses: Tensor, shared: list[torch.nn.Parameter]) -> tuple[Tensor | None, ...]:
+    """Each loss's gradient on ``shared`` (``[k, *shape]`` per parameter): one batched
+    vector-Jacobian product, or one backward per loss where an operation cannot be batched
+    (the same numbers, slower)."""
+    try:
+        return torch.autograd.grad(losses, shared, grad_outputs=torch.eye(len(losses), device=losses.device),
+                                   is_grads_batched=True, retain_graph=True, allow_unused=True)
+    except RuntimeError:
+        rows = [torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True) for loss in losses]
+        return tuple(None if all(r[k] is None for r in rows) else
+                     torch.stack([r[k] if r[k] is not None else torch.zeros_like(p) for r in rows])
+                     for k, p in enumerate(shared))

@@ -1,0 +1,121 @@
+"""``manytask relate``: which tasks help which on the user's own data, and which groups to train."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._utils import atomic_write
+from ..config import Config
+from ..metrics import higher_is_better
+from ..relatedness import TaskMatrix, best_groups, load_matrices
+from ._build import check_config, load_data, select_tasks
+from ._run_dir import claim
+from ._train import train, try_report
+
+__all__ = ["Relation", "relate"]
+
+#: The signed matrices a grouping is recommended from, in the order they are shown.
+GROUPED = ("tag_affinity", "transfer_gain", "gradient_cosine")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """What ``relate`` measured: the matrices, each one's recommended groups, and how well the
+    lookahead affinity ranks the pairs as the pair runs do (Spearman's rho; NaN without pairs)."""
+
+    run_dir: Path
+    matrices: tuple[TaskMatrix, ...]
+    groups: dict[str, list[list[str]]]
+    rank_correlation: float
+
+    def summary(self) -> str:
+        lines = []
+        for matrix in self.matrices:
+            if matrix.signed:
+                lines += [f"{matrix.title}:", *(f"  {line}" for line in matrix.partners())]
+        for name, groups in self.groups.items():
+            lines.append(f"Groups from {name}: " + " | ".join(", ".join(g) for g in groups))
+        if math.isfinite(self.rank_correlation):
+            lines.append(f"Rank correlation of lookahead affinity and pair-run transfer (off-diagonal): "
+                         f"{self.rank_correlation:+.2f}")
+        return "\n".join(lines)
+
+
+def _transfer(config: Config, data: Any, root: Path, names: list[str], keys: dict[str, str]) -> TaskMatrix:
+    """Standley et al. 2020: every task alone and every pair, with the config's budget; entry
+    ``[i, j]`` is the signed relative change (%) of task ``j``'s primary metric when trained with
+    ``i`` instead of alone (positive: ``i`` helps ``j``)."""
+    alone = {t: train(config, data=data, only=[t], run_dir=root / f"single-{t}", report=False).test for t in names}
+    gain = np.full((len(names), len(names)), np.nan)
+    for (a, i), (b, j) in itertools.combinations(list(zip(names, range(len(names)))), 2):
+        together = train(config, data=data, only=[a, b], run_dir=root / f"pair-{a}+{b}", report=False).test
+        for row, column, task in ((i, j, b), (j, i, a)):
+            key = keys[task]
+            sign = 1.0 if higher_is_better(key.split("/", 1)[1]) else -1.0
+            base = alone[task][key]
+            if math.isfinite(base) and base != 0 and math.isfinite(together[key]):
+                gain[row, column] = 100 * sign * (together[key] - base) / abs(base)
+    return TaskMatrix("transfer_gain", "Transfer gain from pair runs (Standley et al. 2020)",
+                      "Relative change (%) of the column task's primary metric trained with the row task instead "
+                      "of alone (positive: the row task helps).", tuple(names), gain)
+
+
+def _spearman(first: np.ndarray, second: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    off = ~np.eye(len(first), dtype=bool) & np.isfinite(first) & np.isfinite(second)
+    if off.sum() < 3:
+        return math.nan
+    return float(spearmanr(first[off], second[off]).statistic)
+
+
+def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = False,
+           overwrite: bool = False) -> Relation:
+    """Train the multi-task model of ``config`` measuring gradient cosines, conflicts and the
+    lookahead affinity every ``relatedness.every`` steps (10 when 0), and with ``pairs`` also
+    every task alone and every pair (``T + T(T-1)/2`` more runs of the same budget); recommend
+    ``relatedness.groups`` groups from each signed matrix (:func:`best_groups`).
+
+    Writes ``multi/``, ``single-*/`` and ``pair-*/`` runs, ``relatedness/`` (each matrix as CSV
+    and JSON, ``groups.json``, ``summary.txt``) and ``report.html`` under the run directory.
+    """
+    check_config(config)
+    root = Path(run_dir if run_dir is not None else config.run_dir)
+    claim(root, overwrite=overwrite)
+    data = load_data(config)
+    tasks = select_tasks(config, data)
+    names = [t.name for t in tasks if t.view is None]
+    if len(names) < 2:
+        raise ValueError(f"relate needs at least two tasks with labels; the config has {names}.")
+    measured = config.model_copy(update={"relatedness": config.relatedness.model_copy(
+        update={"every": config.relatedness.every or 10})})
+    train(measured, data=data, run_dir=root / "multi", report=False)
+    matrices = load_matrices(root / "multi")
+    if pairs:
+        keys = {t.name: f"{t.name}/{t.metrics[0]}" for t in tasks}
+        matrices.append(_transfer(config, data, root, names, keys))
+    by_name = {m.name: m for m in matrices}
+    k = min(config.relatedness.groups, len(names))
+    groups: dict[str, list[list[str]]] = {}
+    for name in (n for n in GROUPED if n in by_name):
+        matrix = by_name[name]
+        chosen, _ = best_groups(matrix.values, k)
+        groups[name] = [[matrix.tasks[i] for i in group] for group in chosen]
+    rho = (_spearman(by_name["tag_affinity"].values, by_name["transfer_gain"].values)
+           if {"tag_affinity", "transfer_gain"} <= set(by_name) else math.nan)
+    for matrix in matrices:
+        matrix.save(root)
+    relation = Relation(root, tuple(matrices), groups, rho)
+    atomic_write(root / "relatedness" / "groups.json", json.dumps(
+        {"k": k, "groups": groups, "rank_correlation": None if math.isnan(rho) else rho}, indent=1))
+    atomic_write(root / "relatedness" / "summary.txt", relation.summary() + "\n")
+    if config.logging.report:
+        try_report(root)
+    return relation

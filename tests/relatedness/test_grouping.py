@@ -1,0 +1,66 @@
+"""The grouping search is exact: it matches an independent brute force over every choice of k
+groups, and a hand-made case."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from manytask.relatedness import TaskMatrix, best_groups, load_matrices
+
+
+def _total(matrix: np.ndarray, groups: list[tuple[int, ...]]) -> float:
+    """Written apart from the library: each task's best chosen group, by the mean of what the
+    group's other members do for it (0 alone)."""
+    total = 0.0
+    for task in range(len(matrix)):
+        values = []
+        for group in groups:
+            if task in group:
+                others = [matrix[i][task] for i in group if i != task]
+                values.append(sum(others) / len(others) if others else 0.0)
+        if not values:
+            return float("-inf")
+        total += max(values)
+    return total
+
+
+@pytest.mark.parametrize("seed, count, k", [(0, 4, 2), (1, 5, 2), (2, 4, 3), (3, 5, 1)])
+def test_the_search_finds_what_brute_force_finds(seed: int, count: int, k: int) -> None:
+    matrix = np.random.default_rng(seed).normal(size=(count, count))
+    subsets = [tuple(i for i in range(count) if m >> i & 1) for m in range(1, 2 ** count)]
+    brute = max(_total(matrix, list(choice)) for choice in itertools.product(subsets, repeat=k))
+    groups, total = best_groups(matrix, k)
+    assert len(groups) == k
+    assert total == pytest.approx(brute) and _total(matrix, groups) == pytest.approx(brute)
+
+
+def test_two_helping_pairs_that_hurt_each_other_are_split() -> None:
+    """0 and 1 help each other, 2 and 3 too; across the pairs they hurt: the best two groups are
+    the pairs, worth 4 (each of the four tasks gets 1)."""
+    matrix = np.array([[0, 1, -1, -1], [1, 0, -1, -1], [-1, -1, 0, 1], [-1, -1, 1, 0]], dtype=float)
+    groups, total = best_groups(matrix, 2)
+    assert sorted(groups) == [(0, 1), (2, 3)] and total == 4.0
+    assert best_groups(matrix, 1) == ([(0, 1, 2, 3)], pytest.approx(4 * (1 - 2) / 3))
+
+
+def test_the_search_refuses_more_than_it_can_try() -> None:
+    with pytest.raises(ValueError, match="more than the exact search tries"):
+        best_groups(np.zeros((12, 12)), 3)
+    with pytest.raises(ValueError, match="between 1 and the number of tasks"):
+        best_groups(np.zeros((3, 3)), 4)
+
+
+def test_a_matrix_round_trips_and_names_each_tasks_partners(tmp_path: Path) -> None:
+    values = np.array([[np.nan, 0.5, -0.2], [0.1, np.nan, 0.3], [-0.4, 0.0, np.nan]])
+    matrix = TaskMatrix("affinity", "Affinity", "row helps column", ("a", "b", "c"), values)
+    matrix.save(tmp_path)
+    (back,) = load_matrices(tmp_path)
+    np.testing.assert_array_equal(back.values, values)
+    assert back.tasks == ("a", "b", "c") and back.title == "Affinity"
+    assert matrix.partners() == ["a: helped most by b (+0.1), hurt most by c (-0.4)",
+                                 "b: helped most by a (+0.5)",
+                                 "c: helped most by b (+0.3), hurt most by a (-0.2)"]
