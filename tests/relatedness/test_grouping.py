@@ -56,11 +56,13 @@ def test_the_search_refuses_more_than_it_can_try() -> None:
 
 def test_a_matrix_round_trips_and_names_each_tasks_partners(tmp_path: Path) -> None:
     values = np.array([[np.nan, 0.5, -0.2], [0.1, np.nan, 0.3], [-0.4, 0.0, np.nan]])
-    matrix = TaskMatrix("affinity", "Affinity", "row helps column", ("a", "b", "c"), values)
+    matrix = TaskMatrix("affinity", "Affinity", "row helps column", ("a", "b", "c"), values, effect=True)
     matrix.save(tmp_path)
     (back,) = load_matrices(tmp_path)
     np.testing.assert_array_equal(back.values, values)
-    assert back.tasks == ("a", "b", "c") and back.title == "Affinity"
+    assert back.tasks == ("a", "b", "c") and back.title == "Affinity" and back.effect
     assert matrix.partners() == ["a: helped most by b (+0.1), hurt most by c (-0.4)",
                                  "b: helped most by a (+0.5)",
                                  "c: helped most by b (+0.3), hurt most by a (-0.2)"]
+    alike = TaskMatrix("cos", "Cosine", "", ("a", "b", "c"), values)
+    assert alike.partners()[0] == "a: most alike b (+0.1), least alike c (-0.4)"

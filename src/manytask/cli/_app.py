@@ -155,6 +155,8 @@ def relate(
     set_: SetOpt = None,
     pairs: Annotated[bool, typer.Option(help="Also train every task alone and every pair (T + T(T-1)/2 runs).")
                      ] = False,
+    linear: Annotated[bool, typer.Option(help="Also fit ridge and MTRL (rows of features): weight cosines and "
+                                               "MTRL's task correlation.")] = False,
     run_dir: Annotated[Path | None, typer.Option(help="Where to write the runs (overrides run_dir).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete runs already in the run directory first.")] = False,
 ) -> None:
@@ -163,7 +165,8 @@ def relate(
     from ..runs import relate as run_relate
 
     try:
-        relation = run_relate(load_config(config, set_ or []), run_dir=run_dir, pairs=pairs, overwrite=overwrite)
+        relation = run_relate(load_config(config, set_ or []), run_dir=run_dir, pairs=pairs, linear=linear,
+                              overwrite=overwrite)
     except (*_USER_ERRORS, ValueError) as error:
         _fail(error)
         return

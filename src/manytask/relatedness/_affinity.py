@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..training import Callback
 from ._matrix import TaskMatrix
+from ._models import correlation_matrix
 
 if TYPE_CHECKING:
     from ..training import Trainer, TrainResult
@@ -153,13 +154,21 @@ class TaskAffinity(Callback):
         if self.lookahead:
             out.append(TaskMatrix("tag_affinity", "Lookahead affinity (TAG)", "Fifty et al. 2021, Eq. 3: relative drop "
                                   "of the column task's loss after a step on the row task alone (positive: helps).",
-                                  names, mean(s["affinity_sum"], s["affinity_count"])))
+                                  names, mean(s["affinity_sum"], s["affinity_count"]), effect=True))
         return out
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
-        if trainer.run_dir is not None and trainer.is_main_process:
-            for matrix in self.matrices():
-                matrix.save(Path(trainer.run_dir))
+        if trainer.run_dir is None or not trainer.is_main_process:
+            return
+        matrices = self.matrices()
+        learned = getattr(trainer.model, "task_correlation", None)
+        if callable(learned):  # a deep relationship network's task covariance (Long et al. 2017)
+            matrices.append(correlation_matrix(learned().detach().double().cpu().numpy(), self.names,
+                                               "relationship_correlation", "Learned task correlation (DRN)",
+                                               "Long et al. 2017: the task covariance the relationship network's "
+                                               "matrix-normal prior learned, as a correlation."))
+        for matrix in matrices:
+            matrix.save(Path(trainer.run_dir))
 
     def state_dict(self) -> dict[str, Any]:
         return {"names": list(self.names), **{k: v.clone() for k, v in self.sums.items()}}

@@ -21,8 +21,9 @@ FOLDER = "relatedness"
 @dataclass(frozen=True)
 class TaskMatrix:
     """``values[i, j]``: what row task ``i`` does for column task ``j`` (NaN: not measured).
-    ``signed``: positive means ``i`` helps ``j`` and negative that it hurts (affinity, transfer
-    gain, gradient cosine); otherwise the values are magnitudes (a conflict rate, a norm ratio)."""
+    ``signed``: values around 0, positive and negative (affinity, gain, cosine, correlation);
+    otherwise magnitudes (a conflict rate, a norm ratio). ``effect``: the value is what ``i`` does
+    to ``j`` (positive: helps; affinity, transfer gain) rather than how alike they are."""
 
     name: str  # the file stem: <run>/relatedness/<name>.csv and .json
     title: str
@@ -30,6 +31,7 @@ class TaskMatrix:
     tasks: tuple[str, ...]
     values: np.ndarray
     signed: bool = True
+    effect: bool = False
 
     def save(self, run_dir: Path) -> Path:
         """Write ``<name>.csv`` (rows and columns named by task) and ``<name>.json``."""
@@ -43,12 +45,13 @@ class TaskMatrix:
         atomic_write(folder / f"{self.name}.csv", buffer.getvalue())
         atomic_write(folder / f"{self.name}.json", json.dumps({
             "title": self.title, "description": self.description, "tasks": list(self.tasks), "signed": self.signed,
+            "effect": self.effect,
             "values": [[None if math.isnan(v) else v for v in row] for row in self.values.tolist()]}, indent=1))
         return folder / f"{self.name}.csv"
 
     def partners(self) -> list[str]:
-        """Per task: the partner that helps it most and the one that hurts it most (signed
-        matrices), one line each."""
+        """Per task, one line: the partner that helps it most and the one that hurts it most (an
+        effect), or the most and least alike (a similarity)."""
         lines = []
         for j, task in enumerate(self.tasks):
             column = [(self.values[i, j], other) for i, other in enumerate(self.tasks)
@@ -56,6 +59,10 @@ class TaskMatrix:
             if not column:
                 continue
             best, worst = max(column), min(column)
+            if not self.effect:
+                least = f", least alike {worst[1]} ({worst[0]:+.3g})" if len(column) > 1 else ""
+                lines.append(f"{task}: most alike {best[1]} ({best[0]:+.3g}){least}")
+                continue
             said = [f"helped most by {best[1]} ({best[0]:+.3g})"] if best[0] > 0 else []
             said += [f"hurt most by {worst[1]} ({worst[0]:+.3g})"] if worst[0] < 0 else []
             lines.append(f"{task}: {', '.join(said) or 'no partner changes it'}")
@@ -71,5 +78,5 @@ def load_matrices(run_dir: Path) -> list[TaskMatrix]:
             continue  # another file (the grouping summary)
         values = np.array([[math.nan if v is None else v for v in row] for row in saved["values"]], dtype=float)
         out.append(TaskMatrix(path.stem, saved["title"], saved.get("description", ""), tuple(saved["tasks"]), values,
-                              saved.get("signed", True)))
+                              saved.get("signed", True), saved.get("effect", False)))
     return out

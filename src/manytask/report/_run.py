@@ -129,7 +129,8 @@ def relatedness_sections(page: Page, run_dir: Path, level: int = 2) -> None:
         if saved.get("rank_correlation") is not None:
             page.text(f"Spearman rank correlation of the lookahead affinity and the pair-run transfer gains (off the "
                       f"diagonal): {saved['rank_correlation']:+.2f}.")
-    order = ["tag_affinity", "transfer_gain", "gradient_cosine", "gradient_conflict", "gradient_norm_ratio"]
+    order = ["tag_affinity", "transfer_gain", "gradient_cosine", "gradient_conflict", "gradient_norm_ratio",
+             "representation_similarity", "parameter_cosine", "mtrl_correlation", "relationship_correlation"]
     for matrix in sorted(matrices, key=lambda m: order.index(m.name) if m.name in order else len(order)):
         page.heading(matrix.title, level + 1)
         page.figure(heatmap(matrix.values, matrix.tasks, signed=matrix.signed, colorbar=matrix.title),

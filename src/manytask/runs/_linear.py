@@ -160,6 +160,7 @@ class LinearRun:
     run_dir: Path
     params: dict[str, Any]
     search: list[dict[str, Any]]  # each grid point: params, score (mean and std over folds)
+    estimator: Any = None  # the fitted scikit-learn estimator (e.g. MTRL's task_covariance_)
 
 
 def _metrics(model: LinearHeads, tasks: tuple[Task, ...], source: Source, batch_size: int = 256) -> dict[str, float]:
@@ -228,7 +229,7 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
     fold = _folds(pairs.task, config.linear.folds, config.seed)
     start = time.perf_counter()
 
-    def fit(params: dict[str, Any], keep: np.ndarray) -> LinearHeads:
+    def fit(params: dict[str, Any], keep: np.ndarray) -> tuple[LinearHeads, Any]:
         assert config.linear is not None
         estimator = registry.create(config.linear.name, **params)
         try:
@@ -236,11 +237,11 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
         except ValueError as error:  # scikit-learn's checks: say which estimator and settings refused what
             raise ConfigError(f"Estimator {config.linear.name!r} with {params} could not be fitted on the training "
                               f"rows of {config.data.name!r}: {error}") from None
-        return LinearHeads(names, estimator.coef_, estimator.intercept_)
+        return LinearHeads(names, estimator.coef_, estimator.intercept_), estimator
 
     search: list[dict[str, Any]] = []
     for number, params in enumerate(grid, 1):
-        scores = [_score(_metrics(fit(params, fold != k), tasks, pairs.source(fold == k, names)), keys)
+        scores = [_score(_metrics(fit(params, fold != k)[0], tasks, pairs.source(fold == k, names)), keys)
                   for k in range(config.linear.folds)]
         finite = [s for s in scores if math.isfinite(s)]
         mean = statistics.fmean(finite) if finite else math.nan
@@ -249,7 +250,7 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
         if len(grid) > 1:
             log(f"[{number}/{len(grid)}] {params}: {_described(keys)} {mean:.4f} ± {spread:.4f} (cross-validated)")
     best = max(search, key=lambda r: r["score"] if math.isfinite(r["score"]) else -math.inf)
-    model = fit(best["params"], np.ones(len(pairs.task), dtype=bool))
+    model, estimator = fit(best["params"], np.ones(len(pairs.task), dtype=bool))
     seconds = time.perf_counter() - start
     split, source = ("test", data.test) if data.test is not None else ("val", data.val)
     metrics = _metrics(model, tasks, source, config.data.eval_batch_size) if source is not None else {}
@@ -258,7 +259,7 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
         from ._train import try_report
 
         try_report(target)
-    return LinearRun(metrics, split, target, best["params"], search)
+    return LinearRun(metrics, split, target, best["params"], search, estimator)
 
 
 def _write(run_dir: Path, config: Config, tasks: tuple[Task, ...], input_info: Any, model: LinearHeads,

@@ -14,9 +14,18 @@ import numpy as np
 from .._utils import atomic_write
 from ..config import Config
 from ..metrics import higher_is_better
-from ..relatedness import TaskMatrix, best_groups, load_matrices
+from ..relatedness import (
+    TaskMatrix,
+    best_groups,
+    correlation_matrix,
+    load_matrices,
+    parameter_cosine,
+    representation_similarity,
+)
 from ._build import check_config, load_data, select_tasks
+from ._linear import fit_linear_run
 from ._run_dir import claim
+from ._saved import load_run
 from ._train import train, try_report
 
 __all__ = ["Relation", "relate"]
@@ -38,7 +47,7 @@ class Relation:
     def summary(self) -> str:
         lines = []
         for matrix in self.matrices:
-            if matrix.signed:
+            if matrix.signed:  # a conflict rate or a norm ratio has no partner to name
                 lines += [f"{matrix.title}:", *(f"  {line}" for line in matrix.partners())]
         for name, groups in self.groups.items():
             lines.append(f"Groups from {name}: " + " | ".join(", ".join(g) for g in groups))
@@ -64,7 +73,43 @@ def _transfer(config: Config, data: Any, root: Path, names: list[str], keys: dic
                 gain[row, column] = 100 * sign * (together[key] - base) / abs(base)
     return TaskMatrix("transfer_gain", "Transfer gain from pair runs (Standley et al. 2020)",
                       "Relative change (%) of the column task's primary metric trained with the row task instead "
-                      "of alone (positive: the row task helps).", tuple(names), gain)
+                      "of alone (positive: the row task helps).", tuple(names), gain, effect=True)
+
+
+def _linear(config: Config, root: Path, names: list[str]) -> list[TaskMatrix]:
+    """Ridge per task and MTRL (Zhang & Yeung 2010) fitted by ``fit-linear`` on the same data,
+    their hyperparameters chosen by cross-validation: the cosine of the ridge weight vectors and
+    MTRL's learned task correlation."""
+    from ..config import LinearConfig
+
+    grid = {"alpha": [0.01, 0.1, 1.0, 10.0]}
+    found = []
+    for name in ("ridge", "mtrl"):
+        linear = LinearConfig(name=name, search=grid, folds=3)
+        found.append(fit_linear_run(config.model_copy(update={"linear": linear}), run_dir=root / f"linear-{name}",
+                                    report=False, log=lambda line: None))
+    ridge, mtrl = found
+    return [parameter_cosine(ridge.estimator.coef_, names),
+            correlation_matrix(mtrl.estimator.task_covariance_, names, "mtrl_correlation",
+                               "Learned task correlation (MTRL)", "Zhang & Yeung 2010: the task covariance Ω of "
+                               "multi-task relationship learning on the encoded inputs, as a correlation.")]
+
+
+def _representations(config: Config, data: Any, root: Path, names: list[str], probe: int = 256) -> TaskMatrix:
+    """RSA of the single-task models (``single-<task>/``) on the first ``probe`` validation (else
+    test) inputs."""
+    import torch
+
+    source = data.val if data.val is not None else data.test
+    if source is None:
+        raise ValueError("Representation similarity needs validation or test inputs to probe the models with.")
+    batch = source.batch(torch.arange(min(probe, len(source))))
+    features = {}
+    for task in names:
+        model = load_run(root / f"single-{task}").model
+        with torch.no_grad():
+            features[task] = model.features(batch.inputs).flatten(1).double().numpy()
+    return representation_similarity(features)
 
 
 def _spearman(first: np.ndarray, second: np.ndarray) -> float:
@@ -76,12 +121,15 @@ def _spearman(first: np.ndarray, second: np.ndarray) -> float:
     return float(spearmanr(first[off], second[off]).statistic)
 
 
-def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = False,
+def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = False, linear: bool = False,
            overwrite: bool = False) -> Relation:
     """Train the multi-task model of ``config`` measuring gradient cosines, conflicts and the
     lookahead affinity every ``relatedness.every`` steps (10 when 0), and with ``pairs`` also
     every task alone and every pair (``T + T(T-1)/2`` more runs of the same budget); recommend
-    ``relatedness.groups`` groups from each signed matrix (:func:`best_groups`).
+    ``relatedness.groups`` groups from each signed matrix (:func:`best_groups`). ``pairs`` also
+    gives the representation similarity of the single-task models (RSA); ``linear`` (rows of
+    features, one loss) fits ridge per task and MTRL on the same data for the cosine of their
+    weight vectors and MTRL's learned task correlation.
 
     Writes ``multi/``, ``single-*/`` and ``pair-*/`` runs, ``relatedness/`` (each matrix as CSV
     and JSON, ``groups.json``, ``summary.txt``) and ``report.html`` under the run directory.
@@ -101,6 +149,9 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     if pairs:
         keys = {t.name: f"{t.name}/{t.metrics[0]}" for t in tasks}
         matrices.append(_transfer(config, data, root, names, keys))
+        matrices.append(_representations(config, data, root, names))
+    if linear:
+        matrices += _linear(config, root, names)
     by_name = {m.name: m for m in matrices}
     k = min(config.relatedness.groups, len(names))
     groups: dict[str, list[list[str]]] = {}

@@ -36,7 +36,7 @@ def _artefacts(run_dir: Path) -> list[Path]:
 
 
 def _is_sub_run(path: Path) -> bool:
-    named = path.name == "multi" or path.name.startswith(("single-", "pair-"))
+    named = path.name == "multi" or path.name.startswith(("single-", "pair-", "linear-"))
     return named and (path / "config.yaml").exists()
 
 
