@@ -16,6 +16,7 @@ import torch.multiprocessing as mp
 
 from manytask.balancing import create_balancer
 from manytask.data import MultiSourceLoader, TensorSource
+from manytask.evaluation import evaluate
 from manytask.models import MLP, create_model
 from manytask.tasks import BinaryClassification, Classification, Regression
 from manytask.training import Ranks, Trainer, build_optimizer
@@ -64,11 +65,26 @@ def _train(method: str, options: dict[str, Any], ranks: Ranks | None) -> dict[st
     return state
 
 
+def _evaluation(shard: tuple[int, int] | None) -> dict[str, float]:
+    """5 batches of 8 rows for 2 ranks (rank 0 computes batches 0, 2, 4; rank 1 batches 1, 3):
+    ``b`` is labelled only in batch 1 (rank 0's share labels nothing), ``c`` in batches 0 and 3."""
+    torch.manual_seed(0)
+    tasks = [Regression("a"), BinaryClassification("b"), Classification("c", num_classes=3)]
+    model = create_model("hps", encoder=MLP(6, (8, 8)), tasks=tasks)
+    generator = torch.Generator().manual_seed(1)
+    rows = torch.arange(40)
+    source = TensorSource(torch.randn(40, 6, generator=generator),
+                          {"a": torch.randn(40, generator=generator), "b": (rows % 3 == 0).float(),
+                           "c": rows % 3}, {"b": (rows >= 8) & (rows < 16), "c": (rows < 5) | (rows >= 24) & (rows < 30)})
+    return evaluate(model, tasks, source, batch_size=8, shard=shard)
+
+
 def _rank(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        results = {f"{m}-{o.get('level', '')}": _train(m, o, Ranks(rank, world)) for m, o in METHODS}
+        results: dict[str, Any] = {f"{m}-{o.get('level', '')}": _train(m, o, Ranks(rank, world)) for m, o in METHODS}
+        results["evaluation"] = _evaluation((rank, world))
         torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -95,6 +111,15 @@ def test_two_ranks_equal_one_process_on_the_union_batch(
     for rank, results in enumerate(two_ranks):
         for name, value in alone.items():
             assert torch.allclose(results[key][name], value, rtol=1e-4, atol=1e-5), (rank, name)
+
+
+def test_a_sharded_evaluation_gives_every_rank_one_process_numbers(
+        two_ranks: list[dict[str, Any]]) -> None:
+    """Bit for bit, AUROC included, though rank 0's share labels nothing for ``b``."""
+    alone = _evaluation(None)
+    for rank in range(2):
+        assert two_ranks[rank]["evaluation"] == alone
+    assert set(alone) >= {"b/auroc", "c/accuracy"} and all(v == v for v in alone.values())
 
 
 def test_the_ranks_share_each_global_batch_without_overlap() -> None:

@@ -30,14 +30,22 @@ def evaluate(
     device: torch.device | str = "cpu",
     views: Mapping[str, View] | None = None,
     seed: int = 0,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Metrics of ``model`` on ``source`` as ``{"<task>/<metric>": value, "<task>/loss": value}``.
 
     Every metric and loss is computed over the labelled entries only. A task that names a view
-    is scored on the view of each batch (its generator seeded by ``seed``, so every evaluation
-    sees the same masks). A metric that is undefined — a task with no label in ``source``, or
-    AUROC where the labelled targets hold one class only — is NaN (never a number like 0), and
-    :func:`undefined_metrics` names them. The model's training mode is restored.
+    is scored on the view of each batch (batch ``k``'s generator seeded with
+    ``seed * 1000003 + k``, so every evaluation sees the same masks, whoever computes the batch). A metric that is
+    undefined — a task with no label in ``source``, or AUROC where the labelled targets hold one
+    class only — is NaN (never a number like 0), and :func:`undefined_metrics` names them. The
+    model's training mode is restored.
+
+    ``shard=(rank, world)`` (data-parallel evaluation, ``torch.distributed`` initialised): this
+    process computes batches ``rank, rank + world, ...``; every process then receives every
+    batch's labelled predictions (``all_gather_object``) and updates the metrics in batch order,
+    so each returns the numbers one process would, bit for bit — a task a rank's share never
+    labels needs no special case, which a synchronisation of metric states would.
 
     The metrics are held by one :class:`torchmetrics.wrappers.MultitaskWrapper` (a
     ``MetricCollection`` per task). What a task's metrics receive (the metric input contract):
@@ -52,7 +60,6 @@ def evaluate(
     was_training = model.training
     model.eval()
     views = _views(tasks, views)
-    generator = torch.Generator().manual_seed(seed)
     by_name = {t.name: t for t in tasks}
     plain = [t.name for t in tasks if t.view is None and t.name in source.tasks]
     scored = [t for t in tasks if t.view is not None or t.name in source.tasks]  # the others have no label
@@ -60,17 +67,17 @@ def evaluate(
     # every task in every call, and a batch may label only some tasks (torchmetrics' accuracy and
     # F1 refuse an empty update).
     metrics = MultitaskWrapper({t.name: _task_metrics(t) for t in scored}).to(device)
-    for metric in metrics.modules():  # this process saw the whole source: nothing to gather from other ranks
+    for metric in metrics.modules():  # whoever computed a batch, every process updates with all of them
         if isinstance(metric, Metric):
             metric.sync_on_compute = metric._to_sync = False
     sentences = {t.name for t in scored if _reads_sentences(t)}
-    loss_sum = {t.name: 0.0 for t in tasks}
-    count = {t.name: 0 for t in tasks}  # labelled entries
-    elements = {t.name: 0 for t in tasks}  # loss elements (an entry with K regression outputs has K)
-    classes: dict[str, Tensor] = {}  # binary tasks: labelled positives and negatives per label
+    starts = list(range(0, len(source), batch_size))
+    rank, world = shard if shard is not None else (0, 1)
+    records: list[_Record] = []
     try:
-        for start in range(0, len(source), batch_size):
-            batch = source.batch(torch.arange(start, min(start + batch_size, len(source)))).to(device)
+        for k in range(rank, len(starts), world):
+            batch = source.batch(torch.arange(starts[k], min(starts[k] + batch_size, len(source)))).to(device)
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + k)
             groups = []
             present = [t for t in plain if bool(batch.masks[t].any())]
             if present:
@@ -88,18 +95,34 @@ def evaluate(
                     if labelled.shape[0] == 0:  # a view may mask nothing in a batch
                         continue
                     losses = task.loss_function(output, task.loss_target(labelled))
-                    loss_sum[name] += float(losses.sum())
-                    elements[name] += losses.numel()
-                    count[name] += labelled.shape[0]
                     if name in sentences:
-                        _of(metrics, name).update(task.predictions(outputs[name]), target.masked_fill(~mask, -1))
+                        update = (task.predictions(outputs[name]), target.masked_fill(~mask, -1))
                     else:
-                        _of(metrics, name).update(task.predictions(output), labelled)
-                    if isinstance(task, BinaryClassification):
-                        counts = _class_counts(labelled.reshape(len(labelled), -1))
-                        classes[name] = classes[name] + counts if name in classes else counts
+                        update = (task.predictions(output), labelled)
+                    counts = (_class_counts(labelled.reshape(len(labelled), -1))
+                              if isinstance(task, BinaryClassification) else None)
+                    records.append((k, name, update, float(losses.sum()), losses.numel(), labelled.shape[0], counts))
     finally:
         model.train(was_training)
+    if world > 1:
+        import torch.distributed as dist
+
+        shared: list[list[_Record] | None] = [None] * world
+        mine = [(k, n, (u[0].cpu(), u[1].cpu()), s, e, c, cc) for k, n, u, s, e, c, cc in records]
+        dist.all_gather_object(shared, mine)
+        records = sorted((r for part in shared for r in part or []), key=lambda r: r[0])  # stable: batch order
+        records = [(k, n, (u[0].to(device), u[1].to(device)), s, e, c, cc) for k, n, u, s, e, c, cc in records]
+    loss_sum = {t.name: 0.0 for t in tasks}
+    count = {t.name: 0 for t in tasks}  # labelled entries
+    elements = {t.name: 0 for t in tasks}  # loss elements (an entry with K regression outputs has K)
+    classes: dict[str, Tensor] = {}  # binary tasks: labelled positives and negatives per label
+    for _, name, (predictions, truth), total, numel, labelled_count, class_counts in records:
+        _of(metrics, name).update(predictions, truth)
+        loss_sum[name] += total
+        elements[name] += numel
+        count[name] += labelled_count
+        if class_counts is not None:
+            classes[name] = classes[name] + class_counts if name in classes else class_counts
     results: dict[str, float] = {}
     for task in tasks:
         seen = count[task.name] > 0
@@ -109,6 +132,11 @@ def evaluate(
             results[f"{task.name}/{name}"] = float(_of(metrics, task.name)[name].compute()) if defined else math.nan
         results[f"{task.name}/loss"] = loss_sum[task.name] / elements[task.name] if seen else math.nan
     return results
+
+
+#: One task's part of one batch: batch index, task, the metric update (predictions, targets), loss
+#: sum, loss elements, labelled entries, and a binary task's label counts.
+_Record = tuple[int, str, tuple[Tensor, Tensor], float, int, int, "Tensor | None"]
 
 
 def undefined_metrics(results: Mapping[str, float]) -> list[str]:

@@ -468,8 +468,9 @@ class Trainer:
                 row.update(callback.row(self))
         stop = improved = False
         if self.val is not None:
+            shard = (self.ranks.rank, self.ranks.world) if self.ranks is not None else None  # each rank a share
             metrics = evaluate(self.model, list(self.tasks.values()), self.val, self.evaluation.batch_size,
-                               self.device, views=self.views)
+                               self.device, views=self.views, shard=shard)
             row.update({f"val/{k}": v for k, v in metrics.items()})
             stop, improved = self._update_monitor(metrics, logger)
         logger.log(row)
