@@ -30,7 +30,8 @@ from manytask.runs._build import load_data
 
 HERE = Path(__file__).resolve().parent
 STUDIES = {
-    "school10": "School, its first 10 schools (Argyriou split 1; 600 steps of batch 64 per run; RMSE)",
+    "school10": "School, its first 10 schools (Argyriou split 1, one mixed source; 600 steps of batch 64 per run; "
+                "RMSE)",
     "census4": "Census-income, four binary targets made of its columns (1000 steps of batch 1024 per run; AUROC)",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from ..training import Trainer, TrainResult
 
 __all__ = ["TaskAffinity"]
+
+log = logging.getLogger(__name__)
 
 _SUMS = ("cos_sum", "pairs", "conflicts", "ratio_sum", "affinity_sum", "affinity_count",
          "norm_sum", "norm_count", "recent_conflicts", "recent_pairs")
@@ -160,6 +163,10 @@ class TaskAffinity(Callback):
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         if trainer.run_dir is None or not trainer.is_main_process:
             return
+        if len(self.names) > 1 and self.sums and not bool(self.sums["pairs"].any()):
+            log.warning("manytask: no measured step had two tasks in its batch, so no pair of tasks was related "
+                        "(one source per task, or a sampler or schedule that trains one task a step?); the "
+                        "lookahead affinity needs batches that mix tasks: train from one mixed source.")
         matrices = self.matrices()
         learned = getattr(trainer.model, "task_correlation", None)
         if callable(learned):  # a deep relationship network's task covariance (Long et al. 2017)

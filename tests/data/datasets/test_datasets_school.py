@@ -84,6 +84,23 @@ def test_argyriou_format(tmp_path: Path) -> None:
         t.check(train.targets[t.name], train.masks[t.name])
 
 
+def test_a_subset_of_schools_keeps_their_students_only(tmp_path: Path) -> None:
+    """schools=[7, 2]: two tasks, in that order, and exactly the rows the full dataset labels
+    for them (the same scores and raw inputs)."""
+    _write_argyriou(tmp_path)
+    options = {"root": str(tmp_path), "split": 2, "val_fraction": 0.25, "verify": False, "standardize": False}
+    full, part = school(**options), school(**options, schools=[7, 2])  # type: ignore[arg-type]
+    assert [t.name for t in part.tasks] == ["school_7", "school_2"]
+    for whole, some in ((full.train["school"], part.train["school"]), (full.test, part.test)):
+        assert whole is not None and some is not None
+        keep = whole.masks["school_7"] | whole.masks["school_2"]
+        assert len(some) == int(keep.sum()) and torch.equal(some.inputs, whole.inputs[keep])
+        for name in ("school_7", "school_2"):
+            assert torch.equal(some.targets[name][some.masks[name]], whole.targets[name][whole.masks[name]])
+    with pytest.raises(ValueError, match="distinct ids in 1..139"):
+        school(**options, schools=[0, 3])  # type: ignore[arg-type]
+
+
 def test_standardized_with_training_rows_only(tmp_path: Path) -> None:
     _write_argyriou(tmp_path)
     data = school(root=str(tmp_path), split=2, val_fraction=0.25, verify=False)

@@ -157,6 +157,7 @@ def school(
     seed: int = 0,
     standardize: bool = True,
     per_task_sources: bool = False,
+    schools: list[int] | None = None,
     download: bool = False,
     verify: bool = True,
 ) -> MultiTaskData:
@@ -185,6 +186,8 @@ def school(
         seed: Seed of the validation split.
         standardize: Standardise the inputs with training statistics.
         per_task_sources: One training source per school instead of one for all.
+        schools: Keep only these schools (ids 1..139) and their students: a smaller problem
+            (e.g. the first 10 schools to relate every pair); inputs standardised on their rows.
         download: Fetch missing files (with checksums) instead of raising.
         verify: Check the files' SHA-256.
     """
@@ -207,10 +210,14 @@ def school(
     x = np.concatenate([arrays.X_train, arrays.X_test]).astype(np.float64)
     y = torch.as_tensor(np.concatenate([arrays.y_train, arrays.y_test]), dtype=torch.float32)
     task = np.concatenate([arrays.task_train, arrays.task_test]).astype(np.int64)
+    kept = list(range(n_tasks)) if schools is None else [k - 1 for k in schools]
+    if schools is not None and (len(set(schools)) != len(schools) or not all(1 <= k <= n_tasks for k in schools)):
+        raise ValueError(f"The 'schools' parameter of school must hold distinct ids in 1..{n_tasks}. Got {schools}.")
     train_idx, val_idx, _ = split_groups(arrays.task_train, val_fraction, 0.0, seed)
+    train_idx, val_idx = (torch.from_numpy(i.numpy()[np.isin(task[i.numpy()], kept)]) for i in (train_idx, val_idx))
     if standardize:
         x = standardize_columns(x, train_idx.numpy())
-    names = [f"school_{k + 1}" for k in range(n_tasks)]
+    names = [f"school_{k + 1}" for k in kept]
 
     def part(rows: np.ndarray, name: str) -> TensorSource:
         # Every task shares the score vector; a row is labelled only for its own school.
@@ -219,7 +226,7 @@ def school(
         return TensorSource(
             torch.as_tensor(x[rows], dtype=torch.float32),
             {task_name: score for task_name in names},
-            {task_name: school_of_row == k for k, task_name in enumerate(names)},
+            {task_name: school_of_row == k for k, task_name in zip(kept, names)},
             name=name,
         )
 
@@ -229,6 +236,7 @@ def school(
     else:
         sources = {"school": train}
     test_idx = torch.arange(n_train, len(y))
+    test_idx = test_idx[torch.from_numpy(np.isin(task[test_idx.numpy()], kept))]
     return MultiTaskData(
         tasks=tuple(Regression(name) for name in names),
         train=sources,
@@ -236,7 +244,7 @@ def school(
         test=part(test_idx.numpy(), "school/test"),
         input_info={"in_features": x.shape[1]},
         description=(
-            f"School ({protocol} split {split}): {n_tasks} schools, {len(train_idx)} train / "
+            f"School ({protocol} split {split}): {len(names)} schools, {len(train_idx)} train / "
             f"{len(val_idx)} val (seed {seed}) / {len(test_idx)} test students"
         ),
     )
