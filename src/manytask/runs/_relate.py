@@ -139,9 +139,9 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     claim(root, overwrite=overwrite)
     data = load_data(config)
     tasks = select_tasks(config, data)
-    names = [t.name for t in tasks if t.view is None]
+    names = [t.name for t in tasks]  # views' tasks too: a self-supervised task trains alone or in a pair as well
     if len(names) < 2:
-        raise ValueError(f"relate needs at least two tasks with labels; the config has {names}.")
+        raise ValueError(f"relate needs at least two tasks; the config has {names}.")
     measured = config.model_copy(update={"relatedness": config.relatedness.model_copy(
         update={"every": config.relatedness.every or 10})})
     train(measured, data=data, run_dir=root / "multi", report=False)
