@@ -81,9 +81,10 @@ def study(name: str) -> dict:
                        key=lambda g: group_value(matrix, tuple(order.index(t) for t in g), j))
             served[task] = _results(_run_of(root, best, order))[keys[task]]
         rows[f"groups from {source}: " + " | ".join(", ".join(g) for g in chosen)] = served
-    directions = {keys[t]: higher_is_better(keys[t].split("/", 1)[1]) for t in order}
-    baseline = {keys[t]: alone[t] for t in order}
-    deltas = {label: delta_m({keys[t]: v[t] for t in order}, baseline, directions) for label, v in rows.items()}
+    mains = [t.name for t in tasks if t.role == "main"] or order  # Δm over the main tasks
+    directions = {keys[t]: higher_is_better(keys[t].split("/", 1)[1]) for t in mains}
+    baseline = {keys[t]: alone[t] for t in mains}
+    deltas = {label: delta_m({keys[t]: v[t] for t in mains}, baseline, directions) for label, v in rows.items()}
     rho = json.loads((root / "relatedness" / "groups.json").read_text()).get("rank_correlation")
     return {"name": name, "title": STUDIES[name], "tasks": order, "metric": {t: keys[t] for t in order},
             "rows": rows, "delta_m": deltas, "rank_correlation": rho,
@@ -104,8 +105,8 @@ def markdown(results: list[dict]) -> str:
            "Command: `python benchmarks/relatedness.py --docs`. Each study: `manytask relate --pairs` on its config "
            "in `benchmarks/relatedness/` (one multi-task run measuring the lookahead affinity every 10 steps, every "
            "task alone, every pair), then the two groups each matrix recommends trained with the same budget, one "
-           "seed (0). Δm % against one model per task (Maninis et al. 2019); each task is scored by the chosen "
-           "group the matrix predicts serves it best.", ""]
+           "seed (0). Δm % over the main tasks against one model per task (Maninis et al. 2019); each task is "
+           "scored by the chosen group the matrix predicts serves it best.", ""]
     for result in results:
         tasks = result["tasks"]
         out += [f"### {result['title']}", ""]
