@@ -17,7 +17,8 @@ from manytask.runs import train
 from manytask.training import Evaluation
 
 
-def _problem(n: int = 64, d: int = 5, lr: float = 0.1, every: int = 1, steps: int = 1):  # type: ignore[no-untyped-def]
+def _problem(n: int = 64, d: int = 5, lr: float = 0.1, every: int = 1, steps: int = 1,  # type: ignore[no-untyped-def]
+             level: str = "exact"):
     """Three tasks on one shared linear map w (starting at 0) with heads frozen at 1: ``same``
     has a's targets, ``opposite`` their negation."""
     generator = torch.Generator().manual_seed(0)
@@ -34,7 +35,7 @@ def _problem(n: int = 64, d: int = 5, lr: float = 0.1, every: int = 1, steps: in
     source = TensorSource(x, {"a": y, "same": y, "opposite": -y})
     balancer = create_balancer("ew", tasks)
     optimizer = torch.optim.SGD(model.encoder.parameters(), lr=lr)
-    probe = TaskAffinity(every=every)
+    probe = TaskAffinity(every=every, level=level)
     trainer = Trainer(model, tasks, balancer, optimizer, MultiSourceLoader({"train": source}, batch_size=n, seed=0),
                       steps=steps, evaluation=Evaluation(None, every=steps), progress=False, callbacks=[probe])
     return trainer, probe, x.double().numpy(), y.double().numpy()
@@ -59,6 +60,16 @@ def test_identical_tasks_agree_and_an_adversarial_one_conflicts_by_the_closed_fo
     np.testing.assert_allclose(affinity[0, 2], expected_opposite, rtol=1e-4)
     np.testing.assert_allclose(affinity[2, 0], expected_opposite, rtol=1e-4)  # -g_a on a: symmetric here
     assert affinity[0, 1] > 0 > affinity[0, 2]
+
+
+def test_at_the_representation_the_same_signs_by_the_closed_form() -> None:
+    """z = Xw = 0: the gradient of a's mean loss on z is -(2/n) y, the same for ``same`` and
+    +(2/n) y for ``opposite``: cosines +1 and -1, norms equal (ratio 1)."""
+    trainer, probe, _, _ = _problem(level="representation")
+    trainer.fit()
+    cosine, conflict, ratio, _ = (m.values for m in probe.matrices())
+    np.testing.assert_allclose([cosine[0, 1], cosine[0, 2], ratio[0, 2]], [1.0, -1.0, 1.0], atol=1e-6)
+    assert conflict[1, 2] == 1
 
 
 def test_the_probe_leaves_training_as_it_was() -> None:
@@ -103,3 +114,6 @@ def test_a_model_that_shares_nothing_is_refused(tmp_path: Path) -> None:
     config = {**CONFIG, "model": {"name": "independent"}}
     with pytest.raises(ValueError, match="needs shared parameters"):
         train(parse_config(config), run_dir=tmp_path / "run")
+    config = {**CONFIG, "model": {"name": "cross_stitch"}, "relatedness": {"every": 2, "level": "representation"}}
+    with pytest.raises(ValueError, match="needs one shared representation; CrossStitch"):
+        train(parse_config(config), run_dir=tmp_path / "other")

@@ -149,6 +149,7 @@ class RelatednessConfig(StrictModel):
 
     every: int = Field(default=0, ge=0)  # steps between gradient/lookahead measurements (0: off)
     lookahead: bool = True  # also the lookahead affinity of Fifty et al. 2021 (T + 1 forwards a measurement)
+    level: Literal["exact", "representation"] = "exact"  # gradients on the shared parameters, or on z
     groups: PositiveInt = 2  # manytask relate: how many groups (networks) to recommend
 
 

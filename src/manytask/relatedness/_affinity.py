@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..models import MultiTaskModel
 from ..training import Callback
 from ._matrix import TaskMatrix
 from ._models import correlation_matrix
@@ -47,11 +49,14 @@ class TaskAffinity(Callback):
     forwards with ``lookahead``) per measured step; training itself is unchanged.
     """
 
-    def __init__(self, every: int = 10, lookahead: bool = True) -> None:
+    def __init__(self, every: int = 10, lookahead: bool = True, level: str = "exact") -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1 (steps between measurements); got {every}.")
+        if level not in ("exact", "representation"):
+            raise ValueError(f"level must be 'exact' or 'representation'; got {level!r}.")
         self.every = every
         self.lookahead = lookahead
+        self.level = level
         self.names: list[str] = []
         self.sums: dict[str, Tensor] = {}
         self._pending: tuple[Tensor, Tensor] | None = None  # this step's task gradients, for the lookahead
@@ -68,6 +73,9 @@ class TaskAffinity(Callback):
         if not any(p.requires_grad for p in trainer.model.shared_parameters()):
             raise ValueError("Task affinity needs shared parameters to measure gradients on; this model shares "
                              "none (independent columns). Use a model that shares.")
+        if self.level == "representation" and type(trainer.model).features is MultiTaskModel.features:
+            raise ValueError(f"relatedness.level 'representation' needs one shared representation; "
+                             f"{type(trainer.model).__name__} has none. Use level: exact.")
 
     def on_before_backward(self, trainer: Trainer, step: int, sums: Tensor, counts: Tensor) -> None:
         if step % self.every:
@@ -77,11 +85,10 @@ class TaskAffinity(Callback):
             return
         shared = [p for p in trainer.model.shared_parameters() if p.requires_grad]
         losses = sums[present] / counts[present]
-        grads = _per_task_gradients(losses, shared)
-        flat = torch.cat([(g if g is not None else torch.zeros(len(present), *p.shape, device=losses.device))
-                          .reshape(len(present), -1) for g, p in zip(grads, shared)], dim=1).double()  # [k, P]
-        norms = flat.norm(dim=1)
-        cos = (flat @ flat.T) / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
+        flat = _flat(_per_task_gradients(losses, shared), shared, len(present))  # [k, P]
+        measured = flat if self.level == "exact" else _representation_gradients(trainer, present)
+        norms = measured.norm(dim=1)
+        cos = (measured @ measured.T) / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
         index = present.cpu()
         both = torch.ones(len(index), len(index), dtype=torch.bool).fill_diagonal_(False)
         block = (index[:, None], index[None, :])
@@ -185,7 +192,7 @@ class TaskAffinity(Callback):
         self.sums = {k: state[k].clone().double() for k in _SUMS}
 
 
-def _per_task_gradients(losses: Tensor, shared: list[torch.nn.Parameter]) -> tuple[Tensor | None, ...]:
+def _per_task_gradients(losses: Tensor, shared: Sequence[Tensor]) -> tuple[Tensor | None, ...]:
     """Each loss's gradient on ``shared`` (``[k, *shape]`` per parameter): one batched
     vector-Jacobian product, or one backward per loss where an operation cannot be batched
     (the same numbers, slower)."""
@@ -197,3 +204,31 @@ def _per_task_gradients(losses: Tensor, shared: list[torch.nn.Parameter]) -> tup
         return tuple(None if all(r[k] is None for r in rows) else
                      torch.stack([r[k] if r[k] is not None else torch.zeros_like(p) for r in rows])
                      for k, p in enumerate(shared))
+
+
+def _flat(grads: tuple[Tensor | None, ...], like: Sequence[Tensor], count: int) -> Tensor:
+    """``[count, P]``: per-task gradients of the tensors ``like``, flattened side by side (float64)."""
+    return torch.cat([(g if g is not None else torch.zeros(count, *t.shape, device=t.device)).reshape(count, -1)
+                      for g, t in zip(grads, like)], dim=1).double()
+
+
+def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
+    """``[k, N * D]``: each present task's gradient of its mean loss with respect to the shared
+    representation ``z`` of this step's batch (one more forward of the shared part, as the
+    representation-level balancers see it; Sener & Koltun 2018's MGDA-UB)."""
+    names = list(trainer.tasks)
+    total = torch.zeros(len(names), device=present.device)
+    count = torch.zeros(len(names), device=present.device)
+    leaves = []
+    with torch.enable_grad():
+        for inputs, group, targets, masks in trainer.step_groups:
+            z = trainer.model.features(inputs).detach().requires_grad_()
+            leaves.append(z)
+            outputs = trainer.model.forward_heads(z, group)
+            for name in group:
+                loss_sum, elements = trainer.tasks[name].loss_terms(outputs[name], targets[name], masks[name])
+                total = total.index_add(0, torch.tensor([names.index(name)], device=total.device), loss_sum.view(1))
+                count[names.index(name)] += elements
+        losses = total[present] / count[present].clamp(min=1)
+        grads = _per_task_gradients(losses, leaves)
+    return _flat(grads, leaves, len(present))

@@ -222,7 +222,7 @@ def _loggers(config: Config) -> list[Callback]:
     if config.relatedness.every:
         from ..relatedness import TaskAffinity
 
-        loggers.append(TaskAffinity(config.relatedness.every, config.relatedness.lookahead))
+        loggers.append(TaskAffinity(config.relatedness.every, config.relatedness.lookahead, config.relatedness.level))
     if not config.logging.tensorboard:
         return loggers
     try:

@@ -220,7 +220,7 @@ class Trainer:
         self._loss_count = torch.zeros(len(self.tasks), dtype=torch.long, device=self.device)
         self._buffers = [b for b in self.model.buffers() if b.is_floating_point()]
         self.skipped_steps = 0  # steps the float16 loss scaler skipped (overflowing gradients)
-        self._step_groups: list[Any] = []  # the current step's (inputs, tasks, targets, masks) groups
+        self.step_groups: list[Any] = []  # this step's (inputs, tasks, targets, masks) groups, for probes
         self.last_weights: Tensor | None = None  # the balancer's weights [T] at the last step (absent tasks: 0)
 
     # ----------------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ class Trainer:
                 names += group
                 terms += [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in group]
         sums, counts, present = self._dense(names, terms)
-        self._step_groups = groups  # for losses_now() in the hooks below (relatedness probes)
+        self.step_groups = groups  # for losses_now() in the hooks below (relatedness probes)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
             losses, weights = self.engine.backward(sums, counts, step=self.step)
@@ -398,7 +398,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            return self._recompute(self._step_groups)
+            return self._recompute(self.step_groups)
         finally:
             self.model.train(was_training)
 
