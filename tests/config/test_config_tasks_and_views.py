@@ -56,6 +56,15 @@ def test_a_view_task_needs_a_known_view_and_options(tmp_path: Path) -> None:
         build_experiment(cfg)  # type: ignore[arg-type]
 
 
+def test_a_run_of_some_tasks_may_leave_out_the_one_that_reads_a_view(tmp_path: Path) -> None:
+    """relate's and compare's runs of one or two tasks: the view is configured for a task they
+    leave out, which is not a stray views section."""
+    cfg = config(tmp_path, tasks={"inpaint": {"view": "masked_cells", "level": "pixel"}},
+                 views={"masked_cells": {"cell": 7}})
+    experiment = build_experiment(cfg, only=["category"])  # type: ignore[arg-type]
+    assert [t.name for t in experiment.tasks] == ["category"] and not experiment.trainer.views
+
+
 def test_an_unknown_task_without_a_view_is_still_an_unknown_task(tmp_path: Path) -> None:
     cfg = config(tmp_path, tasks={"scor": {"role": "main"}})
     with pytest.raises(ConfigError, match="names unknown task 'scor'"):

@@ -202,8 +202,9 @@ def _views(config: Config, tasks: Sequence[Task], input_info: Mapping[str, Any] 
     option the config leaves out comes from the dataset's ``input_info`` when it has one of that
     name (``contains_words``' ``vocab``)."""
     named = {t.view for t in tasks if t.view is not None}
+    configured = named | {o.view for o in config.tasks.values() if o.view is not None}  # a run of some tasks
     for name in config.views:
-        if name not in named:
+        if name not in configured:
             raise ConfigError(f"Config section 'views.{name}': no task names this view; set "
                               f"tasks.<name>.view: {name}, or remove the section.")
     views = {}
