@@ -101,3 +101,26 @@ def test_standardised_loss_and_original_scale_metrics_by_hand() -> None:
     assert single.mean_loss(torch.tensor([[1.0]]), torch.tensor([5.0]), None).item() == 0.0
     with pytest.raises(ValueError, match="target_std must be > 0"):
         Regression("bad", target_mean=(0.0,), target_std=(0.0,))
+
+
+def test_compare_with_a_configured_view_trains_its_baselines(tmp_path: Path) -> None:
+    """The defect: compare's single-task baselines leave the view task out, and its views
+    section then stopped the first of them ("no task names this view")."""
+    from manytask.runs import compare
+
+    cfg = config(tmp_path, data={"name": "demo", "n_train": 200, "n_val": 40, "n_test": 40},
+                 tasks={"recon": {"view": "reconstruct", "kind": "regression", "num_outputs": 20,
+                                  "role": "auxiliary"}},
+                 views={"reconstruct": {"noise": 0.1}}, training={"steps": 10, "eval_every": 10, "progress": False})
+    comparison = compare(cfg)  # type: ignore[arg-type]
+    assert {r.task for r in comparison.rows} == {"category", "score", "flag"}
+
+
+def test_a_view_task_whose_outputs_do_not_fit_the_views_targets_is_named(tmp_path: Path) -> None:
+    """The defect: 16 outputs for a view that reconstructs 20 inputs trained with a broadcasting
+    loss and a warning; now a config error before training, naming the task."""
+    cfg = config(tmp_path, data={"name": "demo", "n_train": 200, "n_val": 40, "n_test": 40},
+                 tasks={"recon": {"view": "reconstruct", "kind": "regression", "num_outputs": 16, "role": "auxiliary"}},
+                 training={"steps": 5, "progress": False})
+    with pytest.raises(ConfigError, match=r"tasks.recon': the targets view 'reconstruct' makes do not fit"):
+        build_experiment(cfg)  # type: ignore[arg-type]

@@ -241,11 +241,18 @@ def _check_views_fit(views: Mapping[str, View], tasks: Sequence[Task], sources: 
     sample = source.batch(torch.arange(min(2, len(source))))
     for name, view in views.items():
         try:
-            view(sample.inputs, generator=torch.Generator().manual_seed(0))
+            viewed = view(sample.inputs, generator=torch.Generator().manual_seed(0))
         except (ValueError, TypeError) as error:
             readers = ", ".join(t.name for t in tasks if t.view == name)
             raise ConfigError(f"Config section 'tasks.{readers}': view {name!r} cannot read the inputs of dataset "
                               f"{source.name!r}: {error}") from None
+        for task in (t for t in tasks if t.view == name):  # its target must fit the task's outputs
+            try:
+                task.check(viewed.target, viewed.mask)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"Config section 'tasks.{task.name}': the targets view {name!r} makes do not fit "
+                                  f"the task: {error} Set the task's kind, level and num_outputs (or num_classes) "
+                                  "to what the view predicts.") from None
 
 
 def _schedule(config: Config, names: Sequence[str], known: Sequence[str]) -> TaskSchedule | None:
