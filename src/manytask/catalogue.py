@@ -9,7 +9,7 @@ from ._registry import Registry
 from .balancing import BALANCERS
 from .data import DATASETS, SAMPLERS
 from .data import datasets as _datasets  # noqa: F401  (registers the dataset loaders)
-from .linear._catalog import REGRESSORS
+from .linear._catalog import LINEAR
 from .metrics import METRICS
 from .models import ENCODERS, MODELS
 from .views import VIEWS
@@ -24,5 +24,5 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS,
     "metrics": METRICS,
     "views": VIEWS,
-    "linear": REGRESSORS,  # fit-linear's estimators (each also as a logistic-loss classifier)
+    "linear": LINEAR,  # fit-linear's estimators
 }

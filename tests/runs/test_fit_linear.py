@@ -159,6 +159,7 @@ def test_the_projects_own_table_with_empty_cells(tmp_path: Path) -> None:
     ({"linear": {"name": "ridge", "folds": 500}}, r"500 folds need as many labelled training rows per task"),
     ({"linear": {"name": "ridge", "params": {"alpha": -1.0}}}, r"Estimator 'ridge' with \{'alpha': -1.0\} could not "
                                                                r"be fitted.*'alpha' parameter"),
+    ({"linear": {"name": "kernel_mtl", "params": {"kernel": "rbf"}}}, r"has no linear weights"),
     ({"tasks": {"a": {"kind": "regression"}, "flag": {"kind": "binary"}}},
      r"one loss for all tasks, but flag are binary and a are regression"),
     ({"tasks": {"region2": {"kind": "classification", "column": "region"}}},
@@ -223,3 +224,12 @@ def test_predict_and_evaluate_read_a_linear_run_as_they_read_a_deep_one(tmp_path
     assert rmse == pytest.approx(run.test["a/rmse"], rel=1e-5)
     metrics = evaluate_file(tmp_path / "run", tmp_path / "test.csv")
     assert metrics["b/rmse"] == pytest.approx(run.test["b/rmse"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name, tasks", [("kernel_mtl", None), ("perceptron_mtl", {"flag": {"kind": "binary"}})])
+def test_the_kernel_and_online_estimators_by_their_short_names(tmp_path: Path, name: str, tasks: Any) -> None:
+    run = fit_linear_run(parse_config(_config(_table(tmp_path / "t.csv"), tasks, name=name, params={})),
+                         run_dir=tmp_path / "r")
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["estimator"] == name
+    key = "a/rmse" if tasks is None else "flag/accuracy"
+    assert math.isfinite(run.test[key])

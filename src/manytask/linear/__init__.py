@@ -43,10 +43,12 @@ from manytask.linear._independent import (
     MeanRegularizedMultiTaskClassifier,
     MeanRegularizedMultiTaskRegressor,
 )
+from manytask.linear._kernel import MultiTaskKernelRidge
 from manytask.linear._latent_basis import (
     LatentBasisMultiTaskClassifier,
     LatentBasisMultiTaskRegressor,
 )
+from manytask.linear._online import MultiTaskPerceptron
 from manytask.linear._relationship import (
     RelationshipMultiTaskClassifier,
     RelationshipMultiTaskRegressor,
@@ -76,6 +78,8 @@ __all__ = [
     "LinearMultiTaskRegressor",
     "MeanRegularizedMultiTaskClassifier",
     "MeanRegularizedMultiTaskRegressor",
+    "MultiTaskKernelRidge",
+    "MultiTaskPerceptron",
     "RelationshipMultiTaskClassifier",
     "RelationshipMultiTaskRegressor",
     "RobustFeatureMultiTaskClassifier",

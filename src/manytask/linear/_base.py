@@ -41,6 +41,7 @@ __all__ = [
     "InvalidParameterError",
     "LinearMultiTaskClassifier",
     "LinearMultiTaskRegressor",
+    "validate_task",
 ]
 
 Blocks = list[np.ndarray]
@@ -86,6 +87,29 @@ def check_params(estimator: BaseEstimator, constraints: dict[str, str]) -> None:
                 f"The {name!r} parameter of {type(estimator).__name__} must be {desc}. "
                 f"Got {value!r} instead."
             )
+
+
+def validate_task(task: Any, n_samples: int, n_tasks: int | None) -> np.ndarray:
+    """``task`` as int64 task indices of ``n_samples`` rows (below ``n_tasks`` when given)."""
+    task = check_array(task, ensure_2d=False, dtype=None, input_name="task")
+    if task.ndim != 1 or task.shape[0] != n_samples:
+        raise ValueError(
+            f"task must have shape (n_samples,) = ({n_samples},); got {task.shape}."
+        )
+    if not np.issubdtype(task.dtype, np.integer):
+        if not np.issubdtype(task.dtype, np.floating) or np.any(task != np.round(task)):
+            raise ValueError(
+                f"task must hold integer task indices 0..n_tasks-1; got dtype {task.dtype}."
+            )
+    task = task.astype(np.int64)
+    if task.size and task.min() < 0:
+        raise ValueError(f"task indices must be >= 0; got {task.min()}.")
+    if n_tasks is not None and task.size and task.max() >= n_tasks:
+        raise ValueError(
+            f"task index {task.max()} is out of range: the estimator was fitted on "
+            f"{n_tasks} tasks (indices 0..{n_tasks - 1})."
+        )
+    return task
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,25 +295,7 @@ class _LinearMultiTaskBase(MultiOutputMixin, BaseEstimator):
 
     # ----- input handling -----
     def _validate_task(self, task: Any, n_samples: int, n_tasks: int | None) -> np.ndarray:
-        task = check_array(task, ensure_2d=False, dtype=None, input_name="task")
-        if task.ndim != 1 or task.shape[0] != n_samples:
-            raise ValueError(
-                f"task must have shape (n_samples,) = ({n_samples},); got {task.shape}."
-            )
-        if not np.issubdtype(task.dtype, np.integer):
-            if not np.issubdtype(task.dtype, np.floating) or np.any(task != np.round(task)):
-                raise ValueError(
-                    f"task must hold integer task indices 0..n_tasks-1; got dtype {task.dtype}."
-                )
-        task = task.astype(np.int64)
-        if task.size and task.min() < 0:
-            raise ValueError(f"task indices must be >= 0; got {task.min()}.")
-        if n_tasks is not None and task.size and task.max() >= n_tasks:
-            raise ValueError(
-                f"task index {task.max()} is out of range: the estimator was fitted on "
-                f"{n_tasks} tasks (indices 0..{n_tasks - 1})."
-            )
-        return task
+        return validate_task(task, n_samples, n_tasks)
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
         """Map validated targets to the values the loss uses (identity for regression)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from manytask._registry import Registry
 from manytask.linear._base import LinearMultiTaskClassifier, LinearMultiTaskRegressor
 from manytask.linear._clustered import ClusteredMultiTaskClassifier, ClusteredMultiTaskRegressor
@@ -35,16 +37,18 @@ from manytask.linear._independent import (
     MeanRegularizedMultiTaskClassifier,
     MeanRegularizedMultiTaskRegressor,
 )
+from manytask.linear._kernel import MultiTaskKernelRidge
 from manytask.linear._latent_basis import (
     LatentBasisMultiTaskClassifier,
     LatentBasisMultiTaskRegressor,
 )
+from manytask.linear._online import MultiTaskPerceptron
 from manytask.linear._relationship import (
     RelationshipMultiTaskClassifier,
     RelationshipMultiTaskRegressor,
 )
 
-__all__ = ["CLASSIFIERS", "REGRESSORS"]
+__all__ = ["CLASSIFIERS", "LINEAR", "REGRESSORS"]
 
 #: short name -> (least-squares class, logistic class)
 _PAIRS: dict[str, tuple[type[LinearMultiTaskRegressor], type[LinearMultiTaskClassifier]]] = {
@@ -66,8 +70,22 @@ _PAIRS: dict[str, tuple[type[LinearMultiTaskRegressor], type[LinearMultiTaskClas
 
 REGRESSORS: Registry[LinearMultiTaskRegressor] = Registry("linear MTL regressor")
 CLASSIFIERS: Registry[LinearMultiTaskClassifier] = Registry("linear MTL classifier")
+#: Every estimator by short name, for ``manytask list linear`` and ``explain``.
+LINEAR: Registry[Any] = Registry("linear MTL estimator")
+
+
+def _summary(kind: type) -> str:
+    return (kind.__doc__ or "").strip().splitlines()[0].replace("``", "")
+
+
 for _name, (_reg, _clf) in _PAIRS.items():
-    _summary = (_reg.__doc__ or "").strip().splitlines()[0].replace("``", "")
     _details = {"classes": f"{_reg.__name__} (squared loss), {_clf.__name__} (logistic loss)"}
-    REGRESSORS.register(_name, _summary, _details)(_reg)
-    CLASSIFIERS.register(_name, _summary, _details)(_clf)
+    REGRESSORS.register(_name, _summary(_reg), _details)(_reg)
+    CLASSIFIERS.register(_name, _summary(_reg), _details)(_clf)
+    LINEAR.register(_name, _summary(_reg), _details)(_reg)
+# Estimators with one loss only: a kernel machine (regression) and an online classifier.
+for _name, _kind, _registry, _loss in (("kernel_mtl", MultiTaskKernelRidge, REGRESSORS, "squared loss"),
+                                       ("perceptron_mtl", MultiTaskPerceptron, CLASSIFIERS, "binary, online")):
+    _details = {"classes": f"{_kind.__name__} ({_loss})"}
+    _registry.register(_name, _summary(_kind), _details)(_kind)
+    LINEAR.register(_name, _summary(_kind), _details)(_kind)

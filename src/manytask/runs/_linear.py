@@ -237,6 +237,9 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
         except ValueError as error:  # scikit-learn's checks: say which estimator and settings refused what
             raise ConfigError(f"Estimator {config.linear.name!r} with {params} could not be fitted on the training "
                               f"rows of {config.data.name!r}: {error}") from None
+        if not hasattr(estimator, "coef_"):  # a kernel machine with a non-linear kernel
+            raise ConfigError(f"Estimator {config.linear.name!r} with {params} has no linear weights (coef_) for "
+                              "fit-linear to score and save: use a linear kernel (linear.params.kernel: linear).")
         return LinearHeads(names, estimator.coef_, estimator.intercept_), estimator
 
     search: list[dict[str, Any]] = []
