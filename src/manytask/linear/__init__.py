@@ -7,6 +7,7 @@ classes the logistic loss. All are solved by accelerated proximal gradient with 
 proximal operators (see :func:`accelerated_proximal_gradient`).
 """
 
+from manytask.linear._aso import AlternatingStructureRegressor
 from manytask.linear._base import (
     InvalidParameterError,
     LinearMultiTaskClassifier,
@@ -57,6 +58,7 @@ from manytask.linear._solvers import APGResult, accelerated_proximal_gradient
 
 __all__ = [
     "APGResult",
+    "AlternatingStructureRegressor",
     "ClusteredMultiTaskClassifier",
     "ClusteredMultiTaskRegressor",
     "DirtyMultiTaskClassifier",

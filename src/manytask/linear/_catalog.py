@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from manytask._registry import Registry
+from manytask.linear._aso import AlternatingStructureRegressor
 from manytask.linear._base import LinearMultiTaskClassifier, LinearMultiTaskRegressor
 from manytask.linear._clustered import ClusteredMultiTaskClassifier, ClusteredMultiTaskRegressor
 from manytask.linear._decomposed import (
@@ -83,8 +84,9 @@ for _name, (_reg, _clf) in _PAIRS.items():
     REGRESSORS.register(_name, _summary(_reg), _details)(_reg)
     CLASSIFIERS.register(_name, _summary(_reg), _details)(_clf)
     LINEAR.register(_name, _summary(_reg), _details)(_reg)
-# Estimators with one loss only: a kernel machine (regression) and an online classifier.
+# Estimators with one loss only: a kernel machine and ASO (regression), an online classifier.
 for _name, _kind, _registry, _loss in (("kernel_mtl", MultiTaskKernelRidge, REGRESSORS, "squared loss"),
+                                       ("aso", AlternatingStructureRegressor, REGRESSORS, "squared loss"),
                                        ("perceptron_mtl", MultiTaskPerceptron, CLASSIFIERS, "binary, online")):
     _details = {"classes": f"{_kind.__name__} ({_loss})"}
     _registry.register(_name, _summary(_kind), _details)(_kind)
