@@ -58,7 +58,7 @@ def test_unlabelled_inputs_help_when_the_labels_are_few() -> None:
         rng = np.random.default_rng(seed)
         mix = rng.normal(size=(2, 30))
 
-        def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        def draw(n: int, rng: np.random.Generator = rng, mix: np.ndarray = mix) -> tuple[np.ndarray, np.ndarray]:
             z = rng.normal(size=(n, 2))
             return z @ mix + 0.3 * rng.normal(size=(n, 30)), z
 
