@@ -56,8 +56,8 @@ def _run_of(root: Path, group: list[str], order: list[str]) -> Path:
 def study(name: str) -> dict:
     config = load_config(HERE / "relatedness" / f"{name}.yaml")
     root = Path(config.run_dir)
-    if not (root / "relatedness" / "groups.json").is_file():
-        relate(config, run_dir=root, pairs=True, overwrite=True)
+    if not (root / "relatedness" / "groups.json").is_file():  # finished runs of an interrupted study are kept
+        relate(config, run_dir=root, pairs=True, resume=root.is_dir())
     data = load_data(config)
     tasks = list(select_tasks(config, data))
     order = [t.name for t in tasks]

@@ -129,3 +129,17 @@ def test_export_from_the_command_line_gives_the_predictions(run: Path, tmp_path:
     predicted = predict_frame(loaded, frame)
     assert np.allclose(churn[:, 0].numpy(), predicted["churn/prob_1"].to_numpy(), atol=1e-6)
     assert np.allclose(spend[:, 0].numpy(), predicted["spend"].to_numpy(), atol=1e-4)
+
+
+def test_every_task_class_a_dataset_makes_is_rebuilt_from_tasks_json() -> None:
+    """The defect: a CoNLL-2000 run's chunk task (ChunkTagging) could not be loaded back, so
+    predict, evaluate, export and relate's RSA failed on it."""
+    from manytask.metrics import ChunkTagging
+    from manytask.runs._saved import _task_from_spec, _task_spec
+    from manytask.tasks import BinaryClassification, Regression, SequenceLabelling
+
+    made = [ChunkTagging("chunk", tags=("O", "B-NP", "I-NP"), metrics=("chunk_f1", "accuracy"), crf=True),
+            SequenceLabelling("pos", num_classes=5, attach_at=1), BinaryClassification("flag", num_labels=2),
+            Regression("size", target_mean=(1.0,), target_std=(2.0,))]
+    for task in made:
+        assert _task_from_spec(json.loads(json.dumps(_task_spec(task)))) == task

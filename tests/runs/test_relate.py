@@ -60,3 +60,15 @@ def test_the_command_prints_partners_and_groups(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "already holds a run" in again.output
     values = {m.name: m.values for m in load_matrices(tmp_path / "r")}
     assert np.isfinite(values["tag_affinity"]).all()
+
+
+def test_a_resume_keeps_the_finished_runs_and_trains_the_rest(tmp_path: Path) -> None:
+    config = parse_config({**CONFIG, "logging": {"report": False}})
+    relate(config, run_dir=tmp_path / "r")
+    written = (tmp_path / "r" / "multi" / "results.json").stat().st_mtime_ns
+    relation = relate(config, run_dir=tmp_path / "r", pairs=True, resume=True)
+    assert (tmp_path / "r" / "multi" / "results.json").stat().st_mtime_ns == written  # not trained again
+    assert "transfer_gain" in {m.name for m in relation.matrices}
+    other = parse_config({**CONFIG, "logging": {"report": False}, "optimizer": {"lr": 0.5}})
+    with pytest.raises(Exception, match="Cannot resume"):
+        relate(other, run_dir=tmp_path / "r", pairs=True, resume=True)

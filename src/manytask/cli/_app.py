@@ -159,6 +159,7 @@ def relate(
                                                "MTRL's task correlation.")] = False,
     run_dir: Annotated[Path | None, typer.Option(help="Where to write the runs (overrides run_dir).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete runs already in the run directory first.")] = False,
+    resume: Annotated[bool, typer.Option(help="Keep the runs already finished there; train the others.")] = False,
 ) -> None:
     """Which tasks help which: gradient cosines and conflicts and the lookahead affinity while
     training CONFIG (with --pairs, transfer gains from pair runs), and the groups they recommend."""
@@ -166,7 +167,7 @@ def relate(
 
     try:
         relation = run_relate(load_config(config, set_ or []), run_dir=run_dir, pairs=pairs, linear=linear,
-                              overwrite=overwrite)
+                              overwrite=overwrite, resume=resume)
     except (*_USER_ERRORS, ValueError) as error:
         _fail(error)
         return

@@ -24,7 +24,7 @@ from ..relatedness import (
 )
 from ._build import check_config, load_data, select_tasks
 from ._linear import fit_linear_run
-from ._run_dir import claim
+from ._run_dir import RunDirError, check_resume, claim
 from ._saved import load_run
 from ._train import train, try_report
 
@@ -61,10 +61,10 @@ def _transfer(config: Config, data: Any, root: Path, names: list[str], keys: dic
     """Standley et al. 2020: every task alone and every pair, with the config's budget; entry
     ``[i, j]`` is the signed relative change (%) of task ``j``'s primary metric when trained with
     ``i`` instead of alone (positive: ``i`` helps ``j``)."""
-    alone = {t: train(config, data=data, only=[t], run_dir=root / f"single-{t}", report=False).test for t in names}
+    alone = {t: _trained(config, data, [t], root / f"single-{t}") for t in names}
     gain = np.full((len(names), len(names)), np.nan)
     for (a, i), (b, j) in itertools.combinations(list(zip(names, range(len(names)))), 2):
-        together = train(config, data=data, only=[a, b], run_dir=root / f"pair-{a}+{b}", report=False).test
+        together = _trained(config, data, [a, b], root / f"pair-{a}+{b}")
         for row, column, task in ((i, j, b), (j, i, a)):
             key = keys[task]
             sign = 1.0 if higher_is_better(key.split("/", 1)[1]) else -1.0
@@ -112,6 +112,16 @@ def _representations(config: Config, data: Any, root: Path, names: list[str], pr
     return representation_similarity(features)
 
 
+def _trained(config: Config, data: Any, only: list[str] | None, run_dir: Path) -> dict[str, float]:
+    """The test metrics of the run in ``run_dir``: read back when it finished before (its config
+    checked against this one), else trained now."""
+    if (run_dir / "results.json").is_file():
+        check_resume(run_dir, config)
+        saved = json.loads((run_dir / "results.json").read_text())["metrics"]
+        return {k: (math.nan if v is None else v) for k, v in saved.items()}
+    return train(config, data=data, only=only, run_dir=run_dir, report=False, overwrite=True).test
+
+
 def _spearman(first: np.ndarray, second: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
@@ -122,7 +132,7 @@ def _spearman(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = False, linear: bool = False,
-           overwrite: bool = False) -> Relation:
+           overwrite: bool = False, resume: bool = False) -> Relation:
     """Train the multi-task model of ``config`` measuring gradient cosines, conflicts and the
     lookahead affinity every ``relatedness.every`` steps (10 when 0), and with ``pairs`` also
     every task alone and every pair (``T + T(T-1)/2`` more runs of the same budget); recommend
@@ -131,12 +141,18 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     features, one loss) fits ridge per task and MTRL on the same data for the cosine of their
     weight vectors and MTRL's learned task correlation.
 
+    ``resume`` keeps every run already finished in the directory (its config must match, as a
+    train resume checks) and trains the others: relate is ``T(T-1)/2`` runs long.
+
     Writes ``multi/``, ``single-*/`` and ``pair-*/`` runs, ``relatedness/`` (each matrix as CSV
     and JSON, ``groups.json``, ``summary.txt``) and ``report.html`` under the run directory.
     """
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
-    claim(root, overwrite=overwrite)
+    if not resume:
+        claim(root, overwrite=overwrite)
+    elif not root.is_dir():
+        raise RunDirError(f"Nothing to resume in {root}: run relate without --resume first.")
     data = load_data(config)
     tasks = select_tasks(config, data)
     names = [t.name for t in tasks]  # views' tasks too: a self-supervised task trains alone or in a pair as well
@@ -144,7 +160,7 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
         raise ValueError(f"relate needs at least two tasks; the config has {names}.")
     measured = config.model_copy(update={"relatedness": config.relatedness.model_copy(
         update={"every": config.relatedness.every or 10})})
-    train(measured, data=data, run_dir=root / "multi", report=False)
+    _trained(measured, data, None, root / "multi")
     matrices = load_matrices(root / "multi")
     if pairs:
         keys = {t.name: f"{t.name}/{t.metrics[0]}" for t in tasks}

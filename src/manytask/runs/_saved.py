@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from .._utils import atomic_write
 from ..config import Config, load_config
+from ..metrics import ChunkTagging
 from ..models import MultiTaskModel
 from ..tasks import BinaryClassification, Classification, Regression, SequenceLabelling, Task
 from ..training import CheckpointError, CheckpointManager
@@ -22,7 +23,7 @@ __all__ = ["LoadedRun", "load_run", "save_run_spec"]
 TASKS_FILE = "tasks.json"
 PREPROCESSING_FILE = "preprocessing.json"
 _KINDS: dict[str, type[Task]] = {c.__name__: c for c in (Classification, SequenceLabelling, BinaryClassification,
-                                                          Regression)}
+                                                          Regression, ChunkTagging)}
 
 
 def _task_spec(task: Task) -> dict[str, Any]:
