@@ -18,8 +18,8 @@ from manytask.linear._catalog import CLASSIFIERS, REGRESSORS
 def test_public_api_is_explicit() -> None:
     for name in lin.__all__:
         assert hasattr(lin, name)
-    # 14 regularised families with both losses, plus a kernel machine and ASO, and an online classifier
-    assert (len(REGRESSORS.names()), len(CLASSIFIERS.names())) == (16, 15)
+    # 14 regularised families with both losses; a kernel machine, ASO and a GP; an online classifier
+    assert (len(REGRESSORS.names()), len(CLASSIFIERS.names())) == (17, 15)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_fit_returns_self_and_attributes(problem: Callable) -> None:
     p = problem()
     for name in REGRESSORS.names():
         est = REGRESSORS.create(name)
-        if not isinstance(est, lin.LinearMultiTaskRegressor):  # kernel ridge and ASO: their own solvers
+        if not isinstance(est, lin.LinearMultiTaskRegressor):  # kernel ridge, ASO, the GP: their own solvers
             continue
         assert est.fit(p.X, p.y, task=p.task) is est
         assert est.n_features_in_ == 5 and est.n_tasks_ == 3 and est.n_iter_ >= 1

@@ -32,6 +32,7 @@ from manytask.linear._feature_selection import (
     TraceNormMultiTaskClassifier,
     TraceNormMultiTaskRegressor,
 )
+from manytask.linear._gp import MultiTaskGaussianProcess
 from manytask.linear._graph import (
     GraphRegularizedMultiTaskClassifier,
     GraphRegularizedMultiTaskRegressor,
@@ -80,6 +81,7 @@ __all__ = [
     "LinearMultiTaskRegressor",
     "MeanRegularizedMultiTaskClassifier",
     "MeanRegularizedMultiTaskRegressor",
+    "MultiTaskGaussianProcess",
     "MultiTaskKernelRidge",
     "MultiTaskPerceptron",
     "RelationshipMultiTaskClassifier",

@@ -239,7 +239,8 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
                               f"rows of {config.data.name!r}: {error}") from None
         if not hasattr(estimator, "coef_"):  # a kernel machine with a non-linear kernel
             raise ConfigError(f"Estimator {config.linear.name!r} with {params} has no linear weights (coef_) for "
-                              "fit-linear to score and save: use a linear kernel (linear.params.kernel: linear).")
+                              "fit-linear to score and save (a non-linear kernel, a Gaussian process): use a linear "
+                              "kernel, or the estimator from Python (manytask.linear).")
         return LinearHeads(names, estimator.coef_, estimator.intercept_), estimator
 
     search: list[dict[str, Any]] = []
