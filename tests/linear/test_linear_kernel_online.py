@@ -92,3 +92,17 @@ def test_the_perceptron_by_hand_and_its_independent_limit() -> None:
     assert coupled.mistakes_ == 1 and (coupled.coef_[1] != 0).all()
     with pytest.raises(ValueError, match="Only binary classification is supported"):
         MultiTaskPerceptron().fit(X, task % 3 + (X[:, 0] > 0), task=task)
+
+
+@pytest.mark.parametrize("mu", [0.5, np.inf])
+def test_the_primal_and_the_dual_give_one_solution(mu: float) -> None:
+    """Many rows (the linear kernel is then solved in the primal) against the dual system on the
+    same data (forced by a kernel that is the linear one by another name: poly of degree 1)."""
+    X, y, task = _problem(seed=3, n=300, d=3)
+    primal = MultiTaskKernelRidge(alpha=0.7, mu=mu).fit(X, y, task=task)
+    assert primal.dual_coef_ is None
+    dual = MultiTaskKernelRidge(alpha=0.7, mu=mu, kernel="poly").set_params(gamma=1.0)
+    dual._gram = lambda A, B: A @ B.T  # type: ignore[method-assign]  # the linear kernel, through the dual
+    dual.fit(X, y, task=task)
+    assert dual.dual_coef_ is not None
+    np.testing.assert_allclose(primal.predict(X[:9], task=task[:9]), dual.predict(X[:9], task=task[:9]), atol=1e-8)

@@ -46,7 +46,8 @@ class MultiTaskKernelRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
         gamma: the kernel's ``gamma`` (rbf, poly, laplacian); ``None``: scikit-learn's default.
 
     Attributes:
-        dual_coef_: :math:`a`, one per training row.
+        dual_coef_: :math:`a`, one per training row (``None`` where a linear kernel was solved in the
+            primal: more rows than tasks x features).
         coef_: ``(T, d)`` weights, linear kernel only: :math:`w_t = \sum_i a_i B_{t\tau_i} x_i`.
         intercept_: ``(T,)`` each task's unpenalised intercept :math:`b_t`.
 
@@ -93,6 +94,12 @@ class MultiTaskKernelRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.n_tasks_ = int(tasks.max()) + 1
         similarity = self._similarity(self.n_tasks_)
         n, count = len(rows), self.n_tasks_
+        self.similarity_ = similarity
+        self.X_fit_, self.task_fit_ = rows, tasks
+        if self.kernel == "linear" and n > count * rows.shape[1]:  # fewer unknowns in the primal
+            self.coef_, self.intercept_ = _linear_primal(rows, targets, tasks, similarity, self.alpha)
+            self.dual_coef_ = None
+            return self
         system = np.zeros((n + count, n + count))  # [[K + alpha I, E], [E^T, 0]]
         system[:n, :n] = similarity[tasks][:, tasks] * self._gram(rows, rows)
         system[np.arange(n), np.arange(n)] += self.alpha
@@ -101,8 +108,6 @@ class MultiTaskKernelRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
         system[n + np.flatnonzero(~present), n + np.flatnonzero(~present)] = 1.0
         solution = scipy.linalg.solve(system, np.concatenate([targets, np.zeros(count)]), assume_a="sym")
         self.dual_coef_, self.intercept_ = solution[:n], solution[n:]
-        self.similarity_ = similarity
-        self.X_fit_, self.task_fit_ = rows, tasks
         if self.kernel == "linear":
             self.coef_ = similarity[:, tasks] @ (self.dual_coef_[:, None] * rows)
         return self
@@ -111,8 +116,11 @@ class MultiTaskKernelRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """Predictions: ``(n, T)`` for shared inputs, ``(n,)`` with ``task`` or a single task."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        weights = self.similarity_[:, self.task_fit_] * self.dual_coef_  # [T, N]: a_i B[t, tau_i]
-        scores = self._gram(X, self.X_fit_) @ weights.T + self.intercept_  # [n, T]
+        if self.dual_coef_ is None:  # solved in the primal
+            scores = X @ self.coef_.T + self.intercept_
+        else:
+            weights = self.similarity_[:, self.task_fit_] * self.dual_coef_  # [T, N]: a_i B[t, tau_i]
+            scores = self._gram(X, self.X_fit_) @ weights.T + self.intercept_  # [n, T]
         if task is not None:
             task = validate_task(task, X.shape[0], self.n_tasks_)
             return scores[np.arange(len(X)), task]
@@ -139,3 +147,20 @@ def _stack(estimator: Any, X: np.ndarray, y: np.ndarray, task: Any) -> tuple[np.
     targets = targets[:, None] if targets.ndim == 1 else targets
     n_tasks = targets.shape[1]
     return np.tile(X, (n_tasks, 1)), targets.T.ravel(), np.repeat(np.arange(n_tasks), len(X))
+
+
+def _linear_primal(rows: np.ndarray, targets: np.ndarray, tasks: np.ndarray, similarity: np.ndarray,
+                   alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The linear kernel's solution in the primal: features ``phi(x, t) = B^{1/2}[t] (x) x`` (so that
+    ``phi(x, s) . phi(z, t) = B[s, t] x . z``), ridge on them with an unpenalised intercept per
+    task (each task's rows centred); returns ``(coef [T, d], intercept [T])``."""
+    values, vectors = np.linalg.eigh(similarity)
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T  # B^{1/2}
+    count, d = len(similarity), rows.shape[1]
+    means_x = np.stack([rows[tasks == t].mean(0) if (tasks == t).any() else np.zeros(d) for t in range(count)])
+    means_y = np.array([targets[tasks == t].mean() if (tasks == t).any() else 0.0 for t in range(count)])
+    centred = rows - means_x[tasks]
+    phi = (root[tasks][:, :, None] * centred[:, None, :]).reshape(len(rows), count * d)
+    u = np.linalg.solve(phi.T @ phi + alpha * np.eye(count * d), phi.T @ (targets - means_y[tasks]))
+    coef = root @ u.reshape(count, d)  # w_t = sum_s B^{1/2}[t, s] u_s
+    return coef, means_y - np.einsum("ij,ij->i", means_x, coef)
