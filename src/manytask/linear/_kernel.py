@@ -151,16 +151,29 @@ def _stack(estimator: Any, X: np.ndarray, y: np.ndarray, task: Any) -> tuple[np.
 
 def _linear_primal(rows: np.ndarray, targets: np.ndarray, tasks: np.ndarray, similarity: np.ndarray,
                    alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """The linear kernel's solution in the primal: features ``phi(x, t) = B^{1/2}[t] (x) x`` (so that
-    ``phi(x, s) . phi(z, t) = B[s, t] x . z``), ridge on them with an unpenalised intercept per
-    task (each task's rows centred); returns ``(coef [T, d], intercept [T])``."""
-    values, vectors = np.linalg.eigh(similarity)
-    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T  # B^{1/2}
+    r"""The linear kernel's solution in the primal, ``(coef [T, d], intercept [T])``, each task's
+    rows centred (its intercept unpenalised). An invertible ``B`` gives the task-coupled ridge
+    :math:`\min \sum_t \|y_t - X_t w_t\|^2 + \alpha\, w^\top (B^{-1} \otimes I) w`, whose normal
+    equations have a block-diagonal data part; a singular ``B`` the features
+    ``phi(x, t) = B^{1/2}[t] (x) x`` (``phi(x, s) . phi(z, t) = B[s, t] x . z``)."""
     count, d = len(similarity), rows.shape[1]
-    means_x = np.stack([rows[tasks == t].mean(0) if (tasks == t).any() else np.zeros(d) for t in range(count)])
-    means_y = np.array([targets[tasks == t].mean() if (tasks == t).any() else 0.0 for t in range(count)])
-    centred = rows - means_x[tasks]
-    phi = (root[tasks][:, :, None] * centred[:, None, :]).reshape(len(rows), count * d)
-    u = np.linalg.solve(phi.T @ phi + alpha * np.eye(count * d), phi.T @ (targets - means_y[tasks]))
-    coef = root @ u.reshape(count, d)  # w_t = sum_s B^{1/2}[t, s] u_s
+    present = np.bincount(tasks, minlength=count) > 0
+    means_x = np.stack([rows[tasks == t].mean(0) if present[t] else np.zeros(d) for t in range(count)])
+    means_y = np.array([targets[tasks == t].mean() if present[t] else 0.0 for t in range(count)])
+    centred, z = rows - means_x[tasks], targets - means_y[tasks]
+    values, vectors = np.linalg.eigh(similarity)
+    if values.min() > 1e-10 * values.max():
+        system = alpha * np.kron(np.linalg.inv(similarity), np.eye(d))
+        rhs = np.zeros(count * d)
+        for t in np.flatnonzero(present):
+            block = slice(t * d, (t + 1) * d)
+            x_t = centred[tasks == t]
+            system[block, block] += x_t.T @ x_t
+            rhs[block] = x_t.T @ z[tasks == t]
+        coef = np.linalg.solve(system, rhs).reshape(count, d)
+    else:
+        root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T  # B^{1/2}
+        phi = (root[tasks][:, :, None] * centred[:, None, :]).reshape(len(rows), count * d)
+        u = np.linalg.solve(phi.T @ phi + alpha * np.eye(count * d), phi.T @ z)
+        coef = root @ u.reshape(count, d)  # w_t = sum_s B^{1/2}[t, s] u_s
     return coef, means_y - np.einsum("ij,ij->i", means_x, coef)
