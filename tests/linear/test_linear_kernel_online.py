@@ -106,3 +106,14 @@ def test_the_primal_and_the_dual_give_one_solution(mu: float) -> None:
     dual.fit(X, y, task=task)
     assert dual.dual_coef_ is not None
     np.testing.assert_allclose(primal.predict(X[:9], task=task[:9]), dual.predict(X[:9], task=task[:9]), atol=1e-8)
+
+
+def test_the_perceptron_on_shared_inputs_sees_each_rows_tasks_in_turn() -> None:
+    """y of shape (n, T): the same as the multi-input form with each row repeated once per task."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 4))
+    Y = (X @ rng.normal(size=(4, 3)) > 0).astype(int)
+    shared = MultiTaskPerceptron(b=0.3, max_iter=2).fit(X, Y)
+    stacked = MultiTaskPerceptron(b=0.3, max_iter=2).fit(np.repeat(X, 3, axis=0), Y.ravel(), task=np.tile([0, 1, 2], 30))
+    np.testing.assert_allclose(shared.coef_, stacked.coef_)
+    assert shared.predict(X).shape == (30, 3) and shared.decision_function(X).shape == (30, 3)

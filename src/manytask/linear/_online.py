@@ -104,21 +104,31 @@ class MultiTaskPerceptron(ClassifierMixin, BaseEstimator):
         return self
 
     def fit(self, X: Any, y: Any, task: Any = None) -> MultiTaskPerceptron:
-        """``max_iter`` online passes from zero weights (``task`` omitted: one task)."""
+        """``max_iter`` online passes from zero weights: ``y`` ``(n,)`` with ``task`` (or one
+        task), or ``(n, T)``: every row labels every task (shared inputs; each row's tasks are
+        seen one after the other)."""
         for name in ("coef_", "intercept_", "classes_", "n_tasks_", "inverse_", "mistakes_", "n_features_in_"):
             self.__dict__.pop(name, None)
         X = np.asarray(X) if not hasattr(X, "shape") else X
+        labels = np.asarray(y)
+        self.task_form_ = "multi_input" if task is not None else "single"
+        if task is None and labels.ndim == 2 and labels.shape[1] > 1:  # shared inputs, row by row
+            count = labels.shape[1]
+            X, y, task = np.repeat(X, count, axis=0), labels.ravel(), np.tile(np.arange(count), len(labels))
+            self.task_form_ = "shared"
         task = np.zeros(len(X), dtype=np.int64) if task is None else task
-        self.task_form_ = "multi_input"
         for _ in range(self.max_iter):
             self.partial_fit(X, y, task)
         self.n_iter_ = self.max_iter
         return self
 
     def decision_function(self, X: Any, task: Any = None) -> np.ndarray:
-        """Each row's score w_t . x (``task`` omitted: task 0)."""
+        """Each row's score w_t . x (``task`` omitted: task 0, or every task, ``(n, T)``, after a
+        shared-input fit)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
+        if task is None and getattr(self, "task_form_", "") == "shared":
+            return X @ self.coef_.T  # [n, T]
         tasks = np.zeros(len(X), dtype=np.int64) if task is None else validate_task(task, len(X), self.n_tasks_)
         return np.einsum("ij,ij->i", X, self.coef_[tasks])
 
