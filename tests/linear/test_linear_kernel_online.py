@@ -80,12 +80,15 @@ def test_the_perceptron_by_hand_and_its_independent_limit() -> None:
     X = rng.normal(size=(60, 3))
     task = np.tile([0, 1], 30)
     y = np.where(X @ np.array([1.0, -1.0, 0.5]) > 0, 1, 0)
-    ours = MultiTaskPerceptron(b=0.0, max_iter=3).fit(X, y, task=task)
+    ours = MultiTaskPerceptron(b=0.0, max_iter=3, fit_intercept=False).fit(X, y, task=task)
     for t in range(2):
         theirs = Perceptron(fit_intercept=False, shuffle=False, max_iter=3, tol=None, eta0=1.0, alpha=0.0)
         theirs.fit(X[task == t], y[task == t])
         np.testing.assert_allclose(ours.coef_[t], theirs.coef_[0])
-    coupled = MultiTaskPerceptron(b=0.5).partial_fit(X[:1], np.array([1]), task=np.array([0]), classes=[0, 1],
+        with_bias = MultiTaskPerceptron(max_iter=3).fit(X[task == t], y[task == t] + 0)  # a bias, as theirs learns it
+        bias = Perceptron(shuffle=False, max_iter=3, tol=None, eta0=1.0, alpha=0.0).fit(X[task == t], y[task == t])
+        np.testing.assert_allclose([*with_bias.coef_[0], with_bias.intercept_[0]], [*bias.coef_[0], bias.intercept_[0]])
+    coupled = MultiTaskPerceptron(b=0.5, fit_intercept=False).partial_fit(X[:1], np.array([1]), task=np.array([0]), classes=[0, 1],
                                                       n_tasks=2)
     inverse = np.linalg.inv(np.eye(2) + 0.5 * (2 * np.eye(2) - np.ones((2, 2))))
     np.testing.assert_allclose(coupled.coef_, inverse[:, [0]] * X[0])  # the first example is always a mistake

@@ -38,24 +38,26 @@ class MultiTaskPerceptron(ClassifierMixin, BaseEstimator):
             (0: independent Perceptrons). Ignored when ``interaction`` is given.
         interaction: a ``(T, T)`` symmetric positive-definite :math:`A`.
         max_iter: passes over the data in :meth:`fit` (in order; no shuffling).
+        fit_intercept: learn a bias per task (the weight of a constant input, updated alike).
 
     Attributes:
-        coef_: ``(T, d)`` the task blocks :math:`w_t`.
+        coef_: ``(T, d)`` the task blocks :math:`w_t`; ``intercept_``: ``(T,)`` their biases.
         mistakes_: mistakes made so far (online, before each update).
         classes_: the two labels; the second is the positive one.
 
     Examples:
         >>> import numpy as np
         >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]); task = np.array([0, 1, 1])
-        >>> model = MultiTaskPerceptron(b=0.0).fit(X, np.array([1, 1, -1]), task=task)
+        >>> model = MultiTaskPerceptron(b=0.0, fit_intercept=False).fit(X, np.array([1, 1, -1]), task=task)
         >>> model.coef_.tolist(), model.mistakes_
         ([[1.0, 0.0], [-1.0, 1.0]], 3)
     """
 
-    def __init__(self, b: float = 0.0, interaction: Any = None, max_iter: int = 1) -> None:
+    def __init__(self, b: float = 0.0, interaction: Any = None, max_iter: int = 1, fit_intercept: bool = True) -> None:
         self.b = b
         self.interaction = interaction
         self.max_iter = max_iter
+        self.fit_intercept = fit_intercept
 
     def _inverse(self, n_tasks: int) -> np.ndarray:
         if self.interaction is None:
@@ -73,7 +75,7 @@ class MultiTaskPerceptron(ClassifierMixin, BaseEstimator):
                     ) -> MultiTaskPerceptron:
         """One online pass over the rows, in order. The first call fixes ``classes`` (two labels)
         and the number of tasks (``n_tasks``, default the largest task index + 1)."""
-        check_params(self, {"b": "nonneg", "max_iter": "posint"})
+        check_params(self, {"b": "nonneg", "max_iter": "posint", "fit_intercept": "bool"})
         first = not hasattr(self, "coef_")
         X, y = validate_data(self, X, y, reset=first, dtype=np.float64)
         kind = type_of_target(y, input_name="y", raise_unknown=True)
@@ -90,16 +92,18 @@ class MultiTaskPerceptron(ClassifierMixin, BaseEstimator):
             self.n_tasks_ = int(n_tasks if n_tasks is not None else tasks.max() + 1)
             self.inverse_ = self._inverse(self.n_tasks_)
             self.coef_ = np.zeros((self.n_tasks_, X.shape[1]))
-            self.intercept_ = np.zeros(self.n_tasks_)  # the Perceptron has no bias (add a constant input)
+            self.intercept_ = np.zeros(self.n_tasks_)
             self.mistakes_ = 0
         tasks = validate_task(task, len(X), self.n_tasks_)
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
             raise ValueError(f"Label {y[unknown][0]!r} is not one of the classes {self.classes_.tolist()}.")
         signs = np.where(y == self.classes_[1], 1.0, -1.0)
+        bias = 1.0 if self.fit_intercept else 0.0  # the intercept is the weight of a constant input
         for x, t, sign in zip(X, tasks, signs):  # online: each update depends on the previous one
-            if sign * (self.coef_[t] @ x) <= 0:
+            if sign * (self.coef_[t] @ x + self.intercept_[t]) <= 0:
                 self.coef_ += sign * self.inverse_[:, t, None] * x[None, :]
+                self.intercept_ += sign * bias * self.inverse_[:, t]
                 self.mistakes_ += 1
         return self
 
@@ -128,9 +132,9 @@ class MultiTaskPerceptron(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         if task is None and getattr(self, "task_form_", "") == "shared":
-            return X @ self.coef_.T  # [n, T]
+            return X @ self.coef_.T + self.intercept_  # [n, T]
         tasks = np.zeros(len(X), dtype=np.int64) if task is None else validate_task(task, len(X), self.n_tasks_)
-        return np.einsum("ij,ij->i", X, self.coef_[tasks])
+        return np.einsum("ij,ij->i", X, self.coef_[tasks]) + self.intercept_[tasks]
 
     def predict(self, X: Any, task: Any = None) -> np.ndarray:
         """The label of each row's task."""
