@@ -55,6 +55,7 @@ from manytask.linear._relationship import (
     RelationshipMultiTaskClassifier,
     RelationshipMultiTaskRegressor,
 )
+from manytask.linear._shared_hypotheses import SharedHypothesesRegressor
 from manytask.linear._solvers import APGResult, accelerated_proximal_gradient
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "RobustFeatureMultiTaskRegressor",
     "RobustMultiTaskClassifier",
     "RobustMultiTaskRegressor",
+    "SharedHypothesesRegressor",
     "SparseLowRankMultiTaskClassifier",
     "SparseLowRankMultiTaskRegressor",
     "TraceNormMultiTaskClassifier",

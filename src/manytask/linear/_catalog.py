@@ -49,6 +49,7 @@ from manytask.linear._relationship import (
     RelationshipMultiTaskClassifier,
     RelationshipMultiTaskRegressor,
 )
+from manytask.linear._shared_hypotheses import SharedHypothesesRegressor
 
 __all__ = ["CLASSIFIERS", "LINEAR", "REGRESSORS"]
 
@@ -85,10 +86,12 @@ for _name, (_reg, _clf) in _PAIRS.items():
     REGRESSORS.register(_name, _summary(_reg), _details)(_reg)
     CLASSIFIERS.register(_name, _summary(_reg), _details)(_clf)
     LINEAR.register(_name, _summary(_reg), _details)(_reg)
-# Estimators with one loss only: a kernel machine, ASO and a GP (regression), an online classifier.
+# Estimators with one loss only: a kernel machine, ASO, a GP, shared hypotheses (regression); an online
+# classifier.
 for _name, _kind, _registry, _loss in (("kernel_mtl", MultiTaskKernelRidge, REGRESSORS, "squared loss"),
                                        ("aso", AlternatingStructureRegressor, REGRESSORS, "squared loss"),
                                        ("mtgp", MultiTaskGaussianProcess, REGRESSORS, "Gaussian likelihood"),
+                                       ("shared_hypotheses", SharedHypothesesRegressor, REGRESSORS, "squared loss"),
                                        ("perceptron_mtl", MultiTaskPerceptron, CLASSIFIERS, "binary, online")):
     _details = {"classes": f"{_kind.__name__} ({_loss})"}
     _registry.register(_name, _summary(_kind), _details)(_kind)
