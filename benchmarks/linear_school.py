@@ -78,9 +78,9 @@ SCHOOL_METHODS: dict[str, tuple[str, str, dict[str, list[Any]]]] = {
     "kernel_mtl": (
         "Regularised MTL, kernel form (Evgeniou & Pontil 2004)",
         "kernel_mtl",
-        {"alpha": _logs(0, 3, 4), "mu": _logs(-1, 1, 3)},
+        {"alpha": _logs(2, 4, 5), "mu": _logs(-2, 0, 3)},
     ),
-    "aso": ("ASO (Ando & Zhang 2005)", "aso", {"alpha": _logs(-2, 1, 4), "n_components": [1, 3, 9]}),
+    "aso": ("ASO (Ando & Zhang 2005)", "aso", {"alpha": _logs(0, 3, 4), "n_components": [0, 1, 2, 3]}),
 }
 
 # Published School RMSE (SOURCE.md). Values: (mean, spread, our method id, note)
