@@ -36,10 +36,10 @@ def evaluate(
 
     Every metric and loss is computed over the labelled entries only. A task that names a view
     is scored on the view of each batch (batch ``k``'s generator seeded with
-    ``seed * 1000003 + k``, so every evaluation sees the same masks, whoever computes the batch). A metric that is
-    undefined — a task with no label in ``source``, or AUROC where the labelled targets hold one
-    class only — is NaN (never a number like 0), and :func:`undefined_metrics` names them. The
-    model's training mode is restored.
+    ``seed * 1000003 + k``, so every evaluation sees the same masks, whoever computes the batch).
+    A metric that is undefined — a task with no label in ``source``, or AUROC where the labelled
+    targets hold one class only — is NaN (never a number like 0), and :func:`undefined_metrics`
+    names them. The model's training mode is restored.
 
     ``shard=(rank, world)`` (data-parallel evaluation, ``torch.distributed`` initialised): this
     process computes batches ``rank, rank + world, ...``; every process then receives every

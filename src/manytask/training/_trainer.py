@@ -390,7 +390,6 @@ class Trainer:
         return {t for t, flag in zip(self.tasks, flags.tolist()) if flag > 0}
 
     @torch.no_grad()
-    @torch.no_grad()
     def losses_now(self) -> Tensor:
         """The per-task mean losses ``[T]`` (absent tasks: 0) of the current step's batch under the
         parameters as they are now, in eval mode (no dropout, no running-statistics update): for
@@ -402,6 +401,7 @@ class Trainer:
         finally:
             self.model.train(was_training)
 
+    @torch.no_grad()
     def _recompute(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]) -> Tensor:
         """The losses ``[T]`` of this step's (global) batch under the updated model (absent tasks: 0)."""
         losses = torch.zeros(len(self.tasks), device=self.device)
