@@ -16,6 +16,7 @@ from manytask.cli import app
 from manytask.config import parse_config
 from manytask.relatedness import best_groups, load_matrices
 from manytask.runs import relate
+from manytask.tasks import Regression
 
 CONFIG = {"data": {"name": "demo", "n_train": 300, "n_val": 60, "n_test": 60},
           "training": {"steps": 20, "eval_every": 10, "progress": False}, "relatedness": {"every": 2, "groups": 2}}
@@ -72,3 +73,15 @@ def test_a_resume_keeps_the_finished_runs_and_trains_the_rest(tmp_path: Path) ->
     other = parse_config({**CONFIG, "logging": {"report": False}, "optimizer": {"lr": 0.5}})
     with pytest.raises(Exception, match="Cannot resume"):
         relate(other, run_dir=tmp_path / "r", pairs=True, resume=True)
+
+
+def test_too_many_pair_runs_are_refused_before_any_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thirty tasks (School-sized problems have 139): 465 runs is refused at once, naming the count."""
+    from manytask.runs import _relate
+
+    tasks = [Regression(f"t{k}") for k in range(30)]
+    monkeypatch.setattr(_relate, "load_data", lambda config: None)
+    monkeypatch.setattr(_relate, "select_tasks", lambda config, data: tasks)
+    with pytest.raises(ValueError, match="30 tasks is 465 training runs"):
+        relate(parse_config(CONFIG), run_dir=tmp_path / "r", pairs=True)
+    assert not (tmp_path / "r" / "multi").exists()

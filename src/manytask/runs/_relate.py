@@ -30,6 +30,9 @@ from ._train import train, try_report
 
 __all__ = ["Relation", "relate"]
 
+#: Most single-task and pair runs ``--pairs`` starts (24 tasks: 300 runs).
+MAX_PAIR_RUNS = 300
+
 #: The signed matrices a grouping is recommended from, in the order they are shown.
 GROUPED = ("tag_affinity", "transfer_gain", "gradient_cosine")
 
@@ -158,6 +161,10 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     names = [t.name for t in tasks]  # views' tasks too: a self-supervised task trains alone or in a pair as well
     if len(names) < 2:
         raise ValueError(f"relate needs at least two tasks; the config has {names}.")
+    runs = len(names) * (len(names) + 1) // 2
+    if pairs and runs > MAX_PAIR_RUNS:
+        raise ValueError(f"--pairs with {len(names)} tasks is {runs} training runs (every task alone and every pair), "
+                         f"more than {MAX_PAIR_RUNS}; relate a subset (include_tasks: [...]) or leave out --pairs.")
     measured = config.model_copy(update={"relatedness": config.relatedness.model_copy(
         update={"every": config.relatedness.every or 10})})
     _trained(measured, data, None, root / "multi")
@@ -173,7 +180,11 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     groups: dict[str, list[list[str]]] = {}
     for name in (n for n in GROUPED if n in by_name):
         matrix = by_name[name]
-        chosen, _ = best_groups(matrix.values, k)
+        try:
+            chosen, _ = best_groups(matrix.values, k)
+        except ValueError as error:  # too many tasks for the exact search: the matrices still stand
+            print(f"manytask: no groups recommended from {name}: {error}")
+            continue
         groups[name] = [[matrix.tasks[i] for i in group] for group in chosen]
     rho = (_spearman(by_name["tag_affinity"].values, by_name["transfer_gain"].values)
            if {"tag_affinity", "transfer_gain"} <= set(by_name) else math.nan)
