@@ -37,6 +37,7 @@ from manytask.linear._graph import (
     GraphRegularizedMultiTaskClassifier,
     GraphRegularizedMultiTaskRegressor,
 )
+from manytask.linear._hierarchical import HierarchicalBayesRegressor
 from manytask.linear._independent import (
     IndependentLassoClassifier,
     IndependentLassoRegressor,
@@ -67,6 +68,7 @@ __all__ = [
     "DirtyMultiTaskRegressor",
     "GraphRegularizedMultiTaskClassifier",
     "GraphRegularizedMultiTaskRegressor",
+    "HierarchicalBayesRegressor",
     "IndependentLassoClassifier",
     "IndependentLassoRegressor",
     "IndependentRidgeClassifier",

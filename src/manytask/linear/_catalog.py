@@ -31,6 +31,7 @@ from manytask.linear._graph import (
     GraphRegularizedMultiTaskClassifier,
     GraphRegularizedMultiTaskRegressor,
 )
+from manytask.linear._hierarchical import HierarchicalBayesRegressor
 from manytask.linear._independent import (
     IndependentLassoClassifier,
     IndependentLassoRegressor,
@@ -86,12 +87,13 @@ for _name, (_reg, _clf) in _PAIRS.items():
     REGRESSORS.register(_name, _summary(_reg), _details)(_reg)
     CLASSIFIERS.register(_name, _summary(_reg), _details)(_clf)
     LINEAR.register(_name, _summary(_reg), _details)(_reg)
-# Estimators with one loss only: a kernel machine, ASO, a GP, shared hypotheses (regression); an online
-# classifier.
+# Estimators with one loss only: a kernel machine, ASO, a GP, shared hypotheses, hierarchical Bayes
+# (regression); an online classifier.
 for _name, _kind, _registry, _loss in (("kernel_mtl", MultiTaskKernelRidge, REGRESSORS, "squared loss"),
                                        ("aso", AlternatingStructureRegressor, REGRESSORS, "squared loss"),
                                        ("mtgp", MultiTaskGaussianProcess, REGRESSORS, "Gaussian likelihood"),
                                        ("shared_hypotheses", SharedHypothesesRegressor, REGRESSORS, "squared loss"),
+                                       ("hierarchical_bayes", HierarchicalBayesRegressor, REGRESSORS, "Gaussian"),
                                        ("perceptron_mtl", MultiTaskPerceptron, CLASSIFIERS, "binary, online")):
     _details = {"classes": f"{_kind.__name__} ({_loss})"}
     _registry.register(_name, _summary(_kind), _details)(_kind)
