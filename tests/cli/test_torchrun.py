@@ -90,3 +90,18 @@ def test_bench_is_refused_under_torchrun(tmp_path: Path) -> None:
                            "bench", str(suite), "--runs-dir", str(tmp_path), "--no-docs"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "start it without torchrun" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["relate", "fit-linear"])
+def test_one_process_commands_are_refused_under_torchrun(command: str, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """What torchrun sets (WORLD_SIZE): relate and fit-linear name the problem before writing."""
+    from typer.testing import CliRunner
+
+    from manytask.cli import app
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    (tmp_path / "c.yaml").write_text("run_dir: " + str(tmp_path / "r") + "\n")
+    result = CliRunner().invoke(app, [command, str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "start it without torchrun" in result.output
+    assert not (tmp_path / "r").exists()

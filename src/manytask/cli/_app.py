@@ -36,6 +36,15 @@ _USER_ERRORS = (RunDirError, ConfigError, CheckpointError, NonFiniteError, Targe
                 DownloadError)
 
 
+def _under_torchrun(command: str) -> bool:
+    """Refuse a command that runs in one process (its runs one after another) under torchrun."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _fail(ConfigError(f"{command} runs in one process (its trainings one after another); start it without "
+                          f"torchrun (manytask {command} ...). train and compare run across ranks."))
+        return True
+    return False
+
+
 def _fail(error: BaseException) -> None:
     message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -165,6 +174,8 @@ def relate(
     training CONFIG (with --pairs, transfer gains from pair runs), and the groups they recommend."""
     from ..runs import relate as run_relate
 
+    if _under_torchrun("relate"):
+        return
     try:
         relation = run_relate(load_config(config, set_ or []), run_dir=run_dir, pairs=pairs, linear=linear,
                               overwrite=overwrite, resume=resume)
@@ -210,9 +221,7 @@ def bench(
     from ..runs import run_suite
 
     command = "manytask bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _fail(ConfigError("bench runs its cells one at a time, each in a process of its own; start it without "
-                          "torchrun (manytask bench SUITE)."))
+    if _under_torchrun("bench"):
         return
     try:
         csv_path = run_suite(suite, results_dir, runs_dir, None if no_docs else docs, command,
@@ -235,6 +244,8 @@ def fit_linear(
     from ..config import read_config
     from ..runs import fit_linear_run
 
+    if _under_torchrun("fit-linear"):
+        return
     try:
         raw = read_config(config, set_ or [])
         if "estimator" in raw or "output_dir" in raw:
