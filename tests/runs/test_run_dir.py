@@ -72,6 +72,24 @@ def test_resuming_a_finished_run_keeps_its_cost(tmp_path: Path) -> None:
     assert cost["seconds_per_step"] > 0
 
 
+def test_a_run_started_before_a_config_key_existed_resumes(tmp_path: Path) -> None:
+    """The defect: this release added `logging.report`, `relatedness` and `linear`; a run whose
+    config.yaml predates them was refused ("relatedness.every: None -> 0"). A key missing from
+    the old config counts as its default; set to another value, it is still a change."""
+    import yaml
+
+    train(config(tmp_path))
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    for key in ("relatedness", "linear"):
+        written.pop(key)
+    written["logging"].pop("report")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
+    train(config(tmp_path, "training.steps=30"), resume="latest")
+    with pytest.raises(RunDirError, match="relatedness.every"):
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
+        train(config(tmp_path, "training.steps=40", "relatedness.every=5"), resume="latest")
+
+
 def test_nothing_to_resume_is_named(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="Nothing to resume.*no config.yaml"):
         train(config(tmp_path), resume="latest")

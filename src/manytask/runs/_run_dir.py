@@ -76,6 +76,10 @@ def check_resume(run_dir: Path, config: Config) -> None:
         raise RunDirError(f"Nothing to resume in {run_dir}: it has no config.yaml. Train without --resume.")
     old = _flatten(yaml.safe_load(path.read_text()) or {})
     new = _flatten(config.model_dump(mode="json"))
+    defaults = _flatten(Config().model_dump(mode="json"))
+    for key, value in new.items():  # a key a later manytask added reads, in an older run, as its default
+        if key not in old and key in defaults and value == defaults[key]:
+            old[key] = value
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
     if changed:
         lines = "\n  ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
