@@ -25,16 +25,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
-from manytask.linear._base import check_params, validate_task
-from manytask.linear._kernel import _stack
+from manytask.linear._base import check_params
+from manytask.linear._task_forms import TaskFormRegressor, stack_tasks
 
 __all__ = ["AlternatingStructureRegressor"]
 
 
-class AlternatingStructureRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class AlternatingStructureRegressor(TaskFormRegressor):
     r"""ASO (Ando & Zhang 2005): task weights :math:`w_t = u_t + \Theta^\top v_t` around a shared
     ``h``-dimensional subspace :math:`\Theta`, found by alternating ridge fits and an SVD.
 
@@ -74,7 +73,7 @@ class AlternatingStructureRegressor(MultiOutputMixin, RegressorMixin, BaseEstima
             raise ValueError(f"The 'n_components' parameter of AlternatingStructureRegressor must be an int in the "
                              f"range [0, inf). Got {self.n_components!r} instead.")
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2)
-        rows, targets, tasks = _stack(self, X, y, task)
+        rows, targets, tasks = stack_tasks(self, X, y, task)
         d = X.shape[1]
         if self.n_components > d:
             raise ValueError(f"n_components ({self.n_components}) cannot exceed the number of features ({d}).")
@@ -120,23 +119,6 @@ class AlternatingStructureRegressor(MultiOutputMixin, RegressorMixin, BaseEstima
             inputs[:, column] = 0.0
             out.append((inputs, unlabelled[:, column]))
         return out
-
-    def predict(self, X: Any, task: Any = None) -> np.ndarray:
-        """Predictions: ``(n, T)`` for shared inputs, ``(n,)`` with ``task`` or a single task."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        scores = X @ self.coef_.T + self.intercept_
-        if task is not None:
-            return scores[np.arange(len(X)), validate_task(task, len(X), self.n_tasks_)]
-        if self.task_form_ == "multi_input":
-            raise ValueError("AlternatingStructureRegressor was fitted in the multi-input form (with task=...); pass "
-                             "the task of each row: predict(X, task=task).")
-        return scores[:, 0] if self.task_form_ == "single" else scores
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
 
 
 def _ridge(x: np.ndarray, z: np.ndarray, penalty: np.ndarray) -> np.ndarray:

@@ -21,18 +21,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from manytask.linear._base import check_params, validate_task
-from manytask.linear._kernel import _stack
+from manytask.linear._base import check_params
+from manytask.linear._task_forms import TaskFormRegressor, stack_tasks
 
 __all__ = ["MultiTaskGaussianProcess"]
 
 _NOISE_FLOOR = 1e-6  # added to every noise variance
 
 
-class MultiTaskGaussianProcess(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class MultiTaskGaussianProcess(TaskFormRegressor):
     r"""Multi-task GP regression (Bonilla, Chai & Williams 2008) on (input, task) pairs:
     :math:`K((x, s), (x', t)) = K^f_{st} \exp(-\|x - x'\|^2 / 2\ell^2)` plus a noise level per task.
 
@@ -73,7 +72,7 @@ class MultiTaskGaussianProcess(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_params(self, {"length_scale": "positive", "noise": "positive", "optimize": "bool",
                             "max_iter": "posint"})
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        rows, targets, tasks = _stack(self, X, y, task)
+        rows, targets, tasks = stack_tasks(self, X, y, task)
         self.n_tasks_ = int(tasks.max()) + 1
         count = self.n_tasks_
         fixed = None if self.task_covariance is None else np.asarray(self.task_covariance, dtype=float)
@@ -130,15 +129,9 @@ class MultiTaskGaussianProcess(MultiOutputMixin, RegressorMixin, BaseEstimator):
         inputs, ``(n,)`` with ``task`` or a single task."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        if task is None and self.task_form_ == "multi_input":
-            raise ValueError("MultiTaskGaussianProcess was fitted in the multi-input form (with task=...); pass the "
-                             "task of each row: predict(X, task=task).")
-        if task is not None:
-            queries = validate_task(task, len(X), self.n_tasks_)
-            rows = X
-        else:
-            queries = np.repeat(np.arange(self.n_tasks_), len(X))
-            rows = np.tile(X, (self.n_tasks_, 1))
+        asked = self._queries(X, task)
+        queries = asked if asked is not None else np.repeat(np.arange(self.n_tasks_), len(X))
+        rows = X if asked is not None else np.tile(X, (self.n_tasks_, 1))  # every task: each row once per task
         with torch.no_grad():
             cov, length = torch.from_numpy(self.task_covariance_), torch.tensor(self.length_scale_)
             cross = _gram(torch.from_numpy(rows), torch.from_numpy(queries), torch.from_numpy(self.X_fit_),
@@ -147,16 +140,10 @@ class MultiTaskGaussianProcess(MultiOutputMixin, RegressorMixin, BaseEstimator):
             solved = torch.cholesky_solve(cross.T, self._cholesky)  # [N, m]
             variance = cov[torch.from_numpy(queries), torch.from_numpy(queries)] - (cross * solved.T).sum(1)
             std = variance.clamp(min=0).sqrt().numpy()
-        if task is None:
-            mean, std = mean.reshape(self.n_tasks_, -1).T, std.reshape(self.n_tasks_, -1).T
-            if self.task_form_ == "single":
-                mean, std = mean[:, 0], std[:, 0]
+        if asked is None:  # [T * n] back to [n, T], then the form's shape
+            mean = self._shaped(mean.reshape(self.n_tasks_, -1).T, None)
+            std = self._shaped(std.reshape(self.n_tasks_, -1).T, None)
         return (mean, std) if return_std else mean
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
 
 
 def _gram(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, t: torch.Tensor, task_cov: torch.Tensor,

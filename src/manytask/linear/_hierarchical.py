@@ -21,16 +21,15 @@ from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from manytask.linear._base import check_params, validate_task
-from manytask.linear._kernel import _stack
+from manytask.linear._base import TaskData, check_params
+from manytask.linear._task_forms import TaskFormRegressor, stack_tasks
 
 __all__ = ["HierarchicalBayesRegressor"]
 
 
-class HierarchicalBayesRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class HierarchicalBayesRegressor(TaskFormRegressor):
     r"""Bakker & Heskes (2003): task weights from a shared mixture-of-Gaussians prior fitted by
     empirical Bayes (EM); ``n_clusters = 1`` is one shared Gaussian prior.
 
@@ -70,13 +69,12 @@ class HierarchicalBayesRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator
         check_params(self, {"n_clusters": "posint", "max_iter": "posint", "tol": "positive",
                             "min_variance": "positive"})
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2)
-        rows, targets, tasks = _stack(self, X, y, task)
+        rows, targets, tasks = stack_tasks(self, X, y, task)
         self.n_tasks_ = count = int(tasks.max()) + 1
         d, k = rows.shape[1], self.n_clusters
-        present = np.bincount(tasks, minlength=count) > 0
-        means_x = np.stack([rows[tasks == t].mean(0) if present[t] else np.zeros(d) for t in range(count)])
-        means_y = np.array([targets[tasks == t].mean() if present[t] else 0.0 for t in range(count)])
-        data = [(rows[tasks == t] - means_x[t], targets[tasks == t] - means_y[t]) for t in range(count)]
+        centred = TaskData(rows, targets, tasks, count, logistic=False, fit_intercept=True)
+        means_x, means_y = centred.x_mean, centred.y_mean
+        data = [(centred.X[tasks == t], centred.y[tasks == t]) for t in range(count)]
         gram = np.stack([x.T @ x for x, _ in data])  # [T, d, d]
         cross = np.stack([x.T @ z for x, z in data])  # [T, d]
         sizes = np.array([len(z) for _, z in data], dtype=float)
@@ -134,26 +132,12 @@ class HierarchicalBayesRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator
         task's function at each row): ``(n, T)`` for shared inputs, ``(n,)`` with ``task``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        if task is None and self.task_form_ == "multi_input":
-            raise ValueError("HierarchicalBayesRegressor was fitted in the multi-input form (with task=...); pass "
-                             "the task of each row: predict(X, task=task).")
-        queries = validate_task(task, len(X), self.n_tasks_) if task is not None else None
-        if queries is None:
-            mean = X @ self.coef_.T + self.intercept_
-            centred = X[:, None, :] - self._means_x[None, :, :]  # [n, T, d]
-            std = np.sqrt(np.einsum("ntd,tde,nte->nt", centred, self.coef_covariance_, centred).clip(min=0))
-            if self.task_form_ == "single":
-                mean, std = mean[:, 0], std[:, 0]
-        else:
-            mean = np.einsum("ij,ij->i", X, self.coef_[queries]) + self.intercept_[queries]
-            centred = X - self._means_x[queries]
-            std = np.sqrt(np.einsum("nd,nde,ne->n", centred, self.coef_covariance_[queries], centred).clip(min=0))
+        queries = self._queries(X, task)
+        mean = self._scores(X)
+        centred = X[:, None, :] - self._means_x[None, :, :]  # [n, T, d]
+        std = np.sqrt(np.einsum("ntd,tde,nte->nt", centred, self.coef_covariance_, centred).clip(min=0))
+        mean, std = self._shaped(mean, queries), self._shaped(std, queries)
         return (mean, std) if return_std else mean
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
 
 
 def _posteriors(data: list[tuple[np.ndarray, np.ndarray]], gram: np.ndarray, cross: np.ndarray, means: np.ndarray,

@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.metrics.pairwise import pairwise_kernels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
-from manytask.linear._base import InvalidParameterError, check_params, validate_task
+from manytask.linear._base import InvalidParameterError, TaskData, check_params
+from manytask.linear._task_forms import TaskFormRegressor, stack_tasks
 
 __all__ = ["MultiTaskKernelRidge"]
 
 
-class MultiTaskKernelRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class MultiTaskKernelRidge(TaskFormRegressor):
     r"""Regularised multi-task learning in kernel form (Evgeniou & Pontil 2004; Evgeniou,
     Micchelli & Pontil 2005): kernel ridge regression with
     :math:`K((x, s), (z, t)) = B_{st} k(x, z)`.
@@ -90,7 +90,7 @@ class MultiTaskKernelRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
             raise InvalidParameterError(f"The 'mu' parameter of MultiTaskKernelRidge must be a float in the range "
                                         f"(0, inf]. Got {self.mu!r} instead.")
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        rows, targets, tasks = _stack(self, X, y, task)
+        rows, targets, tasks = stack_tasks(self, X, y, task)
         self.n_tasks_ = int(tasks.max()) + 1
         similarity = self._similarity(self.n_tasks_)
         n, count = len(rows), self.n_tasks_
@@ -112,41 +112,11 @@ class MultiTaskKernelRidge(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self.coef_ = similarity[:, tasks] @ (self.dual_coef_[:, None] * rows)
         return self
 
-    def predict(self, X: Any, task: Any = None) -> np.ndarray:
-        """Predictions: ``(n, T)`` for shared inputs, ``(n,)`` with ``task`` or a single task."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+    def _scores(self, X: np.ndarray) -> np.ndarray:
         if self.dual_coef_ is None:  # solved in the primal
-            scores = X @ self.coef_.T + self.intercept_
-        else:
-            weights = self.similarity_[:, self.task_fit_] * self.dual_coef_  # [T, N]: a_i B[t, tau_i]
-            scores = self._gram(X, self.X_fit_) @ weights.T + self.intercept_  # [n, T]
-        if task is not None:
-            task = validate_task(task, X.shape[0], self.n_tasks_)
-            return scores[np.arange(len(X)), task]
-        if self.task_form_ == "multi_input":
-            raise ValueError("MultiTaskKernelRidge was fitted in the multi-input form (with task=...); pass the task "
-                             "of each row: predict(X, task=task).")
-        return scores[:, 0] if self.task_form_ == "single" else scores
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
-
-def _stack(estimator: Any, X: np.ndarray, y: np.ndarray, task: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Both task forms as (row, target, task) triples; sets ``task_form_``."""
-    if task is not None:
-        if y.ndim != 1:
-            raise ValueError(f"In the multi-input form (task given), y must be 1-D; got shape {y.shape}.")
-        estimator.task_form_ = "multi_input"
-        return X, y.astype(float), validate_task(task, len(X), None)
-    targets = y.astype(float)
-    estimator.task_form_ = "single" if targets.ndim == 1 else "shared"
-    targets = targets[:, None] if targets.ndim == 1 else targets
-    n_tasks = targets.shape[1]
-    return np.tile(X, (n_tasks, 1)), targets.T.ravel(), np.repeat(np.arange(n_tasks), len(X))
+            return X @ self.coef_.T + self.intercept_
+        weights = self.similarity_[:, self.task_fit_] * self.dual_coef_  # [T, N]: a_i B[t, tau_i]
+        return self._gram(X, self.X_fit_) @ weights.T + self.intercept_  # [n, T]
 
 
 def _linear_primal(rows: np.ndarray, targets: np.ndarray, tasks: np.ndarray, similarity: np.ndarray,
@@ -157,10 +127,9 @@ def _linear_primal(rows: np.ndarray, targets: np.ndarray, tasks: np.ndarray, sim
     equations have a block-diagonal data part; a singular ``B`` the features
     ``phi(x, t) = B^{1/2}[t] (x) x`` (``phi(x, s) . phi(z, t) = B[s, t] x . z``)."""
     count, d = len(similarity), rows.shape[1]
+    data = TaskData(rows, targets, tasks, count, logistic=False, fit_intercept=True)  # each task's rows centred
+    centred, z = data.X, data.y
     present = np.bincount(tasks, minlength=count) > 0
-    means_x = np.stack([rows[tasks == t].mean(0) if present[t] else np.zeros(d) for t in range(count)])
-    means_y = np.array([targets[tasks == t].mean() if present[t] else 0.0 for t in range(count)])
-    centred, z = rows - means_x[tasks], targets - means_y[tasks]
     values, vectors = np.linalg.eigh(similarity)
     if values.min() > 1e-10 * values.max():
         system = alpha * np.kron(np.linalg.inv(similarity), np.eye(d))
@@ -176,4 +145,4 @@ def _linear_primal(rows: np.ndarray, targets: np.ndarray, tasks: np.ndarray, sim
         phi = (root[tasks][:, :, None] * centred[:, None, :]).reshape(len(rows), count * d)
         u = np.linalg.solve(phi.T @ phi + alpha * np.eye(count * d), phi.T @ z)
         coef = root @ u.reshape(count, d)  # w_t = sum_s B^{1/2}[t, s] u_s
-    return coef, means_y - np.einsum("ij,ij->i", means_x, coef)
+    return coef, data.y_mean - np.einsum("ij,ij->i", data.x_mean, coef)

@@ -18,16 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
-from manytask.linear._base import check_params, validate_task
-from manytask.linear._kernel import _stack
+from manytask.linear._base import TaskData, check_params
+from manytask.linear._task_forms import TaskFormRegressor, stack_tasks
 
 __all__ = ["SharedHypothesesRegressor"]
 
 
-class SharedHypothesesRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class SharedHypothesesRegressor(TaskFormRegressor):
     r"""``k`` shared linear hypotheses, each task assigned to one (Crammer & Mansour 2012).
 
     Args:
@@ -64,13 +63,11 @@ class SharedHypothesesRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator)
         """Fit on ``(X, y)``: ``y`` ``(n, T)`` (shared inputs) or ``(n,)`` with ``task``."""
         check_params(self, {"n_hypotheses": "posint", "alpha": "positive", "max_iter": "posint", "n_init": "posint"})
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        rows, targets, tasks = _stack(self, X, y, task)
+        rows, targets, tasks = stack_tasks(self, X, y, task)
         self.n_tasks_ = count = int(tasks.max()) + 1
-        present = np.bincount(tasks, minlength=count) > 0
         # centre each task's rows: its intercept is its own, the hypotheses share the slopes
-        means_x = np.stack([rows[tasks == t].mean(0) if present[t] else np.zeros(rows.shape[1]) for t in range(count)])
-        means_y = np.array([targets[tasks == t].mean() if present[t] else 0.0 for t in range(count)])
-        x, z = rows - means_x[tasks], targets - means_y[tasks]
+        data = TaskData(rows, targets, tasks, count, logistic=False, fit_intercept=True)
+        x, z = data.X, data.y
         weight = 1.0 / np.bincount(tasks, minlength=count).clip(min=1)[tasks]  # each task's mean loss
         # per task: sum_i w_i x_i x_i^T and sum_i w_i x_i z_i, so a hypothesis is one small solve
         gram = np.stack([(x[tasks == t] * weight[tasks == t, None]).T @ x[tasks == t] for t in range(count)])
@@ -96,25 +93,8 @@ class SharedHypothesesRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator)
         assert best is not None
         self.objective_, self.assignment_, self.hypotheses_, self.n_iter_ = best
         self.coef_ = self.hypotheses_[self.assignment_]
-        self.intercept_ = means_y - np.einsum("ij,ij->i", means_x, self.coef_)
+        self.intercept_ = data.y_mean - np.einsum("ij,ij->i", data.x_mean, self.coef_)
         return self
-
-    def predict(self, X: Any, task: Any = None) -> np.ndarray:
-        """Predictions: ``(n, T)`` for shared inputs, ``(n,)`` with ``task`` or a single task."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        scores = X @ self.coef_.T + self.intercept_
-        if task is not None:
-            return scores[np.arange(len(X)), validate_task(task, len(X), self.n_tasks_)]
-        if self.task_form_ == "multi_input":
-            raise ValueError("SharedHypothesesRegressor was fitted in the multi-input form (with task=...); pass the "
-                             "task of each row: predict(X, task=task).")
-        return scores[:, 0] if self.task_form_ == "single" else scores
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
 
 
 def _losses(x: np.ndarray, z: np.ndarray, tasks: np.ndarray, weight: np.ndarray, hypotheses: np.ndarray,
