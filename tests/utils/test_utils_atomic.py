@@ -54,3 +54,18 @@ def test_atomic_path_takes_a_writer_that_wants_a_file_name(
         assert not path.exists()  # nothing visible until the block ends
     assert path.read_bytes() == b"w" * 10 and synced  # synced before the rename
     assert _leftovers(tmp_path) == ["weights.bin"]
+
+
+def test_a_new_file_gets_the_umask_mode_and_a_replaced_file_keeps_its_own(tmp_path: Path) -> None:
+    """mkstemp's private 0600 must not leak: a run directory shared with a team stays readable."""
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "new.csv", "a")
+        assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o644  # what open(..., "w") gives
+        kept = tmp_path / "kept.csv"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        atomic_write(kept, "new")
+        assert kept.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
