@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import manytask
+from tests.doc._printed import checked, shows
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 OWN_DOCS = ["concepts.md", "configuration.md", "balancing.md", "architectures.md", "auxiliary.md", "distributed.md",
@@ -19,9 +20,10 @@ OWN_DOCS = ["concepts.md", "configuration.md", "balancing.md", "architectures.md
 
 
 @pytest.mark.parametrize("name", OWN_DOCS)
-def test_python_blocks_run(name: str) -> None:
+def test_python_blocks_run_and_print_what_they_say(name: str) -> None:
+    """Each block runs; a ``print(...)  # text`` must print what ``text`` starts with."""
     for block in re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(), flags=re.S):
-        exec(compile(block, name, "exec"), {})  # noqa: S102
+        exec(compile(checked(block, f"docs/{name}"), name, "exec"), {"_shows": shows})  # noqa: S102
 
 
 def test_docstring_examples() -> None:
