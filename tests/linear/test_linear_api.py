@@ -18,9 +18,10 @@ from manytask.linear._catalog import CLASSIFIERS, REGRESSORS
 def test_public_api_is_explicit() -> None:
     for name in lin.__all__:
         assert hasattr(lin, name)
-    # 14 regularised families with both losses; kernel ridge, ASO, a GP, shared hypotheses, hierarchical Bayes;
-    # an online classifier
-    assert (len(REGRESSORS.names()), len(CLASSIFIERS.names())) == (19, 15)
+    # 16 regularised families with both losses (MMTFL, VSTG-MTL the last); kernel ridge, ASO, a GP,
+    # shared hypotheses, hierarchical Bayes, task gating; an online classifier, task clustering (TC),
+    # a Dirichlet-process prior
+    assert (len(REGRESSORS.names()), len(CLASSIFIERS.names())) == (22, 19)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +121,29 @@ def test_grid_search_multi_input_form_with_metadata_routing(problem: Callable) -
         search.fit(p.X, p.y, task=p.task)
         assert search.best_estimator_.coef_.shape == (3, 5)
         assert search.score(p.X, p.y, task=p.task) > 0.5
+
+
+@pytest.mark.parametrize("name", REGRESSORS.names())
+def test_every_regressor_is_scored_by_a_multi_input_grid_search(problem: Callable, name: str) -> None:
+    """GridSearchCV's scoring routes ``task`` to ``score`` (scikit-learn's own cannot pass it on)."""
+    p = problem(n=90)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = REGRESSORS.create(name).set_fit_request(task=True).set_score_request(task=True)
+        search = GridSearchCV(est, {}, cv=KFold(3, shuffle=True, random_state=0), error_score="raise")
+        search.fit(p.X, p.y, task=p.task)
+        assert np.isfinite(search.best_score_)
+        assert search.score(p.X, p.y, task=p.task) > 0.0
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS.names())
+def test_every_classifier_is_scored_by_a_multi_input_grid_search(problem: Callable, name: str) -> None:
+    p = problem(n=90)
+    labels = (p.y > np.median(p.y)).astype(int)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = CLASSIFIERS.create(name).set_fit_request(task=True).set_score_request(task=True)
+        search = GridSearchCV(est, {}, cv=KFold(3, shuffle=True, random_state=0), error_score="raise")
+        search.fit(p.X, labels, task=p.task)
+        assert 0.5 < search.best_score_ <= 1.0
 
 
 def test_pipeline_multi_input_form(problem: Callable) -> None:

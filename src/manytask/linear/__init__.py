@@ -1,10 +1,12 @@
-"""Regularised linear multi-task learning as scikit-learn estimators.
+"""Classic multi-task learning as scikit-learn estimators: the regularised linear family, and task
+clustering, shared structure, Bayesian, kernel and online methods.
 
 Every estimator takes the shared-input form ``fit(X, Y)`` with ``Y`` of shape
-``(n_samples, n_tasks)`` or the multi-input form ``fit(X, y, task=task)``; ``coef_`` has shape
-``(n_tasks, n_features)``. ``...Regressor`` classes use the squared loss, ``...Classifier``
-classes the logistic loss. All are solved by accelerated proximal gradient with exact
-proximal operators (see :func:`accelerated_proximal_gradient`).
+``(n_samples, n_tasks)`` or the multi-input form ``fit(X, y, task=task)``; linear ones have
+``coef_`` of shape ``(n_tasks, n_features)``. In the regularised family ``...Regressor`` classes
+use the squared loss and ``...Classifier`` classes the logistic loss, solved by accelerated
+proximal gradient with exact proximal operators (see :func:`accelerated_proximal_gradient`);
+the others are fitted by their papers' algorithms (docs/linear.md).
 """
 
 from manytask.linear._aso import AlternatingStructureRegressor
@@ -24,6 +26,7 @@ from manytask.linear._decomposed import (
     SparseLowRankMultiTaskClassifier,
     SparseLowRankMultiTaskRegressor,
 )
+from manytask.linear._dirichlet import DirichletProcessMultiTaskClassifier
 from manytask.linear._feature_selection import (
     L1LqMultiTaskClassifier,
     L1LqMultiTaskRegressor,
@@ -37,7 +40,7 @@ from manytask.linear._graph import (
     GraphRegularizedMultiTaskClassifier,
     GraphRegularizedMultiTaskRegressor,
 )
-from manytask.linear._hierarchical import HierarchicalBayesRegressor
+from manytask.linear._hierarchical import HierarchicalBayesRegressor, TaskGatingRegressor
 from manytask.linear._independent import (
     IndependentLassoClassifier,
     IndependentLassoRegressor,
@@ -51,6 +54,10 @@ from manytask.linear._latent_basis import (
     LatentBasisMultiTaskClassifier,
     LatentBasisMultiTaskRegressor,
 )
+from manytask.linear._multiplicative import (
+    MultiplicativeMultiTaskClassifier,
+    MultiplicativeMultiTaskRegressor,
+)
 from manytask.linear._online import MultiTaskPerceptron
 from manytask.linear._relationship import (
     RelationshipMultiTaskClassifier,
@@ -58,12 +65,15 @@ from manytask.linear._relationship import (
 )
 from manytask.linear._shared_hypotheses import SharedHypothesesRegressor
 from manytask.linear._solvers import APGResult, accelerated_proximal_gradient
+from manytask.linear._task_clustering import TaskClusteringClassifier
+from manytask.linear._vstg import VSTGMultiTaskClassifier, VSTGMultiTaskRegressor
 
 __all__ = [
     "APGResult",
     "AlternatingStructureRegressor",
     "ClusteredMultiTaskClassifier",
     "ClusteredMultiTaskRegressor",
+    "DirichletProcessMultiTaskClassifier",
     "DirtyMultiTaskClassifier",
     "DirtyMultiTaskRegressor",
     "GraphRegularizedMultiTaskClassifier",
@@ -87,6 +97,8 @@ __all__ = [
     "MultiTaskGaussianProcess",
     "MultiTaskKernelRidge",
     "MultiTaskPerceptron",
+    "MultiplicativeMultiTaskClassifier",
+    "MultiplicativeMultiTaskRegressor",
     "RelationshipMultiTaskClassifier",
     "RelationshipMultiTaskRegressor",
     "RobustFeatureMultiTaskClassifier",
@@ -96,7 +108,11 @@ __all__ = [
     "SharedHypothesesRegressor",
     "SparseLowRankMultiTaskClassifier",
     "SparseLowRankMultiTaskRegressor",
+    "TaskClusteringClassifier",
+    "TaskGatingRegressor",
     "TraceNormMultiTaskClassifier",
     "TraceNormMultiTaskRegressor",
+    "VSTGMultiTaskClassifier",
+    "VSTGMultiTaskRegressor",
     "accelerated_proximal_gradient",
 ]

@@ -18,6 +18,7 @@ from manytask.linear._decomposed import (
     SparseLowRankMultiTaskClassifier,
     SparseLowRankMultiTaskRegressor,
 )
+from manytask.linear._dirichlet import DirichletProcessMultiTaskClassifier
 from manytask.linear._feature_selection import (
     L1LqMultiTaskClassifier,
     L1LqMultiTaskRegressor,
@@ -31,7 +32,7 @@ from manytask.linear._graph import (
     GraphRegularizedMultiTaskClassifier,
     GraphRegularizedMultiTaskRegressor,
 )
-from manytask.linear._hierarchical import HierarchicalBayesRegressor
+from manytask.linear._hierarchical import HierarchicalBayesRegressor, TaskGatingRegressor
 from manytask.linear._independent import (
     IndependentLassoClassifier,
     IndependentLassoRegressor,
@@ -45,12 +46,18 @@ from manytask.linear._latent_basis import (
     LatentBasisMultiTaskClassifier,
     LatentBasisMultiTaskRegressor,
 )
+from manytask.linear._multiplicative import (
+    MultiplicativeMultiTaskClassifier,
+    MultiplicativeMultiTaskRegressor,
+)
 from manytask.linear._online import MultiTaskPerceptron
 from manytask.linear._relationship import (
     RelationshipMultiTaskClassifier,
     RelationshipMultiTaskRegressor,
 )
 from manytask.linear._shared_hypotheses import SharedHypothesesRegressor
+from manytask.linear._task_clustering import TaskClusteringClassifier
+from manytask.linear._vstg import VSTGMultiTaskClassifier, VSTGMultiTaskRegressor
 
 __all__ = ["CLASSIFIERS", "LINEAR", "REGRESSORS"]
 
@@ -70,6 +77,8 @@ _PAIRS: dict[str, tuple[type[LinearMultiTaskRegressor], type[LinearMultiTaskClas
     "mtrl": (RelationshipMultiTaskRegressor, RelationshipMultiTaskClassifier),
     "srmtl": (GraphRegularizedMultiTaskRegressor, GraphRegularizedMultiTaskClassifier),
     "gomtl": (LatentBasisMultiTaskRegressor, LatentBasisMultiTaskClassifier),
+    "mmtfl": (MultiplicativeMultiTaskRegressor, MultiplicativeMultiTaskClassifier),
+    "vstg": (VSTGMultiTaskRegressor, VSTGMultiTaskClassifier),
 }
 
 REGRESSORS: Registry[LinearMultiTaskRegressor] = Registry("linear MTL regressor")
@@ -88,12 +97,17 @@ for _name, (_reg, _clf) in _PAIRS.items():
     CLASSIFIERS.register(_name, _summary(_reg), _details)(_clf)
     LINEAR.register(_name, _summary(_reg), _details)(_reg)
 # Estimators with one loss only: a kernel machine, ASO, a GP, shared hypotheses, hierarchical Bayes
-# (regression); an online classifier.
+# and task gating (regression); an online classifier, task clustering by nearest neighbour, a
+# Dirichlet-process prior over logistic tasks.
 for _name, _kind, _registry, _loss in (("kernel_mtl", MultiTaskKernelRidge, REGRESSORS, "squared loss"),
                                        ("aso", AlternatingStructureRegressor, REGRESSORS, "squared loss"),
                                        ("mtgp", MultiTaskGaussianProcess, REGRESSORS, "Gaussian likelihood"),
                                        ("shared_hypotheses", SharedHypothesesRegressor, REGRESSORS, "squared loss"),
                                        ("hierarchical_bayes", HierarchicalBayesRegressor, REGRESSORS, "Gaussian"),
+                                       ("task_gating", TaskGatingRegressor, REGRESSORS, "Gaussian"),
+                                       ("tc", TaskClusteringClassifier, CLASSIFIERS, "binary, nearest neighbour"),
+                                       ("dp_mtl", DirichletProcessMultiTaskClassifier, CLASSIFIERS,
+                                        "logistic, variational Bayes"),
                                        ("perceptron_mtl", MultiTaskPerceptron, CLASSIFIERS, "binary, online")):
     _details = {"classes": f"{_kind.__name__} ({_loss})"}
     _registry.register(_name, _summary(_kind), _details)(_kind)

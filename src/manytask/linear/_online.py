@@ -24,11 +24,12 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from manytask.linear._base import InvalidParameterError, check_params, validate_task
+from manytask.linear._task_forms import TaskAccuracy
 
 __all__ = ["MultiTaskPerceptron"]
 
 
-class MultiTaskPerceptron(ClassifierMixin, BaseEstimator):
+class MultiTaskPerceptron(TaskAccuracy, ClassifierMixin, BaseEstimator):
     r"""The multitask Perceptron of Cavallanti, Cesa-Bianchi & Gentile (2010), online
     (:meth:`partial_fit`) or over ``max_iter`` passes (:meth:`fit`), multi-input form
     (each row with its ``task``) and binary labels.
