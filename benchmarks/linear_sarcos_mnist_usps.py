@@ -77,6 +77,27 @@ SARCOS_METHODS: dict[str, tuple[str, str, dict[str, list[Any]]]] = {
         {"alpha": _logs(-2, 2, 5), "mu": _logs(-1, 1, 3)},
     ),
     "aso": ("ASO (Ando & Zhang 2005)", "aso", {"alpha": _logs(-5, -1, 5), "n_components": [1, 3, 7]}),
+    "shared_hypotheses": (
+        "Shared hypotheses (Crammer & Mansour 2012)",
+        "shared_hypotheses",
+        {"n_hypotheses": [1, 2, 3, 7], "alpha": _logs(-5, -1, 5)},
+    ),
+    "hierarchical_bayes": (
+        "Hierarchical Bayes, task clustering (Bakker & Heskes 2003)",
+        "hierarchical_bayes",
+        {"n_clusters": [1, 2, 3], "max_iter": [50]},
+    ),
+    # only gamma1 * gamma2 shapes the problem in W; p = 1, k = 2
+    "mmtfl": ("MMTFL (Wang et al. 2016)", "mmtfl", {"gamma1": _logs(-5, -1, 5), "gamma2": [1e-3, 1e-1]}),
+    "vstg": (
+        "VSTG-MTL (Jeong & Jun 2018)",
+        "vstg",
+        {"gamma1": [1e-4, 1e-3], "gamma2": [1e-4, 1e-3], "mu": [1e-3, 1e-2], "k_support": [3], "n_components": [7]},
+    ),
+    "group_mtfl": ("Learning with whom to share (Kang et al. 2011)", "group_mtfl",
+                   {"alpha": _logs(-5, -1, 5), "n_groups": [1, 2, 3]}),
+    # no grid: the marginal likelihood sets the task covariance, length scale and noise levels
+    "mtgp": ("Multi-task GP (Bonilla et al. 2008), free-form task covariance", "mtgp", {"max_iter": [30]}),
 }
 
 DIGIT_METHODS: dict[str, tuple[str, str, dict[str, list[Any]]]] = {
@@ -123,6 +144,8 @@ DIGIT_METHODS: dict[str, tuple[str, str, dict[str, list[Any]]]] = {
     # nearest neighbour: its scores are neighbour votes (ties across tasks), read its binary error
     "tc": ("TC task clustering, k-NN (Thrun & O'Sullivan 1996)", "tc",
            {"n_clusters": [1, 2, 3], "n_neighbors": [1, 3, 5], "random_state": [0]}),
+    "group_mtfl": ("Learning with whom to share (Kang et al. 2011)", "group_mtfl",
+                   {"alpha": [1e-4, 1e-3, 1e-2], "n_groups": [1, 2, 3]}),
     "dp_mtl": ("Dirichlet-process prior, logistic (Xue et al. 2007)", "dp_mtl",
                {"prior_variance": _logs(-2, 0, 5), "alpha": [0.1, 1.0]}),
 }

@@ -81,6 +81,15 @@ SCHOOL_METHODS: dict[str, tuple[str, str, dict[str, list[Any]]]] = {
         {"alpha": _logs(2, 4, 5), "mu": _logs(-2, 0, 3)},
     ),
     "aso": ("ASO (Ando & Zhang 2005)", "aso", {"alpha": _logs(0, 3, 4), "n_components": [0, 1, 2, 3]}),
+    # Kang et al. 2011: tasks split into groups, each group's squared trace norm
+    "group_mtfl": ("Learning with whom to share (Kang et al. 2011)", "group_mtfl",
+                   {"alpha": [0.01, 0.03, 0.1, 0.3], "n_groups": [1, 2, 3]}),
+    # each hypothesis sums its tasks' mean losses: alpha is about (139 / k) times ridge's scale
+    "shared_hypotheses": (
+        "Shared hypotheses (Crammer & Mansour 2012)",
+        "shared_hypotheses",
+        {"n_hypotheses": [1, 2, 5, 10], "alpha": _logs(0, 3, 4)},
+    ),
     # only gamma1 * gamma2 shapes the problem in W (docs/linear.md); p = 1, k = 2
     "mmtfl": ("MMTFL (Wang et al. 2016)", "mmtfl", {"gamma1": _logs(-2, 0, 5), "gamma2": _logs(-2, 0, 3)}),
     # the authors' demo (K = 9, k = 3, hyp [2, 8, 2, 3] on raw scores) rescaled to standardised y, and stronger

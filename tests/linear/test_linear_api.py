@@ -18,10 +18,10 @@ from manytask.linear._catalog import CLASSIFIERS, REGRESSORS
 def test_public_api_is_explicit() -> None:
     for name in lin.__all__:
         assert hasattr(lin, name)
-    # 16 regularised families with both losses (MMTFL, VSTG-MTL the last); kernel ridge, ASO, a GP,
+    # 17 regularised families with both losses (MMTFL, VSTG-MTL, grouped MTFL the last); kernel ridge, ASO, a GP,
     # shared hypotheses, hierarchical Bayes, task gating; an online classifier, task clustering (TC),
     # a Dirichlet-process prior
-    assert (len(REGRESSORS.names()), len(CLASSIFIERS.names())) == (22, 19)
+    assert (len(REGRESSORS.names()), len(CLASSIFIERS.names())) == (23, 20)
 
 
 @pytest.mark.parametrize(

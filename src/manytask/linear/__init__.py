@@ -40,6 +40,10 @@ from manytask.linear._graph import (
     GraphRegularizedMultiTaskClassifier,
     GraphRegularizedMultiTaskRegressor,
 )
+from manytask.linear._grouped_features import (
+    GroupedFeatureMultiTaskClassifier,
+    GroupedFeatureMultiTaskRegressor,
+)
 from manytask.linear._hierarchical import HierarchicalBayesRegressor, TaskGatingRegressor
 from manytask.linear._independent import (
     IndependentLassoClassifier,
@@ -78,6 +82,8 @@ __all__ = [
     "DirtyMultiTaskRegressor",
     "GraphRegularizedMultiTaskClassifier",
     "GraphRegularizedMultiTaskRegressor",
+    "GroupedFeatureMultiTaskClassifier",
+    "GroupedFeatureMultiTaskRegressor",
     "HierarchicalBayesRegressor",
     "IndependentLassoClassifier",
     "IndependentLassoRegressor",

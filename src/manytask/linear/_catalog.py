@@ -32,6 +32,10 @@ from manytask.linear._graph import (
     GraphRegularizedMultiTaskClassifier,
     GraphRegularizedMultiTaskRegressor,
 )
+from manytask.linear._grouped_features import (
+    GroupedFeatureMultiTaskClassifier,
+    GroupedFeatureMultiTaskRegressor,
+)
 from manytask.linear._hierarchical import HierarchicalBayesRegressor, TaskGatingRegressor
 from manytask.linear._independent import (
     IndependentLassoClassifier,
@@ -79,6 +83,7 @@ _PAIRS: dict[str, tuple[type[LinearMultiTaskRegressor], type[LinearMultiTaskClas
     "gomtl": (LatentBasisMultiTaskRegressor, LatentBasisMultiTaskClassifier),
     "mmtfl": (MultiplicativeMultiTaskRegressor, MultiplicativeMultiTaskClassifier),
     "vstg": (VSTGMultiTaskRegressor, VSTGMultiTaskClassifier),
+    "group_mtfl": (GroupedFeatureMultiTaskRegressor, GroupedFeatureMultiTaskClassifier),
 }
 
 REGRESSORS: Registry[LinearMultiTaskRegressor] = Registry("linear MTL regressor")
