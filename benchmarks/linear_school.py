@@ -164,7 +164,10 @@ def cv_select(
     n_folds: int = 3,
     seed: int = 0,
 ) -> tuple[dict[str, Any], float]:
-    """The grid point with the lowest mean validation score (task-stratified K-fold)."""
+    """The grid point with the lowest mean validation score (task-stratified K-fold); a grid of
+    one point is returned without cross-validation (its score: NaN)."""
+    if len(ParameterGrid(grid)) == 1:
+        return next(iter(ParameterGrid(grid))), float("nan")
     folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X, task))
     best: tuple[float, dict[str, Any]] = (np.inf, {})
     for params in ParameterGrid(grid):

@@ -226,10 +226,26 @@ def test_predict_and_evaluate_read_a_linear_run_as_they_read_a_deep_one(tmp_path
     assert metrics["b/rmse"] == pytest.approx(run.test["b/rmse"], rel=1e-5)
 
 
-@pytest.mark.parametrize("name, tasks", [("kernel_mtl", None), ("perceptron_mtl", {"flag": {"kind": "binary"}})])
-def test_the_kernel_and_online_estimators_by_their_short_names(tmp_path: Path, name: str, tasks: Any) -> None:
+BINARY = {"flag": {"kind": "binary"}}
+
+
+@pytest.mark.parametrize("name, tasks", [
+    ("kernel_mtl", None), ("aso", None), ("shared_hypotheses", None), ("hierarchical_bayes", None),
+    ("task_gating", None), ("mmtfl", None), ("vstg", None), ("group_mtfl", None), ("mmtfl", BINARY),
+    ("vstg", BINARY), ("group_mtfl", BINARY), ("perceptron_mtl", BINARY), ("dp_mtl", BINARY)])
+def test_the_estimators_outside_the_first_family_by_their_short_names(tmp_path: Path, name: str, tasks: Any) -> None:
     run = fit_linear_run(parse_config(_config(_table(tmp_path / "t.csv"), tasks, name=name, params={})),
                          run_dir=tmp_path / "r")
     assert json.loads((tmp_path / "r" / "results.json").read_text())["estimator"] == name
     key = "a/rmse" if tasks is None else "flag/accuracy"
     assert math.isfinite(run.test[key])
+
+
+@pytest.mark.parametrize("name, tasks", [("mtgp", None), ("tc", BINARY)])
+def test_an_estimator_without_linear_weights_is_named_before_anything_is_written(
+        tmp_path: Path, name: str, tasks: Any) -> None:
+    """A Gaussian process and nearest neighbour have no ``coef_`` to save: a ConfigError says so."""
+    with pytest.raises(ConfigError, match=f"{name!r}.*no linear weights"):
+        fit_linear_run(parse_config(_config(_table(tmp_path / "t.csv"), tasks, name=name, params={})),
+                       run_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
