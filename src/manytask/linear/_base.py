@@ -415,33 +415,56 @@ class LinearMultiTaskRegressor(RegressorMixin, _LinearMultiTaskBase):
         return float(r2_score(y, self.predict(X, task=task), sample_weight=sample_weight))
 
 
+def binary_targets(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:
+    """Class labels as ``+-1`` per task, setting ``estimator.classes_``: ``(n,)`` for one binary
+    task, ``(n, T)`` for shared inputs (the same two labels in every column) or one-vs-rest
+    tasks (a 1-D ``y`` with more than two classes)."""
+    kind = type_of_target(y, input_name="y")
+    if kind not in ("binary", "multiclass", "multilabel-indicator", "multiclass-multioutput"):
+        raise ValueError(f"Unknown label type: {kind!r}; expected class labels.")
+    classes = np.unique(y)
+    if classes.size < 2:
+        raise ValueError(
+            "This solver needs samples of at least 2 classes in the data, but the data "
+            f"contains only one class: {classes[0]!r}."
+        )
+    estimator.classes_ = classes
+    if y.ndim == 2 and classes.size > 2:
+        raise ValueError(
+            "With y of shape (n_samples, n_tasks) every task must be binary with the "
+            f"same two labels; got {classes.size} distinct labels."
+        )
+    if y.ndim == 2 or classes.size == 2:
+        return np.where(y == classes[1], 1.0, -1.0)
+    # one-vs-rest: one task per class (only without task=, checked by the caller)
+    return np.where(y[:, None] == classes[None, :], 1.0, -1.0)
+
+
+def class_probabilities(scores: np.ndarray, task_form: str) -> np.ndarray:
+    """``predict_proba`` from log-odds: ``[n, 2]`` for one task (or with ``task``), normalised
+    ``[n, n_classes]`` for one-vs-rest, the positive class' ``[n, T]`` for shared inputs."""
+    p = expit(scores)
+    if p.ndim == 1:
+        return np.column_stack([1.0 - p, p])
+    if task_form == "one_vs_rest":
+        return p / p.sum(axis=1, keepdims=True)
+    return p
+
+
+def class_labels(classes: np.ndarray, scores: np.ndarray, task_form: str, task: Any) -> np.ndarray:
+    """``predict`` from log-odds: the argmax class for one-vs-rest, else each task's sign."""
+    if task_form == "one_vs_rest" and task is None:
+        return classes[np.argmax(scores, axis=1)]
+    return classes[(scores > 0).astype(int)]
+
+
 class LinearMultiTaskClassifier(ClassifierMixin, _LinearMultiTaskBase):
     """Base class of the logistic-loss estimators (binary per task; labels mapped to +-1)."""
 
     _logistic = True
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
-        kind = type_of_target(y, input_name="y")
-        if kind not in ("binary", "multiclass", "multilabel-indicator", "multiclass-multioutput"):
-            raise ValueError(f"Unknown label type: {kind!r}; expected class labels.")
-        classes = np.unique(y)
-        if classes.size < 2:
-            raise ValueError(
-                "This solver needs samples of at least 2 classes in the data, but the data "
-                f"contains only one class: {classes[0]!r}."
-            )
-        self.classes_ = classes
-        if y.ndim == 2:
-            if classes.size > 2:
-                raise ValueError(
-                    "With y of shape (n_samples, n_tasks) every task must be binary with the "
-                    f"same two labels; got {classes.size} distinct labels."
-                )
-            return np.where(y == classes[1], 1.0, -1.0)
-        if classes.size == 2:
-            return np.where(y == classes[1], 1.0, -1.0)
-        # one-vs-rest: one task per class (only without task=, checked by the caller)
-        return np.where(y[:, None] == classes[None, :], 1.0, -1.0)
+        return binary_targets(self, y)
 
     def fit(self, X: Any, y: Any, task: Any = None) -> LinearMultiTaskClassifier:
         """Fit the model.
@@ -477,12 +500,7 @@ class LinearMultiTaskClassifier(ClassifierMixin, _LinearMultiTaskBase):
         n_classes]`` (one-vs-rest, normalised) or ``[n_samples, n_tasks]`` holding the
         probability of ``classes_[1]`` for each task (shared inputs).
         """
-        p = expit(self._decision(X, task))
-        if p.ndim == 1:
-            return np.column_stack([1.0 - p, p])
-        if self.task_form_ == "one_vs_rest":
-            return p / p.sum(axis=1, keepdims=True)
-        return p
+        return class_probabilities(self._decision(X, task), self.task_form_)
 
     def predict_log_proba(self, X: Any, task: Any = None) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
@@ -490,10 +508,8 @@ class LinearMultiTaskClassifier(ClassifierMixin, _LinearMultiTaskBase):
 
     def predict(self, X: Any, task: Any = None) -> np.ndarray:
         """Predicted labels, shaped like :meth:`decision_function`."""
-        scores = self._decision(X, task)
-        if self.task_form_ == "one_vs_rest" and task is None:
-            return self.classes_[np.argmax(scores, axis=1)]
-        return self.classes_[(scores > 0).astype(int)]
+        scores = self._decision(X, task)  # checks it is fitted first
+        return class_labels(self.classes_, scores, self.task_form_, task)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
         """Mean accuracy (over all entries in the shared form)."""

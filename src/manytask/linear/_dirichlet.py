@@ -64,13 +64,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
-from scipy.special import betaln, digamma, expit, logsumexp
+from scipy.special import betaln, digamma, logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from manytask.linear._base import check_params, validate_task
+from manytask.linear._base import binary_targets, check_params, class_labels, class_probabilities, validate_task
 from manytask.linear._task_forms import TaskAccuracy
 
 __all__ = ["DirichletProcessMultiTaskClassifier"]
@@ -141,20 +140,7 @@ class DirichletProcessMultiTaskClassifier(TaskAccuracy, MultiOutputMixin, Classi
     # ----- labels and task forms -----
     def _targets(self, y: np.ndarray) -> np.ndarray:
         """Labels as 0/1 per task: ``(n,)`` (binary) or ``(n, T)`` (shared, one-vs-rest)."""
-        kind = type_of_target(y, input_name="y")
-        if kind not in ("binary", "multiclass", "multilabel-indicator", "multiclass-multioutput"):
-            raise ValueError(f"Unknown label type: {kind!r}; expected class labels.")
-        classes = np.unique(y)
-        if classes.size < 2:
-            raise ValueError("This solver needs samples of at least 2 classes in the data, but the data contains "
-                             f"only one class: {classes[0]!r}.")
-        self.classes_ = classes
-        if y.ndim == 2 and classes.size > 2:
-            raise ValueError("With y of shape (n_samples, n_tasks) every task must be binary with the same two "
-                             f"labels; got {classes.size} distinct labels.")
-        if y.ndim == 2 or classes.size == 2:
-            return (y == classes[1]).astype(float)
-        return (y[:, None] == classes[None, :]).astype(float)  # one-vs-rest: one task per class
+        return (binary_targets(self, y) > 0).astype(float)
 
     def fit(self, X: Any, y: Any, task: Any = None) -> DirichletProcessMultiTaskClassifier:
         """Fit by variational Bayes.
@@ -276,12 +262,7 @@ class DirichletProcessMultiTaskClassifier(TaskAccuracy, MultiOutputMixin, Classi
         (one-vs-rest, normalised) or ``[n_samples, n_tasks]`` holding the probability of
         ``classes_[1]`` for each task (shared inputs).
         """
-        prob = expit(self._log_odds(X, task))
-        if prob.ndim == 1:
-            return np.column_stack([1.0 - prob, prob])
-        if self.task_form_ == "one_vs_rest":
-            return prob / prob.sum(axis=1, keepdims=True)
-        return prob
+        return class_probabilities(self._log_odds(X, task), self.task_form_)
 
     def predict_log_proba(self, X: Any, task: Any = None) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
@@ -289,10 +270,8 @@ class DirichletProcessMultiTaskClassifier(TaskAccuracy, MultiOutputMixin, Classi
 
     def predict(self, X: Any, task: Any = None) -> np.ndarray:
         """Labels of the larger predictive probability, shaped like :meth:`decision_function`."""
-        odds = self._log_odds(X, task)
-        if self.task_form_ == "one_vs_rest" and task is None:
-            return self.classes_[np.argmax(odds, axis=1)]
-        return self.classes_[(odds > 0).astype(int)]
+        scores = self._log_odds(X, task)  # checks it is fitted first
+        return class_labels(self.classes_, scores, self.task_form_, task)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
