@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.metrics import r2_score
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
@@ -388,7 +389,30 @@ class _LinearMultiTaskBase(MultiOutputMixin, BaseEstimator):
         return tags
 
 
-class LinearMultiTaskRegressor(RegressorMixin, _LinearMultiTaskBase):
+class TaskR2:
+    """``score`` of the multi-task regressors: R^2, with ``task`` for the multi-input form
+    (scikit-learn's ``RegressorMixin.score`` cannot pass it to ``predict``)."""
+
+    predict: Any
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
+        """R^2 of the predictions (averaged uniformly over tasks in the shared form)."""
+        return float(r2_score(y, self.predict(X, task=task), sample_weight=sample_weight))
+
+
+class TaskAccuracy:
+    """``score`` of the multi-task classifiers: mean accuracy, with ``task`` for the multi-input
+    form (scikit-learn's ``ClassifierMixin.score`` cannot pass it to ``predict``)."""
+
+    predict: Any
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
+        """Mean accuracy (over all entries in the shared form)."""
+        pred = self.predict(X, task=task)
+        return float(np.average(pred == np.asarray(y), weights=sample_weight, axis=0).mean())
+
+
+class LinearMultiTaskRegressor(TaskR2, RegressorMixin, _LinearMultiTaskBase):
     """Base class of the least-squares estimators (subclass it to add a penalty)."""
 
     def fit(self, X: Any, y: Any, task: Any = None) -> LinearMultiTaskRegressor:
@@ -407,12 +431,6 @@ class LinearMultiTaskRegressor(RegressorMixin, _LinearMultiTaskBase):
     def predict(self, X: Any, task: Any = None) -> np.ndarray:
         """Predict ``[n_samples, n_tasks]`` (shared form) or ``[n_samples]`` (with ``task``)."""
         return self._decision(X, task)
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
-        """R^2 of the predictions (averaged uniformly over tasks in the shared form)."""
-        from sklearn.metrics import r2_score
-
-        return float(r2_score(y, self.predict(X, task=task), sample_weight=sample_weight))
 
 
 def binary_targets(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:
@@ -458,7 +476,7 @@ def class_labels(classes: np.ndarray, scores: np.ndarray, task_form: str, task: 
     return classes[(scores > 0).astype(int)]
 
 
-class LinearMultiTaskClassifier(ClassifierMixin, _LinearMultiTaskBase):
+class LinearMultiTaskClassifier(TaskAccuracy, ClassifierMixin, _LinearMultiTaskBase):
     """Base class of the logistic-loss estimators (binary per task; labels mapped to +-1)."""
 
     _logistic = True
@@ -511,8 +529,3 @@ class LinearMultiTaskClassifier(ClassifierMixin, _LinearMultiTaskBase):
         scores = self._decision(X, task)  # checks it is fitted first
         return class_labels(self.classes_, scores, self.task_form_, task)
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
-        """Mean accuracy (over all entries in the shared form)."""
-        pred = self.predict(X, task=task)
-        y = np.asarray(y)
-        return float(np.average(pred == y, weights=sample_weight, axis=0).mean())

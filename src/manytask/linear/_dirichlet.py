@@ -69,8 +69,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from manytask.linear._base import binary_targets, check_params, class_labels, class_probabilities, validate_task
-from manytask.linear._task_forms import TaskAccuracy
+from manytask.linear._base import (
+    TaskAccuracy,
+    binary_targets,
+    check_params,
+    class_labels,
+    class_probabilities,
+    validate_task,
+)
 
 __all__ = ["DirichletProcessMultiTaskClassifier"]
 

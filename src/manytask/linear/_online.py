@@ -23,8 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from manytask.linear._base import InvalidParameterError, check_params, validate_task
-from manytask.linear._task_forms import TaskAccuracy
+from manytask.linear._base import InvalidParameterError, TaskAccuracy, check_params, validate_task
 
 __all__ = ["MultiTaskPerceptron"]
 

@@ -54,8 +54,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
-from manytask.linear._base import check_params, validate_task
-from manytask.linear._task_forms import TaskAccuracy
+from manytask.linear._base import TaskAccuracy, check_params, validate_task
 
 __all__ = ["TaskClusteringClassifier"]
 

@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from manytask.linear._base import validate_task
+from manytask.linear._base import TaskR2, validate_task
 
-__all__ = ["TaskAccuracy", "TaskFormRegressor", "stack_tasks"]
+__all__ = ["TaskFormRegressor", "stack_tasks"]
 
 
 def stack_tasks(estimator: Any, X: np.ndarray, y: np.ndarray, task: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,7 +29,7 @@ def stack_tasks(estimator: Any, X: np.ndarray, y: np.ndarray, task: Any) -> tupl
     return np.tile(X, (n_tasks, 1)), targets.T.ravel(), np.repeat(np.arange(n_tasks), len(X))
 
 
-class TaskFormRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class TaskFormRegressor(TaskR2, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Base of the multi-task regressors outside the proximal-gradient family: :meth:`predict`
     from ``[n, T]`` scores (:meth:`_scores`, by default ``X coef_^T + intercept_``)."""
 
@@ -61,24 +60,8 @@ class TaskFormRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return self._shaped(self._scores(X), self._queries(X, task))
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
-        """R^2 of the predictions (averaged uniformly over tasks in the shared form); ``task``
-        for the multi-input form (scikit-learn's own ``score`` cannot pass it to ``predict``)."""
-        return float(r2_score(y, self.predict(X, task=task), sample_weight=sample_weight))
-
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
 
-
-class TaskAccuracy:
-    """``score`` of the classifiers outside the proximal-gradient family, with ``task`` for the
-    multi-input form (scikit-learn's ``ClassifierMixin.score`` cannot pass it to ``predict``)."""
-
-    predict: Any
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None, task: Any = None) -> float:
-        """Mean accuracy (over all entries in the shared form)."""
-        pred = self.predict(X, task=task)
-        return float(np.average(pred == np.asarray(y), weights=sample_weight, axis=0).mean())
