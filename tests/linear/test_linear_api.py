@@ -162,3 +162,12 @@ def test_fit_returns_self_and_attributes(problem: Callable) -> None:
         assert est.fit(p.X, p.y, task=p.task) is est
         assert est.n_features_in_ == 5 and est.n_tasks_ == 3 and est.n_iter_ >= 1
         assert np.isfinite(est.objective_)
+
+
+def test_every_estimator_listed_has_a_one_line_summary() -> None:
+    """``manytask list linear`` shows the docstring's first line: a whole sentence, not a fragment."""
+    from manytask.linear._catalog import LINEAR, _summary
+
+    for name in LINEAR.names():
+        summary = _summary(LINEAR.get(name).factory)
+        assert summary.endswith((".", ")")) and ":math:" not in summary and len(summary) <= 110, (name, summary)

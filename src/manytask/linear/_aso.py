@@ -34,7 +34,9 @@ __all__ = ["AlternatingStructureRegressor"]
 
 
 class AlternatingStructureRegressor(TaskFormRegressor):
-    r"""ASO (Ando & Zhang 2005): task weights :math:`w_t = u_t + \Theta^\top v_t` around a shared
+    r"""ASO (Ando & Zhang 2005): task weights around a shared low-dimensional subspace.
+
+    ASO (Ando & Zhang 2005): task weights :math:`w_t = u_t + \Theta^\top v_t` around a shared
     ``h``-dimensional subspace :math:`\Theta`, found by alternating ridge fits and an SVD.
 
     Args:

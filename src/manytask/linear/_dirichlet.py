@@ -95,7 +95,9 @@ def _log_sigmoid_bound(z: np.ndarray, xi: np.ndarray) -> np.ndarray:
 
 
 class DirichletProcessMultiTaskClassifier(TaskAccuracy, MultiOutputMixin, ClassifierMixin, BaseEstimator):
-    r"""Logistic tasks clustered by a Dirichlet-process prior on their weights (Xue et al. 2007,
+    r"""Logistic tasks clustered by a Dirichlet-process prior, by variational Bayes (Xue et al. 2007).
+
+    Logistic tasks clustered by a Dirichlet-process prior on their weights (Xue et al. 2007,
     SMTL), fitted by variational Bayes with the Jaakkola-Jordan bound.
 
     Args:

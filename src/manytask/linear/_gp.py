@@ -32,7 +32,9 @@ _NOISE_FLOOR = 1e-6  # added to every noise variance
 
 
 class MultiTaskGaussianProcess(TaskFormRegressor):
-    r"""Multi-task GP regression (Bonilla, Chai & Williams 2008) on (input, task) pairs:
+    r"""Multi-task Gaussian process with a learned task covariance (Bonilla, Chai & Williams 2008).
+
+    Multi-task GP regression (Bonilla, Chai & Williams 2008) on (input, task) pairs:
     :math:`K((x, s), (x', t)) = K^f_{st} \exp(-\|x - x'\|^2 / 2\ell^2)` plus a noise level per task.
 
     Args:

@@ -57,7 +57,9 @@ __all__ = ["HierarchicalBayesRegressor", "TaskGatingRegressor"]
 
 
 class HierarchicalBayesRegressor(TaskFormRegressor):
-    r"""Bakker & Heskes (2003): task weights from a shared mixture-of-Gaussians prior fitted by
+    r"""Hierarchical Bayes: task weights from a shared mixture-of-Gaussians prior (Bakker & Heskes 2003).
+
+    Bakker & Heskes (2003): task weights from a shared mixture-of-Gaussians prior fitted by
     empirical Bayes (EM); ``n_clusters = 1`` is one shared Gaussian prior.
 
     Args:
@@ -214,7 +216,9 @@ class HierarchicalBayesRegressor(TaskFormRegressor):
 
 
 class TaskGatingRegressor(HierarchicalBayesRegressor):
-    r"""Bakker & Heskes (2003), task gating: the mixture-of-Gaussians prior of
+    r"""Task gating: each task's prior cluster predicted from its task features (Bakker & Heskes 2003).
+
+    Bakker & Heskes (2003), task gating: the mixture-of-Gaussians prior of
     :class:`HierarchicalBayesRegressor` with each task's cluster probabilities
     :math:`\pi_{tk} = \mathrm{softmax}_k(u_{k0} + u_k^\top f_t)` given by its task features.
 

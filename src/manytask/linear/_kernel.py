@@ -31,7 +31,9 @@ __all__ = ["MultiTaskKernelRidge"]
 
 
 class MultiTaskKernelRidge(TaskFormRegressor):
-    r"""Regularised multi-task learning in kernel form (Evgeniou & Pontil 2004; Evgeniou,
+    r"""Regularised multi-task learning in kernel form, with a task-similarity kernel (Evgeniou & Pontil 2004).
+
+    Regularised multi-task learning in kernel form (Evgeniou & Pontil 2004; Evgeniou,
     Micchelli & Pontil 2005): kernel ridge regression with
     :math:`K((x, s), (z, t)) = B_{st} k(x, z)`.
 

@@ -29,7 +29,9 @@ __all__ = ["MultiTaskPerceptron"]
 
 
 class MultiTaskPerceptron(TaskAccuracy, ClassifierMixin, BaseEstimator):
-    r"""The multitask Perceptron of Cavallanti, Cesa-Bianchi & Gentile (2010), online
+    r"""The multitask Perceptron with an interaction matrix, online (Cavallanti, Cesa-Bianchi & Gentile 2010).
+
+    The multitask Perceptron of Cavallanti, Cesa-Bianchi & Gentile (2010), online
     (:meth:`partial_fit`) or over ``max_iter`` passes (:meth:`fit`), multi-input form
     (each row with its ``task``) and binary labels.
 

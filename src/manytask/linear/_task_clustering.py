@@ -196,7 +196,9 @@ def _best_partition(C: np.ndarray, k: int, n_init: int, rng: np.random.RandomSta
 
 
 class TaskClusteringClassifier(TaskAccuracy, ClassifierMixin, BaseEstimator):
-    r"""The TC algorithm of Thrun & O'Sullivan (1996): binary tasks learned by k-nearest neighbour
+    r"""TC: nearest neighbour with metrics shared within learned task clusters (Thrun & O'Sullivan 1996).
+
+    The TC algorithm of Thrun & O'Sullivan (1996): binary tasks learned by k-nearest neighbour
     under metrics shared within clusters of tasks, the clusters chosen from how well each task's
     metric transfers to the others. Not a linear model: it has no ``coef_``.
 

@@ -302,7 +302,9 @@ class _VSTG:
 
 
 class VSTGMultiTaskRegressor(_VSTG, LinearMultiTaskRegressor):
-    r"""VSTG-MTL least squares (Jeong & Jun, KDD 2018): ``W = U V`` with variable selection
+    r"""VSTG-MTL least squares: variable selection and task grouping (Jeong & Jun 2018).
+
+    VSTG-MTL least squares (Jeong & Jun, KDD 2018): ``W = U V`` with variable selection
     on ``U`` (l1 + l1,inf) and task grouping through the squared k-support norm of each ``v_t``.
 
     .. math:: \min_{U, V, b} \sum_t \frac{1}{2 n_t} \|y_t - X_t U v_t - b_t\|^2
@@ -351,7 +353,9 @@ class VSTGMultiTaskRegressor(_VSTG, LinearMultiTaskRegressor):
 
 
 class VSTGMultiTaskClassifier(_VSTG, LinearMultiTaskClassifier):
-    r"""VSTG-MTL logistic regression (Jeong & Jun, KDD 2018): ``W = U V`` with variable
+    r"""VSTG-MTL logistic regression: variable selection and task grouping (Jeong & Jun 2018).
+
+    VSTG-MTL logistic regression (Jeong & Jun, KDD 2018): ``W = U V`` with variable
     selection on ``U`` and task grouping through the squared k-support norm of each ``v_t``.
 
     .. math:: \min_{U, V, b} \sum_t \frac{1}{n_t} \sum_{i \in t} \log(1 + e^{-y_i
