@@ -135,3 +135,21 @@ def test_a_view_that_labels_nothing_in_a_batch_is_skipped_there() -> None:
     expected = torch.nn.functional.cross_entropy(x[:3] @ torch.tensor([[-1.0, 1.0], [0.0, 0.0]]),
                                                  (x[:3, 0] > 0).long())
     assert result["sign/loss"] == pytest.approx(float(expected))
+
+
+def test_one_process_folds_each_batch_into_the_metrics_before_the_next_forward(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is kept from batch to batch in one process (a pixel-level task's predictions on a
+    large validation set would otherwise all be held until the end): each batch's update to the
+    metrics comes before the next batch's forward pass."""
+    import manytask.evaluation._evaluate as module
+
+    events: list[str] = []
+    tasks = [Regression("r")]
+    model = HardSharing(Fixed(), tasks)
+    model.register_forward_hook(lambda *_: events.append("forward"))
+    of = module._of
+    monkeypatch.setattr(module, "_of", lambda metrics, name: (events.append("update"), of(metrics, name))[1])
+    x = torch.randn(10, 2)
+    evaluate(model, tasks, TensorSource(x, {"r": torch.randn(10)}), batch_size=3)
+    assert events[:8] == ["forward", "update"] * 4  # (then the metrics' compute reads them)

@@ -45,7 +45,8 @@ def evaluate(
     process computes batches ``rank, rank + world, ...``; every process then receives every
     batch's labelled predictions (``all_gather_object``) and updates the metrics in batch order,
     so each returns the numbers one process would, bit for bit — a task a rank's share never
-    labels needs no special case, which a synchronisation of metric states would.
+    labels needs no special case, which a synchronisation of metric states would. In one
+    process each batch goes into the metrics as soon as it is computed: nothing is kept.
 
     The metrics are held by one :class:`torchmetrics.wrappers.MultitaskWrapper` (a
     ``MetricCollection`` per task). What a task's metrics receive (the metric input contract):
@@ -74,6 +75,21 @@ def evaluate(
     starts = list(range(0, len(source), batch_size))
     rank, world = shard if shard is not None else (0, 1)
     records: list[_Record] = []
+    loss_sum = {t.name: 0.0 for t in tasks}
+    count = {t.name: 0 for t in tasks}  # labelled entries
+    elements = {t.name: 0 for t in tasks}  # loss elements (an entry with K regression outputs has K)
+    classes: dict[str, Tensor] = {}  # binary tasks: labelled positives and negatives per label
+
+    def fold(record: _Record) -> None:
+        """Add one task's part of one batch to the metrics and the sums (in batch order)."""
+        _, name, (predictions, truth), total, numel, labelled_count, class_counts = record
+        _of(metrics, name).update(predictions, truth)
+        loss_sum[name] += total
+        elements[name] += numel
+        count[name] += labelled_count
+        if class_counts is not None:
+            classes[name] = classes[name] + class_counts if name in classes else class_counts
+
     try:
         for k in range(rank, len(starts), world):
             batch = source.batch(torch.arange(starts[k], min(starts[k] + batch_size, len(source)))).to(device)
@@ -101,7 +117,11 @@ def evaluate(
                         update = (task.predictions(output), labelled)
                     counts = (_class_counts(labelled.reshape(len(labelled), -1))
                               if isinstance(task, BinaryClassification) else None)
-                    records.append((k, name, update, float(losses.sum()), losses.numel(), labelled.shape[0], counts))
+                    record = (k, name, update, float(losses.sum()), losses.numel(), labelled.shape[0], counts)
+                    if world > 1:
+                        records.append(record)  # kept for the gather
+                    else:
+                        fold(record)  # one process: nothing kept from batch to batch
     finally:
         model.train(was_training)
     if world > 1:
@@ -110,19 +130,8 @@ def evaluate(
         shared: list[list[_Record] | None] = [None] * world
         mine = [(k, n, (u[0].cpu(), u[1].cpu()), s, e, c, cc) for k, n, u, s, e, c, cc in records]
         dist.all_gather_object(shared, mine)
-        records = sorted((r for part in shared for r in part or []), key=lambda r: r[0])  # stable: batch order
-        records = [(k, n, (u[0].to(device), u[1].to(device)), s, e, c, cc) for k, n, u, s, e, c, cc in records]
-    loss_sum = {t.name: 0.0 for t in tasks}
-    count = {t.name: 0 for t in tasks}  # labelled entries
-    elements = {t.name: 0 for t in tasks}  # loss elements (an entry with K regression outputs has K)
-    classes: dict[str, Tensor] = {}  # binary tasks: labelled positives and negatives per label
-    for _, name, (predictions, truth), total, numel, labelled_count, class_counts in records:
-        _of(metrics, name).update(predictions, truth)
-        loss_sum[name] += total
-        elements[name] += numel
-        count[name] += labelled_count
-        if class_counts is not None:
-            classes[name] = classes[name] + class_counts if name in classes else class_counts
+        for k, n, u, s_, e, c, cc in sorted((r for part in shared for r in part or []), key=lambda r: r[0]):
+            fold((k, n, (u[0].to(device), u[1].to(device)), s_, e, c, cc))  # stable sort: batch order
     results: dict[str, float] = {}
     for task in tasks:
         seen = count[task.name] > 0
