@@ -42,6 +42,11 @@ __all__ = [
     "InvalidParameterError",
     "LinearMultiTaskClassifier",
     "LinearMultiTaskRegressor",
+    "TaskAccuracy",
+    "TaskR2",
+    "binary_targets",
+    "class_labels",
+    "class_probabilities",
     "validate_task",
 ]
 
