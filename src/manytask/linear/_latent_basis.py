@@ -63,6 +63,14 @@ class _BasisStep:
         return blocks
 
 
+def top_factors(W: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes [T, k], basis [k, d])``: the top ``k`` singular pairs of ``W``, each singular value
+    split evenly between the two factors (the start of GO-MTL and VSTG-MTL from ridge fits)."""
+    u, s, vt = np.linalg.svd(W, full_matrices=False)
+    root = np.sqrt(s[:k])
+    return u[:, :k] * root, root[:, None] * vt[:k]
+
+
 class _LatentBasis:
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
@@ -99,9 +107,7 @@ class _LatentBasis:
         # initialise from independent ridge fits: top-k singular directions (Kumar & Daume 2012)
         ridge = _BasisStep(np.eye(T), 0.5 * self.beta)
         (W0,), b, total, _ = self._solve_apg(data, [np.zeros((T, d))], hooks=ridge)
-        u, s, vt = np.linalg.svd(W0, full_matrices=False)
-        root = np.sqrt(s[:k])
-        codes, basis = u[:, :k] * root, root[:, None] * vt[:k]
+        codes, basis = top_factors(W0, k)
         prev, converged = np.inf, False
         for _ in range(self.max_outer_iter):
             (codes,), b, n1, _ = self._solve_apg(

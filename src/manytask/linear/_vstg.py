@@ -56,6 +56,7 @@ from manytask.linear._base import (
     LinearMultiTaskRegressor,
     TaskData,
 )
+from manytask.linear._latent_basis import top_factors
 from manytask.linear._prox import prox_group_linf, prox_l1
 
 __all__ = [
@@ -260,9 +261,7 @@ class _VSTG:
         # then their top singular pairs split evenly between U and V (as in the paper)
         ridge = _CodesStep(np.eye(d), max(self.mu, 1e-3), d)
         (W0,), b, total, _ = self._solve_apg(data, [np.zeros((T, d))], hooks=ridge)
-        u, s, vt = np.linalg.svd(W0, full_matrices=False)
-        root = np.sqrt(s[:n_comp])
-        codes, basis = u[:, :n_comp] * root, root[:, None] * vt[:n_comp]
+        codes, basis = top_factors(W0, n_comp)
         path = [self._vstg_objective(data, codes, basis, b, k)]
         converged = False
         for _ in range(self.max_outer_iter):

@@ -216,19 +216,18 @@ def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
     """``[k, N * D]``: each present task's gradient of its mean loss with respect to the shared
     representation ``z`` of this step's batch (one more forward of the shared part, as the
     representation-level balancers see it; Sener & Koltun 2018's MGDA-UB)."""
-    names = list(trainer.tasks)
-    total = torch.zeros(len(names), device=present.device)
-    count = torch.zeros(len(names), device=present.device)
+    position = {name: i for i, name in enumerate(trainer.tasks)}
+    total = torch.zeros(len(position), device=present.device)
+    count = torch.zeros_like(total)
     leaves = []
     with torch.enable_grad():
-        for inputs, group, targets, masks in trainer.step_groups:
+        for inputs, group, targets, masks in trainer.step_groups:  # as Trainer._recompute, through z
             z = trainer.model.features(inputs).detach().requires_grad_()
             leaves.append(z)
             outputs = trainer.model.forward_heads(z, group)
             for name in group:
-                loss_sum, elements = trainer.tasks[name].loss_terms(outputs[name], targets[name], masks[name])
-                total = total.index_add(0, torch.tensor([names.index(name)], device=total.device), loss_sum.view(1))
-                count[names.index(name)] += elements
+                total[position[name]], count[position[name]] = trainer.tasks[name].loss_terms(
+                    outputs[name], targets[name], masks[name])
         losses = total[present] / count[present].clamp(min=1)
         grads = _per_task_gradients(losses, leaves)
     return _flat(grads, leaves, len(present))
