@@ -12,6 +12,7 @@ from .data import datasets as _datasets  # noqa: F401  (registers the dataset lo
 from .linear._catalog import LINEAR
 from .metrics import METRICS
 from .models import ENCODERS, MODELS
+from .tasks._auxiliary import AUXILIARY
 from .views import VIEWS
 
 __all__ = ["REGISTRIES"]
@@ -24,5 +25,6 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS,
     "metrics": METRICS,
     "views": VIEWS,
+    "auxiliary": AUXILIARY,  # auxiliary kinds: auxiliary: <kind> in a task's entry
     "linear": LINEAR,  # fit-linear's estimators
 }

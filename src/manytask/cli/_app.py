@@ -272,7 +272,7 @@ def fit_linear(
 @app.command("list")
 def list_components(
     kind: Annotated[str | None, typer.Argument(
-        help="models, encoders, balancers, samplers, datasets, metrics, views or linear")] = None,
+        help="models, encoders, balancers, samplers, datasets, metrics, views, auxiliary or linear")] = None,
 ) -> None:
     """List registered components by kind."""
     from ..catalogue import REGISTRIES

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from .._utils import StrictModel, validation_messages
+from ..tasks._auxiliary import expand_auxiliary
 
 __all__ = [
     "Config", "ConfigError", "Component", "apply_overrides", "load_config", "parse_config",
@@ -178,6 +179,15 @@ class Config(StrictModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     relatedness: RelatednessConfig = Field(default_factory=RelatednessConfig)
     linear: LinearConfig | None = None  # read by fit-linear only
+
+    @pydantic.field_validator("tasks", mode="before")
+    @classmethod
+    def _auxiliary_kinds(cls, tasks: Any) -> Any:
+        """``tasks.<name>: {auxiliary: <kind>, ...}`` becomes the task that kind means."""
+        if not isinstance(tasks, Mapping):
+            return tasks
+        return {name: expand_auxiliary(str(name), spec, "tasks") if isinstance(spec, Mapping) else spec
+                for name, spec in tasks.items()}
 
 
 Model = TypeVar("Model", bound=StrictModel)

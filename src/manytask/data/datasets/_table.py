@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..._utils import TableError, data_root, did_you_mean, read_table, split_groups, split_indices
 from ...tasks import BinaryClassification, Classification, Regression, Task
+from ...tasks._auxiliary import expand_auxiliary
 from .._dataset import DATASETS, MultiTaskData
 from ._files import MissingDataError, source_from_rows
 
@@ -272,6 +273,26 @@ def _make_task(name: str, kind: str, spec: Mapping[str, Any], extra: Mapping[str
     return kinds[kind](name, **options)
 
 
+def _expanded(name: str, spec: Any) -> Any:
+    """The spec with its ``auxiliary: <kind>`` expanded (``manytask list auxiliary``)."""
+    if not isinstance(spec, Mapping):
+        return spec
+    try:
+        return expand_auxiliary(name, spec, "table")
+    except ValueError as error:
+        raise TableError(str(error)) from None
+
+
+def _check_smoothing(raw: Mapping[str, Any], specs: Mapping[str, dict[str, Any]]) -> None:
+    """A quantisation-smoothing task needs a task that bins its column."""
+    for name, spec in raw.items():
+        if isinstance(spec, Mapping) and spec.get("auxiliary") == "quantisation_smoothing":
+            column = specs[name]["column"]
+            if not any("bins" in s and str(s.get("column", n)) == column for n, s in specs.items()):
+                raise TableError(f"Task {name!r} smooths the quantisation of column {column!r}, but no task bins "
+                                 f"it: add one such as {{kind: classification, column: {column}, bins: [...]}}.")
+
+
 def _check_spec(name: str, spec: Any) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
         raise TableError(
@@ -361,6 +382,8 @@ def table(
       hint derived from an input). A label column is otherwise never an input: a column
       declared as an auxiliary task is *predicted* instead of read (Caruana & de Sa 1997), and a
       column empty in the test rows is privileged information, used in training only.
+      ``{auxiliary: <kind>, ...}`` writes such a task by its name (``manytask list auxiliary``:
+      hint, quantisation_smoothing, predicting_inputs, privileged).
     * **Multi-input** (``target`` + ``task_column``): each row belongs to one task, named by
       its value in ``task_column``; its label is in ``target``. All tasks have kind
       ``task_kind``; the split is made within each task.
@@ -447,7 +470,8 @@ def table_from_frame(
         _check_columns([target, task_column], columns, "'target'/'task_column'", file)
         used = [target, task_column]
     else:
-        specs = {name: _check_spec(name, spec) for name, spec in (tasks or {}).items()}
+        specs = {name: _check_spec(name, _expanded(name, spec)) for name, spec in (tasks or {}).items()}
+        _check_smoothing(tasks or {}, specs)
         used = [str(s.get("column", name)) for name, s in specs.items()]
         _check_columns(used, columns, "'tasks'", file)
         hints = {str(s.get("column", name)) for name, s in specs.items() if s.get("from_input")}

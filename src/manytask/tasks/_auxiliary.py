@@ -1,0 +1,101 @@
+"""Auxiliary kinds by name: ``auxiliary: <kind>`` in a task's entry expands to the task it means.
+
+The kinds of auxiliary task the MTL literature names (Ruder 2017, "An Overview of Multi-Task
+Learning in Deep Neural Networks", section "Auxiliary tasks") are, in manytask, plain tasks with a role and a
+target. Each entry here turns a short spec into that task; ``manytask list auxiliary`` shows
+them. Kinds that read a column live in the ``table`` dataset's ``data.tasks``; the adversarial
+kind in the config's ``tasks`` section. Self-supervised targets computed from the inputs
+(rotation, masked cells, masked words, the autoencoder's ``reconstruct``, focusing attention's
+``region``, ...) are views: see ``manytask list views``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .._registry import OptionsError, Registry, UnknownNameError
+
+__all__ = ["AUXILIARY", "expand_auxiliary"]
+
+AUXILIARY: Registry[dict[str, Any]] = Registry("auxiliary kind")
+
+_TABLE = "data.tasks.<name> of the table dataset"
+_TASKS = "tasks.<name>"
+
+
+@AUXILIARY.register("hint", details={
+    "paper": "Abu-Mostafa 1990, Neural Computation (hints); Yu & Jiang 2016, EMNLP", "where": _TABLE,
+    "example": "{auxiliary: hint, column: age, above: 45}"})
+def hint(column: str, above: float) -> dict[str, Any]:
+    """A hint: whether an input column is above a threshold, predicted while the column stays an input."""
+    return {"kind": "binary", "column": column, "above": above, "from_input": True, "role": "auxiliary"}
+
+
+@AUXILIARY.register("quantisation_smoothing", details={
+    "paper": "Ruder 2017, An Overview of Multi-Task Learning in Deep Neural Networks (auxiliary tasks: "
+             "quantization smoothing)",
+    "where": _TABLE, "example": "{auxiliary: quantisation_smoothing, column: income}  # beside a task with bins"})
+def quantisation_smoothing(column: str) -> dict[str, Any]:
+    """The continuous value of a column whose bins (``bins``) another task predicts: a smooth target."""
+    return {"kind": "regression", "column": column, "role": "auxiliary"}
+
+
+@AUXILIARY.register("predicting_inputs", details={
+    "paper": "Caruana & de Sa 1997, NIPS (Promoting poor features to supervisors: some inputs work "
+             "better as outputs)", "where": _TABLE,
+    "example": "{auxiliary: predicting_inputs, column: hours}"})
+def predicting_inputs(column: str, kind: Literal["regression", "binary", "classification"] = "regression"
+                      ) -> dict[str, Any]:
+    """An input column moved to the outputs: predicted as an auxiliary task, no longer read."""
+    return {"kind": kind, "column": column, "role": "auxiliary"}
+
+
+@AUXILIARY.register("privileged", details={
+    "paper": "Caruana, Baluja & Mitchell 1996, NIPS (Using the future to 'sort out' the present); "
+             "Vapnik & Vashist 2009, Neural Networks (learning using privileged information)", "where": _TABLE,
+    "example": "{auxiliary: privileged, column: spend}  # empty in the test rows"})
+def privileged(column: str, kind: Literal["regression", "binary", "classification"] = "regression"
+               ) -> dict[str, Any]:
+    """A column known only at training time, as an auxiliary target; never an input, not needed to predict."""
+    return {"kind": kind, "column": column, "role": "auxiliary"}
+
+
+@AUXILIARY.register("adversarial", details={
+    "paper": "Ganin & Lempitsky 2015, ICML (gradient reversal, Eq. 13; the schedule of Sec. 5)",
+    "where": _TASKS, "example": "{auxiliary: adversarial, reversal: 1.0}"})
+def adversarial(reversal: float = 1.0, schedule: Literal["ganin", "constant"] = "ganin") -> dict[str, Any]:
+    """A task the shared layers learn to defeat through a gradient reversal layer of strength ``reversal``."""
+    return {"role": "adversarial", "reversal": reversal, "reversal_schedule": schedule}
+
+
+def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table", "tasks"]) -> dict[str, Any]:
+    """``spec`` with its ``auxiliary: <kind>`` replaced by the task that kind means.
+
+    A spec without ``auxiliary`` comes back as it is. The kind's options are the spec's other
+    keys, checked against its signature; a kind used in the wrong section, an unknown kind or a
+    wrong option raises :class:`ValueError` naming the task and the fix."""
+    if "auxiliary" not in spec:
+        return dict(spec)
+    options = {k: v for k, v in spec.items() if k != "auxiliary"}
+    kind = spec["auxiliary"]
+    try:
+        entry = AUXILIARY.get(str(kind))
+    except UnknownNameError as error:
+        raise ValueError(f"Task {name!r}: {error} (views such as rotation or masked_words are set with "
+                         "'view:', see manytask list views)") from None
+    home = entry.details["where"]
+    if (where == "table") != (home == _TABLE):
+        raise ValueError(f"Task {name!r}: the auxiliary kind {kind!r} belongs under {home}, not under "
+                         f"{_TABLE if where == 'table' else _TASKS}.")
+    example = f"e.g. {name}: {entry.details['example']}"
+    try:
+        checked = AUXILIARY.validate(str(kind), options)
+    except OptionsError as error:
+        raise ValueError(f"Task {name!r} (auxiliary: {kind}): {error} ({example})") from None
+    signature = inspect.signature(entry.factory).parameters.values()
+    missing = [p.name for p in signature if p.default is p.empty and p.name not in checked]
+    if missing:
+        raise ValueError(f"Task {name!r} (auxiliary: {kind}) needs {', '.join(map(repr, missing))} ({example}).")
+    return entry.factory(**checked)
