@@ -232,3 +232,61 @@ def test_a_method_can_change_the_data(tmp_path: Path) -> None:
     configs = {m.label: _cell_config(loaded, loaded.datasets[0], m, 0) for m in loaded.methods}
     assert configs["more"]["data"]["n_train"] == 100 and configs["plain"]["data"]["n_train"] == 200
     assert configs["more"]["data"]["n_val"] == 50  # merged over the base, key by key
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the cell process")
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_a_cell_does_not_train_on_when_its_bench_is_stopped(tmp_path: Path, how: str) -> None:
+    """The defect: a bench ended by a signal to its own process (a scheduler's kill, ``kill``,
+    ``pkill``) left its cell training on, an orphan holding a core. SIGKILL gives the bench no
+    say: the kernel ends the cell (``PR_SET_PDEATHSIG``); SIGINT to the bench alone: it ends it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "long.yaml"
+    suite.write_text("name: long\ntitle: t\nbudget: b\nnotes: n\nseeds: [0]\n"
+                     "base: {data: {name: demo}, model: {encoder: {name: mlp, hidden: [8]}},"
+                     " training: {steps: 10000000, eval_every: 1000000, progress: false}}\n"
+                     "methods: [{label: EW, balancer: {name: ew}}]\n"
+                     "columns: [{label: acc, metric: category/accuracy}]\n")
+    bench = subprocess.Popen([sys.executable, "-m", "manytask", "bench", str(suite), "--results-dir",
+                              str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs"), "--no-docs"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        cells: list[int] = []
+        while not cells and time.monotonic() < deadline:
+            time.sleep(0.5)
+            cells = [p for p in _children(bench.pid) if b"manytask.runs._cell" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert cells, "the bench started no cell"
+        time.sleep(3)  # the cell is past its start-up
+        os.kill(bench.pid, getattr(signal, how))
+        bench.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{cells[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if Path(f"/proc/{cells[0]}/stat").exists() and Path(f"/proc/{cells[0]}/stat").read_text().split()[2] == "Z":
+                break  # a zombie: it has exited
+        alive = Path(f"/proc/{cells[0]}").exists() and Path(f"/proc/{cells[0]}/stat").read_text().split()[2] != "Z"
+        if alive:
+            os.kill(cells[0], signal.SIGKILL)
+        assert not alive, f"the cell trained on after its bench got {how}"
+    finally:
+        if bench.poll() is None:
+            bench.kill()

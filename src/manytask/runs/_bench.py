@@ -212,9 +212,15 @@ def _run_in_child(cell: Cell, run_dir: Path, config: dict[str, Any] | None = Non
     with tempfile.TemporaryDirectory() as tmp:
         spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
         spec.write_text(json.dumps({"config": cell.config if config is None else config,
-                                    "only": None if cell.task == "all" else [cell.task], "run_dir": str(run_dir)}))
+                                    "only": None if cell.task == "all" else [cell.task], "run_dir": str(run_dir),
+                                    "parent": os.getpid()}))
         process = subprocess.Popen([sys.executable, "-m", "manytask.runs._cell", str(spec), str(out)])
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted: the cell must not train on alone
+            process.terminate()
+            process.wait()
+            raise
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0 or not out.is_file():
             raise RuntimeError(f"Benchmark cell {cell.key} failed (exit code {process.returncode}); "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,23 @@ def run_cell(spec: dict, out: Path) -> None:
     out.write_text(json.dumps(figures))
 
 
+def die_with(parent: int | None) -> None:
+    """End this cell when the bench that started it dies, even by SIGKILL or SIGTERM, which leave
+    it no time to stop its cell: on Linux the kernel sends SIGTERM (``PR_SET_PDEATHSIG``).
+    Elsewhere only an interrupted bench stops its cell (it terminates it on the way out)."""
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request was in place
+        sys.exit("manytask: the bench that started this cell has stopped; not training.")
+
+
 if __name__ == "__main__":
     import manytask  # noqa: F401  (fills the registries)
 
-    run_cell(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    die_with(spec.get("parent"))
+    run_cell(spec, Path(sys.argv[2]))
