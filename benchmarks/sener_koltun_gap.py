@@ -8,9 +8,11 @@ optimizer, 100 epochs, the learning rate times 0.85 every 10 epochs): the traini
 60,000 images, the test split is evaluated after every epoch, and the table reports the test
 accuracy at the last epoch, at the epoch with the best mean test accuracy (selection on the test
 split) and the best epoch of each digit taken separately (the most optimistic reading). Finished
-runs are kept; rerun to continue.
+runs are kept; rerun to continue. Each method's curves are merged into
+benchmarks/results/sener_koltun_gap.json; `--add` keeps the table's rows of the methods not run now.
 
     OMP_NUM_THREADS=1 python benchmarks/sener_koltun_gap.py --runs-dir /tmp/sk_gap --docs
+    OMP_NUM_THREADS=1 python benchmarks/sener_koltun_gap.py --methods uw,gradnorm --runs-dir /tmp/sk_gap --add --docs
 """
 
 from __future__ import annotations
@@ -84,30 +86,48 @@ def run(method: str, seed: int, runs_dir: Path, base: dict[str, Any], epochs: in
     return curves
 
 
-def table(results: dict[str, dict[str, list[float]]], seed: int, command: str) -> str:
+def row(method: str, curve: dict[str, list[float]]) -> str:
+    """One table row from a method's per-epoch test accuracies."""
+    left, right = curve["left"], curve["right"]
+    if method == "single-task":  # two runs, each selected on its own digit
+        selected = f"{max(left):.2f} / {max(right):.2f} (each run its best epoch)"
+    else:
+        best = max(range(len(left)), key=lambda i: left[i] + right[i])
+        selected = f"{left[best]:.2f} / {right[best]:.2f} (epoch {best + 1})"
+    published = PUBLISHED[method]
+    return (f"| {LABELS[method]} | {left[-1]:.2f} / {right[-1]:.2f} | {selected} | {max(left):.2f} / "
+            f"{max(right):.2f} | {published[0]:.2f} / {published[1]:.2f} |")
+
+
+def table(rows: dict[str, str], seed: int, epochs: int, command: str) -> str:
+    """The section: ``rows`` by method, in the published table's order."""
     lines = [
         "## MultiMNIST with Sener & Koltun's selection: 60,000 training images, the test split every epoch",
         "",
         f"Seed {seed}; test accuracy left / right (%). `{command}` ({environment()}). \"last\": after "
-        f"epoch {len(next(iter(results.values()))['left'])}. \"selected on test\": the epoch with the best mean of the two test accuracies "
+        f"epoch {epochs}. \"selected on test\": the epoch with the best mean of the two test accuracies "
         "(what evaluating the test split every epoch allows). \"best per digit\": each digit's best "
         "epoch taken separately. The suite above trains on 50,000 composites and selects on 10,000 "
-        "held-out ones.",
+        "held-out ones." + (" With `--add`, rows of methods not in `--methods` are those of earlier runs of "
+                            "the script, kept as they were." if "--add" in command else ""),
         "",
         "| method | last | selected on test | best per digit | published |",
         "|---|---|---|---|---|",
     ]
-    for method, curve in results.items():
-        left, right = curve["left"], curve["right"]
-        if method == "single-task":  # two runs, each selected on its own digit
-            selected = f"{max(left):.2f} / {max(right):.2f} (each run its best epoch)"
-        else:
-            best = max(range(len(left)), key=lambda i: left[i] + right[i])
-            selected = f"{left[best]:.2f} / {right[best]:.2f} (epoch {best + 1})"
-        published = PUBLISHED[method]
-        lines.append(f"| {LABELS[method]} | {left[-1]:.2f} / {right[-1]:.2f} | {selected} | {max(left):.2f} / "
-                     f"{max(right):.2f} | {published[0]:.2f} / {published[1]:.2f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + [rows[m] for m in PUBLISHED if m in rows])
+
+
+def rows_in_section(path: Path) -> dict[str, str]:
+    """The rows the section of ``path`` already shows, by method (``--add`` keeps those not rerun)."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    start, end = text.find("<!-- section:sener_koltun_gap start -->"), text.find("<!-- section:sener_koltun_gap end -->")
+    by_label = {label: method for method, label in LABELS.items()}
+    found = {}
+    for line in text[start:end].splitlines() if start >= 0 else []:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in by_label:
+            found[by_label[cells[0]]] = line
+    return found
 
 
 def main() -> None:
@@ -119,18 +139,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=100, help="their budget is 100 (fewer: a quick check)")
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
+    parser.add_argument("--add", action="store_true", help="keep the table's rows of the methods not run now")
+    parser.add_argument("--curves", type=Path, default=Path(__file__).with_name("results") / "sener_koltun_gap.json",
+                        help="per-epoch test accuracies of every finished method, by method and seed (merged)")
     args = parser.parse_args()
-    methods = args.methods.split(",")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in PUBLISHED]
     if unknown:
         parser.error(f"unknown method(s) {unknown}; choose from {sorted(PUBLISHED)}")
     torch.set_num_threads(args.threads)
     base = yaml.safe_load(SUITE.read_text())["base"]
     results = {m: run(m, args.seed, args.runs_dir, base, args.epochs) for m in methods}
+    stored = json.loads(args.curves.read_text()) if args.curves.is_file() else {}
+    stored.update({f"{m}/seed-{args.seed}/epochs-{args.epochs}": c for m, c in results.items()})
+    args.curves.parent.mkdir(parents=True, exist_ok=True)
+    args.curves.write_text(json.dumps(stored) + "\n")
+    rows = rows_in_section(Path("docs/benchmarks.md")) if args.add else {}
+    rows.update({m: row(m, c) for m, c in results.items()})
     command = f"python benchmarks/sener_koltun_gap.py --methods {args.methods} --seed {args.seed}"
-    text = table(results, args.seed, command)
+    if args.add:
+        command += " --add"
+    text = table(rows, args.seed, args.epochs, command)
     print(text)
-    (args.runs_dir / "table.json").write_text(json.dumps(results))
     if args.docs:
         write_section("sener_koltun_gap", text, "docs/benchmarks.md")
 
