@@ -33,7 +33,7 @@ def test_options_are_validated_against_the_signature() -> None:
 
 def test_every_kind_is_listed_and_populated() -> None:
     assert set(REGISTRIES) == {"models", "encoders", "balancers", "samplers", "datasets", "metrics", "views",
-                               "linear"}
+                               "auxiliary", "linear"}
     assert {"ew", "uw", "dwa", "gradnorm", "mgda", "pcgrad"} <= set(REGISTRIES["balancers"].names())
     assert {"uniform", "proportional", "temperature", "annealed", "round_robin"} <= set(REGISTRIES["samplers"].names())
     assert "hps" in REGISTRIES["models"] and "demo" in REGISTRIES["datasets"]
