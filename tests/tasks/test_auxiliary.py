@@ -98,7 +98,9 @@ def test_a_kind_gives_the_same_tasks_as_the_spec_written_out(tmp_path: Path) -> 
     ({"auxiliary": "hnt", "column": "age", "above": 1}, r"Unknown auxiliary kind 'hnt'.*Did you mean 'hint'"),
     ({"auxiliary": "rotation"}, "views such as rotation"),
     ({"auxiliary": "hint", "column": "age"}, r"needs 'above' \(e.g. x: \{auxiliary: hint, column: age, above: 45\}"),
-    ({"auxiliary": "hint", "column": "age", "above": 1, "abve": 2}, "Unknown option 'abve'"),
+    ({"auxiliary": "hint", "column": "age", "above": 1, "abve": 2}, "unknown key 'abve'. Did you mean 'above'"),
+    ({"auxiliary": "hint", "column": "age", "above": "old"}, "above"),
+    ({"auxiliary": "hint", "column": "age", "above": 1, "role": "main"}, r"sets 'role' itself \(role: 'auxiliary'\)"),
     ({"auxiliary": "adversarial"}, r"belongs under tasks.<name>, not under data.tasks"),
     ({"auxiliary": "quantisation_smoothing", "column": "hours"}, r"no task bins it: add one such as"),
 ])
@@ -106,6 +108,16 @@ def test_wrong_uses_are_named_with_the_fix(tmp_path: Path, spec: dict[str, objec
     with pytest.raises(TableError, match=match):
         table(path=str(_csv(tmp_path)), tasks={"x": spec, "income_band": BY_NAME["income_band"]},
               split_column="split")
+
+
+def test_other_keys_of_the_section_stay_beside_the_kind(tmp_path: Path) -> None:
+    data = table(path=str(_csv(tmp_path)), split_column="split", tasks={
+        "income_band": BY_NAME["income_band"],
+        "old": {"auxiliary": "hint", "column": "age", "above": 45, "metrics": ["auroc"]}})
+    old = next(t for t in data.tasks if t.name == "old")
+    assert old.metrics == ("auroc",) and old.role == "auxiliary"
+    assert expand_auxiliary("d", {"auxiliary": "adversarial", "reversal": 0.5, "lr": 0.01}, "tasks", ["lr"]) == {
+        "role": "adversarial", "reversal": 0.5, "reversal_schedule": "ganin", "lr": 0.01}
 
 
 def _demo(tmp_path: Path, **sections: object) -> dict[str, object]:
@@ -116,9 +128,9 @@ def _demo(tmp_path: Path, **sections: object) -> dict[str, object]:
 
 
 def test_adversarial_by_name_is_a_reversed_head_with_the_papers_schedule(tmp_path: Path) -> None:
-    cfg = parse_config(_demo(tmp_path, tasks={"score": {"auxiliary": "adversarial", "reversal": 0.5}},
+    cfg = parse_config(_demo(tmp_path, tasks={"score": {"auxiliary": "adversarial", "reversal": 0.5, "lr": 0.01}},
                              training={"steps": 5, "progress": False}))
-    assert cfg.tasks["score"].role == "adversarial"
+    assert cfg.tasks["score"].role == "adversarial" and cfg.tasks["score"].lr == 0.01
     assert (cfg.tasks["score"].reversal, cfg.tasks["score"].reversal_schedule) == (0.5, "ganin")
     experiment = build_experiment(cfg)
     head = experiment.model.heads["score"][0]

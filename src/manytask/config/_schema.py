@@ -186,7 +186,8 @@ class Config(StrictModel):
         """``tasks.<name>: {auxiliary: <kind>, ...}`` becomes the task that kind means."""
         if not isinstance(tasks, Mapping):
             return tasks
-        return {name: expand_auxiliary(str(name), spec, "tasks") if isinstance(spec, Mapping) else spec
+        keys = TaskConfig.model_fields
+        return {name: expand_auxiliary(str(name), spec, "tasks", keys) if isinstance(spec, Mapping) else spec
                 for name, spec in tasks.items()}
 
 

@@ -12,10 +12,11 @@ kind in the config's ``tasks`` section. Self-supervised targets computed from th
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from .._registry import OptionsError, Registry, UnknownNameError
+from .._utils import did_you_mean
 
 __all__ = ["AUXILIARY", "expand_auxiliary"]
 
@@ -70,15 +71,17 @@ def adversarial(reversal: float = 1.0, schedule: Literal["ganin", "constant"] = 
     return {"role": "adversarial", "reversal": reversal, "reversal_schedule": schedule}
 
 
-def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table", "tasks"]) -> dict[str, Any]:
+def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table", "tasks"],
+                     section_keys: Collection[str] = ()) -> dict[str, Any]:
     """``spec`` with its ``auxiliary: <kind>`` replaced by the task that kind means.
 
-    A spec without ``auxiliary`` comes back as it is. The kind's options are the spec's other
-    keys, checked against its signature; a kind used in the wrong section, an unknown kind or a
-    wrong option raises :class:`ValueError` naming the task and the fix."""
+    A spec without ``auxiliary`` comes back as it is. The kind's options are checked against its
+    signature; other keys of the section (``section_keys``: ``metrics``, ``lr``, ...) are kept
+    beside the task the kind writes, unless the kind sets them itself. A kind used in the wrong
+    section, an unknown kind, a missing or unknown option, or a key the kind sets raises
+    :class:`ValueError` naming the task and the fix."""
     if "auxiliary" not in spec:
         return dict(spec)
-    options = {k: v for k, v in spec.items() if k != "auxiliary"}
     kind = spec["auxiliary"]
     try:
         entry = AUXILIARY.get(str(kind))
@@ -90,12 +93,23 @@ def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table",
         raise ValueError(f"Task {name!r}: the auxiliary kind {kind!r} belongs under {home}, not under "
                          f"{_TABLE if where == 'table' else _TASKS}.")
     example = f"e.g. {name}: {entry.details['example']}"
+    parameters = inspect.signature(entry.factory).parameters
+    own = {k: v for k, v in spec.items() if k in parameters}
+    rest = {k: v for k, v in spec.items() if k not in parameters and k != "auxiliary"}
+    unknown = [k for k in rest if k not in section_keys]
+    if unknown:
+        tail = did_you_mean(unknown[0], [*parameters, *section_keys], "Valid keys")
+        raise ValueError(f"Task {name!r} (auxiliary: {kind}): unknown key {unknown[0]!r}.{tail} ({example})")
     try:
-        checked = AUXILIARY.validate(str(kind), options)
+        checked = AUXILIARY.validate(str(kind), own)
     except OptionsError as error:
         raise ValueError(f"Task {name!r} (auxiliary: {kind}): {error} ({example})") from None
-    signature = inspect.signature(entry.factory).parameters.values()
-    missing = [p.name for p in signature if p.default is p.empty and p.name not in checked]
+    missing = [p for p, param in parameters.items() if param.default is param.empty and p not in checked]
     if missing:
         raise ValueError(f"Task {name!r} (auxiliary: {kind}) needs {', '.join(map(repr, missing))} ({example}).")
-    return entry.factory(**checked)
+    task = entry.factory(**checked)
+    clash = [k for k in rest if k in task]
+    if clash:
+        raise ValueError(f"Task {name!r}: auxiliary kind {kind!r} sets {clash[0]!r} itself "
+                         f"({clash[0]}: {task[clash[0]]!r}); leave it out, or write the task out in full.")
+    return task | rest

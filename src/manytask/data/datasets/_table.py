@@ -278,7 +278,7 @@ def _expanded(name: str, spec: Any) -> Any:
     if not isinstance(spec, Mapping):
         return spec
     try:
-        return expand_auxiliary(name, spec, "table")
+        return expand_auxiliary(name, spec, "table", TASK_KEYS)
     except ValueError as error:
         raise TableError(str(error)) from None
 
