@@ -60,7 +60,7 @@ def predicting_inputs(column: str, kind: Literal["regression", "binary", "classi
 def privileged(column: str, kind: Literal["regression", "binary", "classification"] = "regression"
                ) -> dict[str, Any]:
     """A column known only at training time, as an auxiliary target; never an input, not needed to predict."""
-    return {"kind": kind, "column": column, "role": "auxiliary"}
+    return predicting_inputs(column, kind)  # the same task: what differs is when the column is known
 
 
 @AUXILIARY.register("adversarial", details={
