@@ -33,19 +33,31 @@ class DSelectK(nn.Module):
     :math:`(-\gamma/2, \gamma/2)`. The gate is :math:`\sum_i \operatorname{softmax}(\alpha)_i\, r(z^{(i)})`
     (their gate), so at most ``k`` experts get weight once the selectors settle. :math:`\alpha`
     and the :math:`z^{(i)}` are linear in the gate's input (their per-example gate), read by
-    ``summary``. The paper's optional entropy regulariser on the selectors is not applied.
+    ``summary``.
+
+    The paper's optional entropy regulariser, :math:`\lambda \sum_i H(r(z^{(i)}))` with
+    :math:`H(r) = -\sum_e r_e \log r_e`, pushes each selector to one expert sooner: with
+    ``entropy`` :math:`= \lambda > 0` a training forward keeps it, averaged over the examples,
+    in :attr:`regulariser` (None otherwise), which :class:`~manytask.models.MMoE` returns as its
+    ``penalty()``.
 
     Args:
         summary: A module mapping the inputs to ``k * (m + 1)`` numbers (see ``gate_summary``).
         num_experts: ``n``, a power of 2 (at least 2).
         k: Number of selectors.
         gamma: Width of the smooth step's ramp.
+        entropy: :math:`\lambda`, the weight of the selectors' entropy (0: none).
     """
 
     codes: Tensor  # [n, m] buffer: expert e's bits
 
-    def __init__(self, summary: nn.Module, num_experts: int, k: int, gamma: float = 1.0) -> None:
+    def __init__(self, summary: nn.Module, num_experts: int, k: int, gamma: float = 1.0,
+                 entropy: float = 0.0) -> None:
         super().__init__()
+        if not entropy >= 0:
+            raise ValueError(f"DSelect-k's entropy weight must be >= 0. Got {entropy}.")
+        self.entropy = entropy
+        self.regulariser: Tensor | None = None  # the last training forward's entropy term
         bits = int(math.log2(num_experts)) if num_experts >= 2 else 0
         if num_experts < 2 or 2**bits != num_experts:
             raise ValueError(f"DSelect-k needs a power of 2 experts (2, 4, 8, ...). Got {num_experts}.")
@@ -70,4 +82,11 @@ class DSelectK(nn.Module):
         numbers = self.summary(inputs)  # [B, k * (m + 1)]
         z = numbers[:, : self.k * self.bits].unflatten(1, (self.k, self.bits))
         alpha = torch.softmax(numbers[:, self.k * self.bits:], dim=-1)  # [B, k]
-        return (alpha[..., None] * self.selectors(z)).sum(1)  # [B, n]
+        selected = self.selectors(z)  # [B, k, n]
+        self.regulariser = None
+        if self.training and self.entropy > 0:
+            # r log r with log r floored at the dtype's tiniest number: 0 at the exact zeros a settled
+            # selector reaches, and a finite gradient there (xlogy's, log r + 1, is -inf at 0)
+            log = torch.log(selected.clamp_min(torch.finfo(selected.dtype).tiny))
+            self.regulariser = -self.entropy * (selected * log).sum((1, 2)).mean()
+        return (alpha[..., None] * selected).sum(1)  # [B, n]

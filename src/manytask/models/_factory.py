@@ -59,9 +59,9 @@ def cross_stitch(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | N
                                   "shares": "experts (backbone copies) mixed by a softmax gate per task"})
 def mmoe(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, num_experts: int = 4,
          gate_in: int | None = None, gate: Literal["softmax", "dselect"] = "softmax", k: int = 2,
-         gamma: float = 1.0) -> MultiTaskModel:
+         gamma: float = 1.0, entropy: float = 0.0) -> MultiTaskModel:
     """Multi-gate mixture of experts: shared experts, one gate per task (softmax, or DSelect-k)."""
-    return MMoE(encoder, tasks, feature_dim, num_experts, gate_in, gate, k, gamma)
+    return MMoE(encoder, tasks, feature_dim, num_experts, gate_in, gate, k, gamma, entropy)
 
 
 @MODELS.register("soft", details={"paper": "Duong et al. 2015 (l2); Yang & Hospedales 2017 (trace)",

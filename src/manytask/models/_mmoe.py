@@ -81,6 +81,8 @@ class MMoE(MultiTaskModel):
             ``k`` of the experts (Hazimeh et al. 2021; ``num_experts`` a power of 2).
         k: DSelect-k's number of selectors.
         gamma: DSelect-k's smooth-step width.
+        entropy: DSelect-k's entropy regulariser weight (0: none); the gates of this step's tasks
+            give :meth:`penalty`.
 
     Examples:
         >>> from manytask.models import MLP
@@ -97,7 +99,7 @@ class MMoE(MultiTaskModel):
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
                  num_experts: int = 4, gate_in: int | None = None, gate: str = "softmax", k: int = 2,
-                 gamma: float = 1.0) -> None:
+                 gamma: float = 1.0, entropy: float = 0.0) -> None:
         super().__init__()
         if not tasks:
             raise ValueError("MMoE needs at least one task.")
@@ -110,12 +112,15 @@ class MMoE(MultiTaskModel):
         if gate not in ("softmax", "dselect"):
             raise ValueError(f"MMoE gate must be 'softmax' or 'dselect'. Got {gate!r}.")
         self.gate_kind = gate
+        if entropy and gate != "dselect":
+            raise ValueError("MMoE's entropy regulariser is DSelect-k's: set gate: dselect, or leave entropy at 0.")
         if gate == "softmax":
             self.gates = nn.ModuleDict({t.name: gate_summary(encoder, num_experts, gate_in) for t in tasks})
         else:
             width = DSelectK.width(num_experts, k)
-            self.gates = nn.ModuleDict({t.name: DSelectK(gate_summary(encoder, width, gate_in), num_experts, k, gamma)
-                                        for t in tasks})
+            self.gates = nn.ModuleDict({t.name: DSelectK(gate_summary(encoder, width, gate_in), num_experts, k, gamma,
+                                                         entropy) for t in tasks})
+        self._gated: list[str] = []  # the tasks whose gates the last forward ran
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
         self.register_buffer("gate_sums", torch.zeros(len(tasks), num_experts, dtype=torch.float64))
         self.register_buffer("gated_samples", torch.zeros(len(tasks), dtype=torch.float64))
@@ -124,6 +129,7 @@ class MMoE(MultiTaskModel):
         tasks = self._check_tasks(tasks)
         experts = torch.stack([expert(inputs) for expert in self.experts.values()])  # [E, B, ...]
         gated = torch.stack([self.gates[t](inputs) for t in tasks], dim=1)  # [B, T', E]: logits, or DSelect-k weights
+        self._gated = list(tasks)
         if self.gate_kind == "softmax":
             gated = torch.softmax(gated, dim=-1, dtype=torch.promote_types(gated.dtype, torch.float32))
         gates = gated.to(experts.dtype)
@@ -134,6 +140,17 @@ class MMoE(MultiTaskModel):
         flat = experts.transpose(0, 1).flatten(2)  # [B, E, F]
         mixed = torch.bmm(gates, flat).transpose(0, 1).reshape(len(tasks), *experts.shape[1:])
         return {t: self.heads[t](mixed[i]) for i, t in enumerate(tasks)}
+
+    def penalty(self) -> Tensor | None:
+        """DSelect-k's entropy term of the gates the last training forward ran (None without
+        one); taken once, as the sluice network's constraint is."""
+        terms = []
+        for t in self._gated:
+            gate = self.gates[t]
+            if isinstance(gate, DSelectK) and gate.regulariser is not None:
+                terms.append(gate.regulariser)
+                gate.regulariser = None
+        return torch.stack(terms).sum() if terms else None
 
     def expert_utilisation(self) -> Tensor:
         """``[T, E]``: each task's mean gate weight on each expert over the training forwards so far."""
