@@ -267,7 +267,10 @@ def test_a_cell_does_not_train_on_when_its_bench_is_stopped(tmp_path: Path, how:
                      "columns: [{label: acc, metric: category/accuracy}]\n")
     bench = subprocess.Popen([sys.executable, "-m", "manytask", "bench", str(suite), "--results-dir",
                               str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs"), "--no-docs"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             # a shell without job control starts background jobs with SIGINT ignored,
+                             # and Python keeps it so: give the bench the default, as a terminal does
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         cells: list[int] = []
