@@ -39,7 +39,8 @@ class DSelectK(nn.Module):
     :math:`H(r) = -\sum_e r_e \log r_e`, pushes each selector to one expert sooner: with
     ``entropy`` :math:`= \lambda > 0` a training forward keeps it, averaged over the examples,
     in :attr:`regulariser` (None otherwise), which :class:`~manytask.models.MMoE` returns as its
-    ``penalty()``.
+    ``penalty()``. (Written from the paper's description of the term; its full text was not
+    reachable here, so no equation number is cited.)
 
     Args:
         summary: A module mapping the inputs to ``k * (m + 1)`` numbers (see ``gate_summary``).
