@@ -41,7 +41,10 @@ def die_with(parent: int | None) -> None:
     import ctypes
     import signal
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # a libc without prctl: as elsewhere, the bench's own cleanup only
+        return
     if os.getppid() != parent:  # it died before the request was in place
         sys.exit("manytask: the bench that started this cell has stopped; not training.")
 
