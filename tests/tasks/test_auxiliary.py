@@ -41,7 +41,7 @@ def _csv(tmp_path: Path) -> Path:
 
 BY_NAME = {
     "income_band": {"kind": "classification", "column": "income", "bins": [30, 60]},
-    "income": {"auxiliary": "quantisation_smoothing", "column": "income"},
+    "income": {"auxiliary": "quantisation_smoothing"},  # its column: the task's name
     "old": {"auxiliary": "hint", "column": "age", "above": 45},
     "hours": {"auxiliary": "predicting_inputs", "column": "hours"},
     "spend": {"auxiliary": "privileged", "column": "spend"},
@@ -98,6 +98,7 @@ def test_a_kind_gives_the_same_tasks_as_the_spec_written_out(tmp_path: Path) -> 
     ({"auxiliary": "hnt", "column": "age", "above": 1}, r"Unknown auxiliary kind 'hnt'.*Did you mean 'hint'"),
     ({"auxiliary": "rotation"}, "views such as rotation"),
     ({"auxiliary": "hint", "column": "age"}, r"needs 'above' \(e.g. x: \{auxiliary: hint, column: age, above: 45\}"),
+    ({"auxiliary": "hint", "above": 3}, "column 'x'"),  # the task's name, as a written-out task's column
     ({"auxiliary": "hint", "column": "age", "above": 1, "abve": 2}, "unknown key 'abve'. Did you mean 'above'"),
     ({"auxiliary": "hint", "column": "age", "above": "old"}, "above"),
     ({"auxiliary": "hint", "column": "age", "above": 1, "role": "main"}, r"sets 'role' itself \(role: 'auxiliary'\)"),

@@ -76,10 +76,11 @@ def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table",
     """``spec`` with its ``auxiliary: <kind>`` replaced by the task that kind means.
 
     A spec without ``auxiliary`` comes back as it is. The kind's options are checked against its
-    signature; other keys of the section (``section_keys``: ``metrics``, ``lr``, ...) are kept
-    beside the task the kind writes, unless the kind sets them itself. A kind used in the wrong
-    section, an unknown kind, a missing or unknown option, or a key the kind sets raises
-    :class:`ValueError` naming the task and the fix."""
+    signature (``column`` defaults to the task's name, as for a task written out); other keys of
+    the section (``section_keys``: ``metrics``, ``lr``, ...) are kept beside the task the kind
+    writes, unless the kind sets them itself. A kind used in the wrong section, an unknown kind, a
+    missing or unknown option, or a key the kind sets raises :class:`ValueError` naming the task
+    and the fix."""
     if "auxiliary" not in spec:
         return dict(spec)
     kind = spec["auxiliary"]
@@ -95,6 +96,8 @@ def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table",
     example = f"e.g. {name}: {entry.details['example']}"
     parameters = inspect.signature(entry.factory).parameters
     own = {k: v for k, v in spec.items() if k in parameters}
+    if "column" in parameters and "column" not in own:  # as a task written out: the column named as the task
+        own["column"] = name
     rest = {k: v for k, v in spec.items() if k not in parameters and k != "auxiliary"}
     unknown = [k for k in rest if k not in section_keys]
     if unknown:
