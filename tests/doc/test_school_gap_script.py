@@ -34,3 +34,9 @@ def test_metrics_on_a_toy() -> None:
     y, pred, task = np.array([1.0, 3.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.0, 2.0]), np.array([0, 0, 1, 1])
     assert math.isclose(script.mean_task_rmse(y, pred, task), (math.sqrt(5) + math.sqrt(2)) / 2)
     assert math.isclose(script.pooled_rmse(y, pred), math.sqrt(14 / 4))
+
+
+def test_seen_rows_are_those_equal_to_a_training_row_in_every_column() -> None:
+    train = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    test = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 4.0], [4.0, 5.0, 6.0]])
+    assert script.seen_mask(train, test).tolist() == [True, False, True]
