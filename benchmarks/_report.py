@@ -1,18 +1,27 @@
-"""What the benchmark scripts share: the section writer, the environment line of their tables and
-the interleaved timing of one step against another."""
+"""What the benchmark scripts share: the section writer, the environment line of their tables, the
+interleaved timing of one step against another, and where the real datasets are."""
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from manytask._utils import write_section
+from manytask._utils import data_root, write_section
 
-__all__ = ["environment", "ratio", "timed", "write_section"]
+__all__ = ["environment", "ratio", "shared_data", "timed", "write_section"]
+
+
+def shared_data() -> Path:
+    """The datasets' folder: ``$MANYTASK_DATA`` when set (the library's data root), else the
+    shared data beside the repository (``../shared/data``)."""
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return data_root(None if os.environ.get("MANYTASK_DATA") else beside)
 
 
 def environment() -> str:

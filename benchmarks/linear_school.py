@@ -31,13 +31,12 @@ from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import shared_data, write_section  # noqa: E402
 
 from manytask.linear._catalog import REGRESSORS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-#: $MANYTASK_DATA when set (None: the library's data root), else the shared data beside the repo.
-DATA_ROOT = None if os.environ.get("MANYTASK_DATA") else REPO.parent / "shared" / "data"
+DATA_ROOT = shared_data()
 
 
 def _logs(lo: float, hi: float, n: int) -> list[float]:

@@ -48,9 +48,7 @@ from sklearn.linear_model import RidgeCV
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
-
-from manytask._utils import data_root  # noqa: E402
+from _report import shared_data, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 N_FEATURES, N_TASKS = 28, 139
@@ -74,11 +72,6 @@ THEIR_CODE: dict[str, dict[str, list[float]]] = {
 }
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def default_root() -> Path:
-    """$MANYTASK_DATA when set (the library's data root), else the shared data beside the repository."""
-    return data_root(None if os.environ.get("MANYTASK_DATA") else REPO.parent / "shared" / "data")
 
 
 @dataclass(frozen=True)
@@ -381,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.error(f"--splits must be in 1..10; got {args.splits}.")
     command = "python benchmarks/school_gap.py " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
-    result = run(args.data or default_root(), args.splits, args.methods)
+    result = run(args.data or shared_data(), args.splits, args.methods)
     md = to_markdown(result, command.strip(), (time.perf_counter() - t0) / 60)
     print(md)
     if args.json:

@@ -10,7 +10,7 @@ import pytest
 from .benchmark_scripts import load_script
 
 script = load_script("school_gap")
-ROOT = script.default_root()
+ROOT = script.shared_data()
 needs_data = pytest.mark.skipif(
     not (ROOT / "school" / "zhang_li_cikm2019_splits").is_dir(),
     reason=f"shared data absent: no school/zhang_li_cikm2019_splits/ under {ROOT}",

@@ -22,20 +22,13 @@ from manytask.demos import DEMO_CONFIG
 from manytask.models import GradientReversal
 from manytask.runs import build_experiment, load_run, predict_frame, train
 from manytask.tasks._auxiliary import AUXILIARY, expand_auxiliary
-
-ROWS = """age,income,hours,spend,split
-20,10,35,1.0,train
-30,25,40,2.0,train
-40,40,45,,train
-50,55,50,4.0,train
-60,70,38,5.0,val
-70,85,42,,test
-"""
+from tests.data.datasets.test_datasets_table import AUX
 
 
 def _csv(tmp_path: Path) -> Path:
+    """The table test's small table of auxiliary columns, as ``people.csv``."""
     path = tmp_path / "people.csv"
-    path.write_text(ROWS)
+    path.write_text(AUX)
     return path
 
 
