@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -84,13 +85,14 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def validate(
-        self, name: str, options: Mapping[str, Any], provided: tuple[str, ...] = ()
+        self, name: str, options: Mapping[str, Any], provided: tuple[str, ...] = (), complete: bool = False
     ) -> dict[str, Any]:
         """Check ``options`` against the factory's signature; return them coerced to its types.
 
         ``provided`` names arguments the caller supplies itself (e.g. ``tasks``); users may not
-        set them. ``None`` values are dropped so that unset CLI/config values never override the
-        factory's defaults.
+        set them. ``complete``: ``options`` and ``provided`` are all the factory gets, so a
+        required argument missing from both is named. ``None`` values are dropped so that unset
+        CLI/config values never override the factory's defaults.
         """
         factory = self.get(name).factory
         params = {
@@ -116,6 +118,14 @@ class Registry(Generic[T]):
         model = pydantic.create_model(  # type: ignore[call-overload]
             f"{name}_options", __config__=pydantic.ConfigDict(arbitrary_types_allowed=True), **fields
         )
+        missing = [p.name for p in params.values() if p.default is p.empty and p.name not in options]
+        if complete and missing:
+            raise OptionsError(f"{self.kind.capitalize()} {name!r} needs option(s) {', '.join(map(repr, missing))} "
+                               f"(`manytask explain {name}` describes them); set them beside its name.")
+        flags = [k for k, v in options.items() if isinstance(v, bool) and _number_not_flag(hints.get(k, Any))]
+        if flags:
+            raise OptionsError(f"Option {flags[0]!r} of {self.kind} {name!r} is a number; got "
+                               f"{options[flags[0]]!r}.")
         try:
             validated = model(**options)
         except pydantic.ValidationError as error:
@@ -127,6 +137,14 @@ class Registry(Generic[T]):
     def create(self, name: str, /, **kwargs: Any) -> T:
         """Build ``name`` with ``kwargs`` (``None`` values dropped)."""
         return self.get(name).factory(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def _number_not_flag(hint: Any) -> bool:
+    """Whether ``hint`` takes a number but not a bool (pydantic would read ``true`` as 1)."""
+    import typing
+
+    kinds = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+    return bool(kinds & {int, float}) and bool not in kinds
 
 
 def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:

@@ -87,6 +87,12 @@ CASES: dict[str, tuple[Case, str]] = {
     "malformed --set": (lambda t: ["train", _config(t), "--set", "training.steps"], r"training\.steps"),
     "--set of an unknown key": (lambda t: ["train", _config(t), "--set", "training.stpes=3"], r"stpes"),
     "views for no task": (lambda t: ["train", _config(t, {"views": {"rotation": {}}})], r"no task names this view"),
+    "a balancer without its required option": (lambda t: ["train", _config(t, {"balancer": {"name": "aux-schedule"}})],
+                                               r"aux-schedule' needs option\(s\) 'steps'"),
+    "a flag for a number": (lambda t: ["train", _config(t, {"balancer": {"name": "aux-schedule", "steps": True}})],
+                            r"'steps'.*is a number; got True"),
+    "a metric for another kind": (lambda t: ["train", _config(t, {"tasks": {"flag": {"metrics": ["rmse"]}}})],
+                                  r"metric 'rmse' does not apply to a binary task"),
     "unknown view": (lambda t: ["train", _config(t, {"tasks": {"extra": {"view": "rotate", "kind": "classification",
                                                                          "num_classes": 4}}})], r"rotate"),
     "a view the inputs do not fit": (lambda t: ["train", _config(t, {"tasks": {"turns": {

@@ -31,6 +31,25 @@ def test_options_are_validated_against_the_signature() -> None:
     assert registry.validate("scale", {"factor": None}) == {}
 
 
+def test_a_missing_required_option_and_a_flag_for_a_number_are_named() -> None:
+    """Before the fix ``aux-schedule`` without ``steps`` ended in a TypeError traceback from its
+    constructor, and ``steps: true`` trained with steps = 1."""
+    registry: Registry[float] = Registry("thing")
+
+    @registry.register("decay")
+    def decay(tasks: list[str], steps: int, rate: float | None = None, on: bool = True) -> float:
+        return 1.0
+
+    with pytest.raises(OptionsError, match=r"Thing 'decay' needs option\(s\) 'steps' \(`manytask explain decay`"):
+        registry.validate("decay", {}, ("tasks",), complete=True)
+    assert registry.validate("decay", {}, ("tasks",)) == {}  # the caller supplies more than the config
+    with pytest.raises(OptionsError, match="Option 'steps' of thing 'decay' is a number; got True"):
+        registry.validate("decay", {"steps": True}, ("tasks",))
+    with pytest.raises(OptionsError, match="Option 'rate' of thing 'decay' is a number; got False"):
+        registry.validate("decay", {"steps": 3, "rate": False}, ("tasks",))
+    assert registry.validate("decay", {"steps": 3, "on": False}, ("tasks",)) == {"steps": 3, "on": False}
+
+
 def test_every_kind_is_listed_and_populated() -> None:
     assert set(REGISTRIES) == {"models", "encoders", "balancers", "samplers", "datasets", "metrics", "views",
                                "auxiliary", "linear"}

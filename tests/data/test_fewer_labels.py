@@ -66,3 +66,19 @@ def test_from_a_config() -> None:
     for name, before in full.train.items():
         kept, rest = fewer.train[name], fewer.train[f"{name}/unlabelled"]
         assert len(kept) == round(0.1 * len(before)) and len(kept) + len(rest) == len(before)
+
+
+def test_keeping_no_labelled_row_of_a_task_is_refused() -> None:
+    """Before the fix the task kept no label, never trained, and its untrained head was scored as
+    a main result. Task b is labelled on even rows only; one kept row is odd for this seed."""
+    data = _data()
+    with pytest.raises(ValueError, match=r"keep_labels kept 1 training row\(s\), and none of them is labelled for "
+                                         r"task\(s\) \['b'\].*keep more rows"):
+        keep_labels(data, samples=1, seed=next(s for s in range(50) if _first_kept_is_odd(s)))
+    with pytest.raises(ConfigError, match="Config section 'data': keep_labels kept 5 training row"):
+        load_data(parse_config({"data": {"name": "demo", "n_train": 200, "keep_labels": {"samples": 5}}}))
+
+
+def _first_kept_is_odd(seed: int) -> bool:
+    generator = torch.Generator().manual_seed(seed * 1_000_003)
+    return int(torch.randperm(40, generator=generator)[0]) % 2 == 1

@@ -84,3 +84,51 @@ def test_load_matching_weights_reports_what_it_did(pretrained: Path, tmp_path: P
     report = load_matching_weights(model, pretrained)
     assert any(k.startswith("encoder") for k in report.loaded)
     assert {k.split(".")[1] for k in report.fresh} == {"flag"} and report.ignored == ()
+
+
+def test_a_trunk_that_only_one_side_has_is_refused(pretrained: Path, tmp_path: Path) -> None:
+    """Before the fix a deeper trunk took the checkpoint's first layer and kept a fresh second one,
+    and a shallower one dropped the checkpoint's second layer, silently (with ``freeze: shared`` a
+    part-pretrained trunk stayed that way)."""
+    deeper = _config(training={"init_from": str(pretrained)}, model={"encoder": {"name": "mlp", "hidden": [8, 8]}})
+    with pytest.raises(ConfigError, match=r"does not fit this model \(encoder\.[^:]*: here, not in the checkpoint"):
+        build_experiment(parse_config(deeper), run_dir=tmp_path / "deeper")
+    deep_run = tmp_path / "deep"
+    train(parse_config(_config(model={"encoder": {"name": "mlp", "hidden": [8, 8]}})), run_dir=deep_run, report=False)
+    with pytest.raises(ConfigError, match=r"does not fit this model \(encoder\.[^:]*: in the checkpoint, not here"):
+        build_experiment(parse_config(_config(training={"init_from": str(deep_run)})), run_dir=tmp_path / "shallow")
+
+
+def test_the_cli_says_what_init_from_loaded(pretrained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before the fix the summary went to a logger ``manytask train`` never shows."""
+    train(parse_config(_config(training={"init_from": str(pretrained)})), run_dir=tmp_path / "run", report=False)
+    out = capsys.readouterr().out
+    assert f"started from {pretrained / 'checkpoints' / 'best.safetensors'}" in out
+    assert "fresh (heads.flag" in out and "0 ignored (none)" in out
+
+
+def test_a_resume_does_not_read_init_from(pretrained: Path, tmp_path: Path) -> None:
+    """Before the fix a fine-tuned run could not resume once its source was moved, and the path
+    could not be changed on resume either."""
+    source = tmp_path / "source"
+    (source / "checkpoints").mkdir(parents=True)
+    (source / "checkpoints" / "best.safetensors").write_bytes(
+        (pretrained / "checkpoints" / "best.safetensors").read_bytes())
+    run_dir = tmp_path / "run"
+    config = _config(training={"init_from": str(source), "steps": 3})
+    train(parse_config(config), run_dir=run_dir, report=False)
+    (source / "checkpoints" / "best.safetensors").unlink()
+    longer = parse_config(_config(training={"init_from": str(source), "steps": 6}))
+    assert train(longer, resume="latest", run_dir=run_dir, report=False).train.steps == 6
+    moved = parse_config(_config(training={"init_from": str(tmp_path / "elsewhere"), "steps": 6}))
+    train(moved, resume="latest", run_dir=run_dir, report=False)
+
+
+def test_a_corrupt_start_says_what_helps_here(pretrained: Path, tmp_path: Path) -> None:
+    """Before the fix the message said to resume from an earlier checkpoint: nothing is resumed here."""
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match=r"init_from: Checkpoint .*broken.safetensors is corrupt.*Start from another "
+                                          r"checkpoint of that run") as caught:
+        build_experiment(parse_config(_config(training={"init_from": str(broken)})), run_dir=tmp_path / "run")
+    assert "resume" not in str(caught.value)

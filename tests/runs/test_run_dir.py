@@ -113,3 +113,22 @@ def test_cli_offers_the_ways_out(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["train", str(path)])
     assert refused.exit_code == 2 and "--overwrite" in refused.output
     assert runner.invoke(app, ["train", str(path), "--overwrite"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("extra", "stretched"), [
+    (["optimizer.scheduler=cosine"], "the cosine learning rate follow"),
+    (["tasks.flag.role=adversarial"], "the reversal ramp of 'flag' follow"),
+    ([], None),
+])
+def test_a_resume_that_changes_the_length_names_what_it_stretches(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  extra: list[str], stretched: str | None) -> None:
+    """Before the fix raising training.steps on resume silently rescaled the cosine learning rate
+    and Ganin's reversal ramp: the run differed from one trained that long from the start."""
+    train(config(tmp_path, "training.steps=10", "logging.report=false", *extra))
+    capsys.readouterr()
+    train(config(tmp_path, "training.steps=20", "logging.report=false", *extra), resume="latest")
+    out = capsys.readouterr().out
+    if stretched is None:
+        assert "training.steps changes" not in out
+    else:
+        assert "training.steps changes from 10 to 20 on this resume" in out and stretched in out

@@ -17,7 +17,7 @@ from manytask.runs._build import build_experiment
 def _config(**keep: Any) -> dict[str, Any]:
     return {
         "data": {"name": "demo", "n_train": 200, "n_val": 50, "n_test": 50, "batch_size": 16,
-                 "keep_labels": {"fraction": 0.1, **keep}},
+                 "labelled_fraction": 1.0, "keep_labels": {"fraction": 0.1, **keep}},
         "tasks": {"autoencode": {"view": "reconstruct", "kind": "regression", "num_outputs": 20, "role": "auxiliary"}},
         "training": {"steps": 4, "eval_every": 4, "progress": False},
     }

@@ -51,7 +51,8 @@ def test_every_kind_is_listed_with_its_paper_and_an_example() -> None:
         assert name in listed.output
         assert {"paper", "where", "example"} <= set(AUXILIARY.get(name).details)
     explained = CliRunner().invoke(app, ["explain", "hint"])
-    assert "column (required)" in explained.output and "above (required)" in explained.output
+    assert "column (default None)" in explained.output and "above (required)" in explained.output
+    assert "column`` defaults to the task's name" in explained.output
 
 
 def test_the_table_kinds_compute_the_targets_they_name(tmp_path: Path) -> None:
@@ -97,6 +98,9 @@ def test_a_kind_gives_the_same_tasks_as_the_spec_written_out(tmp_path: Path) -> 
     ({"auxiliary": "hint", "column": "age", "above": 1, "role": "main"}, r"sets 'role' itself \(role: 'auxiliary'\)"),
     ({"auxiliary": "adversarial"}, r"belongs under tasks.<name>, not under data.tasks"),
     ({"auxiliary": "quantisation_smoothing", "column": "hours"}, r"no task bins it: add one such as"),
+    # before the fix from_input made the privileged column an input, which predict then required
+    ({"auxiliary": "privileged", "column": "spend", "from_input": True}, r"sets 'from_input' itself \(from_input: F"),
+    ({"auxiliary": "predicting_inputs", "column": "hours", "from_input": True}, r"sets 'from_input' itself"),
 ])
 def test_wrong_uses_are_named_with_the_fix(tmp_path: Path, spec: dict[str, object], match: str) -> None:
     with pytest.raises(TableError, match=match):
@@ -156,3 +160,24 @@ def test_a_privileged_column_is_never_read_to_predict(tmp_path: Path) -> None:
     scrambled = predict_frame(run, rows.drop(columns=["income"]).assign(spend=-1e6))
     assert "spend" in without.columns  # its head still predicts it
     pd.testing.assert_series_equal(without["income"], scrambled["income"])
+
+
+def test_the_adversarial_kind_takes_the_documented_key_and_lists_valid_keys_once() -> None:
+    """Before the fix ``reversal_schedule`` (the key the docs name) was refused with 'leave it
+    out', which silently gave Ganin's ramp; the kind's own option was called ``schedule``."""
+    assert expand_auxiliary("d", {"auxiliary": "adversarial", "reversal_schedule": "constant"}, "tasks") == {
+        "role": "adversarial", "reversal": 1.0, "reversal_schedule": "constant"}
+    with pytest.raises(ValueError, match="Valid keys") as caught:
+        expand_auxiliary("d", {"auxiliary": "hint", "above": 1, "kolumn": "age"}, "table", ["kind", "column", "role"])
+    listed = str(caught.value).split("Valid keys", 1)[1]
+    assert listed.count("'column'") <= 1 and listed.count("'kind'") <= 1
+
+
+def test_a_hint_on_a_text_column_says_what_fixes_a_hint(tmp_path: Path) -> None:
+    """Before the fix it told the user to list the column under 'categorical', which does not help."""
+    path = tmp_path / "t.csv"
+    path.write_text("city,y\na,1\nb,2\na,3\nb,4\n")
+    with pytest.raises(TableError, match=r"holds 'a'. 'above' compares numbers: name a numeric column, or use "
+                                         r"'positive: <value>'"):
+        table(path=str(path), tasks={"y": {"kind": "regression"}, "big": {"auxiliary": "hint", "column": "city",
+                                                                            "above": 1}})

@@ -123,7 +123,8 @@ def test_an_autoencoder_task_trains_beside_the_demo_tasks(tmp_path: Path) -> Non
     from manytask.config import parse_config
     from manytask.runs import train
 
-    config = parse_config({"data": {"name": "demo", "n_train": 64, "n_val": 16, "n_test": 16, "keep_labels": {"fraction": 0.2}},
+    config = parse_config({"data": {"name": "demo", "n_train": 64, "n_val": 16, "n_test": 16, "labelled_fraction": 1.0,
+                                    "keep_labels": {"fraction": 0.2}},
                            "tasks": {"autoencode": {"view": "reconstruct", "kind": "regression", "num_outputs": 20}},
                            "views": {"reconstruct": {"noise": 0.1}},
                            "training": {"steps": 4, "eval_every": 4, "progress": False}})

@@ -48,4 +48,12 @@ def keep_labels(data: MultiTaskData, fraction: float | None = None, samples: int
             rest = source.subset((~keep).nonzero().squeeze(1), f"{source.name}/unlabelled")
             masks = {task: torch.zeros_like(mask) for task, mask in rest.masks.items()}
             sources[f"{name}/unlabelled"] = TensorSource(rest.inputs, rest.targets, masks, rest.name)
+    kept = {name: s for name, s in sources.items() if not name.endswith("/unlabelled")}
+    lost = [t.name for t in data.tasks if any(bool(s.masks[t.name].any()) for s in data.train.values()
+                                                  if isinstance(s, TensorSource) and t.name in s.masks)
+            and not any(bool(s.masks[t.name].any()) for s in kept.values() if t.name in s.masks)]
+    if lost:
+        rows = sum(len(s) for s in kept.values())
+        raise ValueError(f"keep_labels kept {rows} training row(s), and none of them is labelled for task(s) "
+                         f"{lost}, which would never train; keep more rows (a larger samples or fraction).")
     return dataclasses.replace(data, train=sources)

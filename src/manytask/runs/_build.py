@@ -28,7 +28,7 @@ from ..data import (
 )
 from ..data.datasets._download import ChecksumError
 from ..data.datasets._files import DataFormatError
-from ..metrics import METRICS
+from ..metrics import METRICS, create_metric
 from ..models import ENCODERS, MODELS, MultiTaskModel
 from ..tasks import BinaryClassification, Classification, Regression, SequenceLabelling, TargetError, Task
 from ..training import (
@@ -40,6 +40,7 @@ from ..training import (
     TaskSchedule,
     TensorBoardLogger,
     Trainer,
+    WeightsLoaded,
     Window,
     build_optimizer,
     build_scheduler,
@@ -51,9 +52,10 @@ __all__ = ["Experiment", "build_experiment", "check_config", "load_data", "selec
 
 
 def _check(registry: Registry[Any], section: str, name: str, options: Mapping[str, Any],
-           provided: tuple[str, ...] = ()) -> dict[str, Any]:
+           provided: tuple[str, ...] = (), complete: bool = True) -> dict[str, Any]:
+    """``options`` validated (``complete``: they and ``provided`` are all the factory gets)."""
     try:
-        return registry.validate(name, options, provided)
+        return registry.validate(name, options, provided, complete)
     except (UnknownNameError, OptionsError) as error:
         raise ConfigError(f"Config section {section!r}: {error}") from None
 
@@ -74,8 +76,9 @@ def check_config(config: Config) -> None:
     """Check every registered name and its options, before any data is loaded."""
     _check(DATASETS, "data", config.data.name, config.data.options())
     _check(SAMPLERS, "data.sampler", config.data.sampler.name, config.data.sampler.options())
-    _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
-    _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options())
+    # the model and its encoder also get what the data says of the inputs (in_features, vocab_size)
+    _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"), complete=False)
+    _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options(), complete=False)
     _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
     for name, options in config.views.items():
         _check(VIEWS, f"views.{name}", name, options)
@@ -101,6 +104,13 @@ def load_data(config: Config) -> MultiTaskData:
         return data
 
 
+#: ``tasks.<name>`` keys that change a task, dataset-defined or view-reading alike.
+_OVERRIDES = ("role", "head_hidden", "head_dropout", "loss", "view", "level", "attach_at", "reversal",
+              "reversal_schedule", "reads", "head_grid")
+#: Keys that define the outputs of a task the config makes itself.
+_VIEW_TASK_KEYS = ("kind", "num_outputs", "num_classes")
+
+
 def _unknown_task(key: str, name: str, valid: Sequence[str]) -> ConfigError:
     tail = did_you_mean(name, valid, "Tasks")
     return ConfigError(f"Config key {key!r} names unknown task {name!r}.{tail}")
@@ -110,8 +120,8 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
     """The dataset's tasks with the config's overrides applied, plus the config's view tasks
     (self-supervised tasks that name a view), restricted to ``only``."""
     names = [t.name for t in data.tasks]
-    for name, override in config.tasks.items():
-        if name not in names and override.view is None:
+    for name, spec in config.tasks.items():
+        if name not in names and spec.view is None:
             raise _unknown_task(f"tasks.{name}", name, names)
     defined = list(data.tasks) + [_view_task(n, o) for n, o in config.tasks.items() if n not in names]
     every = [t.name for t in defined]
@@ -123,27 +133,54 @@ def select_tasks(config: Config, data: MultiTaskData, only: Sequence[str] | None
     for task in defined:
         if task.name not in keep:
             continue
-        found = config.tasks.get(task.name)
-        if found is not None and task.name in names:
-            override = found
-            fields = ("role", "head_hidden", "head_dropout", "loss", "view", "level", "attach_at", "reversal",
-                      "reversal_schedule", "reads", "head_grid")
-            changes: dict[str, Any] = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
+        override = config.tasks.get(task.name)
+        if override is not None and task.name in names:
+            given = [k for k in _VIEW_TASK_KEYS if getattr(override, k) is not None]
+            if given:
+                raise ConfigError(f"Config section 'tasks.{task.name}': {', '.join(given)} define a task the config "
+                                  f"makes itself (one that reads a view); {task.name!r} is the dataset's {task.kind} "
+                                  f"task, whose outputs the dataset sets. Remove {', '.join(given)}.")
+            changes: dict[str, Any] = {k: getattr(override, k) for k in _OVERRIDES if getattr(override, k) is not None}
             if override.metrics is not None:
                 changes["metrics"] = tuple(override.metrics)
             if override.crf is not None:
-                if not isinstance(task, SequenceLabelling):
-                    raise ConfigError(f"Config section 'tasks.{task.name}': crf applies to sequence-labelling tasks "
-                                      f"(tags per token); {task.name!r} is a {task.kind} task.")
+                _check_crf(task.name, override.crf, isinstance(task, SequenceLabelling), task.kind)
                 changes["crf"] = override.crf
             try:
                 task = dataclasses.replace(task, **changes)
             except ValueError as error:
                 raise ConfigError(f"Config section 'tasks.{task.name}': {error}") from None
+        if override is not None and task.role != "adversarial":
+            reversal = [k for k in ("reversal", "reversal_schedule") if getattr(override, k) is not None]
+            if reversal:
+                raise ConfigError(f"Config section 'tasks.{task.name}': {' and '.join(reversal)} apply to adversarial "
+                                  f"tasks (gradient reversal); {task.name!r} is a {task.role} task. Set role: "
+                                  f"adversarial, or remove {' and '.join(reversal)}.")
         tasks.append(task)
     if not tasks:
         raise ConfigError("No task left to train: check include_tasks.")
+    for task in tasks:
+        _check_metrics(task)
     return tuple(tasks)
+
+
+def _fits(metric: str, task: Task) -> bool:
+    try:
+        create_metric(metric, task)
+    except (ValueError, UnknownNameError):
+        return False
+    return True
+
+
+def _check_metrics(task: Task) -> None:
+    """Each of the task's metrics exists and applies to its kind: known before training, not
+    at the first evaluation."""
+    for metric in task.metrics:
+        if not _fits(metric, task):
+            valid = [m for m in METRICS.names() if _fits(m, task)]
+            problem = (f"unknown metric {metric!r}" if metric not in METRICS.names()
+                       else f"metric {metric!r} does not apply to a {task.kind} task")
+            raise ConfigError(f"Task {task.name!r}: {problem}. Its metrics can be: {', '.join(valid)}.")
 
 
 def standardize_targets(tasks: Sequence[Task], data: MultiTaskData) -> tuple[Task, ...]:
@@ -172,23 +209,34 @@ def _labelled(task: Regression, source: TensorSource) -> torch.Tensor:
     return target[mask].reshape(-1, task.num_outputs)
 
 
+def _check_crf(name: str, crf: bool, labels_sequences: bool, kind: str) -> None:
+    if not labels_sequences:
+        raise ConfigError(f"Config section 'tasks.{name}': crf applies to sequence-labelling tasks (tags per "
+                          f"token); {name!r} is a {kind} task.")
+
+
 def _view_task(name: str, override: Any) -> Task:
-    """A task the config defines itself: it reads a view's inputs and targets."""
+    """A task the config defines itself: it reads a view's inputs and targets. Every key the
+    config sets is applied or refused, never dropped."""
     kind = override.kind or "regression"
-    options: dict[str, Any] = {"role": override.role or "auxiliary", "view": override.view,
-                               "level": override.level or "sample", "head_hidden": override.head_hidden or 0,
-                               "head_dropout": override.head_dropout or 0.0, "attach_at": override.attach_at,
-                               "reads": override.reads or "all"}
-    if override.loss is not None:
-        options["loss"] = override.loss
+    options: dict[str, Any] = {"role": "auxiliary", "level": "sample"}
+    options |= {k: getattr(override, k) for k in _OVERRIDES if getattr(override, k) is not None}
     if override.metrics is not None:
         options["metrics"] = tuple(override.metrics)
+    size, other = ("num_classes", "num_outputs") if kind == "classification" else ("num_outputs", "num_classes")
+    if getattr(override, other) is not None:
+        raise ConfigError(f"Config section 'tasks.{name}': {other} does not apply to a {kind} task; set its "
+                          f"{size} instead.")
+    sequence = kind == "classification" and options["level"] == "token"
+    if override.crf is not None:
+        _check_crf(name, override.crf, sequence, f"{options['level']}-level {kind}")
+        options["crf"] = override.crf
     try:
         if kind == "classification":
             if override.num_classes is None:
                 raise ValueError("a classification view task needs num_classes (e.g. the vocabulary size for "
                                  "masked_words)")
-            preset = SequenceLabelling if options["level"] == "token" else Classification
+            preset = SequenceLabelling if sequence else Classification
             return preset(name, num_classes=override.num_classes, **options)
         if kind == "binary":
             return BinaryClassification(name, num_labels=override.num_outputs or 1, **options)
@@ -255,6 +303,19 @@ def _check_views_fit(views: Mapping[str, View], tasks: Sequence[Task], sources: 
                                   "to what the view predicts.") from None
 
 
+def _check_view_classes(views: Mapping[str, View], tasks: Sequence[Task], input_info: Mapping[str, Any]) -> None:
+    """A classification task with fewer classes than the class ids its view's targets take is
+    refused before training (a few sample rows may not show it; a later step would crash)."""
+    for task in tasks:
+        view = views.get(task.view) if task.view is not None else None
+        count = view.classes(input_info) if view is not None else None
+        if isinstance(task, Classification) and count is not None and task.num_classes < count:
+            predict = " (or lower the view's predict)" if getattr(view, "predict", None) is not None else ""
+            raise ConfigError(f"Config section 'tasks.{task.name}': view {task.view!r} makes targets with {count} "
+                              f"class ids, but the task has num_classes {task.num_classes}; set num_classes: "
+                              f"{count}{predict}.")
+
+
 def _schedule(config: Config, names: Sequence[str], known: Sequence[str]) -> TaskSchedule | None:
     """The run's task schedule from ``tasks.<name>.every/start/stop`` and ``training.alternate``."""
     windows = {}
@@ -264,6 +325,10 @@ def _schedule(config: Config, names: Sequence[str], known: Sequence[str]) -> Tas
                 windows[name] = Window(options.every or 1, options.start or 0, options.stop)
             except ValueError as error:
                 raise ConfigError(f"Config section 'tasks.{name}': {error}") from None
+            if windows[name].start >= config.training.steps:
+                raise ConfigError(f"Config section 'tasks.{name}': start: {options.start} is not before the last "
+                                  f"step (training.steps: {config.training.steps}), so {name!r} would never train; "
+                                  "lower start or raise training.steps.")
     alternate = config.training.alternate
     if alternate is not None:
         unknown = sorted({t for group in alternate for t in group} - set(known))
@@ -305,7 +370,8 @@ def _train_sources(data: MultiTaskData, tasks: Sequence[Task]) -> tuple[dict[str
 def build_model(config: Config, tasks: Sequence[Task], input_info: Mapping[str, Any]) -> MultiTaskModel:
     """The config's encoder and sharing scheme for ``tasks``; the encoder's options the config
     leaves out come from the dataset's ``input_info`` (``in_features``, ``vocab_size``, ...)."""
-    encoder_options = _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options())
+    encoder_options = _check(ENCODERS, "model.encoder", config.model.encoder.name, config.model.encoder.options(),
+                             complete=False)
     encoder_params = inspect.signature(ENCODERS.get(config.model.encoder.name).factory).parameters
     for key, value in input_info.items():
         if key in encoder_params and key not in encoder_options:
@@ -316,7 +382,8 @@ def build_model(config: Config, tasks: Sequence[Task], input_info: Mapping[str, 
         raise ConfigError(f"Config section 'model.encoder': {error}. Set the missing option in the config.") from None
     except ValueError as error:
         raise ConfigError(f"Config section 'model.encoder': {error}") from None
-    model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"))
+    model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"),
+                           complete=False)
     with _section("model"):
         model = MODELS.create(config.model.name, encoder=encoder, tasks=tasks, **model_options)
     return model
@@ -333,10 +400,12 @@ class Experiment:
     balancer: Balancer
     trainer: Trainer
     run_dir: Path
+    started_from: WeightsLoaded | None = None  # what training.init_from loaded
 
 
 def build_experiment(config: Config, data: MultiTaskData | None = None, only: Sequence[str] | None = None,
-                     run_dir: Path | str | None = None, ranks: Ranks | None = None) -> Experiment:
+                     run_dir: Path | str | None = None, ranks: Ranks | None = None,
+                     resuming: bool = False) -> Experiment:
     """Build data, tasks, model, balancer, optimizer, loader and trainer for ``config``.
 
     Args:
@@ -345,6 +414,8 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
         only: Train only these tasks (single-task baselines).
         run_dir: Overrides ``config.run_dir``.
         ranks: Data-parallel ranks (``torchrun``): each reads its share of every global batch.
+        resuming: The run continues from its own checkpoint, which sets every weight:
+            ``training.init_from`` is not read (it may be gone by then).
     """
     check_config(config)
     torch.manual_seed(config.seed)
@@ -361,9 +432,10 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
         balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)
 
     training = config.training
-    if training.init_from is not None:  # pretrained weights: every name the checkpoint shares with the model
+    started_from = None
+    if training.init_from is not None and not resuming:  # every weight the checkpoint shares with the model
         try:
-            load_matching_weights(model, training.init_from)
+            started_from = load_matching_weights(model, training.init_from)
         except CheckpointError as error:
             raise ConfigError(f"Config section 'training': {error}") from None
     if training.freeze == "shared":
@@ -402,6 +474,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
         monitor = None  # a single-task baseline of another task monitors its own task
     schedule = _schedule(config, names, [t.name for t in select_tasks(config, data)])
     views = _views(config, tasks, data.input_info)
+    _check_view_classes(views, tasks, data.input_info)
     _check_views_fit(views, tasks, {**sources, **unlabelled})
     try:
         trainer = Trainer(
@@ -415,7 +488,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
         )
     except ValueError as error:
         raise ConfigError(f"Config section 'training': {error}") from None
-    return Experiment(config, data, tasks, model, balancer, trainer, run_dir)
+    return Experiment(config, data, tasks, model, balancer, trainer, run_dir, started_from)
 
 
 def save_config(config: Config, run_dir: Path) -> None:

@@ -17,10 +17,11 @@ __all__ = ["RESUMABLE_KEYS", "RUN_ARTEFACTS", "RunDirError", "check_resume", "cl
 RUN_ARTEFACTS = ("config.yaml", "metrics.csv", "results.json", "checkpoints", "comparison.md", "comparison.csv",
                  "tasks.json", "preprocessing.json", "report.html", "coef.csv", "search.csv", "relatedness")
 
-#: Config keys a resume may change: they alter neither what was trained so far nor the data split.
+#: Config keys a resume may change: they alter neither what was trained so far nor the data split
+#: (a resume reads its weights from its own checkpoint, never from ``training.init_from``).
 RESUMABLE_KEYS = frozenset({
     "run_dir", "training.steps", "training.eval_every", "training.checkpoint_every", "training.patience",
-    "training.progress", "data.eval_batch_size",
+    "training.progress", "training.init_from", "data.eval_batch_size",
 })
 
 

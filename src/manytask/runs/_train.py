@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.distributed
+import yaml
 
 from .._utils import atomic_write
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, TrainingConfig
 from ..data import MultiTaskData
 from ..evaluation import evaluate
+from ..tasks import Task
 from ..training import Ranks, TrainResult, init_from_env, resolve_device
 from ._build import build_experiment, save_config
 from ._run_dir import RunDirError, check_resume, claim
@@ -105,6 +107,24 @@ def try_report(directory: Path) -> None:
               f"complete; retry with `manytask report {directory}`.")
 
 
+def _stretched_schedules(run_dir: Path, config: Config, tasks: Sequence[Task]) -> str | None:
+    """What a resume that changes ``training.steps`` stretches: the schedules that follow the
+    run's length (the cosine learning rate, Ganin's reversal ramp) continue on the new length,
+    so the run is no longer the one trained with that length from the start."""
+    old = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    before = (old.get("training") or {}).get("steps", TrainingConfig().steps)
+    if before == config.training.steps:
+        return None
+    stretched = ["the cosine learning rate"] if config.optimizer.scheduler == "cosine" else []
+    stretched += [f"the reversal ramp of {t.name!r}" for t in tasks
+                  if t.role == "adversarial" and t.reversal_schedule == "ganin"]
+    if not stretched:
+        return None
+    return (f"manytask: training.steps changes from {before} to {config.training.steps} on this resume; "
+            f"{' and '.join(stretched)} follow the run's length and continue on the new one, so the result "
+            f"differs from a run trained with steps: {config.training.steps} from the start.")
+
+
 def train(
     config: Config,
     resume: Path | str | Literal["latest"] | None = None,
@@ -126,8 +146,14 @@ def train(
     ranks = ranks_of(config)
     on_rank_zero(ranks, lambda: claim(target, overwrite=overwrite) if resume is None else check_resume(target, config),
                  f"the run directory {target}")
-    experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks)
+    experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks,
+                                  resuming=resume is not None)
     if ranks is None or ranks.is_main:
+        stretched = _stretched_schedules(target, config, experiment.tasks) if resume is not None else None
+        if stretched is not None:
+            print(stretched)
+        if experiment.started_from is not None:
+            print(experiment.started_from)
         save_config(config, experiment.run_dir)
         save_run_spec(experiment.run_dir, experiment.tasks, dict(experiment.data.input_info))
     result = experiment.trainer.fit(resume=resume)

@@ -29,8 +29,10 @@ _TASKS = "tasks.<name>"
 @AUXILIARY.register("hint", details={
     "paper": "Abu-Mostafa 1990, Neural Computation (hints); Yu & Jiang 2016, EMNLP", "where": _TABLE,
     "example": "{auxiliary: hint, column: age, above: 45}"})
-def hint(column: str, above: float) -> dict[str, Any]:
-    """A hint: whether an input column is above a threshold, predicted while the column stays an input."""
+def hint(above: float, column: str | None = None) -> dict[str, Any]:
+    """A hint: whether an input column is above a threshold, predicted while the column stays an input.
+
+    ``column`` defaults to the task's name."""
     return {"kind": "binary", "column": column, "above": above, "from_input": True, "role": "auxiliary"}
 
 
@@ -38,8 +40,10 @@ def hint(column: str, above: float) -> dict[str, Any]:
     "paper": "Ruder 2017, An Overview of Multi-Task Learning in Deep Neural Networks (auxiliary tasks: "
              "quantization smoothing)",
     "where": _TABLE, "example": "{auxiliary: quantisation_smoothing, column: income}  # beside a task with bins"})
-def quantisation_smoothing(column: str) -> dict[str, Any]:
-    """The continuous value of a column whose bins (``bins``) another task predicts: a smooth target."""
+def quantisation_smoothing(column: str | None = None) -> dict[str, Any]:
+    """The continuous value of a column whose bins (``bins``) another task predicts: a smooth target.
+
+    ``column`` defaults to the task's name."""
     return {"kind": "regression", "column": column, "role": "auxiliary"}
 
 
@@ -47,28 +51,34 @@ def quantisation_smoothing(column: str) -> dict[str, Any]:
     "paper": "Caruana & de Sa 1997, NIPS (Promoting poor features to supervisors: some inputs work "
              "better as outputs)", "where": _TABLE,
     "example": "{auxiliary: predicting_inputs, column: hours}"})
-def predicting_inputs(column: str, kind: Literal["regression", "binary", "classification"] = "regression"
-                      ) -> dict[str, Any]:
-    """An input column moved to the outputs: predicted as an auxiliary task, no longer read."""
-    return {"kind": kind, "column": column, "role": "auxiliary"}
+def predicting_inputs(column: str | None = None,
+                      kind: Literal["regression", "binary", "classification"] = "regression") -> dict[str, Any]:
+    """An input column moved to the outputs: predicted as an auxiliary task, no longer read.
+
+    ``column`` defaults to the task's name."""
+    return {"kind": kind, "column": column, "role": "auxiliary", "from_input": False}
 
 
 @AUXILIARY.register("privileged", details={
     "paper": "Caruana, Baluja & Mitchell 1996, NIPS (Using the future to 'sort out' the present); "
              "Vapnik & Vashist 2009, Neural Networks (learning using privileged information)", "where": _TABLE,
     "example": "{auxiliary: privileged, column: spend}  # empty in the test rows"})
-def privileged(column: str, kind: Literal["regression", "binary", "classification"] = "regression"
-               ) -> dict[str, Any]:
-    """A column known only at training time, as an auxiliary target; never an input, not needed to predict."""
+def privileged(column: str | None = None,
+               kind: Literal["regression", "binary", "classification"] = "regression") -> dict[str, Any]:
+    """A column known only at training time, as an auxiliary target; never an input, not needed to predict.
+
+    ``column`` defaults to the task's name."""
     return predicting_inputs(column, kind)  # the same task: what differs is when the column is known
 
 
 @AUXILIARY.register("adversarial", details={
     "paper": "Ganin & Lempitsky 2015, ICML (gradient reversal, Eq. 13; the schedule of Sec. 5)",
     "where": _TASKS, "example": "{auxiliary: adversarial, reversal: 1.0}"})
-def adversarial(reversal: float = 1.0, schedule: Literal["ganin", "constant"] = "ganin") -> dict[str, Any]:
-    """A task the shared layers learn to defeat through a gradient reversal layer of strength ``reversal``."""
-    return {"role": "adversarial", "reversal": reversal, "reversal_schedule": schedule}
+def adversarial(reversal: float = 1.0, reversal_schedule: Literal["ganin", "constant"] = "ganin") -> dict[str, Any]:
+    """A task the shared layers learn to defeat through a gradient reversal layer of strength ``reversal``.
+
+    ``reversal_schedule``: Ganin's ramp from 0 (default), or constant."""
+    return {"role": "adversarial", "reversal": reversal, "reversal_schedule": reversal_schedule}
 
 
 def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table", "tasks"],
@@ -101,7 +111,7 @@ def expand_auxiliary(name: str, spec: Mapping[str, Any], where: Literal["table",
     rest = {k: v for k, v in spec.items() if k not in parameters and k != "auxiliary"}
     unknown = [k for k in rest if k not in section_keys]
     if unknown:
-        tail = did_you_mean(unknown[0], [*parameters, *section_keys], "Valid keys")
+        tail = did_you_mean(unknown[0], list(dict.fromkeys([*parameters, *section_keys])), "Valid keys")
         raise ValueError(f"Task {name!r} (auxiliary: {kind}): unknown key {unknown[0]!r}.{tail} ({example})")
     try:
         checked = AUXILIARY.validate(str(kind), own)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -12,7 +13,7 @@ from torch import Tensor
 from .._registry import Registry
 from ..data import Inputs
 
-__all__ = ["VIEWS", "View", "ViewBatch", "create_view", "image_batch", "token_ids"]
+__all__ = ["VIEWS", "View", "ViewBatch", "create_view", "image_batch", "token_ids", "word_classes"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class View(ABC):
     @abstractmethod
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         """The view of ``inputs``."""
+
+    def classes(self, input_info: Mapping[str, Any]) -> int | None:
+        """How many class ids its targets can take, where that is known before any batch (a
+        rotation's 4, a word view's vocabulary), so that a task with fewer classes is refused
+        before training; None where the targets are not class ids or the count is not known."""
+        return None
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -62,3 +69,12 @@ def token_ids(inputs: Inputs, owner: str) -> Tensor:
         got = type(tokens).__name__ if not isinstance(tokens, Tensor) else list(tokens.shape)
         raise ValueError(f"{owner} needs token ids [B, L] (or a dict with 'tokens'); got {got}.")
     return tokens
+
+
+def word_classes(predict: int | None, input_info: Mapping[str, Any]) -> int | None:
+    """The class ids of a view whose targets are word ids: those below ``predict`` (None: every
+    id) that the vocabulary has (``input_info["vocab_size"]``, when the dataset gives it)."""
+    vocab = input_info.get("vocab_size")
+    if predict is None:
+        return vocab if isinstance(vocab, int) else None
+    return min(predict, vocab) if isinstance(vocab, int) else predict

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch, token_ids
+from ._base import VIEWS, View, ViewBatch, token_ids, word_classes
 
 __all__ = ["MaskedWords"]
 
@@ -56,6 +57,9 @@ class MaskedWords(View):
                              f"pad_index={pad_index!r}.")
         self.fraction, self.span, self.predict = fraction, span, predict
         self.mask_index, self.pad_index = mask_index, pad_index
+
+    def classes(self, input_info: Mapping[str, Any]) -> int | None:
+        return word_classes(self.predict, input_info)
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         tokens = token_ids(inputs, "MaskedWords")

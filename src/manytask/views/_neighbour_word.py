@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch, token_ids
+from ._base import VIEWS, View, ViewBatch, token_ids, word_classes
 
 __all__ = ["NeighbourWord", "PreviousWord"]
 
@@ -42,6 +43,9 @@ class NeighbourWord(View):
             raise ValueError(f"NeighbourWord needs direction 'next' or 'previous' and predict >= 1 (or None). Got "
                              f"direction={direction!r}, predict={predict!r}.")
         self.direction, self.predict, self.pad_index = direction, predict, pad_index
+
+    def classes(self, input_info: Mapping[str, Any]) -> int | None:
+        return word_classes(self.predict, input_info)
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         del generator  # deterministic

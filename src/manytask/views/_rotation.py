@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from ..data import Inputs
@@ -27,6 +30,9 @@ class Rotation(View):
         >>> out.target.tolist(), out.inputs.flatten().tolist()  # [[0, 1], [2, 3]] a quarter turn left
         ([1], [1.0, 3.0, 0.0, 2.0])
     """
+
+    def classes(self, input_info: Mapping[str, Any]) -> int | None:
+        return 4
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
         inputs = image_batch(inputs, "Rotation", "square image inputs [B, C, S, S]",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..data import Inputs
-from ._base import VIEWS, View, ViewBatch, token_ids
+from ._base import VIEWS, View, ViewBatch, token_ids, word_classes
 
 __all__ = ["CBOW", "SkipGram"]
 
@@ -23,6 +24,9 @@ class _Window(View):
                              f"predict >= 1 (or None). Got window={window!r}, mask_index={mask_index!r}, "
                              f"pad_index={pad_index!r}, predict={predict!r}.")
         self.window, self.mask_index, self.pad_index, self.predict = window, mask_index, pad_index, predict
+
+    def classes(self, input_info: Mapping[str, Any]) -> int | None:
+        return word_classes(self.predict, input_info)
 
     def _parts(self, inputs: Inputs, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """The token ids, the centre ``[B, L]`` and the window around it (centre excluded) ``[B, L]``."""

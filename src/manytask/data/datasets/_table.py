@@ -39,16 +39,16 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _numbers(column: pd.Series, where: str) -> np.ndarray:
+_NUMBER_FIX = ("Fix the value (leave the cell empty where it is missing), or, for an input column, list it under "
+               "'categorical' to one-hot encode it.")
+
+
+def _numbers(column: pd.Series, where: str, fix: str = _NUMBER_FIX) -> np.ndarray:
     """``column`` (text) as float64, NaN where empty; a cell that is not a finite number raises."""
     x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = column.notna().to_numpy() & ~np.isfinite(x)
     if bad.any():
-        raise TableError(
-            f"{where}: column {column.name!r} is numeric but holds {column.to_numpy()[bad][0]!r}. "
-            "Fix the value (leave the cell empty where it is missing), or, for an input column, "
-            "list it under 'categorical' to one-hot encode it."
-        )
+        raise TableError(f"{where}: column {column.name!r} is numeric but holds {column.to_numpy()[bad][0]!r}. {fix}")
     return x
 
 
@@ -207,7 +207,8 @@ def _encode_labels(
         y = np.zeros(len(values), dtype=np.float32)
         texts = [str(v).lower() for v in present]
         if "above" in spec:  # a derived target (a hint): is the number above the threshold?
-            y[mask] = _numbers(present, where) > float(spec["above"])
+            y[mask] = _numbers(present, where, "'above' compares numbers: name a numeric column, or use "
+                               "'positive: <value>' for a text label.") > float(spec["above"])
         elif "positive" in spec:
             positive = _text(spec["positive"]).lower()
             y[mask] = [t == positive for t in texts]
