@@ -436,3 +436,16 @@ def test_excluded_columns_are_never_read(tmp_path: Path) -> None:
         table(path=str(path), tasks={"score": {"kind": "regression"}}, split_column="split", exclude=["score"])
     with pytest.raises(TableError, match="no column 'nope'"):
         table(path=str(path), tasks={"score": {"kind": "regression"}}, exclude=["nope"])
+
+
+def test_an_identifier_column_is_not_one_hot_encoded_silently(tmp_path: Path) -> None:
+    """Before the fix an id column (a different text in every row) became one input feature per
+    row, none shared by any other row or by a test row."""
+    rows = "".join(f"r{i},{i % 7},{i % 3}\n" for i in range(40))
+    path = _csv(tmp_path, "id,x,y\n" + rows)
+    with pytest.raises(TableError, match=r"input column 'id' has a different value in each of its \d+ training rows "
+                                         r"\(an identifier\?\).*exclude: \[id\].*'categorical'"):
+        table(path=str(path), tasks={"y": {"kind": "regression"}})
+    assert table(path=str(path), tasks={"y": {"kind": "regression"}}, exclude=["id"]).input_info["in_features"] == 1
+    forced = table(path=str(path), tasks={"y": {"kind": "regression"}}, categorical=["id"])
+    assert forced.input_info["in_features"] > 20

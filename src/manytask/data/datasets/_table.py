@@ -52,6 +52,19 @@ def _numbers(column: pd.Series, where: str, fix: str = _NUMBER_FIX) -> np.ndarra
     return x
 
 
+def _refuse_identifiers(text_columns: list[str], train_rows: pd.DataFrame, file: Path) -> None:
+    """A text input with a different value in every training row (an id, a name) would be one
+    one-hot feature per row that no other row shares: refused unless listed in 'categorical'."""
+    for column in text_columns:
+        values = train_rows[column].dropna()
+        if len(values) >= 20 and values.nunique() == len(values):
+            raise TableError(
+                f"{file}: input column {column!r} has a different value in each of its {len(values)} training "
+                f"rows (an identifier?); one-hot encoded, no other row would share any of its features. Leave "
+                f"it out with exclude: [{column}], or list it under 'categorical' to encode it anyway."
+            )
+
+
 def _is_numeric(column: pd.Series, where: str) -> bool:
     """Whether an input column is numeric. A column whose cells are mostly numbers but not all
     is an error naming the rows and values: one stray string must not one-hot encode it."""
@@ -564,6 +577,8 @@ def table_from_frame(
     # Inputs, encoded with training statistics only.
     forced = set(categorical or [])
     numeric = [c for c in inputs if c not in forced and _is_numeric(frame[c], str(file))]
+    _refuse_identifiers([c for c in inputs if c not in numeric and c not in forced],
+                        frame.iloc[train_idx.numpy()], file)
     encoder = Encoder.fit(frame[inputs].iloc[train_idx.numpy()], numeric, where=str(file))
     x = encoder.transform(frame[inputs], where=str(file))
     stem = file.name.split(".")[0]
