@@ -119,3 +119,12 @@ def test_through_a_config_the_view_class_check_runs_before_training(tmp_path: Pa
     with pytest.raises(ConfigError, match="view 'next_word' makes targets with 520 class ids"):
         train(config, run_dir=run_dir)
     assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def test_an_aux_schedule_with_no_auxiliary_task_is_refused(tmp_path: Path) -> None:
+    """Before the fix it trained as plain EW, silently."""
+    with pytest.raises(ConfigError, match=r"aux-schedule weights the auxiliary tasks, and none of \['category', "
+                                          r"'score', 'flag'\] is one"):
+        build(tmp_path, balancer={"name": "aux-schedule", "steps": 10})
+    build(tmp_path, balancer={"name": "aux-schedule", "steps": 10}, tasks={"flag": {"role": "auxiliary"}})
+    build(tmp_path, balancer={"name": "aux-schedule", "steps": 10}, include_tasks=["score"])  # a baseline

@@ -430,6 +430,10 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     balancer_options = _check(BALANCERS, "balancer", config.balancer.name, config.balancer.options(), ("tasks",))
     with _section("balancer"):
         balancer = BALANCERS.create(config.balancer.name, tasks=tasks, **balancer_options)
+    if config.balancer.name == "aux-schedule" and len(tasks) > 1 and all(t.role != "auxiliary" for t in tasks):
+        raise ConfigError(f"Config section 'balancer': aux-schedule weights the auxiliary tasks, and none of "
+                          f"{names} is one, so it would train as plain EW; set role: auxiliary on a task "
+                          "(tasks.<name>.role), or use ew.")
 
     training = config.training
     started_from = None
