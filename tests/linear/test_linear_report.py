@@ -23,7 +23,7 @@ def test_write_section_appends_replaces_and_keeps_others(tmp_path: Path) -> None
     text = page.read_text()
     assert "second A" in text and "first A" not in text and "only B" in text
     assert text.index("section:a start") < text.index("section:b start")
-    assert not [p for p in page.parent.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in page.parent.iterdir() if ".tmp" in p.name]
 
 
 def test_write_section_rejects_bad_ids_and_broken_markers(tmp_path: Path) -> None:

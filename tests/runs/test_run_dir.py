@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from manytask.cli._app import app
@@ -132,3 +133,39 @@ def test_a_resume_that_changes_the_length_names_what_it_stretches(tmp_path: Path
         assert "training.steps changes" not in out
     else:
         assert "training.steps changes from 10 to 20 on this resume" in out and stretched in out
+
+
+def test_overwrite_deletes_what_predict_export_and_a_learned_structure_left(tmp_path: Path) -> None:
+    """Before the fix an old run's predictions.csv, evaluation.csv, model.pt2 and structure.txt
+    survived --overwrite beside the new run."""
+    train(config(tmp_path, "logging.report=false"))
+    leftovers = ["predictions.csv", "evaluation.csv", "model.pt2", "structure.txt"]
+    for name in leftovers:
+        (tmp_path / name).write_text("old run")
+    with pytest.raises(RunDirError, match="predictions.csv"):
+        train(config(tmp_path, "logging.report=false"))
+    train(config(tmp_path, "logging.report=false"), overwrite=True)
+    assert not [n for n in leftovers if (tmp_path / n).exists()]
+
+
+def test_the_saved_config_names_the_directory_the_run_is_in(tmp_path: Path) -> None:
+    """Before the fix config.yaml kept the config's run_dir when --run-dir differed, so training
+    from it with --resume continued the other run."""
+    elsewhere = tmp_path / "elsewhere"
+    train(config(tmp_path / "named", "logging.report=false"), run_dir=elsewhere)
+    saved = yaml.safe_load((elsewhere / "config.yaml").read_text())
+    assert saved["run_dir"] == str(elsewhere)
+    resumed = train(parse_config(saved | {"training": saved["training"] | {"steps": 30}}), resume="latest")
+    assert resumed.run_dir == elsewhere and resumed.train.steps_run == 10
+    assert not (tmp_path / "named").exists()
+
+
+def test_a_resume_shorter_than_its_checkpoint_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """Before the fix it said nothing and config.yaml recorded 10 steps for a model trained 20."""
+    train(config(tmp_path, "logging.report=false"))
+    before = snapshot(tmp_path)
+    with pytest.raises(RunDirError, match=r"training.steps: 10: its checkpoint is at step 20 already. Resume with "
+                                          r"training.steps >= 20"):
+        train(config(tmp_path, "training.steps=10", "logging.report=false"), resume="latest")
+    assert snapshot(tmp_path) == before
+    assert train(config(tmp_path, "logging.report=false"), resume="latest").train.steps_run == 0

@@ -69,3 +69,20 @@ def test_a_new_file_gets_the_umask_mode_and_a_replaced_file_keeps_its_own(tmp_pa
         assert kept.stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
+
+
+def test_a_writer_that_recreates_the_file_privately_still_gives_the_umask_mode(tmp_path: Path) -> None:
+    """Before the fix checkpoints were 0600 whatever the umask: safetensors recreates the file it
+    writes as owner-only, after atomic_path had set the mode. The name keeps the suffix, so
+    torch.export no longer warns that its archive does not end in .pt2."""
+    import torch
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "w.safetensors") as tmp:
+            assert tmp.name.endswith(".safetensors")
+            save_file({"x": torch.zeros(2)}, str(tmp))
+        assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

@@ -25,14 +25,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the temporary name keeps the file's suffix: writers that check it (torch.export) stay quiet
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     tmp = Path(name)
-    # mkstemp makes the file private (0600); give it the mode an ordinary write would: the old
-    # file's, or the umask's default for a new one (a run directory shared with a team stays readable)
-    os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+    # mkstemp makes the file private (0600), and so do writers that recreate it (safetensors): give
+    # it, once written, the mode an ordinary write would: the old file's, or the umask's default for
+    # a new one (a run directory shared with a team stays readable)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
     try:
         yield tmp
+        os.chmod(tmp, mode)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -496,5 +496,8 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
 
 
 def save_config(config: Config, run_dir: Path) -> None:
-    """Write the resolved config to ``run_dir/config.yaml`` (atomically)."""
-    atomic_write(Path(run_dir) / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    """Write the resolved config to ``run_dir/config.yaml`` (atomically), its ``run_dir`` the
+    directory the run is in (``--run-dir`` may differ from the config's), so that the file
+    trains or resumes that run and no other."""
+    resolved = config.model_copy(update={"run_dir": str(run_dir)})
+    atomic_write(Path(run_dir) / "config.yaml", yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False))

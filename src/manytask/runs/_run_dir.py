@@ -13,9 +13,11 @@ from ..config import Config
 
 __all__ = ["RESUMABLE_KEYS", "RUN_ARTEFACTS", "RunDirError", "check_resume", "claim"]
 
-#: What a run writes into its directory (``compare`` adds its tables and sub-runs).
+#: What a run writes into its directory (``compare`` adds its tables and sub-runs), and what
+#: ``predict``, ``evaluate`` and ``export`` write there by default: ``--overwrite`` deletes them all.
 RUN_ARTEFACTS = ("config.yaml", "metrics.csv", "results.json", "checkpoints", "comparison.md", "comparison.csv",
-                 "tasks.json", "preprocessing.json", "report.html", "coef.csv", "search.csv", "relatedness")
+                 "tasks.json", "preprocessing.json", "report.html", "coef.csv", "search.csv", "relatedness",
+                 "structure.txt", "tensorboard", "predictions.csv", "evaluation.csv", "model.pt2")
 
 #: Config keys a resume may change: they alter neither what was trained so far nor the data split
 #: (a resume reads its weights from its own checkpoint, never from ``training.init_from``).

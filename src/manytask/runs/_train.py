@@ -148,6 +148,10 @@ def train(
                  f"the run directory {target}")
     experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks,
                                   resuming=resume is not None)
+    if resume is not None and (done := experiment.trainer.checkpoint_step(resume)) > config.training.steps:
+        raise RunDirError(f"Cannot resume {target} with training.steps: {config.training.steps}: its checkpoint is "
+                          f"at step {done} already. Resume with training.steps >= {done}; a shorter run is a new run "
+                          "(another directory).")
     if ranks is None or ranks.is_main:
         stretched = _stretched_schedules(target, config, experiment.tasks) if resume is not None else None
         if stretched is not None:

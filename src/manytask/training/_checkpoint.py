@@ -51,6 +51,12 @@ class CheckpointManager:
     def path(self, step: int) -> Path:
         return self.directory / f"step-{step:09d}.safetensors"
 
+    @staticmethod
+    def step_of(path: Path) -> int:
+        """The step at which checkpoint ``path`` was written (from a step file's name, else read)."""
+        named = _NAME.match(Path(path).name)
+        return int(named.group(1)) if named else int(CheckpointManager.load(path)["step"])
+
     def latest(self) -> Path | None:
         """The newest step checkpoint, or None."""
         steps = self.steps()

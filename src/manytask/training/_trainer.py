@@ -610,6 +610,10 @@ class Trainer:
                         "model is used.", self.monitor)
         return False
 
+    def checkpoint_step(self, resume: Path | str) -> int:
+        """The step at which the checkpoint ``resume`` (a path or ``"latest"``) was written."""
+        return CheckpointManager.step_of(self._resolve(resume))
+
     # ----------------------------------------------------------------------------------------
     def _resolve(self, resume: Path | str) -> Path:
         if resume == "latest":
