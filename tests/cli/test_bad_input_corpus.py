@@ -64,6 +64,9 @@ CASES: dict[str, tuple[Case, str]] = {
     "config file missing": (lambda t: ["train", str(t / "nope.yaml")], r"nope\.yaml"),
     "config not YAML": (lambda t: ["train", _config(t, text="data: {name: demo\n")], r"(YAML|yaml)"),
     "config a list": (lambda t: ["train", _config(t, text="- 1\n- 2\n")], r"mapping"),
+    "a section written twice": (lambda t: ["train", _config(t, text="training: {steps: 4}\ndata: {name: demo}\n"
+                                                                   "training: {eval_every: 2}\n")],
+                                r"key 'training' appears twice in one mapping \(lines 1 and 3\)"),
     "unknown section": (lambda t: ["train", _config(t, {"trainig": {"steps": 3}})], r"trainig.*training"),
     "unknown key": (lambda t: ["train", _config(t, {"training": {"stepz": 3}})], r"stepz"),
     "wrong type": (lambda t: ["train", _config(t, {"training": {"steps": "many"}})], r"training\.steps"),
@@ -123,12 +126,20 @@ CASES: dict[str, tuple[Case, str]] = {
         r"label"),
     "headerless table with the wrong column count": (lambda t: ["train", _table_config(
         t, "1,2,a\n3,4,b\n", {"label": {"kind": "binary"}}, columns=["x", "label"])], r"names 2"),
+    "a task name with a dot": (lambda t: ["train", _table_config(
+        t, "x,wage.hr\n" + "".join(f"{i},{i}.5\n" for i in range(12)), {"wage.hr": {"kind": "regression"}})],
+        r"contain no '/' or '\.'.*'wage\.hr'"),
+    "a typo beside a binary positive": (lambda t: ["train", _table_config(
+        t, "x,label\n" + "".join(f"{i},{['yes', 'no'][i % 2]}\n" for i in range(12)) + "3,yse\n",
+        {"label": {"kind": "binary", "positive": "yes"}})], r"positive 'yes' takes one other value.*\['no', 'yse'\]"),
     "a label also excluded": (lambda t: ["train", _table_config(t, TABLE, {"label": {"kind": "classification"}},
                                                                 exclude=["label"])], r"exclude"),
     # --- run directories and checkpoints
     "train into a finished run": (lambda t: ["train", _config(t), "--run-dir", str(t / "done")], r"--resume latest"),
     "resume with nothing to resume": (lambda t: ["train", _config(t), "--run-dir", str(t / "empty"), "--resume",
                                                  "latest"], r"Nothing to resume"),
+    "resume shorter than its checkpoint": (lambda t: ["train", _config(t, {"training": {"steps": 2}}), "--run-dir",
+                                                      str(t / "done"), "--resume", "latest"], r"at step 4 already"),
     "resume with another model": (lambda t: ["train", _config(t, {"model": {"encoder": {"hidden": [9]}}}),
                                              "--run-dir", str(t / "done"), "--resume", "latest"],
                                   r"model\.encoder\.hidden"),

@@ -8,6 +8,7 @@ from ._strict import StrictModel
 from ._suggest import did_you_mean
 from ._table_io import TableError, read_table
 from ._validation import validation_messages
+from ._yaml import load_yaml
 
 __all__ = [
     "DEFAULT_DATA_ROOT",
@@ -17,6 +18,7 @@ __all__ = [
     "atomic_write",
     "data_root",
     "did_you_mean",
+    "load_yaml",
     "read_table",
     "split_groups",
     "split_indices",

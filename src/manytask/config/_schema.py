@@ -10,7 +10,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from .._utils import StrictModel, validation_messages
+from .._utils import StrictModel, load_yaml, validation_messages
 from ..tasks._auxiliary import expand_auxiliary
 
 __all__ = [
@@ -251,7 +251,7 @@ def read_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
         raise ConfigError(f"Config file {path} does not exist. Pass the path of a YAML file "
                           "(see examples/ for templates).")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"Config file {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):

@@ -27,7 +27,7 @@ import pydantic
 import yaml
 from pydantic import Field
 
-from .._utils import StrictModel, atomic_write, write_section
+from .._utils import StrictModel, atomic_write, load_yaml, write_section
 from ..config import ConfigError, parse_config
 from ..evaluation import format_mean_std
 from ..metrics import delta_m, higher_is_better
@@ -117,7 +117,7 @@ def load_suite(path: str | Path) -> Suite:
     if not path.is_file():
         raise ConfigError(f"Suite file {path} does not exist (suites live in benchmarks/*.yaml).")
     try:
-        suite = Suite.model_validate(yaml.safe_load(path.read_text()) or {})
+        suite = Suite.model_validate(load_yaml(path.read_text()) or {})
     except (pydantic.ValidationError, yaml.YAMLError) as error:
         raise ConfigError(f"Suite file {path} is invalid: {error}") from None
     for dataset in suite.datasets:

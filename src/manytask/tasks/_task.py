@@ -147,8 +147,11 @@ class Task(ABC):
     channelled: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name:
-            raise ValueError(f"Task name must be non-empty and contain no '/'. Got {self.name!r}.")
+        if not self.name or "/" in self.name or "." in self.name:
+            raise ValueError(f"Task name must be non-empty and contain no '/' or '.' (it names the task's head "
+                             f"module and its metrics, 'task/metric'). Got {self.name!r}: name the task otherwise "
+                             "(a table task reads any column: {wage_hr: {column: wage.hr}}; task ids in a "
+                             "task column such as 7.0 become names: write them as 7).")
         if self.role not in ("main", "auxiliary", "adversarial"):
             raise ValueError(f"Task {self.name!r}: role must be 'main', 'auxiliary' or 'adversarial'. "
                              f"Got {self.role!r}.")

@@ -224,6 +224,10 @@ def _encode_labels(
                                "'positive: <value>' for a text label.") > float(spec["above"])
         elif "positive" in spec:
             positive = _text(spec["positive"]).lower()
+            others = sorted(set(texts) - {positive})
+            if len(others) > 1:  # a typo of either value would silently be a negative
+                raise TableError(f"{where}: a binary label with positive {positive!r} takes one other value (the "
+                                 f"negative); found {others[:5]}. Fix the values, or make it a classification task.")
             y[mask] = [t == positive for t in texts]
         else:
             bad = sorted(set(texts) - TRUE - FALSE)
