@@ -64,6 +64,10 @@ CASES: dict[str, tuple[Case, str]] = {
     "config file missing": (lambda t: ["train", str(t / "nope.yaml")], r"nope\.yaml"),
     "config not YAML": (lambda t: ["train", _config(t, text="data: {name: demo\n")], r"(YAML|yaml)"),
     "config a list": (lambda t: ["train", _config(t, text="- 1\n- 2\n")], r"mapping"),
+    "a CNN on vectors": (lambda t: ["train", _config(t, {"model": {"encoder": {"name": "cnn", "hidden": None}}})],
+                         r"'hps' with encoder 'cnn' cannot read the inputs of dataset 'demo' \(Expected"),
+    "an input size the data contradicts": (lambda t: ["train", _config(t, {"model": {"encoder": {"in_features": 7}}})],
+                                           r"cannot read the inputs of dataset 'demo'.*leave input sizes"),
     "a section written twice": (lambda t: ["train", _config(t, text="training: {steps: 4}\ndata: {name: demo}\n"
                                                                    "training: {eval_every: 2}\n")],
                                 r"key 'training' appears twice in one mapping \(lines 1 and 3\)"),

@@ -143,3 +143,18 @@ def test_every_task_class_a_dataset_makes_is_rebuilt_from_tasks_json() -> None:
             Regression("size", target_mean=(1.0,), target_std=(2.0,))]
     for task in made:
         assert _task_from_spec(json.loads(json.dumps(_task_spec(task)))) == task
+
+
+def test_a_header_only_file_and_an_out_that_is_a_directory_are_named(run: Path, tmp_path: Path) -> None:
+    """Before the fix a header-only file crashed in a reshape and a directory --out gave an
+    IsADirectoryError traceback from the atomic rename."""
+    frame = read_table(EXAMPLE, text=True)
+    frame.iloc[:0].to_csv(tmp_path / "empty.csv", index=False)
+    frame.iloc[:3].to_csv(tmp_path / "three.csv", index=False)
+    for command in ("predict", "evaluate"):
+        result = CliRunner().invoke(app, [command, str(run), "--data", str(tmp_path / "empty.csv")])
+        assert result.exit_code == 2 and "holds no rows" in result.output, result.output
+    (tmp_path / "folder").mkdir()
+    for command in (["predict", str(run), "--data", str(tmp_path / "three.csv")], ["export", str(run)]):
+        result = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "folder")])
+        assert result.exit_code == 2 and "it is a directory; name a file" in result.output, result.output

@@ -24,6 +24,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         ...     tmp.write_bytes(b"...")
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write {path}: it is a directory; name a file (a path inside it).")
     path.parent.mkdir(parents=True, exist_ok=True)
     # the temporary name keeps the file's suffix: writers that check it (torch.export) stay quiet
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")

@@ -32,8 +32,8 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override 
 #: The project's own errors for things a user can fix: one line, exit 2. Anything else is a bug in
 #: manytask (or its dependencies) and keeps its traceback.
 _USER_ERRORS = (RunDirError, ConfigError, CheckpointError, NonFiniteError, TargetError, EmptySourceError,
-                FileNotFoundError, UnknownNameError, OptionsError, TableError, DataFormatError, ChecksumError,
-                DownloadError)
+                FileNotFoundError, IsADirectoryError, UnknownNameError, OptionsError, TableError, DataFormatError,
+                ChecksumError, DownloadError)
 
 
 def _under_torchrun(command: str) -> bool:

@@ -303,6 +303,30 @@ def _check_views_fit(views: Mapping[str, View], tasks: Sequence[Task], sources: 
                                   "to what the view predicts.") from None
 
 
+def _check_model_fits(config: Config, model: MultiTaskModel, tasks: Sequence[Task], sources: Mapping[str, Any]) -> None:
+    """Run the model on two training rows (eval mode, no gradient, the random state kept), so
+    that an encoder that cannot read the dataset's inputs (a CNN on a table, a wrong in_features
+    or gate_in) is a config error before anything is written, not a crash at the first step."""
+    names = [t.name for t in tasks if t.view is None]
+    source = next((s for s in sources.values() if isinstance(s, TensorSource) and len(s)), None)
+    if not names or source is None:
+        return
+    sample = source.batch(torch.arange(min(2, len(source))))
+    training = model.training
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model.eval()
+            model(sample.inputs, names)
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"Config section 'model': {config.model.name!r} with encoder {config.model.encoder.name!r} "
+                          f"cannot read the inputs of dataset {config.data.name!r} ({first}). Choose an encoder for "
+                          "these inputs (manytask list encoders), and leave input sizes (in_features, vocab_size, "
+                          "gate_in, ...) unset: they come from the dataset.") from None
+    finally:
+        model.train(training)
+
+
 def _check_view_classes(views: Mapping[str, View], tasks: Sequence[Task], input_info: Mapping[str, Any]) -> None:
     """A classification task with fewer classes than the class ids its view's targets take is
     refused before training (a few sample rows may not show it; a later step would crash)."""
@@ -480,6 +504,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     views = _views(config, tasks, data.input_info)
     _check_view_classes(views, tasks, data.input_info)
     _check_views_fit(views, tasks, {**sources, **unlabelled})
+    _check_model_fits(config, model, tasks, sources)
     try:
         trainer = Trainer(
             model, tasks, balancer, optimizer, loader, training.steps,

@@ -88,6 +88,8 @@ def predict(run_dir: str | Path, data: str | Path, checkpoint: str = "best", out
         raise FileNotFoundError(f"--data {path}: no such file; give the CSV or Parquet table of new rows.")
     preprocessing = run.preprocessing or {}
     frame = read_table(path, preprocessing.get("sep"), text=True)
+    if frame.empty:
+        raise TableError(f"--data {path} holds no rows (a header at most); give the rows to predict.")
     predictions = predict_frame(run, frame, where=str(path))
     target = Path(out) if out is not None else Path(run_dir) / "predictions.csv"
     buffer = io.StringIO()
@@ -108,6 +110,8 @@ def evaluate_file(run_dir: str | Path, data: str | Path, checkpoint: str = "best
     if run.preprocessing is None or run.preprocessing.get("dataset") != "table":
         raise TableError(f"{run.run_dir} was not trained on a table (no preprocessing.json); evaluate reads tables.")
     frame = read_table(path, run.preprocessing.get("sep"), text=True)
+    if frame.empty:
+        raise TableError(f"--data {path} holds no rows (a header at most); give labelled rows to score.")
     _check_columns(frame, run.preprocessing, str(path))
     x = encode_saved(run.preprocessing["encoder"], frame, str(path))
     tasks = [t for t in run.tasks if t.view is None]
