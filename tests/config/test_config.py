@@ -117,3 +117,16 @@ def test_step_schedule_without_decay_every_and_head_dropout_without_a_hidden_lay
         build_experiment(parse_config(cfg(**{"optimizer.scheduler": "step"})), run_dir=tmp_path)
     with pytest.raises(ConfigError, match="tasks.score.*head_dropout must be in \\[0, 1\\) and needs a hidden layer"):
         build_experiment(parse_config(cfg(**{"tasks.score.head_dropout": 0.3})), run_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("optimizer", "match"), [
+    ({"name": "adam", "momentum": 0.5}, r"momentum is read only with name: sgd \(this is 'adam'"),
+    ({"scheduler": "constant", "decay_every": 5}, r"decay_every is read only with scheduler: step"),
+    ({"scheduler": "cosine", "decay_factor": 0.5}, r"decay_factor is read only with scheduler: step"),
+])
+def test_optimizer_options_the_choice_does_not_read_are_refused(optimizer: dict, match: str) -> None:
+    """Before the fix they were accepted and ignored; a saved config (every key, defaults) still loads."""
+    with pytest.raises(ConfigError, match=match):
+        parse_config({"optimizer": optimizer})
+    parse_config({"optimizer": parse_config({}).optimizer.model_dump()})
+    parse_config({"optimizer": {"name": "sgd", "momentum": 0.5, "scheduler": "step", "decay_every": 5}})

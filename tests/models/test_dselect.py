@@ -138,3 +138,14 @@ def test_the_regulariser_settles_the_selectors_sooner_through_the_trainer() -> N
             return float(-torch.special.xlogy(r, r).sum((1, 2)).mean())
 
     assert final_entropy(1.0) < 0.7 * final_entropy(0.0)  # 0.18 against 0.35 here
+
+
+def test_dselect_options_with_the_softmax_gate_are_refused() -> None:
+    """Before the fix ``{name: mmoe, gamma: 5, k: 3}`` with the default softmax gate was accepted
+    and ignored."""
+    tasks = [Regression("a"), Regression("b")]
+    for options in ({"k": 3}, {"gamma": 5.0}):
+        with pytest.raises(ValueError, match="k and gamma are DSelect-k's options: set gate: dselect"):
+            MMoE(MLP(4, (8,)), tasks, **options)  # type: ignore[arg-type]
+    model = MMoE(MLP(4, (8,)), tasks, num_experts=4, gate="dselect", k=3, gamma=5.0)
+    assert model(torch.randn(2, 4))["a"].shape == (2, 1)

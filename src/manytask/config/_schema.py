@@ -118,6 +118,20 @@ class OptimizerConfig(StrictModel):
     decay_every: PositiveInt | None = None
     decay_factor: float = Field(default=0.1, gt=0.0, le=1.0)
 
+    @pydantic.model_validator(mode="after")
+    def _options_that_apply(self) -> OptimizerConfig:
+        """An option the chosen optimizer or schedule does not read is refused, not ignored (a saved
+        config, which writes every key, passes: it holds the defaults there)."""
+        defaults = OptimizerConfig.model_fields
+        step = self.scheduler == "step"
+        owners = {"momentum": ("name: sgd", self.name == "sgd"), "decay_every": ("scheduler: step", step),
+                  "decay_factor": ("scheduler: step", step)}
+        for key, (owner, applies) in owners.items():
+            if not applies and getattr(self, key) != defaults[key].default:
+                raise ValueError(f"{key} is read only with {owner} (this is {self.name!r}, scheduler "
+                                 f"{self.scheduler!r}); remove it, or set {owner}.")
+        return self
+
 
 class TrainingConfig(StrictModel):
     """``training:`` length, evaluation, checkpoints, early stopping and device."""

@@ -79,8 +79,8 @@ class MMoE(MultiTaskModel):
             (see :func:`gate_summary`).
         gate: ``"softmax"`` (the paper's) or ``"dselect"``: :class:`DSelectK`, which selects at most
             ``k`` of the experts (Hazimeh et al. 2021; ``num_experts`` a power of 2).
-        k: DSelect-k's number of selectors.
-        gamma: DSelect-k's smooth-step width.
+        k: DSelect-k's number of selectors (default 2; refused with the softmax gate).
+        gamma: DSelect-k's smooth-step width (default 1.0; refused with the softmax gate).
         entropy: DSelect-k's entropy regulariser weight (0: none); the gates of this step's tasks
             give :meth:`penalty`.
 
@@ -98,8 +98,8 @@ class MMoE(MultiTaskModel):
     gated_samples: Tensor  # [T] the samples they were summed over
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
-                 num_experts: int = 4, gate_in: int | None = None, gate: str = "softmax", k: int = 2,
-                 gamma: float = 1.0, entropy: float = 0.0) -> None:
+                 num_experts: int = 4, gate_in: int | None = None, gate: str = "softmax",
+                 k: int | None = None, gamma: float | None = None, entropy: float = 0.0) -> None:
         super().__init__()
         if not tasks:
             raise ValueError("MMoE needs at least one task.")
@@ -114,9 +114,12 @@ class MMoE(MultiTaskModel):
         self.gate_kind = gate
         if entropy and gate != "dselect":
             raise ValueError("MMoE's entropy regulariser is DSelect-k's: set gate: dselect, or leave entropy at 0.")
+        if gate != "dselect" and (k is not None or gamma is not None):
+            raise ValueError("MMoE's k and gamma are DSelect-k's options: set gate: dselect, or leave them out.")
         if gate == "softmax":
             self.gates = nn.ModuleDict({t.name: gate_summary(encoder, num_experts, gate_in) for t in tasks})
         else:
+            k, gamma = 2 if k is None else k, 1.0 if gamma is None else gamma
             width = DSelectK.width(num_experts, k)
             self.gates = nn.ModuleDict({t.name: DSelectK(gate_summary(encoder, width, gate_in), num_experts, k, gamma,
                                                          entropy) for t in tasks})
