@@ -209,3 +209,15 @@ def test_the_cli_writes_the_report_where_asked(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "page.html")])
     assert result.exit_code == 0, result.output
     _check_figures(_read(tmp_path / "page.html"), 3)
+
+
+def test_a_report_on_an_unfinished_run_says_so_and_how_to_continue(tmp_path: Path) -> None:
+    """Before the fix the page of a killed run had curves and no result, and said nothing."""
+    run = tmp_path / "run"
+    train(parse_config(BASE), run_dir=run, report=False)
+    (run / "results.json").unlink()  # as a run killed after its evaluation at step 30 leaves it
+    text = (write_report(run)).read_text()
+    assert "Unfinished run" in text and "its last evaluation is at step 30 of 30" in text
+    assert f"manytask train {run / 'config.yaml'} --resume latest" in text
+    train(parse_config(BASE), run_dir=tmp_path / "done", report=False)
+    assert "Unfinished run" not in write_report(tmp_path / "done").read_text()

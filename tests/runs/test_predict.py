@@ -158,3 +158,18 @@ def test_a_header_only_file_and_an_out_that_is_a_directory_are_named(run: Path, 
     for command in (["predict", str(run), "--data", str(tmp_path / "three.csv")], ["export", str(run)]):
         result = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "folder")])
         assert result.exit_code == 2 and "it is a directory; name a file" in result.output, result.output
+
+
+def test_a_corrupt_best_checkpoint_points_to_another_checkpoint_not_to_resuming(run: Path, tmp_path: Path) -> None:
+    """Before the fix predict said 'Delete it and resume', which does not help a prediction."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    best = copy / "checkpoints" / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:-30])
+    frame = read_table(EXAMPLE, text=True)
+    frame.iloc[:3].to_csv(tmp_path / "three.csv", index=False)
+    result = CliRunner().invoke(app, ["predict", str(copy), "--data", str(tmp_path / "three.csv")])
+    assert result.exit_code == 2 and "--checkpoint latest" in result.output and "resume" not in result.output
+    latest = CliRunner().invoke(app, ["predict", str(copy), "--data", str(tmp_path / "three.csv"), "--checkpoint",
+                                      "latest"])
+    assert latest.exit_code == 0, latest.output

@@ -206,6 +206,17 @@ def test_mean_monitor_says_which_tasks_it_covers(tmp_path: Path, caplog: pytest.
     assert "mean over 2 of 3 tasks" in caplog.text and "flag" in caplog.text
 
 
+def test_mean_monitor_covers_the_tasks_that_measure_its_metric(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """Before the fix a regression task counted as a task whose accuracy was 'undefined'."""
+    trainer = make_trainer(tmp_path, 7)
+    trainer.monitor = "mean/accuracy"
+    assert [t.name for t in trainer._main_tasks() if "accuracy" in t.metrics] == ["category", "flag"]
+    with caplog.at_level("WARNING", logger="manytask"):
+        assert trainer._monitored({"category/accuracy": 0.5, "flag/accuracy": math.nan}) == 0.5
+    assert "mean over 1 of 2 tasks; accuracy is undefined for flag." in caplog.text and "score" not in caplog.text
+
+
 def test_default_monitor_is_the_mean_over_main_tasks_sharing_a_metric() -> None:
     torch.manual_seed(0)
     x = torch.randn(8, 3)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ._page import Page
 from ._plots import Series, heatmap, panels
 
@@ -74,6 +76,12 @@ def run_sections(page: Page, run_dir: Path, level: int = 2, relatedness: bool = 
         page.heading("Result", level)
         results_table(page, results, _roles(run_dir))
     rows = read_metrics(run_dir)
+    if not results and rows and (run_dir / "config.yaml").is_file():
+        planned = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("training", {}).get("steps", "?")
+        page.heading("Unfinished run", level)
+        page.text(f"This run has no results.json: its last evaluation is at step {int(rows[-1]['step'])} of "
+                  f"{planned}, and its best checkpoint was never tested. Continue it with `manytask train "
+                  f"{run_dir / 'config.yaml'} --resume latest`.", note=True)
     if rows:
         best = results.get("best_step")
         mark = float(best) if isinstance(best, (int, float)) else None

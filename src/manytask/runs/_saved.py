@@ -111,7 +111,11 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
                          saved["input_info"])
     model = build_model(config, tasks, saved["input_info"])
     path = _checkpoint(run_dir, checkpoint)
-    state = CheckpointManager.load(path).get("model")
+    try:
+        state = CheckpointManager.load(path).get("model")
+    except CheckpointError as error:  # its own fix speaks of resuming: say what helps here
+        raise CheckpointError(f"{error.problem} Use another checkpoint of the run: --checkpoint latest, or a "
+                              f"{run_dir / 'checkpoints'}/step-*.safetensors file.") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds no model weights.")
     try:

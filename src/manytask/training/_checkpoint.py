@@ -23,7 +23,16 @@ _NAME = re.compile(r"^step-(\d+)\.safetensors$")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, corrupt or from an incompatible run."""
+    """A checkpoint that is missing, corrupt or from an incompatible run. ``problem`` is the
+    message without its fix, for callers whose fix differs (a corrupt file to start from is not
+    one to resume from)."""
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem if problem is not None else message
+
+
+_RESUME_FIX = " Delete it and resume from an earlier step-*.safetensors in the same folder."
 
 
 class CheckpointManager:
@@ -96,20 +105,17 @@ class CheckpointManager:
                 metadata = handle.metadata() or {}
             tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise CheckpointError(
-                f"Checkpoint {path} is corrupt or not a manytask checkpoint ({error}). Delete it "
-                "and resume from an earlier step-*.safetensors in the same folder."
-            ) from None
+            problem = f"Checkpoint {path} is corrupt or not a manytask checkpoint ({error})."
+            raise CheckpointError(problem + _RESUME_FIX, problem) from None
         if metadata.get("format") not in (_FORMAT, *_OLD_FORMATS):
             raise CheckpointError(
                 f"{path} is not a manytask checkpoint (format {metadata.get('format')!r}, "
                 f"expected {_FORMAT!r})."
             )
         if metadata["format"] == _FORMAT and metadata.get("sha256") != _checksum(tensors):
-            raise CheckpointError(
-                f"Checkpoint {path} is corrupt: its tensors do not match the checksum written with them "
-                "(bytes changed on disk). Delete it and resume from an earlier step-*.safetensors."
-            )
+            problem = (f"Checkpoint {path} is corrupt: its tensors do not match the checksum written with them "
+                       "(bytes changed on disk).")
+            raise CheckpointError(problem + _RESUME_FIX, problem)
         state = unflatten_state(metadata["state"], tensors)
         _check_finite_model(path, state.get("model"))
         return state
@@ -130,7 +136,6 @@ def _check_finite_model(path: Path, model: object) -> None:
         return
     for name, value in model.items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise CheckpointError(
-                f"Checkpoint {path} holds NaN or infinite model weights ({name!r}); it is corrupt, not a "
-                "training divergence. Delete it and resume from an earlier step-*.safetensors."
-            )
+            problem = (f"Checkpoint {path} holds NaN or infinite model weights ({name!r}); it is corrupt, not a "
+                       "training divergence.")
+            raise CheckpointError(problem + _RESUME_FIX, problem)

@@ -60,8 +60,7 @@ def load_matching_weights(model: nn.Module, source: str | Path) -> WeightsLoaded
     try:
         state = CheckpointManager.load(path).get("model")
     except CheckpointError as error:  # its own fix speaks of resuming: say what helps here
-        problem = str(error).split(" Delete it")[0].rstrip(".")
-        raise CheckpointError(f"init_from: {problem}. Start from another checkpoint of that run "
+        raise CheckpointError(f"init_from: {error.problem} Start from another checkpoint of that run "
                               "(its checkpoints/step-*.safetensors), or train it again.") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"init_from: {path} holds no model weights.")

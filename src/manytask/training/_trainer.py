@@ -482,7 +482,8 @@ class Trainer:
         head, metric = self.monitor.split("/", 1)
         if head != "mean":
             return metrics.get(self.monitor, math.nan)
-        values = {t.name: metrics.get(f"{t.name}/{metric}", math.nan) for t in self._main_tasks()}
+        measured = [t for t in self._main_tasks() if metric == "loss" or metric in t.metrics]  # not wage's auroc
+        values = {t.name: metrics.get(f"{t.name}/{metric}", math.nan) for t in measured}
         finite = [v for v in values.values() if math.isfinite(v)]
         undefined = [n for n, v in values.items() if not math.isfinite(v)]
         if undefined:

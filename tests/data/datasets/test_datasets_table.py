@@ -227,7 +227,7 @@ def test_example_table_loads() -> None:
         (
             {"tasks": {"grade": {"kind": "classification", "classes": ["a", "b"]}}},
             TableError,
-            r"labels \['c'\] are not in 'classes'",
+            r"labels \['c'\] are not among the task's classes",
         ),
         (
             {"tasks": {"age": {"kind": "regression"}}, "inputs": ["city"], "split_column": "id"},

@@ -249,7 +249,8 @@ def _encode_labels(
             classes = [_text(c) for c in spec["classes"]]
             unknown = sorted(set(present) - set(classes))
             if unknown:
-                raise TableError(f"{where}: labels {unknown[:5]} are not in 'classes' {classes}.")
+                raise TableError(f"{where}: labels {unknown[:5]} are not among the task's classes {classes} (its "
+                                 "'classes', or those of the training rows).")
         else:
             classes = _sorted_labels(set(present))
         if len(classes) < 2:
