@@ -173,3 +173,18 @@ def test_a_corrupt_best_checkpoint_points_to_another_checkpoint_not_to_resuming(
     latest = CliRunner().invoke(app, ["predict", str(copy), "--data", str(tmp_path / "three.csv"), "--checkpoint",
                                       "latest"])
     assert latest.exit_code == 0, latest.output
+
+
+def test_unseen_categories_are_said_with_their_counts(run: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before the fix a column whose every cell was unseen (Female for female, 4.0 for 4) was
+    encoded as all zeros without a word, and every prediction changed."""
+    frame = read_table(EXAMPLE, text=True).iloc[:4].reset_index(drop=True)
+    with caplog.at_level("WARNING", logger="manytask"):
+        predict_frame(load_run(run), frame)
+    assert "hold categories" not in caplog.text
+    column = next(c for c in load_run(run).preprocessing["encoder"]["steps"] if "categories" in c)["column"]
+    frame[column] = ["Klingon", "Klingon", "Vulcan", None]
+    with caplog.at_level("WARNING", logger="manytask"):
+        predict_frame(load_run(run), frame)
+    assert (f"column {column!r}: 3 of its 3 filled cells hold categories the training rows did not have "
+            "('Klingon' x2, 'Vulcan' x1)") in caplog.text

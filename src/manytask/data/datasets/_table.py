@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from .._dataset import DATASETS, MultiTaskData
 from ._files import MissingDataError, source_from_rows
 
 __all__ = ["Encoder", "TableError", "read_table", "table"]
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["classification", "binary", "regression"]
 KINDS = ("classification", "binary", "regression")
@@ -176,11 +179,27 @@ def encode_saved(state: dict[str, Any], frame: pd.DataFrame, where: str = "table
         values = prepared[step["column"]]
         if "categories" in step:
             categories = np.array(step["categories"], dtype=object)
-            parts.append((values.to_numpy(dtype=object)[:, None] == categories[None, :]).astype(np.float32))
+            one_hot = (values.to_numpy(dtype=object)[:, None] == categories[None, :]).astype(np.float32)
+            _say_unseen(step["column"], values[(values != "").to_numpy() & (one_hot.sum(1) == 0)], values, categories,
+                        where)
+            parts.append(one_hot)
         else:
             numbers = (values.to_numpy(dtype=np.float64) - step["mean"]) / step["scale"]
             parts.append(np.nan_to_num(numbers, nan=0.0).astype(np.float32)[:, None])
     return torch.from_numpy(np.concatenate(parts, axis=1) if parts else np.zeros((len(frame), 0), np.float32))
+
+
+def _say_unseen(column: str, unseen: pd.Series, values: pd.Series, categories: np.ndarray, where: str) -> None:
+    """One warning per column whose cells hold categories the training rows did not have: they
+    are encoded as an empty cell would be (all zeros), which changes those rows' predictions."""
+    if unseen.empty:
+        return
+    filled = int((values != "").sum())
+    counts = ", ".join(f"{value!r} x{count}" for value, count in unseen.value_counts().head(3).items())
+    known = ", ".join(map(repr, categories[:5])) + (", ..." if len(categories) > 5 else "")
+    log.warning("manytask: %s: column %r: %d of its %d filled cells hold categories the training rows did not have "
+                "(%s); they are encoded as an empty cell (all zeros). Known: %s.", where, column, len(unseen), filled,
+                counts, known)
 
 
 def _prepare(frame: pd.DataFrame, numeric: Sequence[str], where: str) -> pd.DataFrame:
