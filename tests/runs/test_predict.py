@@ -188,3 +188,28 @@ def test_unseen_categories_are_said_with_their_counts(run: Path, caplog: pytest.
         predict_frame(load_run(run), frame)
     assert (f"column {column!r}: 3 of its 3 filled cells hold categories the training rows did not have "
             "('Klingon' x2, 'Vulcan' x1)") in caplog.text
+
+
+def test_a_run_on_a_headerless_table_reads_new_headerless_rows_by_its_names(tmp_path: Path) -> None:
+    """Before the fix predict took the first data row for a header and said every input was
+    missing."""
+    frame = read_table(EXAMPLE, text=True)
+    frame.to_csv(tmp_path / "bare.csv", index=False, header=False)
+    config = yaml.safe_load((EXAMPLE.parent / "table.yaml").read_text())
+    config["data"] |= {"path": str(tmp_path / "bare.csv"), "columns": list(frame.columns)}
+    config["training"] = {"steps": 10, "eval_every": 10, "progress": False}
+    run_dir = train(parse_config(config), run_dir=tmp_path / "run", report=False).run_dir
+    rows = frame.iloc[:5]
+    expected = predict_frame(load_run(run_dir), rows.reset_index(drop=True))
+    inputs = config["data"]["inputs"]
+    rows.to_csv(tmp_path / "all.csv", index=False, header=False)  # the training file's layout
+    rows[inputs].to_csv(tmp_path / "inputs.csv", index=False, header=False)  # the inputs alone
+    rows.to_csv(tmp_path / "named.csv", index=False)  # with a header row
+    for name in ("all", "inputs", "named"):
+        written = predict(run_dir, tmp_path / f"{name}.csv", out=tmp_path / f"{name}.out.csv")
+        got = pd.read_csv(written)
+        assert np.allclose(got["spend"], expected["spend"], atol=1e-5), name
+    rows[inputs[:3]].to_csv(tmp_path / "three.csv", index=False, header=False)
+    with pytest.raises(TableError, match=r"trained on a table without a header row, of 9 columns.*5 inputs; this "
+                                         r"file's first line has 3 fields"):
+        predict(run_dir, tmp_path / "three.csv")

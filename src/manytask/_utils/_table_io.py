@@ -58,6 +58,20 @@ def read_table(path: str | Path, sep: str | None = None, *, text: bool = False,
     return frame if text else frame.apply(_infer_numbers)
 
 
+def first_fields(path: str | Path, sep: str | None = None) -> list[str]:
+    """The fields of a CSV's first line (a header, or a first row of data); [] for Parquet."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(_PARQUET):
+        return []
+    try:
+        row = pd.read_csv(path, sep=sep or ("\t" if name.endswith(_TAB) else ","), header=None, dtype=str,
+                          keep_default_na=False, nrows=1, engine="python")
+    except pd.errors.EmptyDataError:
+        return []
+    return [str(v).strip() for v in row.iloc[0]] if len(row) else []
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)

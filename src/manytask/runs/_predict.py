@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from .._utils import TableError, atomic_write, read_table
+from .._utils._table_io import first_fields
 from ..data import TensorSource
 from ..data.datasets._table import _encode_labels, encode_saved
 from ..evaluation import evaluate
@@ -79,6 +80,22 @@ def predict_frame(run: LoadedRun, frame: pd.DataFrame, batch_size: int = 1024, w
     return pd.DataFrame({**kept, **columns})
 
 
+def read_rows(path: Path, preprocessing: dict[str, Any]) -> pd.DataFrame:
+    """New rows for a run trained on a table: with a header row, or, where the training table had
+    none (``columns``), headerless in the training file's layout or as its input columns alone."""
+    sep, headerless = preprocessing.get("sep"), list(preprocessing.get("columns") or [])
+    first = first_fields(path, sep) if headerless else []
+    if not first or set(first) <= set(headerless):  # a header row names the columns
+        return read_table(path, sep, text=True)
+    inputs = preprocessing["encoder"]["inputs"]
+    for names in (headerless, inputs):
+        if len(first) == len(names):
+            return read_table(path, sep, text=True, columns=names)
+    raise TableError(f"{path}: the run was trained on a table without a header row, of {len(headerless)} columns "
+                     f"({', '.join(headerless[:4])}, ...) with {len(inputs)} inputs; this file's first line has "
+                     f"{len(first)} fields. Give rows of either width, or a header row naming the columns.")
+
+
 def predict(run_dir: str | Path, data: str | Path, checkpoint: str = "best", out: str | Path | None = None) -> Path:
     """Write the predictions of the run at ``run_dir`` for the rows of the table ``data`` to
     ``out`` (default ``<run_dir>/predictions.csv``), atomically; return its path."""
@@ -87,7 +104,7 @@ def predict(run_dir: str | Path, data: str | Path, checkpoint: str = "best", out
     if not path.is_file():
         raise FileNotFoundError(f"--data {path}: no such file; give the CSV or Parquet table of new rows.")
     preprocessing = run.preprocessing or {}
-    frame = read_table(path, preprocessing.get("sep"), text=True)
+    frame = read_rows(path, preprocessing)
     if frame.empty:
         raise TableError(f"--data {path} holds no rows (a header at most); give the rows to predict.")
     predictions = predict_frame(run, frame, where=str(path))
@@ -109,7 +126,7 @@ def evaluate_file(run_dir: str | Path, data: str | Path, checkpoint: str = "best
         raise FileNotFoundError(f"--data {path}: no such file; give the labelled CSV or Parquet table.")
     if run.preprocessing is None or run.preprocessing.get("dataset") != "table":
         raise TableError(f"{run.run_dir} was not trained on a table (no preprocessing.json); evaluate reads tables.")
-    frame = read_table(path, run.preprocessing.get("sep"), text=True)
+    frame = read_rows(path, run.preprocessing)
     if frame.empty:
         raise TableError(f"--data {path} holds no rows (a header at most); give labelled rows to score.")
     _check_columns(frame, run.preprocessing, str(path))

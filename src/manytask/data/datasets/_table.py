@@ -459,10 +459,13 @@ def table(
     if task_kind not in KINDS:
         raise TableError(f"'task_kind' must be one of {', '.join(KINDS)}. Got {task_kind!r}.")
     file = _resolve(path, root)
-    return table_from_frame(read_table(file, sep, text=True, columns=columns), file, inputs=inputs,
+    data = table_from_frame(read_table(file, sep, text=True, columns=columns), file, inputs=inputs,
                             categorical=categorical, tasks=tasks, target=target, task_column=task_column,
                             task_kind=task_kind, split_column=split_column, val_fraction=val_fraction,
                             test_fraction=test_fraction, seed=seed, sep=sep, exclude=exclude)
+    if columns is not None:  # predict and evaluate read new headerless files by these names
+        data.input_info["preprocessing"]["columns"] = list(columns)
+    return data
 
 
 def table_from_frame(
