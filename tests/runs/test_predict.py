@@ -213,3 +213,31 @@ def test_a_run_on_a_headerless_table_reads_new_headerless_rows_by_its_names(tmp_
     with pytest.raises(TableError, match=r"trained on a table without a header row, of 9 columns.*5 inputs; this "
                                          r"file's first line has 3 fields"):
         predict(run_dir, tmp_path / "three.csv")
+
+
+def test_the_documented_preprocessing_gives_the_exported_models_input(run: Path, tmp_path: Path) -> None:
+    """docs/concepts.md: x for model.pt2 from preprocessing.json alone, by the rule it states,
+    equals encode_rows, and the program's outputs are predict's."""
+    import torch
+
+    from manytask.runs import encode_rows, export_run
+
+    rows = read_table(EXAMPLE, text=True).iloc[:6].reset_index(drop=True)
+    rows.loc[0, "region"] = None  # an empty text cell
+    saved = json.loads((run / "preprocessing.json").read_text())
+    parts = []
+    for step in saved["encoder"]["steps"]:
+        cells = rows[step["column"]]
+        if "categories" in step:
+            parts.append(np.array([[float(c == k) for k in step["categories"]] for c in cells]))
+        else:
+            values = np.array([float(c) if c not in (None, "") else np.nan for c in cells])
+            parts.append(np.nan_to_num((values - step["mean"]) / step["scale"])[:, None])
+    by_hand = np.concatenate(parts, axis=1)
+    x = encode_rows(load_run(run), rows)
+    assert np.allclose(x.numpy(), by_hand, atol=1e-6)
+    program = torch.export.load(str(export_run(run, tmp_path / "m.pt2"))).module()
+    outputs = program(x)
+    names = [t["fields"]["name"] for t in json.loads((run / "tasks.json").read_text())["tasks"]]
+    spend = outputs[names.index("spend")].reshape(-1).detach().numpy()
+    assert np.allclose(spend, predict_frame(load_run(run), rows)["spend"], atol=1e-5)

@@ -5,7 +5,7 @@ from ._build import Experiment, build_experiment, check_config, load_data, save_
 from ._compare import Comparison, ComparisonRow, compare
 from ._export import ExportError, export_model, export_run
 from ._linear import LinearRun, fit_linear_run
-from ._predict import evaluate_file, predict, predict_frame
+from ._predict import encode_rows, evaluate_file, predict, predict_frame
 from ._relate import Relation, relate
 from ._run_dir import RESUMABLE_KEYS, RunDirError
 from ._saved import LoadedRun, load_run
@@ -29,6 +29,7 @@ __all__ = [
     "build_experiment",
     "check_config",
     "compare",
+    "encode_rows",
     "evaluate_file",
     "export_model",
     "export_run",

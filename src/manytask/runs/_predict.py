@@ -17,7 +17,7 @@ from ..data.datasets._table import _encode_labels, encode_saved
 from ..evaluation import evaluate
 from ._saved import LoadedRun, load_run
 
-__all__ = ["evaluate_file", "predict", "predict_frame"]
+__all__ = ["encode_rows", "evaluate_file", "predict", "predict_frame"]
 
 
 def _check_columns(frame: pd.DataFrame, preprocessing: dict[str, Any], where: str) -> None:
@@ -35,6 +35,17 @@ def _check_columns(frame: pd.DataFrame, preprocessing: dict[str, Any], where: st
                          f"them (the model reads {inputs}).")
 
 
+def encode_rows(run: LoadedRun, frame: pd.DataFrame, where: str = "rows") -> torch.Tensor:
+    """The model's input for the rows of ``frame`` (text cells, None where empty), encoded with the
+    preprocessing fitted on the training rows (``preprocessing.json``): what an exported
+    ``model.pt2`` takes."""
+    if run.preprocessing is None or run.preprocessing.get("dataset") != "table":
+        raise TableError(f"{run.run_dir} was not trained on a table (no preprocessing.json): its inputs are the "
+                         "dataset's own tensors.")
+    _check_columns(frame, run.preprocessing, where)
+    return encode_saved(run.preprocessing["encoder"], frame, where)
+
+
 def predict_frame(run: LoadedRun, frame: pd.DataFrame, batch_size: int = 1024, where: str = "rows") -> pd.DataFrame:
     """One row of predictions per row of ``frame`` (text cells, None where empty): per task its
     value, or its class with ``<task>/prob_<class>`` columns, or a binary task's 0/1 with
@@ -42,8 +53,7 @@ def predict_frame(run: LoadedRun, frame: pd.DataFrame, batch_size: int = 1024, w
     if run.preprocessing is None or run.preprocessing.get("dataset") != "table":
         raise TableError(f"{run.run_dir} was not trained on a table (no preprocessing.json); predict reads tables. "
                          "In Python, manytask.load_run(RUN_DIR).model gives the model.")
-    _check_columns(frame, run.preprocessing, where)
-    x = encode_saved(run.preprocessing["encoder"], frame, where)
+    x = encode_rows(run, frame, where)
     tasks = [t for t in run.tasks if t.view is None]
     names = [t.name for t in tasks]
     outputs: dict[str, list[torch.Tensor]] = {n: [] for n in names}
