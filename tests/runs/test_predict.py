@@ -91,6 +91,10 @@ def test_files_that_do_not_fit_are_named(run: Path, tmp_path: Path) -> None:
     assert load_run(run, checkpoint="latest").checkpoint.name.startswith("step-")
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         load_run(tmp_path)
+    shutil.copytree(run, tmp_path / "comparison" / "multi")  # what manytask compare writes
+    with pytest.raises(FileNotFoundError, match=r"is a comparison \(manytask compare\): give one of its runs, the "
+                                                r"multi-task .*comparison/multi"):
+        load_run(tmp_path / "comparison")
 
 
 def test_evaluate_on_a_labelled_file_gives_the_reported_test_metrics(run: Path, tmp_path: Path) -> None:

@@ -93,6 +93,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
+        if (run_dir / "multi" / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir} is a comparison (manytask compare): give one of its runs, the "
+                                    f"multi-task {run_dir / 'multi'} or a baseline {run_dir}/single-<task>.")
         raise FileNotFoundError(f"{run_dir} is not a run directory (it has no config.yaml); give the directory "
                                 "manytask train wrote.")
     if not (run_dir / TASKS_FILE).is_file():
