@@ -97,7 +97,8 @@ def test_files_that_do_not_fit_are_named(run: Path, tmp_path: Path) -> None:
         load_run(tmp_path / "comparison")
 
 
-def test_evaluate_on_a_labelled_file_gives_the_reported_test_metrics(run: Path, tmp_path: Path) -> None:
+def test_evaluate_on_a_labelled_file_gives_the_reported_test_metrics(run: Path, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """The test rows of the training table, evaluated from the file, give results.json's metrics;
     a label column left out is simply no label."""
     from manytask.runs import evaluate_file
@@ -112,8 +113,10 @@ def test_evaluate_on_a_labelled_file_gives_the_reported_test_metrics(run: Path, 
             assert math.isclose(metrics[key], value, rel_tol=1e-4, abs_tol=1e-6), key
     assert pd.read_csv(tmp_path / "e.csv").columns[0].startswith("test.csv/")
     frame.iloc[test.numpy()].drop(columns=["segment"]).to_csv(tmp_path / "some.csv", index=False)
-    partial = evaluate_file(run, tmp_path / "some.csv", out=tmp_path / "e2.csv")
+    with caplog.at_level("WARNING", logger="manytask"):
+        partial = evaluate_file(run, tmp_path / "some.csv", out=tmp_path / "e2.csv")
     assert math.isnan(partial["segment/accuracy"]) and math.isclose(partial["churn/accuracy"], metrics["churn/accuracy"])
+    assert "has no label for task 'segment' (column 'segment' is absent): its metrics are NaN" in caplog.text
     result = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "test.csv"),
                                       "--out", str(tmp_path / "e3.csv")])
     assert result.exit_code == 0 and "churn/auroc" in result.output

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from ..evaluation import evaluate
 from ._saved import LoadedRun, load_run
 
 __all__ = ["encode_rows", "evaluate_file", "predict", "predict_frame"]
+
+log = logging.getLogger(__name__)
 
 
 def _check_columns(frame: pd.DataFrame, preprocessing: dict[str, Any], where: str) -> None:
@@ -155,6 +158,11 @@ def evaluate_file(run_dir: str | Path, data: str | Path, checkpoint: str = "best
             spec["classes"] = label["classes"]
         targets[task.name], masks[task.name], _ = _encode_labels(task.name, label["kind"], frame[label["column"]],
                                                                  spec, path)
+    for task in tasks:
+        if task.name not in masks or not bool(masks[task.name].any()):
+            column = run.preprocessing["labels"][task.name]["column"]
+            log.warning("manytask: %s has no label for task %r (column %r is %s): its metrics are NaN.", path,
+                        task.name, column, "empty" if column in frame.columns else "absent")
     metrics = evaluate(run.model, tasks, TensorSource(x, targets, masks, path.name))
     target = Path(out) if out is not None else Path(run_dir) / "evaluation.csv"
     row = pd.DataFrame([{f"{path.name}/{k}": v for k, v in metrics.items()}])
