@@ -64,6 +64,8 @@ CASES: dict[str, tuple[Case, str]] = {
     "config file missing": (lambda t: ["train", str(t / "nope.yaml")], r"nope\.yaml"),
     "config not YAML": (lambda t: ["train", _config(t, text="data: {name: demo\n")], r"(YAML|yaml)"),
     "config a list": (lambda t: ["train", _config(t, text="- 1\n- 2\n")], r"mapping"),
+    "a BiLSTM on vectors": (lambda t: ["train", _config(t, {"model": {"encoder": {"name": "bilstm", "hidden": 8}}})],
+                            r"encoder 'bilstm' needs vocab_size, which dataset 'demo' does not give"),
     "a CNN on vectors": (lambda t: ["train", _config(t, {"model": {"encoder": {"name": "cnn", "hidden": None}}})],
                          r"'hps' with encoder 'cnn' cannot read the inputs of dataset 'demo' \(Expected"),
     "an input size the data contradicts": (lambda t: ["train", _config(t, {"model": {"encoder": {"in_features": 7}}})],

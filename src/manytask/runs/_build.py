@@ -403,7 +403,13 @@ def build_model(config: Config, tasks: Sequence[Task], input_info: Mapping[str, 
     try:
         encoder = ENCODERS.create(config.model.encoder.name, **encoder_options)
     except TypeError as error:
-        raise ConfigError(f"Config section 'model.encoder': {error}. Set the missing option in the config.") from None
+        missing = [p for p, v in encoder_params.items() if v.default is v.empty and p not in encoder_options]
+        if missing:  # the dataset gives what its inputs need (in_features, vocab_size): not this
+            raise ConfigError(f"Config section 'model.encoder': encoder {config.model.encoder.name!r} needs "
+                              f"{', '.join(missing)}, which dataset {config.data.name!r} does not give: its inputs are "
+                              "not what this encoder reads. Choose an encoder for them (manytask list encoders)."
+                              ) from None
+        raise ConfigError(f"Config section 'model.encoder': {error}.") from None
     except ValueError as error:
         raise ConfigError(f"Config section 'model.encoder': {error}") from None
     model_options = _check(MODELS, "model", config.model.name, config.model.options(), ("encoder", "tasks"),
