@@ -90,20 +90,20 @@ def test_a_start_after_the_last_step_is_refused(tmp_path: Path) -> None:
 
 def test_a_view_with_more_class_ids_than_the_task_has_classes_is_refused() -> None:
     """Two sample rows could not show it; the run crashed with 'Target 500 is out of bounds' later."""
-    from manytask.runs._build import _check_view_classes
+    from manytask.runs._preflight import check_view_classes
 
     words = SequenceLabelling("words", num_classes=500, view="masked_words")
     info = {"vocab_size": 9000}
     with pytest.raises(ConfigError, match=r"tasks.words': view 'masked_words' makes targets with 520 class ids, "
                                           r"but the task has num_classes 500; set num_classes: 520 \(or lower"):
-        _check_view_classes({"masked_words": create_view("masked_words", predict=520)}, [words], info)
+        check_view_classes({"masked_words": create_view("masked_words", predict=520)}, [words], info)
     with pytest.raises(ConfigError, match="9000 class ids"):  # every word is a target
-        _check_view_classes({"masked_words": create_view("masked_words")}, [words], info)
-    _check_view_classes({"masked_words": create_view("masked_words", predict=500)}, [words], info)
-    _check_view_classes({"masked_words": create_view("masked_words", predict=520)}, [words], {"vocab_size": 400})
+        check_view_classes({"masked_words": create_view("masked_words")}, [words], info)
+    check_view_classes({"masked_words": create_view("masked_words", predict=500)}, [words], info)
+    check_view_classes({"masked_words": create_view("masked_words", predict=520)}, [words], {"vocab_size": 400})
     turns = Classification("turns", num_classes=2, view="rotation")
     with pytest.raises(ConfigError, match="4 class ids.*set num_classes: 4."):
-        _check_view_classes({"rotation": create_view("rotation")}, [turns], {})
+        check_view_classes({"rotation": create_view("rotation")}, [turns], {})
 
 
 def test_through_a_config_the_view_class_check_runs_before_training(tmp_path: Path,

@@ -1,0 +1,98 @@
+"""Checks run while a run is built, before anything is written or trained: what would otherwise
+fail at the first step, the first evaluation or some later batch is a config error, named."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .._registry import UnknownNameError
+from ..config import Config, ConfigError
+from ..data import TensorSource
+from ..metrics import METRICS, create_metric
+from ..models import MultiTaskModel
+from ..tasks import Classification, Task
+from ..views import View
+
+__all__ = ["check_metrics", "check_model_fits", "check_view_classes", "check_views_fit"]
+
+
+def _fits(metric: str, task: Task) -> bool:
+    try:
+        create_metric(metric, task)
+    except (ValueError, UnknownNameError):
+        return False
+    return True
+
+
+def check_metrics(task: Task) -> None:
+    """Each of the task's metrics exists and applies to its kind: known before training, not
+    at the first evaluation."""
+    for metric in task.metrics:
+        if not _fits(metric, task):
+            valid = [m for m in METRICS.names() if _fits(m, task)]
+            problem = (f"unknown metric {metric!r}" if metric not in METRICS.names()
+                       else f"metric {metric!r} does not apply to a {task.kind} task")
+            raise ConfigError(f"Task {task.name!r}: {problem}. Its metrics can be: {', '.join(valid)}.")
+
+
+def check_views_fit(views: Mapping[str, View], tasks: Sequence[Task], sources: Mapping[str, Any]) -> None:
+    """Apply each view to two training rows, so that a view the dataset's inputs do not fit (an
+    image view on a table) is a config error before training, not a crash at its first step."""
+    if not views or not sources:
+        return
+    source = next(iter(sources.values()))
+    sample = source.batch(torch.arange(min(2, len(source))))
+    for name, view in views.items():
+        try:
+            viewed = view(sample.inputs, generator=torch.Generator().manual_seed(0))
+        except (ValueError, TypeError) as error:
+            readers = ", ".join(t.name for t in tasks if t.view == name)
+            raise ConfigError(f"Config section 'tasks.{readers}': view {name!r} cannot read the inputs of dataset "
+                              f"{source.name!r}: {error}") from None
+        for task in (t for t in tasks if t.view == name):  # its target must fit the task's outputs
+            try:
+                task.check(viewed.target, viewed.mask)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"Config section 'tasks.{task.name}': the targets view {name!r} makes do not fit "
+                                  f"the task: {error} Set the task's kind, level and num_outputs (or num_classes) "
+                                  "to what the view predicts.") from None
+
+
+def check_model_fits(config: Config, model: MultiTaskModel, tasks: Sequence[Task], sources: Mapping[str, Any]) -> None:
+    """Run the model on two training rows (eval mode, no gradient, the random state kept), so
+    that an encoder that cannot read the dataset's inputs (a CNN on a table, a wrong in_features
+    or gate_in) is a config error before anything is written, not a crash at the first step."""
+    names = [t.name for t in tasks if t.view is None]
+    source = next((s for s in sources.values() if isinstance(s, TensorSource) and len(s)), None)
+    if not names or source is None:
+        return
+    sample = source.batch(torch.arange(min(2, len(source))))
+    training = model.training
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model.eval()
+            model(sample.inputs, names)
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"Config section 'model': {config.model.name!r} with encoder {config.model.encoder.name!r} "
+                          f"cannot read the inputs of dataset {config.data.name!r} ({first}). Choose an encoder for "
+                          "these inputs (manytask list encoders), and leave input sizes (in_features, vocab_size, "
+                          "gate_in, ...) unset: they come from the dataset.") from None
+    finally:
+        model.train(training)
+
+
+def check_view_classes(views: Mapping[str, View], tasks: Sequence[Task], input_info: Mapping[str, Any]) -> None:
+    """A classification task with fewer classes than the class ids its view's targets take is
+    refused before training (a few sample rows may not show it; a later step would crash)."""
+    for task in tasks:
+        view = views.get(task.view) if task.view is not None else None
+        count = view.classes(input_info) if view is not None else None
+        if isinstance(task, Classification) and count is not None and task.num_classes < count:
+            predict = " (or lower the view's predict)" if getattr(view, "predict", None) is not None else ""
+            raise ConfigError(f"Config section 'tasks.{task.name}': view {task.view!r} makes targets with {count} "
+                              f"class ids, but the task has num_classes {task.num_classes}; set num_classes: "
+                              f"{count}{predict}.")
