@@ -149,3 +149,8 @@ def test_dselect_options_with_the_softmax_gate_are_refused() -> None:
             MMoE(MLP(4, (8,)), tasks, **options)  # type: ignore[arg-type]
     model = MMoE(MLP(4, (8,)), tasks, num_experts=4, gate="dselect", k=3, gamma=5.0)
     assert model(torch.randn(2, 4))["a"].shape == (2, 1)
+    from manytask.models import MODELS
+
+    assert isinstance(MODELS.create("mmoe", encoder=MLP(4, (8,)), tasks=tasks), MMoE)  # the registry's defaults
+    with pytest.raises(ValueError, match="k and gamma are DSelect-k's options"):
+        MODELS.create("mmoe", encoder=MLP(4, (8,)), tasks=tasks, k=3)

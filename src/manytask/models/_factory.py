@@ -58,9 +58,11 @@ def cross_stitch(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | N
 @MODELS.register("mmoe", details={"paper": "Ma et al. 2018, KDD (Eqs. 5-6); gate dselect: Hazimeh et al. 2021",
                                   "shares": "experts (backbone copies) mixed by a softmax gate per task"})
 def mmoe(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None, num_experts: int = 4,
-         gate_in: int | None = None, gate: Literal["softmax", "dselect"] = "softmax", k: int = 2,
-         gamma: float = 1.0, entropy: float = 0.0) -> MultiTaskModel:
-    """Multi-gate mixture of experts: shared experts, one gate per task (softmax, or DSelect-k)."""
+         gate_in: int | None = None, gate: Literal["softmax", "dselect"] = "softmax", k: int | None = None,
+         gamma: float | None = None, entropy: float = 0.0) -> MultiTaskModel:
+    """Multi-gate mixture of experts: shared experts, one gate per task (softmax, or DSelect-k).
+
+    ``k`` (default 2) and ``gamma`` (default 1.0) are DSelect-k's, set only with ``gate: dselect``."""
     return MMoE(encoder, tasks, feature_dim, num_experts, gate_in, gate, k, gamma, entropy)
 
 
