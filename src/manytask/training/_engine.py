@@ -256,7 +256,7 @@ class BackwardEngine:
                 gramian = self._gramian(losses[index])
                 present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
                 weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
-                self._backward((weights * losses).sum())
+                self._weighted_backward(losses, weights)
         if penalty is not None and not penalty_first:  # under the same loss scale as the losses
             self._backward(penalty)
         if self.ranks is not None:
@@ -275,10 +275,25 @@ class BackwardEngine:
         self.ranks.all_reduce(both)
         return sums + (both[0].to(sums.dtype) - sums.detach()), both[1].to(counts.dtype)
 
-    def _backward(self, total: Tensor, retain_graph: bool = False) -> None:
+    def _backward(self, total: Tensor, retain_graph: bool = False, inputs: list[Tensor] | None = None) -> None:
         if not total.requires_grad:  # a rank whose share of the batch trains nothing this step
             return
-        (self.scaler.scale(total) if self.scaler is not None else total).backward(retain_graph=retain_graph)
+        (self.scaler.scale(total) if self.scaler is not None else total).backward(retain_graph=retain_graph,
+                                                                                  inputs=inputs)
+
+    def _weighted_backward(self, losses: Tensor, weights: Tensor) -> None:
+        """The shared parameters get ``Σ_i w_i ∇L_i``; every other parameter (a task's head,
+        attention or gate) the plain gradient of its own loss, as on the split-heads route, unless
+        the balancer scales the heads (GradNorm): then everything gets the weighted sum."""
+        if self.balancer.scales_heads:
+            self._backward((weights * losses).sum())
+            return
+        shared_ids = {id(p) for p in self.model.shared_parameters()}
+        shared = [p for p in self.model.parameters() if p.requires_grad and id(p) in shared_ids]
+        own = [p for p in self.model.parameters() if p.requires_grad and id(p) not in shared_ids]
+        self._backward((weights * losses).sum(), retain_graph=bool(own), inputs=shared)
+        if own:
+            self._backward(losses.sum(), inputs=own)
 
     def _global_gramian(self, values: Tensor) -> Tensor:
         """``J Jᵀ`` of the all-reduced Jacobian ``J`` of ``values`` (this rank's share of each
