@@ -56,6 +56,8 @@ class Sluice(MultiTaskModel):
         ((4, 4), (2,))
     """
 
+    hookable = False  # the α units mix the columns in forward, outside any module: autogram misses them
+
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
                  subspaces: int = 2, init: Sequence[float] = (0.9, 0.1), orthogonality: float = 0.0) -> None:
         super().__init__()
