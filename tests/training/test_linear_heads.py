@@ -4,6 +4,7 @@ autograd, and the update against the Jacobian's weighted rows."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -122,3 +123,20 @@ def test_non_linear_heads_take_the_general_path() -> None:
     tasks = [Regression("a", head_hidden=3), Regression("b")]
     model = HardSharing(MLP(5, (4,)), tasks)
     assert not BackwardEngine(model, create_balancer("mgda", tasks, level="representation"))._heads_linear
+
+
+@pytest.mark.parametrize("balancer", ["mgda", "upgrad", "pcgrad"])
+def test_representation_level_trains_under_bf16_autocast(tmp_path: Path, balancer: str) -> None:
+    """Before the fix the bf16 head-output gradients met the float32 head weights in one matmul:
+    'expected m1 and m2 to have the same dtype' at the first step, for every such method."""
+    from manytask.config import parse_config
+    from manytask.runs._build import build_experiment
+
+    config = parse_config({"seed": 0, "data": {"name": "demo", "n_train": 200, "n_val": 40, "n_test": 40},
+                           "model": {"name": "hps", "encoder": {"name": "mlp", "hidden": [16, 16]}},
+                           "balancer": {"name": balancer, "level": "representation"},
+                           "training": {"steps": 3, "eval_every": 3, "precision": "bf16", "device": "cpu",
+                                        "progress": False}})
+    trainer = build_experiment(config, run_dir=tmp_path).trainer
+    trainer.fit()
+    assert trainer.last_weights is not None and bool(torch.isfinite(trainer.last_weights).all())

@@ -348,6 +348,8 @@ class BackwardEngine:
         scale = self.scaler.get_scale() if self.scaler is not None else 1.0
         out_grads = torch.cat([_grad_of(outputs[n]).reshape(z.shape[0], -1) for n in names], dim=1) / scale  # [B, ΣK]
         stacked = torch.cat([h.weight for h in heads]).detach()  # [ΣK, D]
+        dtype = torch.promote_types(out_grads.dtype, stacked.dtype)  # bf16 autocast outputs, float32 weights
+        out_grads, stacked = out_grads.to(dtype), stacked.to(dtype)
         pairs = (out_grads.T @ out_grads) * (stacked @ stacked.T)  # [ΣK, ΣK]
         block, indicator = self._head_blocks(tuple(names), pairs)
         gramian = pairs if indicator is None else indicator @ pairs @ indicator.T
