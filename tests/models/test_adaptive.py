@@ -233,3 +233,22 @@ def test_a_gradient_method_on_a_network_split_apart_backpropagates_each_loss_pla
     for p, g in zip(model.task_parameters("a"), expected):
         torch.testing.assert_close(p.grad, g)
     assert all(p.grad is None for p in model.task_parameters("c"))
+
+
+@pytest.mark.parametrize("balancer", ["moco", "db-mtl"])
+def test_balancers_that_track_shared_gradients_restart_them_at_a_widening(tmp_path: Path, balancer: str) -> None:
+    """Before the fix the first widening stopped the run: 'MoCo keeps gradients of 608 shared
+    parameters, but got 336: the model changed. Call reset()', which a config cannot do."""
+    from manytask.runs._build import build_experiment
+
+    config = parse_config({"seed": 0, "data": {"name": "demo", "n_train": 300, "n_val": 60, "n_test": 60},
+                           "model": {"name": "adaptive", "widen_every": 8, "encoder": {"name": "mlp",
+                                                                                       "hidden": [16, 16]}},
+                           "balancer": {"name": balancer},
+                           "training": {"steps": 30, "eval_every": 10, "progress": False}})
+    experiment = build_experiment(config, run_dir=tmp_path)
+    before = sum(p.numel() for p in experiment.model.shared_parameters() if p.requires_grad)
+    experiment.trainer.fit()
+    after = sum(p.numel() for p in experiment.model.shared_parameters() if p.requires_grad)
+    tracked = experiment.balancer.tracked  # type: ignore[attr-defined]
+    assert after < before and tracked is not None and tracked.shape[1] == after

@@ -31,6 +31,11 @@ class TrackedGradients(nn.Module):
                              f"{grads.shape[1]}: the model changed. Call reset() to start again.")
         return self.tracked
 
+    def forget_tracked(self) -> None:
+        """Drop the kept vectors (they restart from zeros at the next step): the shared parameters
+        changed, e.g. when adaptive sharing widens a stage and some become task-specific."""
+        self.tracked = None
+
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:  # type: ignore[override]
         if prefix + "tracked" in state_dict:
             fill_unset_buffers(self, prefix, state_dict)

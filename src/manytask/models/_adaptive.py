@@ -354,6 +354,10 @@ class AdaptiveWidening:
         if self.model.widen(task_affinity(errors, labelled), trainer.optimizer):
             log.info("manytask: adaptive sharing widened stage %d at step %d:\n%s", level, step,
                      self.model.structure_report())
+            forget = getattr(trainer.balancer, "forget_tracked", None)
+            if callable(forget):  # MoCo, DB-MTL: vectors over the shared parameters, which just changed
+                forget()
+                log.info("manytask: %s's tracked gradients restart: the shared parameters changed.", trainer.balancer)
 
     def state_dict(self) -> dict[str, Any]:
         return {"every": self.every}  # a resumed run keeps the schedule it started with
