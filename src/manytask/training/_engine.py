@@ -275,7 +275,7 @@ class BackwardEngine:
         self.ranks.all_reduce(both)
         return sums + (both[0].to(sums.dtype) - sums.detach()), both[1].to(counts.dtype)
 
-    def _backward(self, total: Tensor, retain_graph: bool = False, inputs: list[Tensor] | None = None) -> None:
+    def _backward(self, total: Tensor, retain_graph: bool = False, inputs: Sequence[Tensor] | None = None) -> None:
         if not total.requires_grad:  # a rank whose share of the batch trains nothing this step
             return
         (self.scaler.scale(total) if self.scaler is not None else total).backward(retain_graph=retain_graph,
