@@ -250,3 +250,29 @@ def test_checkpoint_dir_is_checkpointing(tmp_path: Path) -> None:
     trainer.fit()
     assert [p.name for p in sorted((tmp_path / "checkpoints").iterdir())] == [
         "step-000000002.safetensors", "step-000000004.safetensors"]
+
+
+def test_a_float64_model_gives_its_balancer_float64_losses(tmp_path: Path) -> None:
+    """Before the fix the losses were cast to float32 on their way to the balancer: SI saw
+    2.1528780460357666 for a loss of 2.1528781541016673."""
+    from manytask.config import parse_config
+    from manytask.runs._build import build_experiment
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        config = parse_config({"seed": 0, "data": {"name": "demo", "n_train": 120, "n_val": 30, "n_test": 30,
+                                                   "labelled_fraction": 1.0},
+                               "model": {"encoder": {"hidden": [8]}}, "balancer": {"name": "si"},
+                               "training": {"steps": 1, "eval_every": 1, "progress": False}})
+        trainer = build_experiment(config, run_dir=tmp_path).trainer
+        seen: list[torch.Tensor] = []
+        weights = trainer.balancer.weights
+        trainer.balancer.weights = (  # type: ignore[method-assign]
+            lambda losses, *a, **k: (seen.append(losses.detach()), weights(losses, *a, **k))[1])
+        trainer.fit()
+        losses = seen[0]
+        assert losses.dtype == torch.float64
+        assert not torch.equal(losses, losses.float().double())  # not float32 values in a float64 tensor
+    finally:
+        torch.set_default_dtype(previous)

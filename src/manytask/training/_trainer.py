@@ -339,7 +339,8 @@ class Trainer:
 
         The counts, the present mask and the scatter index are cached by ``(names, counts)``: with
         full batches they repeat every step (they are only read)."""
-        stacked = torch.stack([total for total, _ in terms]).float()
+        stacked = torch.stack([total for total, _ in terms])
+        stacked = stacked.to(torch.promote_types(stacked.dtype, torch.float32))  # bf16 up, float64 kept
         key = (tuple(names), tuple(c for _, c in terms))
         cached = self._layouts.get(key)
         if cached is None:
