@@ -18,6 +18,7 @@ from manytask.balancing import create_balancer
 from manytask.data import MultiSourceLoader, TensorSource
 from manytask.evaluation import evaluate
 from manytask.models import MLP, create_model
+from manytask.relatedness import TaskAffinity
 from manytask.tasks import BinaryClassification, Classification, Regression
 from manytask.training import Ranks, Trainer, build_optimizer
 
@@ -27,6 +28,7 @@ from manytask.training import Ranks, Trainer, build_optimizer
 METHODS: list[tuple[str, dict[str, Any]]] = [
     ("ew", {}), ("uw", {}), ("gradnorm", {}), ("dwa", {}), ("mgda", {"level": "exact"}),
     ("mgda", {"level": "representation"}), ("pcgrad", {"level": "exact"}), ("graddrop", {"level": "exact"}),
+    ("famo", {}),  # its after-step update reduces across ranks: every rank must decide it alike
 ]
 ROWS, BATCH, STEPS = 16, 8, 5  # two batches a pass: step 3 starts the second epoch
 
@@ -49,7 +51,19 @@ def _source() -> TensorSource:
     return TensorSource(x, targets, {"b": b_mask, "c": c_mask}, "rows")
 
 
-def _train(method: str, options: dict[str, Any], ranks: Ranks | None) -> dict[str, torch.Tensor]:
+class _Logged(list):  # type: ignore[type-arg]
+    """The trainer's per-step (losses, present, weights) for metrics.csv, keeping every step's mask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.present: list[torch.Tensor] = []
+
+    def append(self, item: Any) -> None:
+        self.present.append(item[1].clone())
+        super().append(item)
+
+
+def _train(method: str, options: dict[str, Any], ranks: Ranks | None, affinity: bool = False) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     tasks = [Regression("a"), BinaryClassification("b"), Classification("c", num_classes=3)]
     model = create_model("hps", encoder=MLP(6, (8, 8)), tasks=tasks)
@@ -57,9 +71,14 @@ def _train(method: str, options: dict[str, Any], ranks: Ranks | None) -> dict[st
     optimizer = build_optimizer(model, balancer, "adam", lr=1e-2)
     loader = MultiSourceLoader({"rows": _source()}, BATCH, seed=0,
                                shard=(ranks.rank, ranks.world) if ranks is not None else None)
-    trainer = Trainer(model, tasks, balancer, optimizer, loader, STEPS, progress=False, ranks=ranks)
+    callbacks = [TaskAffinity(every=2, lookahead=True)] if affinity else []
+    trainer = Trainer(model, tasks, balancer, optimizer, loader, STEPS, progress=False, ranks=ranks, callbacks=callbacks)
+    logged = _Logged()
+    trainer._recent_losses = logged
     trainer.fit()
     state = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
+    # the tasks each logged step counts as present: the global batch's, not a rank's share
+    state["logged.present"] = torch.stack(logged.present)
     state.update({f"balancer.{k}": v.detach().clone() for k, v in balancer.state_dict().items()
                   if isinstance(v, torch.Tensor)})
     return state
@@ -84,6 +103,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         results: dict[str, Any] = {f"{m}-{o.get('level', '')}": _train(m, o, Ranks(rank, world)) for m, o in METHODS}
+        results["affinity"] = _train("ew", {}, Ranks(rank, world), affinity=True)
         results["evaluation"] = _evaluation((rank, world))
         torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
@@ -111,6 +131,17 @@ def test_two_ranks_equal_one_process_on_the_union_batch(
     for rank, results in enumerate(two_ranks):
         for name, value in alone.items():
             assert torch.allclose(results[key][name], value, rtol=1e-4, atol=1e-5), (rank, name)
+
+
+def test_the_lookahead_probe_measures_each_ranks_share_without_a_collective(
+        two_ranks: list[dict[str, dict[str, torch.Tensor]]]) -> None:
+    """Before the fix the probe's loss recomputation reduced across ranks from a hook that only
+    some ranks reach: a gloo collective mismatch killed the run at the first measured step.
+    Measuring changes no parameter: the run equals one without the probe."""
+    alone = _train("ew", {}, None)
+    for results in two_ranks:
+        for name, value in alone.items():
+            assert torch.allclose(results["affinity"][name], value, rtol=1e-4, atol=1e-5), name
 
 
 def test_a_sharded_evaluation_gives_every_rank_one_process_numbers(

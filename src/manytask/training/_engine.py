@@ -96,6 +96,7 @@ class BackwardEngine:
         self._verified = False  # the linear-layer engine is checked against autograd on the first step
         self._nothing_shared_logged = False
         self._global_grads: set[int] = set()  # this step: parameters whose gradient is global already
+        self.present = torch.zeros(0, dtype=torch.bool)  # the last step's present tasks, over every rank
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
@@ -205,6 +206,7 @@ class BackwardEngine:
         """
         sums, counts = self.reduce(sums, counts)
         present = counts > 0
+        self.present = present
         losses = sums / counts.clamp(min=1)
         if self._check_first and not bool(torch.isfinite(losses.detach()).all()):
             self._check_finite(losses.detach(), present, torch.zeros_like(losses))

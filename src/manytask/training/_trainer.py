@@ -306,6 +306,7 @@ class Trainer:
             self.last_weights = weights
         except NonFiniteError as error:
             self._fail_non_finite(str(error))
+        present = self.engine.present  # the global batch's: this rank's own share may lack a task
         self._call("on_after_backward", step=self.step)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
@@ -398,13 +399,15 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            return self._recompute(self.step_groups)
+            return self._recompute(self.step_groups, reduce=False)
         finally:
             self.model.train(was_training)
 
     @torch.no_grad()
-    def _recompute(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]) -> Tensor:
-        """The losses ``[T]`` of this step's (global) batch under the updated model (absent tasks: 0)."""
+    def _recompute(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]],
+                   reduce: bool = True) -> Tensor:
+        """The losses ``[T]`` of this step's global batch under the updated model (absent tasks: 0);
+        without ``reduce``, of this rank's share (a collective that every rank must join is not run)."""
         losses = torch.zeros(len(self.tasks), device=self.device)
         counts = torch.zeros_like(losses)
         for inputs, names, targets, masks in groups:
@@ -412,7 +415,7 @@ class Trainer:
             for n in names:
                 total, count = self.tasks[n].loss_terms(outputs[n], targets[n], masks[n])
                 losses[self._position[n]], counts[self._position[n]] = total, count
-        sums, counts = self.engine.reduce(losses, counts)
+        sums, counts = self.engine.reduce(losses, counts) if reduce else (losses, counts)
         return sums / counts.clamp(min=1)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
