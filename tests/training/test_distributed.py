@@ -144,6 +144,19 @@ def test_the_lookahead_probe_measures_each_ranks_share_without_a_collective(
             assert torch.allclose(results["affinity"][name], value, rtol=1e-4, atol=1e-5), name
 
 
+def test_a_tail_that_makes_ranks_part_from_one_process_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    """17 rows in batches of 8 leave 1 row a pass: one process draws it, 2 ranks start a new pass."""
+    source = TensorSource(torch.randn(17, 2), {"a": torch.randn(17)})
+    with caplog.at_level("WARNING", logger="manytask"):
+        MultiSourceLoader({"rows": source}, 8, seed=0, shard=(0, 2))
+    assert "source(s) ['rows'] end each pass with fewer rows than the 2 ranks (rows: 1)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="manytask"):
+        MultiSourceLoader({"rows": source}, 8, seed=0, shard=(0, 1))
+        MultiSourceLoader({"rows": TensorSource(torch.randn(16, 2), {"a": torch.randn(16)})}, 8, seed=0, shard=(0, 2))
+    assert "end each pass" not in caplog.text
+
+
 def test_a_sharded_evaluation_gives_every_rank_one_process_numbers(
         two_ranks: list[dict[str, Any]]) -> None:
     """Bit for bit, AUROC included, though rank 0's share labels nothing for ``b``."""

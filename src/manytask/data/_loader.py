@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 
@@ -13,6 +14,8 @@ from ._samplers import Proportional, TaskSampler
 from ._source import EmptySourceError, Source
 
 __all__ = ["MultiSourceLoader"]
+
+log = logging.getLogger(__name__)
 
 
 class MultiSourceLoader:
@@ -75,6 +78,13 @@ class MultiSourceLoader:
             raise ValueError(f"A batch of {min(batch_size, unlabelled_batch_size or batch_size)} rows cannot be "
                              f"shared by {world} ranks; make the batch size at least the number of ranks.")
         self.rank, self.world = rank, world
+        tails = {name: len(s) % size for names, size in ((sources, batch_size), (unlabelled, unlabelled_batch_size))
+                 for name, s in names.items() if 0 < len(s) % size < world}
+        if tails and rank == 0:
+            log.warning("manytask: source(s) %s end each pass with fewer rows than the %d ranks (%s); a pass ends "
+                        "before them on %d ranks and not in one process, so this run and its resumes on another "
+                        "number of ranks draw other batches from then on. Sizes that leave no such tail keep them "
+                        "equal.", sorted(tails), world, ", ".join(f"{n}: {r}" for n, r in tails.items()), world)
         self.unlabelled = unlabelled
         self.unlabelled_batch_size = unlabelled_batch_size
         self._unlabelled_sizes = torch.tensor([len(s) for s in unlabelled.values()], dtype=torch.float64)
