@@ -293,3 +293,20 @@ def test_a_cell_does_not_train_on_when_its_bench_is_stopped(tmp_path: Path, how:
     finally:
         if bench.poll() is None:
             bench.kill()
+
+
+def test_a_mean_column_averages_the_tasks_that_measure_its_metric_in_every_row() -> None:
+    """Before the fix the single-task row of mean/accuracy was '– (0 of 4)' (the regression task's
+    missing accuracy made it NaN) while multi-task rows dropped a missing value silently."""
+    from manytask.runs._bench import ColumnSpec
+
+    suite = load_suite(SMOKE).model_copy(update={"columns": [ColumnSpec(label="mean acc", metric="mean/accuracy")]})
+    rows = []
+    for seed in (0, 1):
+        rows += [_hand_row("single-task", seed, "category", "0.5", ""), _hand_row("single-task", seed, "score", "", "2.0"),
+                 _hand_row("single-task", seed, "flag", "", "", flag="0.7"), _hand_row("EW", seed, "all", "0.6", "1.0"),
+                 _hand_row("MGDA (rep.)", seed, "all", "0.5", "2.0", flag="" if seed == 0 else "0.7")]
+    text = suite_tables(suite, rows)
+    assert "| single-task | 0.6000 ± 0.0000 |" in text  # (0.5 + 0.7) / 2: category and flag, not score
+    assert "| EW | 0.5500 ± 0.0000 |" in text
+    assert "| MGDA (rep.) | 0.6000 (1 of 2) |" in text  # seed 0 has no flag accuracy: counted, not dropped

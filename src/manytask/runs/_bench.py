@@ -284,12 +284,22 @@ def _float(row: Mapping[str, str], key: str) -> float:
 
 
 def _metric_of(row: Mapping[str, str], column: str, tasks: list[str]) -> float:
+    """``column`` of a multi-task row; ``mean/<metric>`` is the mean over ``tasks`` (those that
+    measure the metric), NaN where one of them has no value (counted in the table, not dropped)."""
     head, metric = column.split("/", 1)
     if head != "mean":
         return _float(row, column)
     values = [_float(row, f"{t}/{metric}") for t in tasks]
-    values = [v for v in values if not math.isnan(v)]
     return sum(values) / len(values) if values else math.nan
+
+
+def _measuring(rows: list[dict[str, str]], column: str, mains: list[str]) -> list[str]:
+    """The main tasks a ``mean/<metric>`` column averages: those with a value of the metric in some
+    row of the suite (a regression task has no accuracy in any row); ``mains`` otherwise."""
+    head, metric = column.split("/", 1)
+    if head != "mean":
+        return mains
+    return [t for t in mains if any(math.isfinite(_float(r, f"{t}/{metric}")) for r in rows)]
 
 
 def _undefined_terms(multitask: Mapping[str, float], baseline: Mapping[str, float]) -> list[str]:
@@ -338,12 +348,12 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
         replicates = sorted({(r["dataset"], r["seed"]) for r in mine})
 
         def single_value(replicate: tuple[str, str], column: str, single: list[dict[str, Any]] = single,
-                         mains: list[str] = mains) -> float:
+                         mains: list[str] = mains, mine: list[dict[str, str]] = mine) -> float:
             """A single-task baseline's value; NaN (counted in the table) if any task lacks it."""
             own = [r for r in single if (r["dataset"], r["seed"]) == replicate]
             by_task = {t: next((r for r in own if r["task"] in (t, "all")), None) for t in mains}
             head, metric = column.split("/", 1)
-            wanted = mains if head == "mean" else [head]
+            wanted = _measuring(mine, column, mains) if head == "mean" else [head]
             values = [_float(r, f"{t}/{metric}") if (r := by_task.get(t)) is not None else math.nan for t in wanted]
             return sum(values) / len(values) if values else math.nan
 
@@ -371,7 +381,7 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
                 if row is None:
                     continue
                 for c in columns:
-                    values[c.label].append(_metric_of(row, c.metric, mains))
+                    values[c.label].append(_metric_of(row, c.metric, _measuring(mine, c.metric, mains)))
                 for k in keys:
                     primary[method][k].append(_float(row, k))
                 if single:
