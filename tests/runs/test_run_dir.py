@@ -119,6 +119,7 @@ def test_cli_offers_the_ways_out(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("extra", "stretched"), [
     (["optimizer.scheduler=cosine"], "the cosine learning rate follow"),
     (["tasks.flag.role=adversarial"], "the reversal ramp of 'flag' follow"),
+    (["data.sampler.name=annealed"], "the annealed sampler's schedule follow"),
     ([], None),
 ])
 def test_a_resume_that_changes_the_length_names_what_it_stretches(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -109,19 +109,23 @@ def try_report(directory: Path) -> None:
 
 def _stretched_schedules(run_dir: Path, config: Config, tasks: Sequence[Task]) -> str | None:
     """What a resume that changes ``training.steps`` stretches: the schedules that follow the
-    run's length (the cosine learning rate, Ganin's reversal ramp) continue on the new length,
+    run's length (the cosine learning rate, Ganin's reversal ramp, the annealed sampler) continue
+    on the new length,
     so the run is no longer the one trained with that length from the start."""
     old = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     before = (old.get("training") or {}).get("steps", TrainingConfig().steps)
     if before == config.training.steps:
         return None
     stretched = ["the cosine learning rate"] if config.optimizer.scheduler == "cosine" else []
+    if config.data.sampler.name == "annealed":  # its α runs over the epochs that training.steps gives
+        stretched.append("the annealed sampler's schedule")
     stretched += [f"the reversal ramp of {t.name!r}" for t in tasks
                   if t.role == "adversarial" and t.reversal_schedule == "ganin"]
     if not stretched:
         return None
     return (f"manytask: training.steps changes from {before} to {config.training.steps} on this resume; "
-            f"{' and '.join(stretched)} follow the run's length and continue on the new one, so the result "
+            f"{' and '.join(stretched)} follow{'s' if len(stretched) == 1 else ''} the run's length and continue on "
+            "the new one, so the result "
             f"differs from a run trained with steps: {config.training.steps} from the start.")
 
 
