@@ -170,3 +170,21 @@ def test_a_resume_shorter_than_its_checkpoint_is_refused_and_changes_nothing(tmp
         train(config(tmp_path, "training.steps=10", "logging.report=false"), resume="latest")
     assert snapshot(tmp_path) == before
     assert train(config(tmp_path, "logging.report=false"), resume="latest").train.steps_run == 0
+
+
+def test_compare_offers_only_the_ways_out_it_has_and_its_runs_can_be_retrained(tmp_path: Path) -> None:
+    """Before the fix compare's refusal offered --resume latest, which compare does not take, and a
+    single-task run's config.yaml was the multi-task one (retraining it trained every task; resuming
+    it failed on the checkpoint's task list)."""
+    cfg = config(tmp_path, "logging.report=false", "training.steps=10")
+    compare(cfg)
+    with pytest.raises(RunDirError, match="already holds a run") as caught:
+        compare(cfg)
+    assert "--resume" not in str(caught.value) and "--overwrite" in str(caught.value)
+    single = tmp_path / "single-score"
+    saved = yaml.safe_load((single / "config.yaml").read_text())
+    assert saved["include_tasks"] == ["score"] and saved["run_dir"] == str(single)
+    longer = parse_config(saved | {"training": saved["training"] | {"steps": 20}})
+    resumed = train(longer, resume="latest")
+    assert resumed.run_dir == single and resumed.train.steps_run == 10 and set(resumed.test) == {
+        k for k in resumed.test if k.startswith("score/")}

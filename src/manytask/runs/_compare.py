@@ -79,7 +79,7 @@ def compare(config: Config, run_dir: Path | str | None = None, overwrite: bool =
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
     ranks = ranks_of(config)
-    on_rank_zero(ranks, lambda: claim(root, overwrite=overwrite), f"the comparison directory {root}")
+    on_rank_zero(ranks, lambda: claim(root, overwrite=overwrite, resume=None), f"the comparison directory {root}")
     data = load_data(config)
     tasks = select_tasks(config, data)
     mains = [t for t in tasks if t.role == "main"]

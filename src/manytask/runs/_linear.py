@@ -203,7 +203,7 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
     check_config(config)
     grid = _grid(config)
     target = Path(run_dir if run_dir is not None else config.run_dir)
-    claim(target, overwrite=overwrite)
+    claim(target, overwrite=overwrite, resume=None)
     data = load_data(config)
     tasks = standardize_targets(select_tasks(config, data), data)
     registry = CLASSIFIERS if _estimator_kind(tasks) == "logistic" else REGRESSORS

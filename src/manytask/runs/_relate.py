@@ -26,7 +26,7 @@ from ._build import check_config, load_data, select_tasks
 from ._linear import fit_linear_run
 from ._run_dir import RunDirError, check_resume, claim
 from ._saved import load_run
-from ._train import train, try_report
+from ._train import config_of_run, train, try_report
 
 __all__ = ["Relation", "relate"]
 
@@ -119,7 +119,7 @@ def _trained(config: Config, data: Any, only: list[str] | None, run_dir: Path) -
     """The test metrics of the run in ``run_dir``: read back when it finished before (its config
     checked against this one), else trained now."""
     if (run_dir / "results.json").is_file():
-        check_resume(run_dir, config)
+        check_resume(run_dir, config_of_run(config, only))
         saved = json.loads((run_dir / "results.json").read_text())["metrics"]
         return {k: (math.nan if v is None else v) for k, v in saved.items()}
     return train(config, data=data, only=only, run_dir=run_dir, report=False, overwrite=True).test
@@ -153,7 +153,7 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
     if not resume:
-        claim(root, overwrite=overwrite)
+        claim(root, overwrite=overwrite, resume="--resume")
     elif not root.is_dir():
         raise RunDirError(f"Nothing to resume in {root}: run relate without --resume first.")
     data = load_data(config)

@@ -43,17 +43,19 @@ def _is_sub_run(path: Path) -> bool:
     return named and (path / "config.yaml").exists()
 
 
-def claim(run_dir: Path, *, overwrite: bool) -> None:
+def claim(run_dir: Path, *, overwrite: bool, resume: str | None = "--resume latest") -> None:
     """Make ``run_dir`` ready for a fresh run: refuse if it holds a run, unless ``overwrite``,
-    which deletes that run's files (and only those) first."""
+    which deletes that run's files (and only those) first. ``resume``: the command's option that
+    continues the run, offered as a way out (None: it has none)."""
     found = _artefacts(run_dir)
     if not found:
         return
     if not overwrite:
         names = ", ".join(p.name for p in found)
+        ways = f"Continue it with {resume}, write" if resume else "Write"
         raise RunDirError(
-            f"Run directory {run_dir} already holds a run ({names}). Continue it with --resume latest, "
-            "write to another directory (--run-dir ...), or pass --overwrite to delete that run first."
+            f"Run directory {run_dir} already holds a run ({names}). {ways} to another directory "
+            "(--run-dir ...), or pass --overwrite to delete that run first."
         )
     for path in found:
         if path.is_dir():

@@ -129,6 +129,12 @@ def _stretched_schedules(run_dir: Path, config: Config, tasks: Sequence[Task]) -
             f"differs from a run trained with steps: {config.training.steps} from the start.")
 
 
+def config_of_run(config: Config, only: Sequence[str] | None) -> Config:
+    """The config a run of ``only`` (a single-task or pair run of compare and relate) trains and
+    saves: ``include_tasks`` names its tasks, so that its config.yaml retrains or resumes it."""
+    return config if only is None else config.model_copy(update={"include_tasks": list(only)})
+
+
 def train(
     config: Config,
     resume: Path | str | Literal["latest"] | None = None,
@@ -147,6 +153,7 @@ def train(
     before these checks pass. Then ``report.html`` (unless ``report`` or ``logging.report`` is off).
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
+    config = config_of_run(config, only)
     ranks = ranks_of(config)
     on_rank_zero(ranks, lambda: claim(target, overwrite=overwrite) if resume is None else check_resume(target, config),
                  f"the run directory {target}")
