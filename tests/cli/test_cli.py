@@ -89,6 +89,17 @@ def test_demo_command_runs_small(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--run-dir", str(tmp_path), *SMALL])
     assert result.exit_code == 0, result.output
     assert "Δm =" in result.output and (tmp_path / "comparison.md").is_file()
+    again = runner.invoke(app, ["demo", "--run-dir", str(tmp_path), *SMALL])  # its own earlier run: replaced
+    assert again.exit_code == 0, again.output
+
+
+def test_the_demo_does_not_replace_another_run(tmp_path: Path) -> None:
+    """Before the fix the demo deleted whatever run its directory held, without --overwrite."""
+    (tmp_path / "config.yaml").write_text("data: {name: table}\n")
+    (tmp_path / "results.json").write_text("{}")
+    result = runner.invoke(app, ["demo", "--run-dir", str(tmp_path), *SMALL])
+    assert result.exit_code == 2 and "holds a run that is not the demo's" in result.output
+    assert (tmp_path / "config.yaml").read_text() == "data: {name: table}\n" and (tmp_path / "results.json").exists()
 
 
 def test_list_shows_balancer_metadata_and_views() -> None:

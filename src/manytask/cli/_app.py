@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from .._registry import OptionsError, UnknownNameError
 from .._utils import TableError
@@ -346,6 +347,13 @@ def demo(
     typer.echo("manytask demo: 3 tasks read one hidden representation of 20 inputs.")
     typer.echo("  'category' is labelled on all 2000 training samples; 'score' and 'flag' on 80 of them.")
     typer.echo("  Training one single-task model per task, then one hard-sharing multi-task model...\n")
+    previous = Path(run_dir) / "multi" / "config.yaml"
+    other_run = any((Path(run_dir) / name).exists() for name in ("config.yaml", "results.json", "checkpoints")) or (
+        previous.is_file() and (yaml.safe_load(previous.read_text()) or {}).get("data", {}).get("name") != "demo")
+    if other_run:  # the demo replaces its own earlier runs only
+        _fail(RunDirError(f"Run directory {run_dir} holds a run that is not the demo's; give the demo another "
+                          "directory (--run-dir ...)."))
+        return
     start = time.perf_counter()
     comparison = run_compare(cfg, run_dir=run_dir, overwrite=True)
     typer.echo(comparison.table())
