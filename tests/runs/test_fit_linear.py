@@ -160,6 +160,8 @@ def test_the_projects_own_table_with_empty_cells(tmp_path: Path) -> None:
     ({"linear": {"name": "ridge", "params": {"alpha": -1.0}}}, r"Estimator 'ridge' with \{'alpha': -1.0\} could not "
                                                                r"be fitted.*'alpha' parameter"),
     ({"linear": {"name": "kernel_mtl", "params": {"kernel": "rbf"}}}, r"has no linear weights"),
+    # before the fix: "Unknown linear MTL regressor 'tc'", for a registered estimator
+    ({"linear": {"name": "tc"}}, r"'tc' fits binary tasks only, and these tasks are regression"),
     ({"tasks": {"a": {"kind": "regression"}, "flag": {"kind": "binary"}}},
      r"one loss for all tasks, but flag are binary and a are regression"),
     ({"tasks": {"region2": {"kind": "classification", "column": "region"}}},

@@ -207,6 +207,11 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
     data = load_data(config)
     tasks = standardize_targets(select_tasks(config, data), data)
     registry = CLASSIFIERS if _estimator_kind(tasks) == "logistic" else REGRESSORS
+    other = REGRESSORS if registry is CLASSIFIERS else CLASSIFIERS
+    if config.linear.name not in registry.names() and config.linear.name in other.names():
+        kinds = ("binary", "regression") if registry is CLASSIFIERS else ("regression", "binary")
+        raise ConfigError(f"Config section 'linear': {config.linear.name!r} fits {kinds[1]} tasks only, and these "
+                          f"tasks are {kinds[0]}; choose an estimator from `manytask list linear` that fits them.")
     try:
         for params in grid:
             registry.validate(config.linear.name, params)
@@ -237,10 +242,10 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
         except ValueError as error:  # scikit-learn's checks: say which estimator and settings refused what
             raise ConfigError(f"Estimator {config.linear.name!r} with {params} could not be fitted on the training "
                               f"rows of {config.data.name!r}: {error}") from None
-        if not hasattr(estimator, "coef_"):  # a kernel machine with a non-linear kernel
+        if not hasattr(estimator, "coef_"):  # a kernel machine, a Gaussian process, nearest neighbours
             raise ConfigError(f"Estimator {config.linear.name!r} with {params} has no linear weights (coef_) for "
-                              "fit-linear to score and save (a non-linear kernel, a Gaussian process): use a linear "
-                              "kernel, or the estimator from Python (manytask.linear).")
+                              "fit-linear to score and save (it predicts from a kernel, a Gaussian process or the "
+                              "training rows); use it from Python (manytask.linear), or choose a linear estimator.")
         return LinearHeads(names, estimator.coef_, estimator.intercept_), estimator
 
     search: list[dict[str, Any]] = []
