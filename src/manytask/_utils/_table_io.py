@@ -52,10 +52,13 @@ def read_table(path: str | Path, sep: str | None = None, *, text: bool = False,
             return frame
         text_columns = {n: pd.Series(map(_cell_text, c), dtype=object) for n, c in frame.items()}
         return pd.DataFrame(text_columns)  # a range index, as for a CSV
-    if sep is None:
-        sep = "\t" if name.endswith(_TAB) else ","
-    frame = _read_csv(path, sep, columns)
+    frame = _read_csv(path, _separator(name, sep), columns)
     return frame if text else frame.apply(_infer_numbers)
+
+
+def _separator(name: str, sep: str | None) -> str:
+    """``sep``, else tab for ``.tsv``/``.tab`` files and a comma for others."""
+    return sep if sep is not None else ("\t" if name.endswith(_TAB) else ",")
 
 
 def first_fields(path: str | Path, sep: str | None = None) -> list[str]:
@@ -65,7 +68,7 @@ def first_fields(path: str | Path, sep: str | None = None) -> list[str]:
     if name.endswith(_PARQUET):
         return []
     try:
-        row = pd.read_csv(path, sep=sep or ("\t" if name.endswith(_TAB) else ","), header=None, dtype=str,
+        row = pd.read_csv(path, sep=_separator(name, sep), header=None, dtype=str,
                           keep_default_na=False, nrows=1, engine="python")
     except pd.errors.EmptyDataError:
         return []

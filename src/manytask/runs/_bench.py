@@ -346,14 +346,15 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
         single = [r for r in mine if r["method"] == SINGLE]
         columns = suite.columns or [ColumnSpec(label=k, metric=k) for k in keys]
         replicates = sorted({(r["dataset"], r["seed"]) for r in mine})
+        covered = {c.metric: _measuring(mine, c.metric, mains) for c in columns}  # mean/<metric>: its tasks
 
         def single_value(replicate: tuple[str, str], column: str, single: list[dict[str, Any]] = single,
-                         mains: list[str] = mains, mine: list[dict[str, str]] = mine) -> float:
+                         mains: list[str] = mains, covered: dict[str, list[str]] = covered) -> float:
             """A single-task baseline's value; NaN (counted in the table) if any task lacks it."""
             own = [r for r in single if (r["dataset"], r["seed"]) == replicate]
             by_task = {t: next((r for r in own if r["task"] in (t, "all")), None) for t in mains}
             head, metric = column.split("/", 1)
-            wanted = _measuring(mine, column, mains) if head == "mean" else [head]
+            wanted = covered.get(column, mains) if head == "mean" else [head]
             values = [_float(r, f"{t}/{metric}") if (r := by_task.get(t)) is not None else math.nan for t in wanted]
             return sum(values) / len(values) if values else math.nan
 
@@ -381,7 +382,7 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
                 if row is None:
                     continue
                 for c in columns:
-                    values[c.label].append(_metric_of(row, c.metric, _measuring(mine, c.metric, mains)))
+                    values[c.label].append(_metric_of(row, c.metric, covered[c.metric]))
                 for k in keys:
                     primary[method][k].append(_float(row, k))
                 if single:

@@ -213,7 +213,7 @@ class Trainer:
         self.bad_evals = 0
         self._checked_sources = self._check_static_sources()
         self._position = {name: i for i, name in enumerate(self.tasks)}
-        self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor, Tensor | None]] = {}
+        self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor | None]] = {}
         self._recent_losses: list[tuple[Tensor, Tensor, Tensor]] = []  # per step: losses, present, weights [T]
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
         self._weight_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
@@ -298,7 +298,7 @@ class Trainer:
                 outputs = self.engine.forward(inputs, group)
                 names += group
                 terms += [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in group]
-        sums, counts, present = self._dense(names, terms)
+        sums, counts = self._dense(names, terms)
         self.step_groups = groups  # for losses_now() in the hooks below (relatedness probes)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
@@ -335,11 +335,11 @@ class Trainer:
         self._recent_losses.append((losses, present, weights))
         return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
 
-    def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-task loss sums, counts and ``counts > 0`` ``[T]`` in run order (absent tasks: 0).
+    def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0).
 
-        The counts, the present mask and the scatter index are cached by ``(names, counts)``: with
-        full batches they repeat every step (they are only read)."""
+        The counts and the scatter index are cached by ``(names, counts)``: with full batches they
+        repeat every step (they are only read)."""
         stacked = torch.stack([total for total, _ in terms])
         stacked = stacked.to(torch.promote_types(stacked.dtype, torch.float32))  # bf16 up, float64 kept
         key = (tuple(names), tuple(c for _, c in terms))
@@ -352,14 +352,14 @@ class Trainer:
             in_order = positions == list(range(len(self.tasks)))
             index = None if in_order else torch.tensor(positions, device=stacked.device)
             counts = torch.tensor(count, device=stacked.device)
-            cached = counts, counts > 0, index
+            cached = counts, index
             if len(self._layouts) >= 256:  # counts that vary every step (partial labels): no reuse
                 self._layouts.clear()
             self._layouts[key] = cached
-        counts, present, index = cached
+        counts, index = cached
         if index is None:
-            return stacked, counts, present  # every task present, in run order
-        return stacked.new_zeros(len(self.tasks)).index_put((index,), stacked), counts, present
+            return stacked, counts  # every task present, in run order
+        return stacked.new_zeros(len(self.tasks)).index_put((index,), stacked), counts
 
     def _groups(self, batch: Batch) -> list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]]:
         """The present tasks grouped by the inputs they read: the batch's, or a view's. Across
