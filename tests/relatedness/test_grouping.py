@@ -54,6 +54,13 @@ def test_the_search_refuses_more_than_it_can_try() -> None:
         best_groups(np.zeros((3, 3)), 4)
 
 
+@pytest.mark.parametrize("matrix", [np.full((3, 3), np.nan), np.where(np.eye(3, dtype=bool), 1.0, np.nan)])
+def test_a_matrix_that_measured_no_pair_recommends_no_groups(matrix: np.ndarray) -> None:
+    """All NaN, or only the diagonal measured: every grouping would be worth 0, an arbitrary pick."""
+    with pytest.raises(ValueError, match="no finite entry off the diagonal"):
+        best_groups(matrix, 2)
+
+
 def test_a_matrix_round_trips_and_names_each_tasks_partners(tmp_path: Path) -> None:
     values = np.array([[np.nan, 0.5, -0.2], [0.1, np.nan, 0.3], [-0.4, 0.0, np.nan]])
     matrix = TaskMatrix("affinity", "Affinity", "row helps column", ("a", "b", "c"), values, effect=True)

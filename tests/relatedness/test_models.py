@@ -63,3 +63,47 @@ def test_relate_with_linear_and_pairs_on_a_table(tmp_path: Path) -> None:
     assert found["mtrl_correlation"].values[0, 1] < 0
     assert -1 <= found["representation_similarity"].values[0, 1] <= 1
     assert (tmp_path / "r" / "linear-mtrl" / "coef.csv").is_file()
+    again = relate(parse_config(config), run_dir=tmp_path / "r", pairs=True, linear=True, resume=True)  # refits
+    assert again.matrices[-2].name == "parameter_cosine"
+    np.testing.assert_allclose(again.matrices[-2].values, found["parameter_cosine"].values)
+
+
+def _rsa_by_hand(features: dict[str, np.ndarray], keep: np.ndarray) -> np.ndarray:
+    """Written apart from the library with numpy only: 1 - Pearson between the kept samples, then
+    Pearson between the ranks (no ties here) of the tasks' upper triangles."""
+    upper = []
+    for values in features.values():
+        kept = values[keep] - values[keep].mean(axis=1, keepdims=True)
+        unit = kept / np.linalg.norm(kept, axis=1, keepdims=True)
+        upper.append((1 - unit @ unit.T)[np.triu_indices(int(keep.sum()), k=1)])
+    ranks = [np.argsort(np.argsort(u)).astype(float) for u in upper]
+    out = np.full((len(ranks), len(ranks)), np.nan)
+    for i in range(len(ranks)):
+        for j in range(i + 1, len(ranks)):
+            out[i, j] = out[j, i] = np.corrcoef(ranks[i], ranks[j])[0, 1]
+    return out
+
+
+def test_rsa_leaves_out_inputs_a_model_encodes_as_constant_and_says_how_many() -> None:
+    """Dead ReLUs: input 3 is all zeros for task a, input 7 constant for task c; both are left out
+    of every task's dissimilarities, and the rest matches a computation on the eight others."""
+    rng = np.random.default_rng(0)
+    features = {t: np.maximum(rng.normal(size=(10, 4)), 0) + rng.uniform(0, 0.1, size=(10, 4)) for t in "abc"}
+    features["a"][3] = 0.0
+    features["c"][7] = 2.5
+    with pytest.warns(RuntimeWarning, match="2 of the 10 probe inputs"):
+        matrix = representation_similarity(features)
+    keep = np.ones(10, dtype=bool)
+    keep[[3, 7]] = False
+    assert np.isfinite(matrix.values[~np.eye(3, dtype=bool)]).all()
+    np.testing.assert_allclose(matrix.values, _rsa_by_hand(features, keep), rtol=1e-12, equal_nan=True)
+
+
+def test_rsa_refuses_when_too_few_inputs_have_varying_features() -> None:
+    features = {"a": np.zeros((5, 3)), "b": np.arange(15.0).reshape(5, 3) ** 2}
+    features["a"][0] = [1.0, 2.0, 3.0]
+    features["a"][1] = [3.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="3 of the 5 probe inputs"):
+        representation_similarity(features)
+    with pytest.raises(ValueError, match="same probe inputs"):
+        representation_similarity({"a": np.eye(4), "b": np.eye(5)})

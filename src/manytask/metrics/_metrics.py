@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
+import torch
 import torchmetrics
 import torchmetrics.classification as tmc
 import torchmetrics.regression as tmr
+from torch import Tensor
 
 from .._registry import Registry
 from ..tasks import BinaryClassification, Classification, Regression, Task
@@ -77,8 +80,30 @@ def _auroc(task: Task) -> torchmetrics.Metric:
             return tmc.BinaryAUROC()
         return tmc.MultilabelAUROC(num_labels=task.num_labels, average="macro")
     if isinstance(task, Classification):
-        return tmc.MulticlassAUROC(num_classes=task.num_classes, average="macro")
+        return _PresentClassesAUROC(num_classes=task.num_classes)
     raise _unsupported("auroc", task)
+
+
+class _PresentClassesAUROC(tmc.MulticlassAUROC):
+    """Macro one-vs-rest AUROC over the classes the targets hold (a class never seen has no
+    positives: its AUROC is undefined, and torchmetrics' macro average would count it as 0);
+    NaN with fewer than two classes."""
+
+    seen: Tensor
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes=num_classes, average="none")
+        self.add_state("seen", torch.zeros(num_classes), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        super().update(preds, target)
+        self.seen += torch.bincount(target.flatten(), minlength=self.num_classes)[:self.num_classes].to(self.seen)
+
+    def compute(self) -> Tensor:  # type: ignore[override]
+        present = self.seen > 0
+        if int(present.sum()) < 2:
+            return torch.tensor(float("nan"))
+        return cast(Tensor, super().compute())[present].mean()
 
 
 def _regression_only(name: str, task: Task) -> None:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..models import MultiTaskModel
 from ..training import Callback
+from ..training._engine import batched_vjps
 from ._matrix import TaskMatrix
 from ._models import correlation_matrix
 
@@ -33,13 +34,16 @@ class TaskAffinity(Callback):
     Before the update:
 
     - each present task's gradient ``g_i`` of its mean loss with respect to the shared parameters
-      (one batched vector-Jacobian product); their pairwise cosines, whether they conflict
-      (cosine < 0, Yu et al. 2020's conflicting gradients), and their norm ratios;
+      (one batched vector-Jacobian product through the step's own graph, whatever route the
+      balancer takes; for an adversarial task, the gradient its reversal layer lets through);
+      their pairwise cosines, whether they conflict (cosine < 0, Yu et al. 2020's conflicting
+      gradients), and their norm ratios. A pair is measured on a step where both tasks are present
+      and both gradients are non-zero (a zero one has no direction to compare);
     - with ``lookahead``, the lookahead inter-task affinity of Fifty et al. 2021 (Eq. 3):
       ``Z[i, j] = 1 - L_j(θ_s - η g_i) / L_j(θ_s)``, the relative drop of task ``j``'s loss on the
-      batch after a plain gradient step of size η (the shared parameters' learning rate) on task
-      ``i`` alone (Eq. 2); the losses are taken in eval mode (no dropout, batch-norm statistics
-      untouched), and the parameters are restored exactly afterwards.
+      batch after a plain gradient step on task ``i`` alone (Eq. 2), each shared parameter moved
+      at its own optimizer group's learning rate η; the losses are taken in eval mode (no dropout,
+      batch-norm statistics untouched), and the parameters are restored exactly afterwards.
 
     Averaged over the measured steps where both tasks are present, they are written at the end
     as ``relatedness/gradient_cosine``, ``gradient_conflict``, ``gradient_norm_ratio`` and
@@ -85,20 +89,26 @@ class TaskAffinity(Callback):
             return
         shared = [p for p in trainer.model.shared_parameters() if p.requires_grad]
         losses = sums[present] / counts[present]
-        flat = _flat(_per_task_gradients(losses, shared), shared, len(present))  # [k, P]
-        measured = flat if self.level == "exact" else _representation_gradients(trainer, present)
-        norms = measured.norm(dim=1)
-        cos = (measured @ measured.T) / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
+        flat = _flat(trainer.engine.task_gradients(losses, shared))  # [k, P]
+        if self.level == "exact":
+            measured = flat
+        else:
+            at_features = trainer.engine.task_feature_gradients(losses)  # the step's z, where heads read it detached
+            measured = _flat(at_features) if at_features else _representation_gradients(trainer, present)
+        norms = measured.norm(dim=1).cpu()
         index = present.cpu()
-        both = torch.ones(len(index), len(index), dtype=torch.bool).fill_diagonal_(False)
+        # a pair is measured where both tasks are present and both gradients are non-zero (a zero
+        # one, e.g. an adversary's reversal at strength 0, has no direction to compare)
+        both = (norms[:, None] > 0) & (norms[None, :] > 0) & ~torch.eye(len(index), dtype=torch.bool)
+        cos = (measured @ measured.T).cpu() / torch.where(both, norms[:, None] * norms[None, :], 1.0)
         block = (index[:, None], index[None, :])
         s = self.sums
-        s["cos_sum"][block] += torch.where(both, cos.cpu(), 0.0)
+        s["cos_sum"][block] += torch.where(both, cos, 0.0)
         s["pairs"][block] += both.double()
-        conflict = (cos.cpu() < 0) & both
+        conflict = (cos < 0) & both
         s["conflicts"][block] += conflict.double()
-        s["ratio_sum"][block] += torch.where(both, (norms[:, None] / norms[None, :].clamp(min=1e-30)).cpu(), 0.0)
-        s["norm_sum"][index] += norms.cpu()
+        s["ratio_sum"][block] += torch.where(both, norms[:, None] / torch.where(both, norms[None, :], 1.0), 0.0)
+        s["norm_sum"][index] += norms
         s["norm_count"][index] += 1
         s["recent_conflicts"][0] += float(conflict.sum()) / 2
         s["recent_pairs"][0] += float(both.sum()) / 2
@@ -114,13 +124,14 @@ class TaskAffinity(Callback):
         flat, present = self._pending
         self._pending = None
         shared = [p for p in trainer.model.shared_parameters() if p.requires_grad]
-        lr = next(g["lr"] for g in trainer.optimizer.param_groups if any(p is shared[0] for p in g["params"]))
+        rate = {id(p): group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+        lrs = [rate.get(id(p), 0.0) for p in shared]  # each at its own group's rate (a parameter no group holds stays)
         before = trainer.losses_now()[present].double()
         kept = [p.detach().clone() for p in shared]
         sizes = [p.numel() for p in shared]
         try:
             for row, i in enumerate(present.tolist()):
-                for p, original, g in zip(shared, kept, flat[row].split(sizes)):
+                for p, original, g, lr in zip(shared, kept, flat[row].split(sizes), lrs):
                     p.copy_(original - lr * g.view_as(p).to(p.dtype))
                 after = trainer.losses_now()[present].double()
                 fine = (before > 0) & torch.isfinite(after)
@@ -192,24 +203,9 @@ class TaskAffinity(Callback):
         self.sums = {k: state[k].clone().double() for k in _SUMS}
 
 
-def _per_task_gradients(losses: Tensor, shared: Sequence[Tensor]) -> tuple[Tensor | None, ...]:
-    """Each loss's gradient on ``shared`` (``[k, *shape]`` per parameter): one batched
-    vector-Jacobian product, or one backward per loss where an operation cannot be batched
-    (the same numbers, slower)."""
-    try:
-        return torch.autograd.grad(losses, shared, grad_outputs=torch.eye(len(losses), device=losses.device),
-                                   is_grads_batched=True, retain_graph=True, allow_unused=True)
-    except RuntimeError:
-        rows = [torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True) for loss in losses]
-        return tuple(None if all(r[k] is None for r in rows) else
-                     torch.stack([r[k] if r[k] is not None else torch.zeros_like(p) for r in rows])
-                     for k, p in enumerate(shared))
-
-
-def _flat(grads: tuple[Tensor | None, ...], like: Sequence[Tensor], count: int) -> Tensor:
-    """``[count, P]``: per-task gradients of the tensors ``like``, flattened side by side (float64)."""
-    return torch.cat([(g if g is not None else torch.zeros(count, *t.shape, device=t.device)).reshape(count, -1)
-                      for g, t in zip(grads, like)], dim=1).double()
+def _flat(grads: Sequence[Tensor]) -> Tensor:
+    """``[k, P]``: per-task gradients ``[k, *shape]`` of several tensors, flattened side by side (float64)."""
+    return torch.cat([g.reshape(len(g), -1) for g in grads], dim=1).double()
 
 
 def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
@@ -229,5 +225,4 @@ def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
                 total[position[name]], count[position[name]] = trainer.tasks[name].loss_terms(
                     outputs[name], targets[name], masks[name])
         losses = total[present] / count[present].clamp(min=1)
-        grads = _per_task_gradients(losses, leaves)
-    return _flat(grads, leaves, len(present))
+        return _flat(batched_vjps([losses], [torch.eye(len(losses), device=losses.device)], leaves))

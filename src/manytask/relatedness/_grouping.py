@@ -26,11 +26,17 @@ def group_value(matrix: np.ndarray, group: tuple[int, ...], task: int) -> float:
 def best_groups(matrix: np.ndarray, k: int, limit: int = 5_000_000) -> tuple[list[tuple[int, ...]], float]:
     """The ``k`` groups (sorted tuples of task positions) with the largest total value, found by
     trying every choice of ``k`` of the ``2^T - 1`` groups (exact; refused past ``limit``
-    choices), and that total. NaN entries count as 0 (no measured effect)."""
-    matrix = np.nan_to_num(np.asarray(matrix, dtype=float), nan=0.0)
+    choices), and that total. NaN entries count as 0 (no measured effect); a matrix with no
+    finite entry off the diagonal (no pair measured) is refused, as every choice is worth 0."""
+    matrix = np.asarray(matrix, dtype=float)
     count = matrix.shape[0]
     if not 1 <= k <= count:
         raise ValueError(f"k must be between 1 and the number of tasks ({count}); got {k}.")
+    if not np.isfinite(matrix[~np.eye(count, dtype=bool)]).any():
+        raise ValueError("The matrix has no finite entry off the diagonal: no pair of tasks was measured, so every "
+                         "grouping is worth the same. Measure the tasks together (batches that hold several tasks) "
+                         "or from pair runs.")
+    matrix = np.nan_to_num(matrix, nan=0.0)
     subsets = [tuple(i for i in range(count) if mask >> i & 1) for mask in range(1, 2 ** count)]
     choices = math.comb(len(subsets), k)
     if choices > limit:

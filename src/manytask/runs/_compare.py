@@ -63,6 +63,10 @@ class Comparison:
         over = f"over {covered} of {covered + len(self.undefined)} main tasks"
         if self.undefined:
             over += f"; undefined for {', '.join(self.undefined)}, left out"
+        if not math.isfinite(self.delta_m):
+            lines.append(f"Δm undefined: no main task's primary metric is defined in both runs and non-zero in "
+                         f"the single-task one ({', '.join(self.undefined) or 'no main task'}; {self.split} split)")
+            return "\n".join(lines)
         lines.append(f"Δm = {self.delta_m:+.2f}% (Maninis et al. 2019; mean of the primary metric's signed "
                      f"relative change {over}; {self.split} split)")
         return "\n".join(lines)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from .._utils import atomic_write
-from ..config import Config
+from ..config import Config, ConfigError
 from ..metrics import higher_is_better
 from ..relatedness import (
     TaskMatrix,
@@ -22,9 +24,10 @@ from ..relatedness import (
     parameter_cosine,
     representation_similarity,
 )
+from ..tasks import Task
 from ._build import check_config, load_data, select_tasks
-from ._linear import fit_linear_run
-from ._run_dir import RunDirError, check_resume, claim
+from ._linear import _estimator_kind, fit_linear_run
+from ._run_dir import RunDirError, _flatten, claim
 from ._saved import load_run
 from ._train import config_of_run, train, try_report
 
@@ -36,16 +39,25 @@ MAX_PAIR_RUNS = 300
 #: The signed matrices a grouping is recommended from, in the order they are shown.
 GROUPED = ("tag_affinity", "transfer_gain", "gradient_cosine")
 
+#: Config keys a ``--resume`` may change in a finished run it reads back: they change neither what
+#: that run trained nor its results (``train --resume`` may change more, as it trains on).
+READ_BACK_KEYS = frozenset({"run_dir", "training.progress", "training.checkpoint_every", "data.eval_batch_size"})
+
+#: Cross-validation folds of ``--linear``'s ridge and MTRL fits.
+LINEAR_FOLDS = 3
+
 
 @dataclass(frozen=True)
 class Relation:
     """What ``relate`` measured: the matrices, each one's recommended groups, and how well the
-    lookahead affinity ranks the pairs as the pair runs do (Spearman's rho; NaN without pairs)."""
+    lookahead affinity ranks the pairs as the pair runs do (Spearman's rho; NaN without pairs).
+    ``no_groups``: why a signed matrix recommends none (no pair measured, too many tasks)."""
 
     run_dir: Path
     matrices: tuple[TaskMatrix, ...]
     groups: dict[str, list[list[str]]]
     rank_correlation: float
+    no_groups: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = []
@@ -54,6 +66,7 @@ class Relation:
                 lines += [f"{matrix.title}:", *(f"  {line}" for line in matrix.partners())]
         for name, groups in self.groups.items():
             lines.append(f"Groups from {name}: " + " | ".join(", ".join(g) for g in groups))
+        lines += [f"No groups from {name}: {reason}" for name, reason in self.no_groups.items()]
         if math.isfinite(self.rank_correlation):
             lines.append(f"Rank correlation of lookahead affinity and pair-run transfer (off-diagonal): "
                          f"{self.rank_correlation:+.2f}")
@@ -82,15 +95,15 @@ def _transfer(config: Config, data: Any, root: Path, names: list[str], keys: dic
 def _linear(config: Config, root: Path, names: list[str]) -> list[TaskMatrix]:
     """Ridge per task and MTRL (Zhang & Yeung 2010) fitted by ``fit-linear`` on the same data,
     their hyperparameters chosen by cross-validation: the cosine of the ridge weight vectors and
-    MTRL's learned task correlation."""
+    MTRL's learned task correlation. Refitted on a resume (seconds), replacing the earlier fits."""
     from ..config import LinearConfig
 
     grid = {"alpha": [0.01, 0.1, 1.0, 10.0]}
     found = []
     for name in ("ridge", "mtrl"):
-        linear = LinearConfig(name=name, search=grid, folds=3)
+        linear = LinearConfig(name=name, search=grid, folds=LINEAR_FOLDS)
         found.append(fit_linear_run(config.model_copy(update={"linear": linear}), run_dir=root / f"linear-{name}",
-                                    report=False, log=lambda line: None))
+                                    overwrite=True, report=False, log=lambda line: None))
     ridge, mtrl = found
     return [parameter_cosine(ridge.estimator.coef_, names),
             correlation_matrix(mtrl.estimator.task_covariance_, names, "mtrl_correlation",
@@ -115,11 +128,57 @@ def _representations(config: Config, data: Any, root: Path, names: list[str], pr
     return representation_similarity(features)
 
 
+def _check_linear(data: Any, tasks: Sequence[Task]) -> None:
+    """Refuse ``--linear`` where ``fit-linear`` would, before anything is trained: a task it cannot
+    fit, inputs other than rows of features, or fewer labelled training rows than folds."""
+    from ..data import TensorSource
+
+    try:
+        _estimator_kind(tuple(tasks))
+    except ConfigError as error:
+        raise ConfigError(f"--linear: {error} Or relate without --linear.") from None
+    sources = list(data.train.values())
+    if any(not isinstance(s, TensorSource) or getattr(s.inputs, "ndim", None) != 2 for s in sources):
+        raise ConfigError("--linear fits ridge and MTRL on rows of features (one 2-D input tensor); this dataset gives "
+                          "other inputs (images, sentences, several inputs): relate without --linear.")
+    labelled = {t.name: sum(int(s.masks[t.name].sum()) for s in sources if t.name in s.targets) for t in tasks}
+    few = [f"{name} ({count})" for name, count in labelled.items() if count < LINEAR_FOLDS]
+    if few:
+        raise ConfigError(f"--linear cross-validates over {LINEAR_FOLDS} folds, which need as many labelled training "
+                          f"rows per task; {', '.join(few)} have fewer: relate without --linear, or leave them out "
+                          "(include_tasks: [...]).")
+
+
+def _runs(config: Config, measured: Config, root: Path, names: list[str], pairs: bool) -> dict[Path, Config]:
+    """Each training run relate reads back or trains, with the config that run saves."""
+    runs = {root / "multi": measured}
+    if pairs:
+        runs |= {root / f"single-{t}": config_of_run(config, [t]) for t in names}
+        runs |= {root / f"pair-{a}+{b}": config_of_run(config, [a, b]) for a, b in itertools.combinations(names, 2)}
+    return runs
+
+
+def _check_finished(run_dir: Path, config: Config) -> None:
+    """Refuse to read back the finished run in ``run_dir`` if ``config`` differs from its own in
+    anything but :data:`READ_BACK_KEYS`: relate reads its results, it does not train it on."""
+    old = _flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    new = _flatten(config.model_dump(mode="json"))
+    defaults = _flatten(Config().model_dump(mode="json"))  # a key a later manytask added: its default
+    changed = [f"{k}: {old.get(k, defaults.get(k))!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys())
+               if k not in READ_BACK_KEYS and old.get(k, defaults.get(k)) != new.get(k)]
+    if changed:
+        lines = "\n  ".join(changed)
+        raise RunDirError(
+            f"Cannot resume {run_dir.parent}: its finished run {run_dir.name}/ was trained with another config, and "
+            f"relate reads a finished run's results back, it does not train it further:\n  {lines}\nRelate with "
+            "the config those runs were trained with, or afresh: pass --overwrite (deletes them) or write to "
+            "another directory (--run-dir ...).")
+
+
 def _trained(config: Config, data: Any, only: list[str] | None, run_dir: Path) -> dict[str, float]:
-    """The test metrics of the run in ``run_dir``: read back when it finished before (its config
-    checked against this one), else trained now."""
+    """The test metrics of the run in ``run_dir``: read back when it finished before (relate
+    checked its config first), else trained now."""
     if (run_dir / "results.json").is_file():
-        check_resume(run_dir, config_of_run(config, only))
         saved = json.loads((run_dir / "results.json").read_text())["metrics"]
         return {k: (math.nan if v is None else v) for k, v in saved.items()}
     return train(config, data=data, only=only, run_dir=run_dir, report=False, overwrite=True).test
@@ -144,17 +203,20 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     features, one loss) fits ridge per task and MTRL on the same data for the cosine of their
     weight vectors and MTRL's learned task correlation.
 
-    ``resume`` keeps every run already finished in the directory (its config must match, as a
-    train resume checks) and trains the others: relate is ``T(T-1)/2`` runs long.
+    ``resume`` keeps every run already finished in the directory and trains the others: relate
+    is ``T(T-1)/2`` runs long. A finished run's config must match this one but for
+    :data:`READ_BACK_KEYS` (its results are read back, so not even its budget may change).
 
-    Writes ``multi/``, ``single-*/`` and ``pair-*/`` runs, ``relatedness/`` (each matrix as CSV
-    and JSON, ``groups.json``, ``summary.txt``) and ``report.html`` under the run directory.
+    Everything is checked (the tasks, the number of pair runs, ``linear``'s needs, the finished
+    runs' configs) before ``overwrite`` deletes the old runs and before anything is trained.
+
+    Writes ``multi/``, ``single-*/`` and ``pair-*/`` runs, ``relatedness/`` (each matrix of this
+    invocation as CSV and JSON, and no other; ``groups.json``, ``summary.txt``) and
+    ``report.html`` under the run directory.
     """
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
-    if not resume:
-        claim(root, overwrite=overwrite, resume="--resume")
-    elif not root.is_dir():
+    if resume and not root.is_dir():
         raise RunDirError(f"Nothing to resume in {root}: run relate without --resume first.")
     data = load_data(config)
     tasks = select_tasks(config, data)
@@ -165,8 +227,16 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     if pairs and runs > MAX_PAIR_RUNS:
         raise ValueError(f"--pairs with {len(names)} tasks is {runs} training runs (every task alone and every pair), "
                          f"more than {MAX_PAIR_RUNS}; relate a subset (include_tasks: [...]) or leave out --pairs.")
+    if linear:
+        _check_linear(data, tasks)
     measured = config.model_copy(update={"relatedness": config.relatedness.model_copy(
         update={"every": config.relatedness.every or 10})})
+    if resume:
+        for path, saved in _runs(config, measured, root, names, pairs).items():
+            if (path / "results.json").is_file():
+                _check_finished(path, saved)
+    else:
+        claim(root, overwrite=overwrite, resume="--resume")
     _trained(measured, data, None, root / "multi")
     matrices = load_matrices(root / "multi")
     if pairs:
@@ -178,21 +248,26 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     by_name = {m.name: m for m in matrices}
     k = min(config.relatedness.groups, len(names))
     groups: dict[str, list[list[str]]] = {}
+    no_groups: dict[str, str] = {}
     for name in (n for n in GROUPED if n in by_name):
         matrix = by_name[name]
         try:
             chosen, _ = best_groups(matrix.values, k)
-        except ValueError as error:  # too many tasks for the exact search: the matrices still stand
-            print(f"manytask: no groups recommended from {name}: {error}")
+        except ValueError as error:  # no pair measured, or too many tasks for the exact search
+            no_groups[name] = str(error)
             continue
         groups[name] = [[matrix.tasks[i] for i in group] for group in chosen]
     rho = (_spearman(by_name["tag_affinity"].values, by_name["transfer_gain"].values)
            if {"tag_affinity", "transfer_gain"} <= set(by_name) else math.nan)
     for matrix in matrices:
         matrix.save(root)
-    relation = Relation(root, tuple(matrices), groups, rho)
+    for stale in {m.name for m in load_matrices(root)} - set(by_name):  # an earlier invocation's (--pairs, --linear)
+        for suffix in (".csv", ".json"):
+            (root / "relatedness" / f"{stale}{suffix}").unlink(missing_ok=True)
+    relation = Relation(root, tuple(matrices), groups, rho, no_groups)
     atomic_write(root / "relatedness" / "groups.json", json.dumps(
-        {"k": k, "groups": groups, "rank_correlation": None if math.isnan(rho) else rho}, indent=1))
+        {"k": k, "groups": groups, "no_groups": no_groups, "rank_correlation": None if math.isnan(rho) else rho},
+        indent=1))
     atomic_write(root / "relatedness" / "summary.txt", relation.summary() + "\n")
     if config.logging.report:
         try_report(root)

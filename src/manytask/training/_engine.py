@@ -24,7 +24,7 @@ from ..models import HardSharing, MultiTaskModel
 from ._distributed import Ranks
 from ._linear_gramian import LinearGramian, UnsupportedTrunk, linear_layers
 
-__all__ = ["BackwardEngine", "NonFiniteError"]
+__all__ = ["BackwardEngine", "NonFiniteError", "batched_vjps"]
 
 log = logging.getLogger("manytask")
 
@@ -195,6 +195,25 @@ class BackwardEngine:
         outputs = {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, leaves)}
         self._outputs.append(outputs)
         return outputs
+
+    def task_gradients(self, losses: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
+        """``[k, *p.shape]`` per tensor ``p`` of ``params``: each of the ``k`` losses' gradient
+        through this step's graph (zeros where a loss does not reach ``p``), ``.grad`` untouched
+        and the graph kept for the step's backward. Where the heads read detached copies of the
+        shared features (gradient methods), it goes on through the features by the chain rule."""
+        if not self._groups:
+            return batched_vjps([losses], [torch.eye(len(losses), device=losses.device)], params)
+        per_group = self.task_feature_gradients(losses)
+        return batched_vjps([z for _, z, _ in self._groups], per_group, params)
+
+    def task_feature_gradients(self, losses: Tensor) -> list[Tensor]:
+        """Per input group, ``[k, *z]``: each loss's gradient w.r.t. the group's shared features,
+        where the heads read detached copies of them (empty list otherwise)."""
+        if not self._groups:
+            return []
+        leaves = [leaf for _, _, group in self._groups for leaf in group]
+        grads = iter(batched_vjps([losses], [torch.eye(len(losses), device=losses.device)], leaves))
+        return [torch.stack([next(grads) for _ in group]).sum(0) for _, _, group in self._groups]
 
     # -----------------------------------------------------------------------------------------
     def backward(self, sums: Tensor, counts: Tensor, *, step: int) -> tuple[Tensor, Tensor]:
@@ -580,6 +599,23 @@ class BackwardEngine:
             raise NonFiniteError(f"The gradient is not finite in {len(broken)} parameter tensor(s) (first: "
                                  f"{broken[0]!r}) although every loss is finite (losses {losses.tolist()}, "
                                  f"weights {weights.tolist()})")
+
+
+def batched_vjps(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], inputs: Sequence[Tensor]) -> list[Tensor]:
+    """``[k, *x.shape]`` per input ``x``: the vector-Jacobian products of ``outputs`` with the
+    ``k`` rows of ``cotangents`` (one ``[k, *output]`` per output), zeros where an output does
+    not reach ``x``; one batched backward, or one per row where an operation cannot be batched
+    (the same numbers, slower). The graph is kept."""
+    count = len(cotangents[0])
+    try:
+        grads = torch.autograd.grad(list(outputs), list(inputs), list(cotangents), retain_graph=True,
+                                    allow_unused=True, is_grads_batched=True)
+    except RuntimeError:
+        rows = [torch.autograd.grad(list(outputs), list(inputs), [c[r] for c in cotangents], retain_graph=True,
+                                    allow_unused=True) for r in range(count)]
+        return [torch.stack([row[k] if row[k] is not None else torch.zeros_like(x) for row in rows])
+                for k, x in enumerate(inputs)]
+    return [g if g is not None else x.new_zeros(count, *x.shape) for g, x in zip(grads, inputs)]
 
 
 def _grad_of(output: Tensor) -> Tensor:
