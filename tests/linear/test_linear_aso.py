@@ -83,3 +83,25 @@ def test_bad_settings_are_named() -> None:
         AlternatingStructureRegressor(auxiliary=3).fit(X, y, task=task)
     with pytest.raises(ValueError, match="cannot exceed the number of features"):
         AlternatingStructureRegressor(n_components=7).fit(X, y, task=task)
+
+
+def test_a_task_index_without_rows_gets_zero_weights() -> None:
+    """Tasks 0 and 2 only (the audit's case: LinAlgError before the fix). Task 1 gets zero weights
+    and intercept, as the APG estimators give it; the other tasks are unaffected: with h = 0 they
+    are scikit-learn's Ridge, with h = 1 the fit without the empty index."""
+    X, y, task, _ = _tasks(seed=3, tasks=3)
+    gap = np.where(task == 1, 2, task)  # no rows for task 1
+    for h in (0, 1):
+        model = AlternatingStructureRegressor(alpha=0.3, n_components=h).fit(X, y, task=gap)
+        assert model.coef_.shape == (3, 6)
+        np.testing.assert_array_equal(model.coef_[1], 0.0)
+        assert model.intercept_[1] == 0.0
+        if h == 0:
+            for t in (0, 2):
+                ridge = Ridge(alpha=0.3 * np.sum(gap == t)).fit(X[gap == t], y[gap == t])
+                np.testing.assert_allclose(model.coef_[t], ridge.coef_, atol=1e-10)
+                np.testing.assert_allclose(model.intercept_[t], ridge.intercept_, atol=1e-10)
+        else:
+            packed = AlternatingStructureRegressor(alpha=0.3, n_components=h).fit(X, y, task=gap // 2)
+            np.testing.assert_allclose(model.coef_[[0, 2]], packed.coef_, atol=1e-10)
+            np.testing.assert_allclose(model.intercept_[[0, 2]], packed.intercept_, atol=1e-10)

@@ -19,6 +19,11 @@ from manytask.linear import HierarchicalBayesRegressor
 from manytask.linear._base import InvalidParameterError
 from manytask.linear._hierarchical import TaskGatingRegressor, _fit_gate
 
+# These tests check EM's iterates (monotone, the posterior's form, the previous release's values),
+# often over fewer iterations than convergence takes; stopping at max_iter warns, and
+# test_linear_convergence.py tests that warning.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 def _tasks(seed: int = 0, count: int = 12, rows: int = 8, d: int = 3) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(seed)

@@ -12,6 +12,8 @@ from manytask.linear._prox import (
     prox_group_l2,
     prox_group_linf,
     prox_l1,
+    prox_squared_l1,
+    prox_squared_trace,
     prox_trace,
 )
 
@@ -84,3 +86,23 @@ def test_cmtl_set_projection() -> None:
     cons = [X >> 0, np.eye(5) - X >> 0, cp.trace(X) == 2]
     cp.Problem(cp.Minimize(cp.sum_squares(X - (A + A.T))), cons).solve(solver=cp.CLARABEL)
     np.testing.assert_allclose(M, X.value, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_squared_l1_and_squared_trace_prox_match_cvxpy(seed: int) -> None:
+    """Prox of ``tau/2 (sum_i |x_i|)^2`` and of ``tau/2 ||X||_*^2`` (MTRL's penalty with Omega
+    minimised out), on random points and thresholds from nearly none to nearly everything: the
+    point cvxpy finds (to its accuracy, ~1e-6 on the nuclear norm) and an objective no higher."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(4, 6)) * rng.uniform(0.5, 3.0)
+    tau = float(10 ** rng.uniform(-2, 0.5))
+    cases = [
+        (v[0], prox_squared_l1, lambda x: np.abs(x).sum(), cp.norm1),
+        (v, prox_squared_trace, lambda x: np.linalg.svd(x, compute_uv=False).sum(), cp.normNuc),
+    ]
+    for point, ours, norm, cvx_norm in cases:
+        theirs = _cvx_prox(point, lambda x: tau / 2 * cp.square(cvx_norm(x)))  # noqa: B023
+        mine = ours(point, tau)
+        np.testing.assert_allclose(mine, theirs, atol=1e-5)
+        value = tau / 2 * norm(mine) ** 2 + 0.5 * np.sum((mine - point) ** 2)
+        assert value <= tau / 2 * norm(theirs) ** 2 + 0.5 * np.sum((theirs - point) ** 2) + 1e-9

@@ -267,7 +267,9 @@ def fit_linear(
         for metric in dict.fromkeys(key.split("/", 1)[1] for key in run.test):
             values = [v for k, v in run.test.items() if k.endswith(f"/{metric}") and v == v]
             typer.echo(f"  mean {metric} over {len(values)} tasks: {sum(values) / max(1, len(values)):.4f}")
-    typer.echo(f"Written: {run.run_dir} (results.json, coef.csv, search.csv, report.html)")
+    written = [name for name in ("results.json", "coef.csv", "search.csv", "report.html")
+               if (run.run_dir / name).is_file()]  # report.html: not with logging.report=false, nor if it failed
+    typer.echo(f"Written: {run.run_dir} ({', '.join(written)})")
 
 
 @app.command("list")

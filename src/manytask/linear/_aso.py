@@ -48,7 +48,8 @@ class AlternatingStructureRegressor(TaskFormRegressor):
             (semi-supervised ASO); 0: none.
 
     Attributes:
-        coef_: ``(T, d)`` weights :math:`w_t`; ``intercept_``: ``(T,)``.
+        coef_: ``(T, d)`` weights :math:`w_t` (zero, with a zero intercept, for a task index
+            without rows, as in the APG estimators); ``intercept_``: ``(T,)``.
         components_: ``(h, d)`` the shared map :math:`\Theta` (orthonormal rows).
         objective_: the objective after each alternation (it never increases).
 
@@ -82,13 +83,14 @@ class AlternatingStructureRegressor(TaskFormRegressor):
         self.n_tasks_ = int(tasks.max()) + 1
         problems = [(rows[tasks == t], targets[tasks == t]) for t in range(self.n_tasks_)]
         problems += self._auxiliary_problems(X_unlabelled, d)
-        centred = [(x - x.mean(0), z - z.mean()) for x, z in problems]
+        means = [(_mean(x), _mean(z)) for x, z in problems]
+        centred = [(x - m_x, z - m_z) for (x, z), (m_x, m_z) in zip(problems, means)]
         theta = np.zeros((self.n_components, d))
         objective: list[float] = []
         for _ in range(self.max_iter):
             outside = np.eye(d) - theta.T @ theta  # penalise only what lies outside the subspace
             weights = np.stack([_ridge(x, z, self.alpha * outside) for x, z in centred])  # [tasks + auxiliary, d]
-            objective.append(sum(float(np.mean((z - x @ w) ** 2)) + self.alpha * float(w @ outside @ w)
+            objective.append(sum(float(_mean((z - x @ w) ** 2)) + self.alpha * float(w @ outside @ w)
                                  for (x, z), w in zip(centred, weights)))
             if self.n_components == 0:
                 break
@@ -97,7 +99,6 @@ class AlternatingStructureRegressor(TaskFormRegressor):
         outside = np.eye(d) - theta.T @ theta
         final = [_ridge(x, z, self.alpha * outside) for x, z in centred]
         self.coef_ = np.stack(final[:self.n_tasks_])
-        means = [(x.mean(0), z.mean()) for x, z in problems[:self.n_tasks_]]
         self.intercept_ = np.array([m_z - m_x @ w for (m_x, m_z), w in zip(means, self.coef_)])
         self.components_ = theta
         self.objective_ = objective
@@ -123,6 +124,14 @@ class AlternatingStructureRegressor(TaskFormRegressor):
         return out
 
 
+def _mean(values: np.ndarray) -> Any:
+    """Mean over the rows, 0 for none (a task index without rows)."""
+    return values.sum(0) / max(len(values), 1)
+
+
 def _ridge(x: np.ndarray, z: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-    """``argmin_w mean((z - x w)^2) + w^T penalty w`` (the least-norm one where it is not unique)."""
+    """``argmin_w mean((z - x w)^2) + w^T penalty w`` (the least-norm one where it is not unique);
+    zero for a task without rows, as the APG estimators give it."""
+    if len(x) == 0:
+        return np.zeros(len(penalty))
     return np.linalg.lstsq(x.T @ x / len(x) + penalty, x.T @ z / len(x), rcond=None)[0]

@@ -234,9 +234,33 @@ class _LinearMultiTaskBase(MultiOutputMixin, BaseEstimator):
         val = data.value(self._coef(blocks), b)
         return val + self._smooth_penalty(blocks)[0] + self._nonsmooth_penalty(blocks)
 
-    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
-        """Minimise data term + penalty by accelerated proximal gradient."""
-        return self._solve_apg(data, self._init_blocks(data))
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, str | None]:
+        """Minimise data term + penalty by accelerated proximal gradient.
+
+        Returns the blocks, the intercepts (``None`` where centring gives them), the iteration count
+        and :meth:`_stop_reason` (``None`` when the stopping rule was met).
+        """
+        blocks, b, n_iter, converged = self._solve_apg(data, self._init_blocks(data))
+        return blocks, b, n_iter, self._stop_reason(apg=not converged)
+
+    def _stop_reason(self, *, apg: bool = False, outer: bool = False) -> str | None:
+        """Why a fit stopped before its stopping rule held, worded for ``fit``'s
+        ``ConvergenceWarning``; ``None`` if it did not.
+
+        Args:
+            apg: an APG solve ran out of ``max_iter`` iterations.
+            outer: an alternation of solves ran out of ``max_outer_iter`` alternations.
+        """
+        reasons = []
+        if outer:
+            reasons.append(f"the alternation reached max_outer_iter={self.max_outer_iter}")
+        if apg:
+            solve = "an inner APG solve" if hasattr(self, "max_outer_iter") else "APG"  # one of several?
+            reasons.append(f"{solve} reached max_iter={self.max_iter} iterations")
+        if not reasons:
+            return None
+        limits = " and ".join(name for name, hit in (("max_outer_iter", outer), ("max_iter", apg)) if hit)
+        return f"{' and '.join(reasons)}; increase {limits}, or tol"
 
     def _solve_apg(
         self,
@@ -357,11 +381,10 @@ class _LinearMultiTaskBase(MultiOutputMixin, BaseEstimator):
             fit_intercept=self.fit_intercept,
         )
         _warn_if_badly_scaled(type(self).__name__, X)
-        blocks, b, n_iter, converged = self._solve(data)
-        if not converged:
+        blocks, b, n_iter, stop = self._solve(data)
+        if stop is not None:
             warnings.warn(
-                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
-                f"iterations (tol={self.tol}); increase max_iter or tol.",
+                f"{type(self).__name__} did not converge (tol={self.tol}): {stop}.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

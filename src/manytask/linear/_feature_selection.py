@@ -68,7 +68,7 @@ class _L1LqPenalty:
         self.max_iter = max_iter
         self.tol = tol
 
-    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, str | None]:
         if not (isinstance(self.q, numbers.Real) and float(self.q) in (2.0, np.inf)):
             raise InvalidParameterError(
                 f"The 'q' parameter of {type(self).__name__} must be 2 or numpy.inf "

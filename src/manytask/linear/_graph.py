@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,6 @@ __all__ = ["GraphRegularizedMultiTaskClassifier", "GraphRegularizedMultiTaskRegr
 
 class _GraphPenalty:
     # provided by the estimator base this mixin is combined with
-    _solve_apg: Callable[..., Any]
-    _init_blocks: Callable[..., Any]
     _constraints = {"alpha": "nonneg", "beta": "nonneg", "gamma": "nonneg"}
 
     def __init__(
@@ -60,9 +57,9 @@ class _GraphPenalty:
             A = A - np.diag(np.diag(A))
         return np.diag(A.sum(axis=1)) - A
 
-    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, str | None]:
         self.laplacian_ = self._laplacian(data.n_tasks)
-        return self._solve_apg(data, self._init_blocks(data))
+        return super()._solve(data)  # type: ignore[misc]
 
     def _smooth_penalty(self, blocks: Blocks) -> tuple[float, Blocks]:
         W = blocks[0]

@@ -165,6 +165,7 @@ _MAX_PASSES = 100  # passes of single-task moves per local search (each pass low
 class _GroupedFeatures:
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
+    _stop_reason: Callable[..., str | None]
     _constraints = {
         "alpha": "nonneg",
         "n_groups": "posint",
@@ -211,7 +212,7 @@ class _GroupedFeatures:
                 best, best_key = start, key
         return best
 
-    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, str | None]:
         T = data.n_tasks
         k = min(self.n_groups, T)
         rng = np.random.default_rng(self.random_state)
@@ -219,17 +220,17 @@ class _GroupedFeatures:
         groups = np.zeros(T, dtype=int)
         W, b = np.zeros((T, data.n_features)), None
         path: list[float] = []
-        inner, moved = 0, True
+        inner, moved, inner_converged = 0, True, True
         for _ in range(self.max_outer_iter):
-            (W,), b, n_iter, _ = self._solve_apg(data, [W], b, hooks=_SquaredTraceNorms(groups, k, self.alpha))
-            inner += n_iter
+            (W,), b, n_iter, ok = self._solve_apg(data, [W], b, hooks=_SquaredTraceNorms(groups, k, self.alpha))
+            inner, inner_converged = inner + n_iter, inner_converged and ok
             new = self._assign(W, groups, k, rng) if k > 1 else groups
             moved = not np.array_equal(new, groups)
             groups = new
             path.append(data.value(W, b) + self.alpha * float(np.sum(_trace_norms(W, groups, k) ** 2)))
             if not moved:  # W is optimal for this assignment, and the assignment for this W
                 break
-        if moved:  # reported here: the base class would name the inner max_iter
+        if moved:  # its own words: the alternation stops on the assignment, not on tol
             warnings.warn(
                 f"{type(self).__name__}: tasks still changed groups after max_outer_iter="
                 f"{self.max_outer_iter} alternations; increase max_outer_iter.",
@@ -246,7 +247,7 @@ class _GroupedFeatures:
         self.group_covariances_ = root / np.where(empty, data.n_features, trace)[:, None, None]
         self.objective_path_ = path
         self.n_inner_iter_ = inner
-        return [W], b, len(path), True
+        return [W], b, len(path), self._stop_reason(apg=not inner_converged)
 
     def _objective(self, data: TaskData, blocks: Blocks, b: np.ndarray | None) -> float:
         norms = _trace_norms(blocks[0], self.assignment_, self._n_groups)

@@ -42,12 +42,14 @@ retrieved here, so sections are cited by their content.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_softmax, logsumexp, softmax
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from manytask.linear._base import InvalidParameterError, TaskData, check_params
@@ -162,6 +164,9 @@ class HierarchicalBayesRegressor(TaskFormRegressor):
             second = post_cov + offset[..., :, None] * offset[..., None, :]  # E[(w - m)(w - m)^T] per task
             covs = np.einsum("tk,tkde->kde", resp, second) / mass[:, None, None] + self.min_variance * np.eye(d)
             noise = max(float((resp * _expected_residual(stats, post_mean, post_cov)).sum()) / sizes.sum(), 1e-10)
+        else:
+            warnings.warn(f"{type(self).__name__} did not converge in max_iter={self.max_iter} EM iterations "
+                          f"(tol={self.tol}); increase max_iter or tol.", ConvergenceWarning, stacklevel=2)
         log_evidence, post_mean, post_cov = _posteriors(stats, means, covs, noise)
         resp = softmax(log_prior + log_evidence, axis=1)
         self.responsibilities_ = resp

@@ -75,6 +75,7 @@ class _LatentBasis:
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
     _init_blocks: Callable[..., Any]
+    _stop_reason: Callable[..., str | None]
     _constraints = {
         "alpha": "nonneg",
         "beta": "positive",
@@ -101,22 +102,22 @@ class _LatentBasis:
         self.max_iter = max_iter
         self.tol = tol
 
-    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, str | None]:
         T, d = data.n_tasks, data.n_features
         k = min(self.n_components, T, d)
         # initialise from independent ridge fits: top-k singular directions (Kumar & Daume 2012)
         ridge = _BasisStep(np.eye(T), 0.5 * self.beta)
-        (W0,), b, total, _ = self._solve_apg(data, [np.zeros((T, d))], hooks=ridge)
+        (W0,), b, total, inner_converged = self._solve_apg(data, [np.zeros((T, d))], hooks=ridge)
         codes, basis = top_factors(W0, k)
         prev, converged = np.inf, False
         for _ in range(self.max_outer_iter):
-            (codes,), b, n1, _ = self._solve_apg(
+            (codes,), b, n1, ok1 = self._solve_apg(
                 data, [codes], b, hooks=_CodesStep(basis, self.alpha)
             )
-            (basis,), b, n2, _ = self._solve_apg(
+            (basis,), b, n2, ok2 = self._solve_apg(
                 data, [basis], b, hooks=_BasisStep(codes, self.beta)
             )
-            total += n1 + n2
+            total, inner_converged = total + n1 + n2, inner_converged and ok1 and ok2
             codes, basis = self._rebalance(codes, basis)
             obj = self._latent_objective(data, codes, basis, b)
             if prev - obj <= self.tol * max(abs(obj), np.finfo(float).tiny):
@@ -124,7 +125,7 @@ class _LatentBasis:
                 break
             prev = obj
         self.codes_, self.basis_ = codes, basis
-        return [codes @ basis], b, total, converged
+        return [codes @ basis], b, total, self._stop_reason(apg=not inner_converged, outer=not converged)
 
     def _rebalance(self, codes: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact minimisation over the scale symmetry ``(s_j c, l_j / c)`` of each component.

@@ -91,6 +91,7 @@ def _optimal_scale(W: np.ndarray, gamma1: float, gamma2: float, p: int, k: int) 
 class _Multiplicative:
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
+    _stop_reason: Callable[..., str | None]
     _constraints = {
         "gamma1": "positive",
         "gamma2": "positive",
@@ -118,7 +119,7 @@ class _Multiplicative:
         self.max_iter = max_iter
         self.tol = tol
 
-    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, str | None]:
         for name in ("p", "k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value not in (1, 2):
@@ -130,12 +131,12 @@ class _Multiplicative:
         scale = np.ones(data.n_features)
         beta = np.zeros((data.n_tasks, data.n_features))
         b: np.ndarray | None = None
-        prev, total, converged, outer = np.inf, 0, False, 0
+        prev, total, converged, outer, inner_converged = np.inf, 0, False, 0, True
         while outer < self.max_outer_iter:
             outer += 1
             step = _ScaledStep(scale, self.gamma1, p)
-            (beta,), b, n_iter, _ = self._solve_apg(data, [beta], b, hooks=step)
-            total += n_iter
+            (beta,), b, n_iter, ok = self._solve_apg(data, [beta], b, hooks=step)
+            total, inner_converged = total + n_iter, inner_converged and ok
             W = beta * scale
             scale = _optimal_scale(W, self.gamma1, self.gamma2, p, k)
             beta = np.divide(W, scale, out=np.zeros_like(W), where=scale > 0)
@@ -145,7 +146,7 @@ class _Multiplicative:
                 break
             prev = obj
         self.feature_scale_, self.task_coef_, self.n_outer_iter_ = scale, beta, outer
-        return [beta * scale], b, total, converged
+        return [beta * scale], b, total, self._stop_reason(apg=not inner_converged, outer=not converged)
 
     def _factored_objective(
         self, data: TaskData, scale: np.ndarray, beta: np.ndarray, b: np.ndarray | None

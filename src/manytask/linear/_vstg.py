@@ -221,6 +221,7 @@ def _basis_penalty(basis: np.ndarray, gamma1: float, gamma2: float) -> float:
 class _VSTG:
     # provided by the estimator base this mixin is combined with
     _solve_apg: Callable[..., Any]
+    _stop_reason: Callable[..., str | None]
     _constraints = {
         "gamma1": "nonneg",
         "gamma2": "nonneg",
@@ -253,23 +254,23 @@ class _VSTG:
         self.max_iter = max_iter
         self.tol = tol
 
-    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, bool]:
+    def _solve(self, data: TaskData) -> tuple[Blocks, np.ndarray | None, int, str | None]:
         T, d = data.n_tasks, data.n_features
         n_comp = min(self.n_components, T, d)
         k = min(self.k_support, n_comp)
         # start: independent ridge fits (the squared k-support norm with k = d is ||w||^2),
         # then their top singular pairs split evenly between U and V (as in the paper)
         ridge = _CodesStep(np.eye(d), max(self.mu, 1e-3), d)
-        (W0,), b, total, _ = self._solve_apg(data, [np.zeros((T, d))], hooks=ridge)
+        (W0,), b, total, inner_converged = self._solve_apg(data, [np.zeros((T, d))], hooks=ridge)
         codes, basis = top_factors(W0, n_comp)
         path = [self._vstg_objective(data, codes, basis, b, k)]
         converged = False
         for _ in range(self.max_outer_iter):
-            (basis,), b, n1, _ = self._solve_apg(
+            (basis,), b, n1, ok1 = self._solve_apg(
                 data, [basis], b, hooks=_BasisStep(codes, self.gamma1, self.gamma2)
             )
-            (codes,), b, n2, _ = self._solve_apg(data, [codes], b, hooks=_CodesStep(basis, self.mu, k))
-            total += n1 + n2
+            (codes,), b, n2, ok2 = self._solve_apg(data, [codes], b, hooks=_CodesStep(basis, self.mu, k))
+            total, inner_converged = total + n1 + n2, inner_converged and ok1 and ok2
             codes, basis = self._rescale(codes, basis, k)
             path.append(self._vstg_objective(data, codes, basis, b, k))
             if path[-2] - path[-1] <= self.tol * max(abs(path[-1]), np.finfo(float).tiny):
@@ -278,7 +279,7 @@ class _VSTG:
         self.codes_, self.basis_, self.k_support_ = codes, basis, k
         self.objective_path_ = path
         self.n_outer_iter_ = len(path) - 1
-        return [codes @ basis], b, total, converged
+        return [codes @ basis], b, total, self._stop_reason(apg=not inner_converged, outer=not converged)
 
     def _rescale(self, codes: np.ndarray, basis: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact minimisation over ``(c U, V / c)``: ``a c + b / c^2`` is minimal at ``c^3 = 2b/a``."""
