@@ -119,3 +119,24 @@ def test_a_task_whose_gradient_is_zero_relates_to_nothing_that_step() -> None:
     for name in ("gradient_cosine", "gradient_conflict", "gradient_norm_ratio"):
         assert np.isnan(measured[name][[0, 1, 2, 2], [2, 2, 0, 1]]).all(), name
         assert np.isfinite(measured[name][0, 1]), name
+
+
+def test_the_representation_level_leaves_training_as_it_was_with_dropout_and_batch_norm() -> None:
+    """At the representation level (heads on the graph) the probe runs the shared part once
+    more: that forward must neither draw from the dropout stream nor move the batch-norm
+    statistics (it did both, so a run with the probe trained differently)."""
+
+    def run(probe: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        tasks = [Regression(t) for t in NAMES]
+        encoder = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.3))
+        model = HardSharing(encoder, tasks, feature_dim=8)
+        x, targets = _data()
+        callbacks = [TaskAffinity(every=2, lookahead=False, level="representation")] if probe else []
+        Trainer(model, tasks, create_balancer("ew", tasks), torch.optim.Adam(model.parameters(), lr=0.01),
+                MultiSourceLoader({"t": TensorSource(x, targets)}, batch_size=16, seed=0), steps=6,
+                evaluation=Evaluation(None, every=6), progress=False, callbacks=callbacks).fit()
+        return [t.detach().clone() for t in (*model.parameters(), *model.buffers())]
+
+    for with_probe, without in zip(run(True), run(False)):
+        assert torch.equal(with_probe, without)

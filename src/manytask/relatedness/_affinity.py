@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.modules.batchnorm import _NormBase
 
 from ..models import MultiTaskModel
 from ..training import Callback
@@ -211,12 +213,17 @@ def _flat(grads: Sequence[Tensor]) -> Tensor:
 def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
     """``[k, N * D]``: each present task's gradient of its mean loss with respect to the shared
     representation ``z`` of this step's batch (one more forward of the shared part, as the
-    representation-level balancers see it; Sener & Koltun 2018's MGDA-UB)."""
+    representation-level balancers see it; Sener & Koltun 2018's MGDA-UB). That forward leaves
+    training as it was: it draws from forked random streams (dropout) and batch norm uses the
+    batch's statistics without updating its running ones (an update in place would also break
+    the step's own backward)."""
     position = {name: i for i, name in enumerate(trainer.tasks)}
     total = torch.zeros(len(position), device=present.device)
     count = torch.zeros_like(total)
     leaves = []
-    with torch.enable_grad():
+    norms = [m for m in trainer.model.modules() if isinstance(m, _NormBase) and m.track_running_stats]
+    devices = [present.device] if present.device.type == "cuda" else []
+    with torch.enable_grad(), torch.random.fork_rng(devices=devices), _running_stats_frozen(norms):
         for inputs, group, targets, masks in trainer.step_groups:  # as Trainer._recompute, through z
             z = trainer.model.features(inputs).detach().requires_grad_()
             leaves.append(z)
@@ -226,3 +233,15 @@ def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
                     outputs[name], targets[name], masks[name])
         losses = total[present] / count[present].clamp(min=1)
         return _flat(batched_vjps([losses], [torch.eye(len(losses), device=losses.device)], leaves))
+
+
+@contextlib.contextmanager
+def _running_stats_frozen(norms: Sequence[_NormBase]) -> Iterator[None]:
+    """Batch norm layers normalise by the batch's statistics and leave their running ones alone."""
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
