@@ -91,10 +91,14 @@ def test_linear_on_tasks_fit_linear_cannot_fit_is_refused_before_any_training(tm
     assert not (tmp_path / "rel" / "multi").exists()
 
 
-def test_no_groups_from_a_matrix_that_measured_no_pair(tmp_path: Path) -> None:
+def _no_pair_measured(root: Path) -> Any:
     """Each task trains alone in its own steps: no batch holds two tasks, no pair is measured."""
     tasks = {"category": {"stop": 7}, "score": {"start": 7, "stop": 14}, "flag": {"start": 14}}
-    relation = relate(_config(tasks=tasks), run_dir=tmp_path / "rel")
+    return relate(_config(tasks=tasks), run_dir=root)
+
+
+def test_no_groups_from_a_matrix_that_measured_no_pair(tmp_path: Path) -> None:
+    relation = _no_pair_measured(tmp_path / "rel")
     affinity = {m.name: m for m in relation.matrices}["tag_affinity"]
     assert not np.isfinite(affinity.values[~np.eye(3, dtype=bool)]).any()
     assert "tag_affinity" not in relation.groups and "no pair" in relation.no_groups["tag_affinity"]
@@ -103,6 +107,14 @@ def test_no_groups_from_a_matrix_that_measured_no_pair(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "rel" / "relatedness" / "groups.json").read_text())
     assert "tag_affinity" not in saved["groups"] and "no pair" in saved["no_groups"]["tag_affinity"]
     assert "No groups from tag_affinity" in (tmp_path / "rel" / "relatedness" / "summary.txt").read_text()
+
+
+@pytest.mark.report
+def test_the_report_says_why_a_matrix_recommends_no_groups(tmp_path: Path) -> None:
+    from manytask.report import write_report
+
+    page = write_report(_no_pair_measured(tmp_path / "rel").run_dir).read_text()
+    assert "none: The matrix has no finite entry off the diagonal" in page
 
 
 def test_a_resume_without_pairs_leaves_no_matrix_of_the_earlier_pairs(finished: Path, tmp_path: Path) -> None:

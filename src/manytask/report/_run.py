@@ -133,7 +133,8 @@ def relatedness_sections(page: Page, run_dir: Path, level: int = 2) -> None:
     if groups_file.is_file():
         saved = json.loads(groups_file.read_text())
         page.table(["from", f"recommended {saved['k']} groups"],
-                   [(name, " | ".join(", ".join(g) for g in groups)) for name, groups in saved["groups"].items()])
+                   [(name, " | ".join(", ".join(g) for g in groups)) for name, groups in saved["groups"].items()]
+                   + [(name, f"none: {reason}") for name, reason in saved.get("no_groups", {}).items()])
         if saved.get("rank_correlation") is not None:
             page.text(f"Spearman rank correlation of the lookahead affinity and the pair-run transfer gains (off the "
                       f"diagonal): {saved['rank_correlation']:+.2f}.")
