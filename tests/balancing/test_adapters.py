@@ -130,3 +130,22 @@ def test_torchjd_dwa_gets_its_epoch_ends_and_resumes(tmp_path: Path) -> None:
     torch.testing.assert_close(balancer.total(losses, both, step=0)[1], fresh.total(losses, both, step=0)[1])
     fresh.reset()
     assert fresh.scalarizer._previous_averages == []
+
+
+def test_a_stateful_torchjd_weighting_refuses_a_step_with_an_absent_task() -> None:
+    """torchjd keeps a stateful weighting's state by row position: with tasks {a, b} present and
+    then {b, c}, GradVac's target for the pair (a, b) would be read as the one for (b, c)."""
+    balancer = TorchJDWeighting(TASKS, GradVacWeighting(beta=0.3))
+    gramian = torch.eye(2) - 0.4 * (1 - torch.eye(2))
+    balancer.gramian_weights(torch.eye(3), torch.ones(3), torch.ones(3, dtype=torch.bool), step=0)
+    with pytest.raises(ValueError, match=r"GradVacWeighting \(torchjd\) keeps state per task.*\['a'\]"):
+        balancer.gramian_weights(gramian, torch.ones(3), torch.tensor([False, True, True]), step=1)
+
+
+def test_a_stateless_torchjd_weighting_works_on_the_present_tasks() -> None:
+    from torchjd.aggregation import IMTLGWeighting
+
+    balancer = TorchJDWeighting(TASKS, IMTLGWeighting())
+    gramian = torch.eye(2) - 0.4 * (1 - torch.eye(2))
+    weights = balancer.gramian_weights(gramian, torch.ones(3), torch.tensor([False, True, True]), step=0)
+    torch.testing.assert_close(weights, IMTLGWeighting()(gramian))

@@ -103,3 +103,41 @@ def test_bad_setups_are_named() -> None:
         JointManyTask(MLP(5, (4,)), [Regression("a")], successive=-1.0)
     with pytest.raises(ValueError, match="ask for heads at stages the encoder does not have"):
         JointManyTask(MLP(5, (4,)), [Regression("a", attach_at=2)])
+
+
+def test_a_lower_tasks_head_is_shared_because_the_tasks_above_read_it() -> None:
+    """The label embedding reads the lower head's prediction, so the higher task's loss reaches
+    that head (Hashimoto et al. 2017, Sec. 2): it is a shared parameter, not the lower task's own
+    (as its own it got the plain sum of both losses' gradients under MGDA or PCGrad). A head at
+    the top is its task's own; every parameter is in exactly one group."""
+    torch.manual_seed(0)
+    tasks = [Classification("low", num_classes=3, attach_at=1), Regression("mid", attach_at=1),
+             Regression("high")]
+    model = JointManyTask(MLP(5, (6, 4)), tasks)
+    shared = {id(p) for p in model.shared_parameters()}
+    x = torch.randn(7, 5)
+    for name in ("low", "mid"):
+        reached = torch.autograd.grad(model(x)["high"].sum(), list(model.heads[name].parameters()))
+        assert all(float(g.abs().sum()) > 0 for g in reached)  # the task above reaches it
+        assert all(id(p) in shared for p in model.heads[name].parameters())
+        assert list(model.task_parameters(name)) == []
+    assert [id(p) for p in model.task_parameters("high")] == [id(p) for p in model.heads["high"].parameters()]
+    owned = [id(p) for n in ("low", "mid", "high") for p in model.task_parameters(n)]
+    everything = [id(p) for p in model.parameters()]
+    assert sorted(owned + list(shared)) == sorted(everything)
+
+
+def test_successive_regularisation_covers_the_lower_tasks_heads() -> None:
+    """Hashimoto et al.'s δ||θ_POS - θ'_POS||² holds the lower task's classifier (W_POS, b_POS)
+    with the lower layers."""
+    tasks = [Classification("low", num_classes=3, attach_at=1), Regression("high")]
+    model = JointManyTask(MLP(5, (6, 4)), tasks, successive=0.5)
+    with torch.no_grad():
+        for p in model.heads.parameters():
+            p.add_(1.0)
+    before = {name: [p.detach().clone() for p in model.heads[name].parameters()] for name in ("low", "high")}
+    model.on_after_optimizer_step(torch.optim.SGD(model.parameters(), lr=0.1))
+    for p, b in zip(model.heads["low"].parameters(), before["low"]):
+        torch.testing.assert_close(p.detach(), b - 0.1 * 2 * 0.5 * 1.0)
+    for p, b in zip(model.heads["high"].parameters(), before["high"]):
+        assert torch.equal(p, b)

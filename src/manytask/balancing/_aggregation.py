@@ -31,9 +31,12 @@ class TorchJDWeighting(WrappedState, GramianBalancer):
     Either way the shared parameters receive :math:`\sum_i w_i \nabla L_i` and each task's own
     parameters the plain gradient of its own loss.
 
-    State that the weighting keeps in plain attributes (numbers, arrays, tensors) is saved with
-    ``get_extra_state``, so a stateful weighting resumes exactly; an attribute a checkpoint
-    cannot hold raises when the checkpoint is written (list it in ``ignore`` if it is rebuilt).
+    A stateful torchjd weighting (one with ``reset()``: GradVac, SDMGrad, ...) keeps its state by
+    row position, so a step with an absent task raises rather than read one task's state for
+    another; a stateless one weights the present tasks. State that the weighting keeps in plain
+    attributes (numbers, arrays, tensors) is saved with ``get_extra_state``, so a stateful
+    weighting resumes exactly; an attribute a checkpoint cannot hold raises when the checkpoint
+    is written (list it in ``ignore`` if it is rebuilt).
 
     Args:
         tasks: The run's tasks.
@@ -57,6 +60,12 @@ class TorchJDWeighting(WrappedState, GramianBalancer):
         self.ignore = ignore
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
+        if callable(getattr(self.weighting, "reset", None)) and not bool(present.all()):  # torchjd's Stateful
+            absent = [n for n, p in zip(self.task_names, present.tolist()) if not p]
+            raise ValueError(f"{type(self.weighting).__name__} (torchjd) keeps state per task by row position, "
+                             f"so it needs every task in every step, but {absent} have no label in this batch "
+                             "(another task's state would be read for theirs). Use a manytask balancer, or give "
+                             "every batch labels for every task.")
         return self.weighting(gramian)
 
 

@@ -32,7 +32,8 @@ class AlignedMTL(GramianBalancer):
     :math:`J^\top = U \Sigma V^\top` (so the aligned system has condition number 1), and the update
     is :math:`\hat J^\top w`. On the Gramian, with the eigendecomposition
     :math:`G = V \Lambda V^\top` restricted to its :math:`R` non-zero eigenvalues
-    (above ``T' · eps(dtype) · λ_max``, the official code's rank rule):
+    (above ``T' · eps · λ_max``, the official code's rank rule, with ``eps`` the Gramian dtype's
+    machine epsilon where the official code always takes float32's):
 
     .. math::
         B = \sqrt{\lambda_R}\; V \Lambda^{-1/2} V^\top, \qquad \alpha = B w, \qquad
@@ -41,8 +42,9 @@ class AlignedMTL(GramianBalancer):
     with :math:`w = 1` (the official code sums the aligned gradients; torchjd's
     ``AlignedMTLWeighting`` defaults to :math:`w = 1/T`, a :math:`T` times smaller step).
     ``scale_mode`` chooses :math:`\lambda_R` (``"min"``: the smallest non-zero eigenvalue, the
-    paper), the median (``"median"``) or the mean (``"rmse"``) eigenvalue, the official code's
-    options. Rank-deficient Gramians: only the non-zero eigenpairs are used, as in the paper; all
+    paper), the median (``"median"``; of an even count the lower middle one, as ``torch.median``
+    in the official code) or the mean (``"rmse"``) eigenvalue, the official code's options.
+    Rank-deficient Gramians: only the non-zero eigenpairs are used, as in the paper; all
     gradients zero: :math:`B = I`, an update of 0.
 
     The update conflicts with no task when no two gradients conflict (it is then
@@ -84,7 +86,8 @@ class AlignedMTL(GramianBalancer):
         if not keep.any():
             return to_weights(np.ones(g.shape[0]), gramian)
         lam, v = lam[keep], v[:, keep]
-        scale = {"min": lam.min(), "median": np.median(lam), "rmse": lam.mean()}[self.scale_mode]
+        lower_median = np.sort(lam)[(len(lam) - 1) // 2]  # torch.median's, as in the official code
+        scale = {"min": lam.min(), "median": lower_median, "rmse": lam.mean()}[self.scale_mode]
         balance = np.sqrt(scale) * (v / np.sqrt(lam)) @ v.T
         return to_weights(balance.sum(axis=1), gramian)
 

@@ -38,7 +38,8 @@ class FairGrad(GramianBalancer):
     stationarity condition of :math:`\tfrac12 w^\top G w - \sum_i h(w_i)`, :math:`h' = w^{-1/\alpha}`
     (strictly convex), minimised by damped Newton in float64 — the solver shared with Nash-MTL,
     :func:`~manytask.balancing.fair_weights`, whose docstring states the tolerance,
-    the treatment of singular Gramians (a Tikhonov term :math:`\epsilon\,\mathrm{diag}\,G`) and of
+    the Tikhonov term :math:`\epsilon\,\mathrm{diag}\,G` added to every Gramian (for singular ones;
+    on an ill-conditioned one it moves the solution, see :class:`NashMTL`), the treatment of
     zero gradients (weight 0), and the errors raised when Newton does not converge. For
     :math:`\alpha \ne 1` the update depends on the scale of each loss (no scale claim).
 

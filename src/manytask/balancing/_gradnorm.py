@@ -32,8 +32,9 @@ class GradNorm(GramianBalancer):
     :math:`\tilde L_i = L_i(t) / L_i(0)` and :math:`r_i = \tilde L_i / \mathrm{mean}_j \tilde L_j`.
     As in the paper the target :math:`\bar G_W r_i^{\alpha}` is a constant, so
     :math:`\partial L_{grad} / \partial w_i = \mathrm{sign}(G_W^{(i)} - \mathrm{target}_i)\,
-    \|\nabla_W L_i\|_2`. After the step the weights are renormalised so that they sum to the
-    number of tasks updated.
+    \|\nabla_W L_i\|_2`. After the step the updated weights are renormalised to the sum they
+    had before it, so that all weights keep summing to :math:`T` (the paper's renormalisation;
+    an absent task's weight is left as it was).
 
     :math:`L_i(0)` is task :math:`i`'s first **positive** loss: a task whose loss is exactly 0
     has no loss ratio yet, keeps its weight, and is left out of the update until it has one.

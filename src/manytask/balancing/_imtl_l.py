@@ -31,9 +31,10 @@ class IMTLL(LossBalancer):
     scaled losses :math:`e^{s_i} L_i = 1` for every task (the paper's impartial loss scale). The
     scales are learned by the run's optimizer with the model, at every level of the network (the
     paper's full IMTL combines this with IMTL-G on the shared parameters; this is IMTL-L alone).
-    It is twice UW's regression form (``uw``) at :math:`s_i = -\log 2\sigma_i^2`, up to a
-    constant. Positive losses are assumed, as in the paper: for :math:`L_i \le 0` the
-    objective has no minimum in :math:`s_i`.
+    It is twice UW's regression form (``uw``, :math:`L_i / 2\sigma_i^2 + \log \sigma_i`) at
+    :math:`s_i = -\log \sigma_i^2`: :math:`e^{s_i} L_i - s_i = L_i/\sigma_i^2 + \log \sigma_i^2`.
+    Positive losses are assumed, as in the paper: for :math:`L_i \le 0` the objective has no
+    minimum in :math:`s_i`.
 
     Each :math:`s_i` is its own ``nn.Parameter``, read only when task :math:`i` is present, so an
     absent task's :math:`s_i` gets no gradient (``None``) and a momentum optimizer leaves it

@@ -35,7 +35,8 @@ class NashMTL(GramianBalancer):
     the strictly convex :math:`\tfrac12 \alpha^\top G \alpha - \sum_i \log \alpha_i`, solved here by
     damped Newton in float64 (:func:`~manytask.balancing.fair_weights` with
     :math:`\alpha_{\text{fair}} = 1`, shared with FairGrad) instead of the paper's sequence of
-    convex programs (cvxpy/ECOS): same solution, to the stated ``tol``. Scaling one task's gradient
+    convex programs (cvxpy/ECOS): the same solution, to the stated ``tol``, up to the regulariser
+    below. Scaling one task's gradient
     by :math:`c` divides its weight by :math:`c` and leaves the update unchanged, and (since
     :math:`\|\Delta\theta\| = \sqrt T`) the clipping below does not change that.
 
@@ -44,10 +45,13 @@ class NashMTL(GramianBalancer):
     is clipped to norm ``max_norm`` (the official code clips the shared parameters' gradient to
     1.0; here the weights are scaled so that :math:`\|\sum_i \alpha_i g_i\| \le` ``max_norm``,
     with the norm read off the Gramian — at ``level="representation"`` that is the norm of the
-    update of the shared features). Singular Gramians: the problem is regularised by
+    update of the shared features). Every Gramian, not only a singular one, is regularised by
     :math:`\epsilon\,\mathrm{diag}(G)`, relative to each task's own squared gradient norm so the
-    scale invariance holds exactly; see ``fair_weights`` for what it does with opposite gradients
-    and zero gradients (weight 0), and for the errors raised when Newton does not converge.
+    scale invariance holds exactly: the update moves from the exact solution by about
+    :math:`10^{-4}` (relative) at condition number :math:`10^4`-:math:`10^6` and by about 2 % at
+    :math:`10^8` with the default ``eps`` (lower ``eps`` for ill-conditioned problems); see
+    ``fair_weights`` for what it does with opposite gradients and zero gradients (weight 0), and
+    for the errors raised when Newton does not converge.
 
     The paper takes :math:`G` over all shared parameters (``level="exact"``);
     ``level="representation"`` uses the Gramian of the gradients w.r.t. the shared features.

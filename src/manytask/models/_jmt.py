@@ -59,14 +59,17 @@ class JointManyTask(LowSupervision):
     width keeps any backbone's stages as they are.
 
     **Successive regularisation** (the paper's :math:`\delta \|\theta - \theta'\|^2`): with
-    ``successive > 0`` the stages below the top are kept from drifting from :math:`\theta'`,
+    ``successive > 0`` the stages below the top and the lower tasks' heads (the paper's
+    :math:`W_{POS}, b_{POS}` beside the lower layers) are kept from drifting from :math:`\theta'`,
     their values at the end of the previous epoch (a snapshot buffer, refreshed by
     :meth:`on_epoch_end`; the paper trains task by task and snapshots after each), by a step
     decoupled from the optimizer (:meth:`on_after_optimizer_step`), as AdamW decouples weight
     decay.
 
-    The backbone and the label embeddings of the lower tasks are shared (they reach the higher
-    tasks); heads are the tasks' own. With every task at the last stage there are no label
+    The backbone, the label embeddings of the lower tasks and the lower tasks' heads are shared:
+    the label embedding reads the head's prediction, so the higher tasks' losses reach all three
+    (so a task's own ``lr`` does not reach a lower task's head). The highest tasks' heads are
+    their own. With every task at the last stage there are no label
     embeddings and the model is :class:`HardSharing`, shared representation included; otherwise
     representation-level balancing raises.
 
@@ -95,7 +98,12 @@ class JointManyTask(LowSupervision):
         self.embeddings = nn.ModuleDict({t.name: _LabelEmbedding(t, infos[self.depths[t.name] - 1])
                                          for t in tasks if self.depths[t.name] < stages})
         self.successive = float(successive)
+        top = max(self.depths.values())
+        #: the tasks below the highest one: the label embeddings of their heads' predictions feed
+        #: the stages above, so those heads are shared (the higher tasks' losses reach them)
+        self._feeding = [name for name in self.embeddings if self.depths[name] < top]
         below = [p for stage in self.encoder.stages[:-1] for p in stage.parameters()]
+        below += [p for name in self._feeding for p in self.heads[name].parameters()]
         self._below = below
         for i, p in enumerate(below):
             self.register_buffer(f"snapshot_{i}", p.detach().clone())
@@ -143,3 +151,10 @@ class JointManyTask(LowSupervision):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.encoder.parameters()
         yield from self.embeddings.parameters()
+        for name in self._feeding:
+            yield from self.heads[name].parameters()
+
+    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
+        """A task's head, unless a higher task reads its prediction (then it is shared)."""
+        name = self._check_tasks([name])[0]
+        return iter(()) if name in self._feeding else self.heads[name].parameters()

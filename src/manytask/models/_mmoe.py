@@ -59,11 +59,12 @@ class MMoE(MultiTaskModel):
     with Multi-gate Mixture-of-Experts", Eqs. 5–6:
 
     .. math::
-        f^t(x) = \sum_{e=1}^{E} g^t(x)_e \, f_e(x), \qquad g^t(x) = \operatorname{softmax}(W_{g^t} x),
+        f^t(x) = \sum_{e=1}^{E} g^t(x)_e \, f_e(x), \qquad g^t(x) = \operatorname{softmax}(W_{g^t} x + b_{g^t}),
 
-    then task ``t``'s head reads :math:`f^t(x)`. The experts :math:`f_e` are copies of the
-    backbone (any layout: vectors, sequences, maps are mixed alike); the paper's are MLPs. With one
-    expert every gate is 1 and the model is :class:`HardSharing`.
+    then task ``t``'s head reads :math:`f^t(x)`. The gates have a bias :math:`b_{g^t}` (a learned
+    prior over the experts) that Eq. 6 does not write; PLE's gates have one too. The experts
+    :math:`f_e` are copies of the backbone (any layout: vectors, sequences, maps are mixed alike);
+    the paper's are MLPs. With one expert every gate is 1 and the model is :class:`HardSharing`.
 
     The experts serve every task (shared parameters); gate ``t`` and head ``t`` belong to task
     ``t``. There is no single shared representation, so representation-level balancing raises;

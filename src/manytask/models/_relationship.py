@@ -21,7 +21,8 @@ def task_covariance(weights: Tensor, eps: float = 1e-6) -> Tensor:
     r"""The task covariance that minimises :math:`\operatorname{tr}(W^\top \Omega^{-1} W)` over
     :math:`\Omega \succ 0,\ \operatorname{tr}\Omega = 1`:
     :math:`\Omega = (W W^\top)^{1/2} / \operatorname{tr}\big((W W^\top)^{1/2}\big)` (the Ω-step of
-    Zhang & Yeung's 2010 alternating method; the task-mode update of Long et al. 2017), for ``weights`` ``[T, P]``
+    Zhang & Yeung's 2010 alternating method; Long et al. 2017 update their tensor-normal modes by
+    the flip-flop maximum-likelihood estimate instead), for ``weights`` ``[T, P]``
     (one row per task). ``eps`` is added to the eigenvalues of :math:`W W^\top` so that the result
     stays invertible.
     """
@@ -47,7 +48,10 @@ class RelationshipNetwork(MultiTaskModel):
     closed-form minimiser (:func:`task_covariance`) from the current weights, then returns the
     penalty for the gradient step. The paper's prior is tensor-normal (feature, class and task
     covariances, updated by flip-flop); this is its task mode alone (the others identity), which
-    is the matrix-normal prior of multi-task relationship learning (Zhang & Yeung 2010).
+    is the matrix-normal prior of multi-task relationship learning (Zhang & Yeung 2010), with its
+    trace-normalised covariance step. The paper also puts the classifier layer under the prior;
+    here the heads are outside it (tasks' heads differ in shape, e.g. their number of classes), so
+    ``task_stages`` sets which layers are related.
     :meth:`task_correlation` reads the learned relationships.
 
     Args:
