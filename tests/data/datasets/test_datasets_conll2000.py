@@ -200,3 +200,31 @@ def test_real_corpus(real_data: Callable[[str], Path]) -> None:
     # Gold sentences never start with I- (what ChunkF1's flattened reading relies on).
     first = test.targets["chunk"][:, 0].tolist() + train.targets["chunk"][:, 0].tolist()
     assert not any(chunk.tags[i].startswith("I-") for i in first)
+
+
+def test_no_validation_sentence_reaches_training_as_a_successor(tmp_path: Path) -> None:
+    """With next_sentence, a training sentence's successor is the next *training* sentence of the
+    file: the held-out validation sentence in between is skipped (it was fed to training as
+    ``next_tokens``, 89 % of the validation set on the real corpus)."""
+    _write_zip(tmp_path / "conll2000")
+    sentences = read_conll(TRAIN, "train.txt")
+    for seed in range(6):
+        data = conll2000(root=str(tmp_path), next_sentence=True, val_fraction=0.25, seed=seed, min_count=1,
+                         verify=False)
+        assert data.val is not None
+        train = data.train["conll2000"].batch(torch.arange(len(data.train["conll2000"]))).inputs
+        val = data.val.batch(torch.arange(len(data.val))).inputs
+        held_out = {tuple(row.tolist()) for row in val["tokens"]}
+        assert not held_out & {tuple(row.tolist()) for row in train["next_tokens"]}, seed
+        order = [next(i for i, s in enumerate(sentences) if _ids(s, data) == tuple(row.tolist()))
+                 for row in train["tokens"]]
+        for row, i in zip(train["next_tokens"], order):  # the next training sentence after it, or nothing
+            later = [j for j in order if j > i]
+            expected = _ids(sentences[min(later)], data) if later else (0,) * len(row)
+            assert tuple(row.tolist()) == expected, (seed, i)
+
+
+def _ids(sentence: list[tuple[str, str, str]], data: object) -> tuple[int, ...]:
+    vocab = data.input_info["vocab"]  # type: ignore[attr-defined]
+    ids = [vocab.index(w) if w in vocab else 1 for w, _, _ in sentence]
+    return tuple(ids + [0] * (data.input_info["max_length"] - len(ids)))  # type: ignore[attr-defined]

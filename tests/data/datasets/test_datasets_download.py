@@ -167,3 +167,28 @@ def test_dataset_download_option(
     with pytest.raises(ChecksumError):
         _conll2000.conll2000(root=str(tmp_path / "other"), download=True, verify=False)
     assert _leftovers(tmp_path / "other" / "conll2000") == []
+
+
+def test_every_form_present_is_verified_not_only_the_first(tmp_path: Path) -> None:
+    """A loader may read another form than the first found (SARCOS reads the .gz first): with the
+    published .csv beside a changed .csv.gz, loading must fail, not read the changed file."""
+    import gzip
+    import shutil
+
+    from manytask.data.datasets import sarcos
+
+    shared = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sarcos" / "sub_sarcos.csv.gz"
+    if not shared.is_file():
+        pytest.skip("the shared SARCOS data is not beside the repository")
+    folder = tmp_path / "sarcos"
+    folder.mkdir()
+    text = gzip.decompress(shared.read_bytes())
+    (folder / "sub_sarcos.csv").write_bytes(text)  # the published plain file
+    changed = b"9" + text[1:]
+    (folder / "sub_sarcos.csv.gz").write_bytes(gzip.compress(changed))
+    with pytest.raises(ChecksumError, match="sub_sarcos.csv.gz"):
+        sarcos(root=str(tmp_path), source="subsample")
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "sub_sarcos.csv").write_bytes(text)
+    assert sarcos(root=str(tmp_path), source="subsample").train  # the plain one alone

@@ -189,7 +189,9 @@ def conll2000(
             character features (``bilstm`` with ``char_dim``). 0: word ids only.
         next_sentence: Also give every sentence the one after it in its file (``"next_tokens"``,
             and ``"next_chars"`` with ``characters``; all padding after a file's last sentence),
-            for the ``next_sentence`` view (Devlin et al. 2019).
+            for the ``next_sentence`` view (Devlin et al. 2019). A training sentence gets the next
+            training sentence: a held-out validation sentence in between is skipped, so that no
+            validation sentence reaches training.
         vocab_order: Word ids after ``<pad>`` and ``<unk>``: ``"alphabetical"``, or
             ``"frequency"`` (most common first), so that a view's ``predict: K`` (masked or next
             words) covers the ``K`` most common words.
@@ -244,8 +246,14 @@ def conll2000(
         return _encode(sentences, words, pos_index, chunk_index, length, lowercase, name, spelling,
                        successors if next_sentence else None)
 
-    def after(file: list[Sentence], indices: Sequence[int]) -> list[Sentence]:
-        return [file[i + 1] if i + 1 < len(file) else [] for i in indices]
+    def after(file: list[Sentence], indices: Sequence[int], among: Sequence[int] | None = None) -> list[Sentence]:
+        """Each sentence's successor in the file, or with ``among`` the next of those sentences
+        (training: a held-out validation sentence in between is skipped, so none reaches training)."""
+        if among is None:
+            return [file[i + 1] if i + 1 < len(file) else [] for i in indices]
+        ordered = sorted(among)
+        nxt = dict(zip(ordered, ordered[1:]))
+        return [file[nxt[i]] if i in nxt else [] for i in indices]
 
     tasks = (
         ChunkTagging("chunk", tags=chunk_tags, metrics=("chunk_f1", "accuracy")),
@@ -253,7 +261,8 @@ def conll2000(
     )
     return MultiTaskData(
         tasks=tasks,
-        train={"conll2000": encode(train, "conll2000/train", after(splits["train"], train_idx.tolist()))},
+        train={"conll2000": encode(train, "conll2000/train",
+                                   after(splits["train"], train_idx.tolist(), among=train_idx.tolist()))},
         val=encode(val, "conll2000/val", after(splits["train"], val_idx.tolist())) if val else None,
         test=encode(test, "conll2000/test", after(test, range(len(test)))),
         input_info={

@@ -93,7 +93,8 @@ def locate(
     download_missing: bool = False,
     verify: bool = True,
 ) -> Path:
-    """The path of ``file`` in ``folder``, verified; downloaded first when missing and asked to.
+    """The path of ``file`` in ``folder`` (else of its first alternative present), verified with
+    every other form present; downloaded first when missing and asked to.
 
     Raises:
         MissingDataError: The file (and its alternatives) are absent and ``download_missing`` is
@@ -101,17 +102,16 @@ def locate(
             to get it.
         ChecksumError: The file's SHA-256 differs from the published one (with ``verify``).
     """
-    candidates = (file, *file.alternatives)
-    for candidate in candidates:
-        path = folder / candidate.name
-        if path.is_file():
-            if verify:
-                _verify(path, candidate, dataset)
-            return path
+    present = [(folder / c.name, c) for c in (file, *file.alternatives) if (folder / c.name).is_file()]
+    if verify:  # every form present: a loader may read another one than the first found
+        for path, candidate in present:
+            _verify(path, candidate, dataset)
+    if present:
+        return present[0][0]
     target = folder / file.name
     if download_missing and file.url:
         return download(file.url, target, file.sha256)
-    looked = ", ".join(str(folder / c.name) for c in candidates)
+    looked = ", ".join(str(folder / c.name) for c in (file, *file.alternatives))
     if file.url:
         checksum = f" (SHA-256 {file.sha256})" if file.sha256 else ""
         how = (

@@ -3,6 +3,7 @@ domain-adversarial training."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ...tasks import BinaryClassification, Classification
@@ -24,7 +25,9 @@ def mnist_domains(
     verify: bool = True,
 ) -> MultiTaskData:
     """MNIST digits in two domains: each image (in every split, a seeded half of them) is shown
-    as MNIST has it (domain 0) or inverted, ``1 - x`` (domain 1, white background).
+    as MNIST has it (domain 0) or inverted, ``1 - x`` (domain 1, white background). Each split
+    draws from its own stream, so an image's domain does not depend on ``train_size`` or
+    ``test_size``.
 
     Inputs ``[1, 28, 28]`` in ``[0, 1]``. Tasks: ``digit`` (main, 10 classes, accuracy) and
     ``domain`` (binary, auxiliary; set ``tasks.domain.role: adversarial`` to train the shared
@@ -41,16 +44,17 @@ def mnist_domains(
         download: Fetch missing files (with checksums) instead of raising.
         verify: Check the files' SHA-256.
     """
-    generator = torch.Generator().manual_seed(seed)
+    # one random stream per split, so that neither split's draw depends on another's size
+    streams = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3)]
     parts: dict[str, TensorSource | None] = {}
-    for part, found in mnist_splits(root, val_fraction, seed, train_size, test_size, download, verify,
-                                    "mnist_domains").items():
+    splits = mnist_splits(root, val_fraction, seed, train_size, test_size, download, verify, "mnist_domains")
+    for (part, found), stream in zip(splits.items(), streams):
         if found is None:
             parts[part] = None
             continue
         images, labels = found
         x = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
-        domain = torch.rand(len(images), generator=generator) < 0.5
+        domain = torch.rand(len(images), generator=torch.Generator().manual_seed(stream)) < 0.5
         x = torch.where(domain[:, None, None, None], 1.0 - x, x)
         parts[part] = TensorSource(x, {"digit": torch.from_numpy(labels), "domain": domain.float()},
                                    name=f"mnist_domains/{part}")

@@ -269,7 +269,7 @@ def _encode_labels(
             unknown = sorted(set(present) - set(classes))
             if unknown:
                 raise TableError(f"{where}: labels {unknown[:5]} are not among the task's classes {classes} (its "
-                                 "'classes', or those of the training rows).")
+                                 "'classes').")
         else:
             classes = _sorted_labels(set(present))
         if len(classes) < 2:
@@ -430,9 +430,12 @@ def table(
     column). A column whose values all parse as numbers is standardised with the training
     rows' mean and std (empty -> 0, the mean); others, and those listed in ``categorical``, are
     one-hot encoded with the categories of the training rows (empty or unseen -> all zeros).
-    No statistic or category comes from the validation or test rows (see :class:`Encoder`).
-    Classification labels are mapped to 0..C-1 in sorted order (numeric order when numeric)
-    unless ``classes`` gives the order; binary labels are 0/1, true/false or yes/no, or
+    No statistic or input category comes from the validation or test rows (see :class:`Encoder`);
+    two things are read from every row: whether a column is numeric (a stray text cell anywhere
+    is an error naming its row), and a classification task's class list (so that every labelled
+    row can be scored; a class only the test rows hold is an output that never trains — give
+    ``classes`` to fix the list). Classification labels are mapped to 0..C-1 in sorted order
+    (numeric order when numeric) unless ``classes`` gives the order; binary labels are 0/1, true/false or yes/no, or
     ``positive`` names the value meaning 1.
 
     Args:
