@@ -221,3 +221,27 @@ def test_a_report_on_an_unfinished_run_says_so_and_how_to_continue(tmp_path: Pat
     assert f"manytask train {run / 'config.yaml'} --resume latest" in text
     train(parse_config(BASE), run_dir=tmp_path / "done", report=False)
     assert "Unfinished run" not in write_report(tmp_path / "done").read_text()
+
+
+def test_an_undefined_delta_m_and_change_read_undefined_not_zero_or_nan(tmp_path: Path) -> None:
+    """A comparison whose primary metrics are undefined (NaN in comparison.csv): the page says
+    "Δm undefined", and the bar figure marks the undefined changes instead of drawing bars of 0."""
+    compare(parse_config(BASE), run_dir=tmp_path / "cmp")
+    path = tmp_path / "cmp" / "comparison.csv"
+    rows = _rows(path)
+    for r in rows:
+        r["change_percent"] = "nan"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = write_report(tmp_path / "cmp").read_text()
+    assert "Δm undefined" in text and "+nan%" not in text
+
+
+def test_report_on_a_malformed_results_file_is_one_error_line(tmp_path: Path) -> None:
+    train(parse_config({**BASE, "training": {**BASE["training"]}}), run_dir=tmp_path / "run")
+    results = tmp_path / "run" / "results.json"
+    results.write_text(results.read_text()[:100])
+    outcome = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert outcome.exit_code == 2 and "error:" in outcome.output and "Traceback" not in outcome.output

@@ -72,12 +72,16 @@ def train(
     if not result.split:  # a rank other than 0 under torchrun: rank 0 reports
         return
     typer.echo(f"Run directory: {result.run_dir}")
-    typer.echo(f"Best step: {result.train.best_step} ({result.train.monitor} = {result.train.best_value})")
+    best = result.train.best_value
+    if result.train.best_step is None or best is None:
+        typer.echo(f"Best step: none ({result.train.monitor} was never defined; the last model was tested)")
+    else:
+        typer.echo(f"Best step: {result.train.best_step} ({result.train.monitor} = {best:.4f})")
     for role, metrics_of_role in result.by_role().items():
         if role != "main":  # auxiliary and adversarial tasks are listed apart: they are not the objective
             typer.echo(f"  {role} tasks:")
         for key, value in metrics_of_role.items():
-            typer.echo(f"  {result.split}/{key}: {value:.4f}")
+            typer.echo(f"  {result.split}/{key}: " + (f"{value:.4f}" if value == value else "undefined"))
     mean, undefined = result.mean_primary()
     metrics = sorted({k.split("/", 1)[1] for k in result.primary})
     if len(result.primary) > 1 and len(metrics) == 1:
@@ -153,7 +157,7 @@ def report_command(
 
     try:
         written = write_report(directory, out)
-    except ReportError as error:
+    except (ReportError, ValueError, OSError) as error:  # a malformed or unreadable file among the run's
         _fail(error)
         return
     typer.echo(f"Report: {written}")

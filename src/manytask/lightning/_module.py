@@ -13,7 +13,7 @@ except ImportError:  # pragma: no cover - the extra is not installed
     raise ImportError('manytask.lightning needs Lightning: pip install "manytask[lightning]"') from None
 
 from ..data import Batch, MultiSourceLoader
-from ..training import CheckpointError, Trainer
+from ..training import CheckpointError, Trainer, TrainResult
 
 __all__ = ["MultiTaskModule", "StepLoader"]
 
@@ -45,9 +45,16 @@ class MultiTaskModule(L.LightningModule):
     trainer's state: a fit resumed from one (``ckpt_path=``) continues exactly. Per-task losses
     are logged as ``loss/<task>``.
 
+    The run's callbacks (relatedness probe, adaptive sharing, TensorBoard) see the fit's start,
+    steps and end. The budget is the trainer's ``steps``, which the learning-rate schedule, the
+    reversal ramp and the annealed sampler run on: the fit stops there even if Lightning's
+    ``max_steps`` allows more; a smaller ``max_steps`` stops it early (resume from Lightning's
+    checkpoint with ``ckpt_path=``).
+
     Args:
-        trainer: A manytask Trainer built as usual (its ``steps``, evaluation and checkpoints are
-            not used: Lightning's ``max_steps``, validation and checkpoints take their place).
+        trainer: A manytask Trainer built as usual (its evaluation and checkpoints are not used:
+            Lightning's checkpoints take their place; evaluate with
+            :func:`manytask.evaluation.evaluate`).
 
     Examples:
         >>> # module = MultiTaskModule(build_experiment(config).trainer)
@@ -60,20 +67,29 @@ class MultiTaskModule(L.LightningModule):
         self.inner = trainer
         self.model = trainer.model
         self.balancer = trainer.balancer
+        self._first_step = trainer.step
 
     def on_train_start(self) -> None:
         # The step goes through Lightning's wrapper of the optimizer, so that Lightning counts it
         # (max_steps, logging, checkpoints); it steps the same optimizer.
         self.inner.optimizer = self.optimizers()  # type: ignore[assignment]
+        self._first_step = self.inner.step
+        self.inner._call("on_train_start")  # the run's callbacks (relatedness, adaptive sharing, TensorBoard)
 
     def on_train_end(self) -> None:
         optimizer = self.inner.optimizer
         self.inner.optimizer = getattr(optimizer, "optimizer", optimizer)  # the plain one again
+        inner = self.inner
+        result = TrainResult(inner.step, inner.best_step, inner.best_value, inner.monitor, False,
+                             run_dir=inner.run_dir, steps_run=inner.step - self._first_step)
+        inner._call("on_train_end", result=result)
 
     def training_step(self, batch: tuple[str, Batch], batch_idx: int) -> None:
         self.inner.model.train()
         losses = self.inner._train_step(batch)
         self.inner._end_step(losses)
+        if self.inner.step >= self.inner.steps:  # the run's budget, which its schedules run on
+            self.trainer.should_stop = True
         for name, value in losses.items():
             self.log(f"loss/{name}", value, on_step=True, prog_bar=False, batch_size=len(batch[1]))
 

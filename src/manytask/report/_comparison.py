@@ -29,12 +29,17 @@ def comparison_sections(page: Page, root: Path) -> None:
     page.table(["task", "metric", "better", "single-task", "multi-task", "change %"],
                [(r["task"], r["metric"], "higher" if r["higher_is_better"] == "True" else "lower",
                  _float(r["single_task"]), _float(r["multi_task"]), _float(r["change_percent"])) for r in metrics])
-    page.text(f"Δm = {delta:+.2f}% (Maninis et al. 2019): the mean over the main tasks of their primary metric's "
-              "signed relative change, multi-task against single-task; positive is better.")
+    if math.isfinite(delta):
+        page.text(f"Δm = {delta:+.2f}% (Maninis et al. 2019): the mean over the main tasks of their primary "
+                  "metric's signed relative change, multi-task against single-task; positive is better "
+                  "(comparison.md names any task left out as undefined).")
+    else:
+        page.text("Δm undefined: no main task's primary metric is defined in both runs (see comparison.md).")
     labels = [f"{r['task']}/{r['metric']}" for r in metrics] + ["Δm"]
     page.figure(bars(labels, [_float(r["change_percent"]) for r in metrics] + [delta],
                      ylabel="relative change of multi-task over single-task (%)"),
-                "Each metric's relative change (positive: the multi-task model is better), and Δm.")
+                "Each metric's relative change (positive: the multi-task model is better), and Δm; an "
+                "undefined one is marked, not drawn.")
     multi = read_metrics(root / "multi")
     curves: dict[str, dict[str, Series]] = {}
     for r in metrics:

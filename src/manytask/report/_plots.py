@@ -50,7 +50,11 @@ def bars(labels: Sequence[str], values: Sequence[float], errors: Sequence[float]
     shown = [v if math.isfinite(v) else 0.0 for v in values]
     colours = [("#2a9d55" if v >= 0 else "#c0392b") if signed else "#3b75af" for v in shown]
     ax.barh(range(len(labels)), shown, xerr=errors, color=colours, capsize=3)
-    ax.set_yticks(range(len(labels)), labels)
+    for row, value in enumerate(values):
+        if not math.isfinite(value):  # no bar of length 0, which would read as "no change"
+            ax.text(0, row, " undefined", va="center", ha="left", fontsize=8, color="#555555")
+    ax.set_yticks(range(len(labels)), [f"{label} (undefined)" if not math.isfinite(value) else label
+                                       for label, value in zip(labels, values)])
     ax.invert_yaxis()
     ax.set_xlabel(ylabel)
     if signed:
