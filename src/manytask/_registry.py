@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class Registry(Generic[T]):
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered.")
-            doc = summary or (inspect.getdoc(factory) or "").split("\n")[0]
+            doc = summary or _first_sentence(inspect.getdoc(factory) or "")
             self._entries[name] = RegistryEntry(name, factory, doc, dict(details or {}))
             return factory
 
@@ -165,3 +166,10 @@ def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
         except NameError:
             continue
     return hints
+
+
+def _first_sentence(doc: str) -> str:
+    """The docstring's first sentence, across line breaks (a summary cut at the first line ended
+    mid-sentence)."""
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    return re.split(r"(?<=\.)\s+(?=[A-Z`(])", paragraph, maxsplit=1)[0]

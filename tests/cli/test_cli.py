@@ -41,7 +41,7 @@ def test_list_shows_every_kind() -> None:
         assert word in result.output
     assert runner.invoke(app, ["list", "balancers"]).output.startswith("balancers:")
     bad = runner.invoke(app, ["list", "balancer"])
-    assert bad.exit_code == 2 and "Unknown kind 'balancer'" in bad.output
+    assert bad.exit_code == 2 and "Unknown kind 'balancer'" in bad.output and "Did you mean 'balancers'" in bad.output
 
 
 @pytest.mark.report
@@ -174,3 +174,5 @@ def test_explain_prints_a_components_paper_options_and_docs() -> None:
     assert "each_cell (default False)" in view.output
     wrong = runner.invoke(app, ["explain", "mgdaa"])
     assert wrong.exit_code == 2 and "Did you mean 'mgda'" in wrong.output
+    upper = runner.invoke(app, ["explain", "MGDA"])
+    assert upper.exit_code == 2 and "Did you mean 'mgda'" in upper.output and "hps" not in upper.output

@@ -245,3 +245,13 @@ def test_report_on_a_malformed_results_file_is_one_error_line(tmp_path: Path) ->
     results.write_text(results.read_text()[:100])
     outcome = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
     assert outcome.exit_code == 2 and "error:" in outcome.output and "Traceback" not in outcome.output
+
+
+def test_a_run_whose_monitor_was_never_defined_says_the_last_model_was_tested(tmp_path: Path) -> None:
+    train(parse_config(BASE), run_dir=tmp_path / "run")
+    path = tmp_path / "run" / "results.json"
+    results = json.loads(path.read_text())
+    results["best_step"] = None
+    path.write_text(json.dumps(results))
+    text = write_report(tmp_path / "run").read_text()
+    assert "the last model was tested" in text and "dashed: the best checkpoint" not in text

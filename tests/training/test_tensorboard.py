@@ -48,3 +48,14 @@ def test_a_resumed_run_drops_the_events_after_its_step(tmp_path: Path) -> None:
 def test_bad_options_are_named() -> None:
     with pytest.raises(ConfigError, match="logging.every"):
         parse_config({**CONFIG, "logging": {"tensorboard": True, "every": 0}})
+
+
+def test_a_missing_tensorboard_package_names_the_logging_section(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    with pytest.raises(ConfigError) as error:
+        train(parse_config(CONFIG), run_dir=tmp_path / "run")
+    assert str(error.value).startswith("Config key 'logging.tensorboard'") and "'training'" not in str(error.value)
+    assert 'pip install "manytask[tensorboard]"' in str(error.value)

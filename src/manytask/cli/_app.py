@@ -282,10 +282,11 @@ def list_components(
         help="models, encoders, balancers, samplers, datasets, metrics, views, auxiliary or linear")] = None,
 ) -> None:
     """List registered components by kind."""
+    from .._utils import did_you_mean
     from ..catalogue import REGISTRIES
 
     if kind is not None and kind not in REGISTRIES:
-        _fail(ValueError(f"Unknown kind {kind!r}; choose from {', '.join(REGISTRIES)}."))
+        _fail(ValueError(f"Unknown kind {kind!r}.{did_you_mean(kind.lower(), REGISTRIES, 'Kinds')}"))
     for name, registry in REGISTRIES.items():
         if kind is not None and name != kind:
             continue
@@ -308,8 +309,8 @@ def explain(name: Annotated[str, typer.Argument(help="A registered component: a 
              if entry.name == name]
     if not found:
         every = sorted({e.name for registry in REGISTRIES.values() for e in registry.entries()})
-        _fail(UnknownNameError(f"No component is named {name!r}.{did_you_mean(name, every, 'Components')} "
-                               "See manytask list."))
+        close = did_you_mean(name.lower(), every, None)  # MGDA -> mgda
+        _fail(UnknownNameError(f"No component is named {name!r}.{close} See manytask list."))
         return
     for kind, entry in found:
         typer.echo(f"{entry.name} ({kind[:-1] if kind.endswith('s') else kind}): {entry.summary}")

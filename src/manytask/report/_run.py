@@ -53,7 +53,9 @@ def results_table(page: Page, results: Mapping[str, Any], roles: Mapping[str, st
     page.table(["task", "role", "metric", f"value ({results.get('split', '?')} split)"], rows)
     cost = results.get("cost", {})
     facts = [("estimator", results.get("estimator")), ("hyperparameters", results.get("params")),
-             ("steps", results.get("steps")), ("best step", results.get("best_step")),
+             ("steps", results.get("steps")),
+             ("best step", results.get("best_step") if results.get("best_step") is not None or "steps" not in results
+              else "none (the monitor was never defined: the last model was tested)"),
              ("monitor", results.get("monitor")), ("stopped early", results.get("stopped_early")),
              ("seconds per step", cost.get("seconds_per_step")), ("seconds to fit", cost.get("fit_seconds")),
              (f"peak memory (MB, {cost.get('peak_memory_kind', '?')})", cost.get("peak_memory_mb"))]
@@ -89,9 +91,12 @@ def run_sections(page: Page, run_dir: Path, level: int = 2, relatedness: bool = 
         page.heading("Learning curves", level)
         curves = {task: {"train loss": _series(rows, f"train/{task}/loss"),
                          "validation loss": _series(rows, f"val/{task}/loss")} for task in tasks}
+        where_best = ("dashed: the best checkpoint." if mark is not None else
+                      "no best checkpoint: the monitored value was never defined, so the last model was tested."
+                      if results else "no best checkpoint yet.")
         page.figure(panels(curves, mark_x=mark, log_y=True),
                     "Each task's training loss (mean over the steps since the previous evaluation) and "
-                    "validation loss; dashed: the best checkpoint.")
+                    f"validation loss; {where_best}")
         metrics = [k for k in _columns(rows, "val/") if not k.endswith("/loss")]
         if metrics:
             page.figure(panels({k[4:]: {"validation": _series(rows, k)} for k in metrics}, mark_x=mark),

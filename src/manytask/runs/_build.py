@@ -433,6 +433,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     check_view_classes(views, tasks, data.input_info)
     check_views_fit(views, tasks, {**sources, **unlabelled})
     check_model_fits(config, model, tasks, sources)
+    callbacks = _loggers(config)  # its own errors name their config keys
     try:
         trainer = Trainer(
             model, tasks, balancer, optimizer, loader, training.steps,
@@ -441,7 +442,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
             checkpoints=Checkpointing(run_dir, training.checkpoint_every),
             precision=training.precision, scheduler=scheduler, device=training.device,
             max_grad_norm=training.max_grad_norm, progress=training.progress, seed=config.seed,
-            views=views, schedule=schedule, ranks=ranks, callbacks=_loggers(config),
+            views=views, schedule=schedule, ranks=ranks, callbacks=callbacks,
         )
     except ValueError as error:
         raise ConfigError(f"Config section 'training': {error}") from None
