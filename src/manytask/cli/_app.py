@@ -149,7 +149,7 @@ def export_command(
 
 @app.command("report")
 def report_command(
-    directory: Annotated[Path, typer.Argument(help="A run, comparison or bench directory.")],
+    directory: Annotated[Path, typer.Argument(help="A run, comparison, relate or bench directory.")],
     out: Annotated[Path | None, typer.Option(help="Where to write the page (default DIRECTORY/report.html).")] = None,
 ) -> None:
     """Write one self-contained report.html (figures embedded; opens from a file, no network)."""
