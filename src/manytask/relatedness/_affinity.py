@@ -14,8 +14,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _NormBase
 
 from ..models import MultiTaskModel
-from ..training import Callback
-from ..training._engine import batched_vjps
+from ..training import Callback, batched_vjps
 from ._matrix import TaskMatrix
 from ._models import correlation_matrix
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .._utils import atomic_write
 from ..config import Config, ConfigError
@@ -27,7 +26,7 @@ from ..relatedness import (
 from ..tasks import Task
 from ._build import check_config, load_data, select_tasks
 from ._linear import _estimator_kind, fit_linear_run
-from ._run_dir import RunDirError, _flatten, claim
+from ._run_dir import RunDirError, claim, config_changes
 from ._saved import load_run
 from ._train import config_of_run, train, try_report
 
@@ -161,11 +160,7 @@ def _runs(config: Config, measured: Config, root: Path, names: list[str], pairs:
 def _check_finished(run_dir: Path, config: Config) -> None:
     """Refuse to read back the finished run in ``run_dir`` if ``config`` differs from its own in
     anything but :data:`READ_BACK_KEYS`: relate reads its results, it does not train it on."""
-    old = _flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
-    new = _flatten(config.model_dump(mode="json"))
-    defaults = _flatten(Config().model_dump(mode="json"))  # a key a later manytask added: its default
-    changed = [f"{k}: {old.get(k, defaults.get(k))!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys())
-               if k not in READ_BACK_KEYS and old.get(k, defaults.get(k)) != new.get(k)]
+    changed = config_changes(run_dir / "config.yaml", config, READ_BACK_KEYS)
     if changed:
         lines = "\n  ".join(changed)
         raise RunDirError(

@@ -11,7 +11,7 @@ import yaml
 
 from ..config import Config
 
-__all__ = ["RESUMABLE_KEYS", "RUN_ARTEFACTS", "RunDirError", "check_resume", "claim"]
+__all__ = ["RESUMABLE_KEYS", "RUN_ARTEFACTS", "RunDirError", "check_resume", "claim", "config_changes"]
 
 #: What a run writes into its directory (``compare`` adds its tables and sub-runs), and what
 #: ``predict``, ``evaluate`` and ``export`` write there by default: ``--overwrite`` deletes them all.
@@ -73,21 +73,29 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: value}
 
 
+def config_changes(path: Path, config: Config, allowed: frozenset[str]) -> list[str]:
+    """``"key: old -> new"`` for each flattened key whose value in ``config`` differs from the
+    saved ``path`` (a run's config.yaml), but for the ``allowed`` keys. A key a later manytask
+    added reads, in an older run, as its default."""
+    old = _flatten(yaml.safe_load(path.read_text()) or {})
+    new = _flatten(config.model_dump(mode="json"))
+    defaults = _flatten(Config().model_dump(mode="json"))
+    for key, value in new.items():
+        if key not in old and key in defaults and value == defaults[key]:
+            old[key] = value
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k) and k not in allowed]
+
+
 def check_resume(run_dir: Path, config: Config) -> None:
     """Refuse to resume ``run_dir`` with a config that changes what it trained or how its data
     was split; name each changed key with its old and new value. Writes nothing."""
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise RunDirError(f"Nothing to resume in {run_dir}: it has no config.yaml. Train without --resume.")
-    old = _flatten(yaml.safe_load(path.read_text()) or {})
-    new = _flatten(config.model_dump(mode="json"))
-    defaults = _flatten(Config().model_dump(mode="json"))
-    for key, value in new.items():  # a key a later manytask added reads, in an older run, as its default
-        if key not in old and key in defaults and value == defaults[key]:
-            old[key] = value
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
+    changed = config_changes(path, config, RESUMABLE_KEYS)
     if changed:
-        lines = "\n  ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        lines = "\n  ".join(changed)
         raise RunDirError(
             f"Cannot resume {run_dir} with a different config; these keys change what was trained or how "
             f"the data was split:\n  {lines}\nResume with the run's own config ({path}), changing only "

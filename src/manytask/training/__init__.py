@@ -4,7 +4,7 @@ from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
 from ._device import resolve_device
 from ._distributed import Ranks, init_from_env
-from ._engine import BackwardEngine, NonFiniteError
+from ._engine import BackwardEngine, NonFiniteError, batched_vjps
 from ._init_from import WeightsLoaded, load_matching_weights, resolve_weights
 from ._optim import build_optimizer, build_scheduler
 from ._schedule import TaskSchedule, Window
@@ -13,6 +13,7 @@ from ._trainer import Checkpointing, Evaluation, NonFiniteLossError, Precision, 
 
 __all__ = [
     "BackwardEngine",
+    "batched_vjps",
     "Callback",
     "CheckpointError",
     "CheckpointManager",
