@@ -43,9 +43,9 @@ def embedding(net: Backbone, which: str) -> nn.Embedding:
 
 
 def same_numbers(make_old: Callable[[], nn.Module], make_new: Callable[[], nn.Module], inputs: object,
-                 train: bool = False, seed: int = 7) -> None:
+                 train: bool = False, seed: int = 7, atol: float = 0.0) -> None:
     """Built under one seed, the old and the new encoder hold the same weights and compute the
-    same outputs (in train mode too: dropout draws the same masks from the same seed)."""
+    same outputs (in train mode too: dropout draws the same masks from the same seed), to ``atol``."""
     torch.manual_seed(seed)
     old = make_old().train(train)
     torch.manual_seed(seed)
@@ -56,7 +56,7 @@ def same_numbers(make_old: Callable[[], nn.Module], make_new: Callable[[], nn.Mo
     torch.manual_seed(seed + 1)
     expected = old(inputs)
     torch.manual_seed(seed + 1)
-    torch.testing.assert_close(new(inputs), expected, rtol=0, atol=0)
+    torch.testing.assert_close(new(inputs), expected, rtol=0, atol=atol)
 
 
 # ---- the same numbers as the pre-stage encoders ----------------------------------------------
@@ -89,9 +89,41 @@ def test_cnn_same_numbers_as_before_stages(options: Mapping[str, Any], shape: tu
     {"vocab_size": 30, "embedding_dim": 8, "hidden": 6, "layers": 2, "dropout": 0.3},  # eval: no dropout
 ])
 def test_bilstm_same_numbers_as_before_stages(options: Mapping[str, Any]) -> None:
+    """To rounding: the old encoder ran one packed bidirectional LSTM, the new one runs each
+    direction on padded tensors (another kernel on CPU)."""
     ids = tokens(pad=options.get("pad_index", 0))
-    same_numbers(lambda: OldBiLSTM(**options), lambda: BiLSTM(**options), ids)
-    same_numbers(lambda: OldBiLSTM(**options), lambda: BiLSTM(**options), {"tokens": ids})
+    same_numbers(lambda: OldBiLSTM(**options), lambda: BiLSTM(**options), ids, atol=1e-6)
+    same_numbers(lambda: OldBiLSTM(**options), lambda: BiLSTM(**options), {"tokens": ids}, atol=1e-6)
+
+
+def test_bilstm_loads_a_state_dict_saved_with_one_bidirectional_lstm_per_layer() -> None:
+    """Checkpoints written before the directions were split (keys ``lstm.weight_ih_l0`` and
+    ``lstm.weight_ih_l0_reverse``) load into the two directions and give the same outputs."""
+    ids = tokens()
+    torch.manual_seed(0)
+    saved = BiLSTM(30, 8, 6, layers=2).eval()
+    old_keys = {}
+    for key, value in saved.state_dict().items():
+        for direction, suffix in (("forward_lstm.", ""), ("backward_lstm.", "_reverse")):
+            if direction in key:
+                key = key.replace(direction, "lstm.") + suffix
+        old_keys[key] = value
+    assert "stages.1.lstm.weight_hh_l0_reverse" in old_keys and "stages.2.lstm.bias_ih_l0" in old_keys
+    torch.manual_seed(1)
+    loaded = BiLSTM(30, 8, 6, layers=2).eval()
+    loaded.load_state_dict(old_keys)
+    torch.testing.assert_close(loaded(ids), saved(ids), rtol=0, atol=0)
+
+
+def test_bilstm_directions_read_only_the_real_tokens() -> None:
+    """A token's features do not depend on the padding after its sentence, in either direction,
+    and a sentence of padding only gives zeros."""
+    torch.manual_seed(0)
+    net = BiLSTM(30, 8, 6, layers=2).eval()
+    short = torch.tensor([[5, 6, 7, 0, 0], [0, 0, 0, 0, 0]])
+    out = net(short)
+    torch.testing.assert_close(out[0, :3], net(short[:1, :3])[0], rtol=0, atol=1e-6)
+    assert out[0, 3:].eq(0).all() and out[1].eq(0).all()
 
 
 def test_bilstm_without_dropout_trains_to_the_same_numbers() -> None:
@@ -108,7 +140,7 @@ def test_bilstm_without_dropout_trains_to_the_same_numbers() -> None:
                 p.sub_(0.1 * p.grad)
         models.append(model)
     for p, q in zip(models[0].parameters(), models[1].parameters()):
-        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
 
 
 # ---- stages and their FeatureInfo -------------------------------------------------------------

@@ -9,14 +9,15 @@ can copy, mix (a linear mix of zero rows is zero) and tap stage outputs, and sam
 pool over the real tokens, without the token ids travelling alongside. The price: a real token
 whose features are exactly zero in every dimension would count as padding, which the
 embeddings (random, plus positions) and the layers' outputs (LSTM states, a LayerNorm with bias)
-make a measure-zero event. Padding must be trailing (right-padded sequences), as packed LSTMs
-require.
+make a measure-zero event. Padding must be trailing (right-padded sequences), as the BiLSTM
+requires.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -229,23 +230,41 @@ class _WordAndCharacters(nn.Module):
 
 
 class _BiLSTMLayer(nn.Module):
-    """One bidirectional LSTM layer over the non-padding positions (packed); padding rows stay zero."""
+    """One bidirectional LSTM layer over the real tokens; padding rows stay zero.
+
+    The two directions are two unidirectional LSTMs on padded tensors: the forward one reads each
+    sentence from its start (the trailing padding comes after every real token), the backward one
+    reads it reversed within its length (the padding stays at the end). The outputs at real tokens
+    are those of a packed bidirectional ``nn.LSTM``, and on CPU the padded call runs oneDNN's fused
+    kernel, about twice as fast as the packed loop. Parameters are drawn in ``nn.LSTM``'s order
+    (forward, then reverse); a state dict saved with a bidirectional ``lstm`` still loads.
+    """
 
     def __init__(self, in_features: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout) if dropout else None
-        self.lstm = nn.LSTM(in_features, hidden, batch_first=True, bidirectional=True)
+        self.forward_lstm = nn.LSTM(in_features, hidden, batch_first=True)
+        self.backward_lstm = nn.LSTM(in_features, hidden, batch_first=True)
 
     def forward(self, x: Tensor) -> Tensor:
         pad = padding_mask(x)
-        lengths = (~pad).sum(1).clamp(min=1).cpu()  # packing needs length >= 1
         if self.dropout is not None:
             x = self.dropout(x)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        # padding rows come out of packing as zeros; a sequence of padding only ran one step: zero it
-        return out.masked_fill(pad[..., None], 0.0)
+        lengths = (~pad).sum(1, keepdim=True)
+        steps = torch.arange(x.shape[1], device=x.device)
+        reverse = torch.where(steps < lengths, lengths - 1 - steps, steps)[..., None]  # its own inverse
+        ahead, _ = self.forward_lstm(x)
+        behind, _ = self.backward_lstm(x.gather(1, reverse.expand(-1, -1, x.shape[-1])))
+        behind = behind.gather(1, reverse.expand(-1, -1, behind.shape[-1]))
+        return torch.cat([ahead, behind], dim=-1).masked_fill(pad[..., None], 0.0)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        """Rename the keys of a bidirectional ``lstm`` (``weight_ih_l0``, ``weight_ih_l0_reverse``)."""
+        for key in [k for k in state_dict if k.startswith(prefix + "lstm.")]:
+            name = key[len(prefix) + len("lstm."):]
+            direction = "backward_lstm." if name.endswith("_reverse") else "forward_lstm."
+            state_dict[prefix + direction + name.removesuffix("_reverse")] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 @ENCODERS.register("bilstm", details={"stages": "embedding, then one per layer", "layout": "sequence"})

@@ -28,7 +28,8 @@ __all__ = ["BackwardEngine", "NonFiniteError", "batched_vjps"]
 
 log = logging.getLogger("manytask")
 
-#: Modules torchjd's autogram engine cannot hook (RNNs read PackedSequence inputs).
+#: Modules left to the Jacobian path: functorch has no batching rule for the LSTM's backward
+#: (autogram would run vmap's per-row fallback, with a warning, on every step).
 _UNHOOKABLE = (nn.RNNBase,)
 
 #: One autogram engine per model: it hooks the shared modules for good, so engines are shared.
@@ -145,7 +146,7 @@ class BackwardEngine:
         reason = "it declares no shared_modules()"
         unhookable = [m for root in modules for m in root.modules() if isinstance(m, _UNHOOKABLE)]
         if unhookable:
-            reason = f"it contains {type(unhookable[0]).__name__}, whose packed-sequence inputs autogram cannot batch"
+            reason = f"it contains {type(unhookable[0]).__name__}, whose backward vmap cannot batch"
         elif not self.model.hookable:
             reason = "its shared parameters are used outside their modules' forward"
         elif modules:
