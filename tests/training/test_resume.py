@@ -9,7 +9,7 @@ import torch
 
 from manytask.balancing import BALANCERS, balancer_info
 from manytask.models import MODELS
-from manytask.training import BackwardEngine, Trainer, build_optimizer
+from manytask.training import BackwardEngine, CheckpointManager, Trainer, build_optimizer
 
 from .helpers import make_trainer
 
@@ -121,3 +121,19 @@ def test_a_non_contiguous_parameter_resumes_exactly(tmp_path: Path) -> None:
     resumed.fit(resume="latest")
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_time_s_goes_on_from_the_checkpoint_after_a_resume(tmp_path: Path) -> None:
+    """A resumed run's ``time_s`` continues the checkpoint's count (it restarted from 0, so a
+    plot of a metric against time folded back at every resume)."""
+    first = make_trainer(tmp_path, 28, eval_every=7)
+    first.steps = 14
+    first.fit()
+    before = [float(row.split(",")[2]) for row in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    saved = CheckpointManager.load(tmp_path / "checkpoints" / "step-000000014.safetensors")["elapsed_s"]
+    assert saved >= before[-1] > before[0] > 0
+    resumed = make_trainer(tmp_path, 28, eval_every=7)
+    resumed.fit(resume="latest")
+    times = [float(row.split(",")[2]) for row in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert times[:2] == before and times[2] > saved and times == sorted(times)
+    assert resumed.elapsed() >= times[-1]

@@ -211,6 +211,8 @@ class Trainer:
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
+        self._seconds_before = 0.0  # training seconds of earlier fits of this run (a checkpoint's elapsed_s)
+        self._fit_start: float | None = None
         self._checked_sources = self._check_static_sources()
         self._position = {name: i for i, name in enumerate(self.tasks)}
         self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor | None]] = {}
@@ -238,7 +240,7 @@ class Trainer:
         self._call("on_train_start")
         stopped = False
         first_step = self.step
-        start_time = time.perf_counter()
+        self._fit_start = time.perf_counter()
         step_seconds = 0.0
         try:
             while self.step < self.steps and not stopped:
@@ -250,18 +252,25 @@ class Trainer:
                 logger.advance(self._running_losses(reset=False) if report else None)
                 improved = False
                 if self.step % self.evaluation.every == 0 or self.step == self.steps:
-                    stopped, improved = self._evaluate_and_log(logger, time.perf_counter() - start_time)
+                    stopped, improved = self._evaluate_and_log(logger, self.elapsed())
                 due = self.checkpoint_every and (
                     self.step % self.checkpoint_every == 0 or self.step == self.steps or stopped
                 )
                 if due or improved:  # after the metrics row, so a resumed run has every row
                     self.checkpoints.save(self.state_dict(), self.step, best=improved)
         finally:
+            self._seconds_before, self._fit_start = self.elapsed(), None
             logger.close()
         result = TrainResult(self.step, self.best_step, self.best_value, self.monitor, stopped,
                              logger.rows, self.run_dir, step_seconds, self.step - first_step)
         self._call("on_train_end", result=result)
         return result
+
+    def elapsed(self) -> float:
+        """Seconds this run has trained, across resumes (``time_s`` in metrics.csv): the checkpoint's
+        count when resumed, plus this fit's wall time (the time between runs is not counted)."""
+        running = time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0
+        return self._seconds_before + running
 
     def _end_step(self, losses: dict[str, Tensor]) -> None:
         """Count the step; its hooks, and the epoch's when it was the last of a loader epoch (an
@@ -558,6 +567,7 @@ class Trainer:
             "callbacks": [c.state_dict() for c in self.callbacks],
             "ranks": self.ranks.world if self.ranks is not None else 1,
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "elapsed_s": self.elapsed(),
         }
 
     def load(self, path: Path) -> None:
@@ -594,6 +604,7 @@ class Trainer:
             callback.load_state_dict(cb_state)
         _set_rng_state(state["rng"])
         self.step = int(state["step"])
+        self._seconds_before = float(state.get("elapsed_s", 0.0))  # (older checkpoints lack it: 0)
         if self.schedule is not None and state.get("schedule") is not None:
             self.schedule.load_state_dict(state["schedule"])
         written, now = int(state.get("ranks", 1)), self.ranks.world if self.ranks is not None else 1
