@@ -170,6 +170,8 @@ def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
 
 def _first_sentence(doc: str) -> str:
     """The docstring's first sentence, across line breaks (a summary cut at the first line ended
-    mid-sentence)."""
+    mid-sentence), as plain text: reST roles and literals (``:math:`x```, ````x````) lose their markup."""
     paragraph = " ".join(doc.split("\n\n")[0].split())
-    return re.split(r"(?<=\.)\s+(?=[A-Z`(])", paragraph, maxsplit=1)[0]
+    sentence = re.split(r"(?<=\.)\s+(?=[A-Z`(:])", paragraph, maxsplit=1)[0]
+    sentence = re.sub(r":[a-z]+:`([^`]*)`", r"\1", sentence)
+    return re.sub(r"``([^`]*)``", r"\1", sentence)

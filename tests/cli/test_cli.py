@@ -44,6 +44,13 @@ def test_list_shows_every_kind() -> None:
     assert bad.exit_code == 2 and "Unknown kind 'balancer'" in bad.output and "Did you mean 'balancers'" in bad.output
 
 
+def test_list_summaries_are_plain_text() -> None:
+    """Summaries come from docstrings written for reST: no roles, literals or LaTeX reach the terminal."""
+    output = runner.invoke(app, ["list"]).output
+    for markup in (":math:", ":class:", "``", "\\"):
+        assert markup not in output, [line for line in output.splitlines() if markup in line]
+
+
 @pytest.mark.report
 def test_train_writes_a_run_directory_and_resumes(tmp_path: Path) -> None:
     config = write_config(tmp_path)

@@ -239,6 +239,22 @@ def test_an_undefined_delta_m_and_change_read_undefined_not_zero_or_nan(tmp_path
     assert "Δm undefined" in text and "+nan%" not in text
 
 
+def test_a_delta_m_over_some_main_tasks_says_over_how_many_and_which_are_left_out(tmp_path: Path) -> None:
+    """One main task's primary change undefined: the page's Δm says it covers 2 of 3 main tasks and
+    names the one left out (it said only "comparison.md names any task left out")."""
+    compare(parse_config(BASE), run_dir=tmp_path / "cmp")
+    path = tmp_path / "cmp" / "comparison.csv"
+    rows = _rows(path)
+    first = next(r for r in rows if r["task"] == "score")  # its primary metric: the first row of the task
+    first["change_percent"] = "nan"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = write_report(tmp_path / "cmp").read_text()
+    assert f"over 2 of 3 main tasks; undefined for score/{first['metric']}, left out" in text
+
+
 def test_report_on_a_malformed_results_file_is_one_error_line(tmp_path: Path) -> None:
     train(parse_config({**BASE, "training": {**BASE["training"]}}), run_dir=tmp_path / "run")
     results = tmp_path / "run" / "results.json"

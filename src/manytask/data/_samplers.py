@@ -50,7 +50,7 @@ class Uniform(TaskSampler):
 
 
 class Temperature(TaskSampler):
-    r"""Temperature sampling: :math:`p_i \propto n_i^{1/\tau}`.
+    r"""Temperature sampling: p_i ∝ n_i^(1/τ) for source i of n_i rows.
 
     ``tau=1`` is proportional sampling; ``tau -> inf`` tends to uniform.
     """
@@ -66,7 +66,7 @@ class Temperature(TaskSampler):
 
 
 class Proportional(Temperature):
-    r"""Proportional to size: :math:`p_i = n_i / \sum_j n_j` (each sample equally often)."""
+    r"""Proportional to size: p_i = n_i / Σ_j n_j (each sample equally often)."""
 
     def __init__(self) -> None:
         super().__init__(tau=1.0)

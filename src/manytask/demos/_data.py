@@ -22,7 +22,7 @@ def shared_latent_tasks(
     noise: float = 0.1,
     seed: int = 0,
 ) -> MultiTaskData:
-    r"""Three tasks read one hidden representation :math:`h = \tanh(A\,\mathrm{relu}(Bx))`.
+    r"""Three tasks read one hidden representation h = tanh(A relu(Bx)).
 
     ``category`` (``num_classes`` classes, :math:`\arg\max U h`) is labelled on every training sample;
     ``score`` (regression, :math:`v^\top h` + noise) and ``flag`` (binary,

@@ -29,12 +29,19 @@ def comparison_sections(page: Page, root: Path) -> None:
     page.table(["task", "metric", "better", "single-task", "multi-task", "change %"],
                [(r["task"], r["metric"], "higher" if r["higher_is_better"] == "True" else "lower",
                  _float(r["single_task"]), _float(r["multi_task"]), _float(r["change_percent"])) for r in metrics])
+    primary: dict[str, dict[str, str]] = {}  # each main task's first row: its primary metric
+    for r in metrics:
+        primary.setdefault(r["task"], r)
+    left_out = [f"{t}/{r['metric']}" for t, r in primary.items() if not math.isfinite(_float(r["change_percent"]))]
     if math.isfinite(delta):
-        page.text(f"Δm = {delta:+.2f}% (Maninis et al. 2019): the mean over the main tasks of their primary "
-                  "metric's signed relative change, multi-task against single-task; positive is better "
-                  "(comparison.md names any task left out as undefined).")
+        over = f"{len(primary) - len(left_out)} of {len(primary)} main tasks"
+        if left_out:
+            over += f"; undefined for {', '.join(left_out)}, left out"
+        page.text(f"Δm = {delta:+.2f}% (Maninis et al. 2019): the mean of the primary metric's signed relative "
+                  f"change, multi-task against single-task, over {over}; positive is better.")
     else:
-        page.text("Δm undefined: no main task's primary metric is defined in both runs (see comparison.md).")
+        page.text("Δm undefined: no main task's primary metric is defined in both runs and non-zero in the "
+                  f"single-task one ({', '.join(left_out) or 'no main task'}).")
     labels = [f"{r['task']}/{r['metric']}" for r in metrics] + ["Δm"]
     page.figure(bars(labels, [_float(r["change_percent"]) for r in metrics] + [delta],
                      ylabel="relative change of multi-task over single-task (%)"),

@@ -123,7 +123,7 @@ def _folds(task: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-def _estimator_kind(tasks: tuple[Task, ...]) -> str:
+def estimator_kind(tasks: tuple[Task, ...]) -> str:
     """``logistic`` for binary tasks, ``squared`` for regression ones; anything else is refused."""
     kinds = {t.name: ("logistic" if isinstance(t, BinaryClassification) and t.num_labels == 1 else
                       "squared" if isinstance(t, Regression) and t.num_outputs == 1 else None) for t in tasks}
@@ -206,7 +206,7 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
     claim(target, overwrite=overwrite, resume=None)
     data = load_data(config)
     tasks = standardize_targets(select_tasks(config, data), data)
-    registry = CLASSIFIERS if _estimator_kind(tasks) == "logistic" else REGRESSORS
+    registry = CLASSIFIERS if estimator_kind(tasks) == "logistic" else REGRESSORS
     other = REGRESSORS if registry is CLASSIFIERS else CLASSIFIERS
     if config.linear.name not in registry.names() and config.linear.name in other.names():
         kinds = ("binary", "regression") if registry is CLASSIFIERS else ("regression", "binary")

@@ -25,7 +25,7 @@ from ..relatedness import (
 )
 from ..tasks import Task
 from ._build import check_config, load_data, select_tasks
-from ._linear import _estimator_kind, fit_linear_run
+from ._linear import estimator_kind, fit_linear_run
 from ._run_dir import RunDirError, claim, config_changes
 from ._saved import load_run
 from ._train import config_of_run, train, try_report
@@ -133,7 +133,7 @@ def _check_linear(data: Any, tasks: Sequence[Task]) -> None:
     from ..data import TensorSource
 
     try:
-        _estimator_kind(tuple(tasks))
+        estimator_kind(tuple(tasks))
     except ConfigError as error:
         raise ConfigError(f"--linear: {error} Or relate without --linear.") from None
     sources = list(data.train.values())
