@@ -174,6 +174,26 @@ def test_a_suite_report_gives_delta_m_per_method_and_the_trade_off(tmp_path: Pat
     assert table["ew"][3].startswith("12.50 ± 3.54") and table["other"][3].startswith("-6.25 ± 5.30")
 
 
+def test_suite_figures_mark_a_mean_over_fewer_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method with one run's metric undefined: its bar and its Pareto point are labelled (1 of 2
+    runs), as the table marks its mean, instead of passing for a mean over both seeds."""
+    import manytask.report._suite as suite_report
+
+    root = _suite_dir(tmp_path)
+    text = (root / "results.csv").read_text().splitlines()
+    text = [line.replace(",0.63,2.2", ",,2.2") for line in text]  # "other", seed 1: accuracy undefined
+    (root / "results.csv").write_text("\n".join(text) + "\n")
+    labels: dict[str, list[str]] = {}
+    real_bars, real_pareto = suite_report.bars, suite_report.pareto
+    monkeypatch.setattr(suite_report, "bars", lambda names, *a, **k: (labels.setdefault("bars", names),
+                                                                       real_bars(names, *a, **k))[1])
+    monkeypatch.setattr(suite_report, "pareto", lambda means, *a, **k: (labels.setdefault("pareto", list(means)),
+                                                                         real_pareto(means, *a, **k))[1])
+    write_report(root)
+    assert labels["bars"] == ["ew", "other (1 of 2 runs)"]
+    assert labels["pareto"] == ["single-task", "ew", "other (1 of 2 runs)"]
+
+
 def test_the_pareto_front_keeps_only_the_points_nothing_dominates() -> None:
     points = {"a": (0.9, 1.0), "b": (0.8, 0.5), "c": (0.7, 0.7), "d": (0.9, 1.2), "e": (math.nan, 0.1)}
     assert pareto_front(points, x_higher=True, y_higher=False) == ["a", "b"]  # c worse than b, d than a
