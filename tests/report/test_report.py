@@ -13,6 +13,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 from manytask.cli import app
 from manytask.config import parse_config
 from manytask.report import ReportError, write_report
-from manytask.report._plots import pareto_front
+from manytask.report._plots import heatmap, panels, pareto_front
 from manytask.runs import compare, train
 
 pytestmark = pytest.mark.report
@@ -192,6 +193,24 @@ def test_suite_figures_mark_a_mean_over_fewer_runs(tmp_path: Path, monkeypatch: 
     write_report(root)
     assert labels["bars"] == ["ew", "other (1 of 2 runs)"]
     assert labels["pareto"] == ["single-task", "ew", "other (1 of 2 runs)"]
+
+
+def test_a_panel_without_a_finite_value_says_so_without_a_warning() -> None:
+    """Two lines of NaN only (a metric never defined): the panel says "no finite value" and asks
+    for no legend (matplotlib warned "No artists with labels found"; warnings are errors here)."""
+    figure = panels({"a/auroc": {"single-task": ([1, 2], [math.nan, math.nan]),
+                                 "multi-task": ([1, 2], [math.nan, math.nan])}})
+    assert [t.get_text() for t in figure.axes[0].texts] == ["no finite value"]
+    assert figure.axes[0].get_legend() is None
+
+
+def test_a_heatmap_of_many_tasks_stays_a_readable_size() -> None:
+    """139 tasks (School): the figure is at most 12 inches (it grew 0.55 inch a task, to 79) and
+    names every 4th task (139 names overlapped)."""
+    names = [f"school{i}" for i in range(139)]
+    figure = heatmap(np.random.default_rng(0).normal(size=(139, 139)), names, signed=True, colorbar="affinity")
+    assert max(figure.get_size_inches()) <= 13.2
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == names[::4]
 
 
 def test_the_pareto_front_keeps_only_the_points_nothing_dominates() -> None:

@@ -24,10 +24,14 @@ def panels(named: Mapping[str, Mapping[str, Series]], *, columns: int = 3, mark_
     figure = Figure(figsize=(4.2 * columns, 3.0 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, (title, lines) in zip(axes, named.items()):
+        drawn = 0
         for label, (xs, ys) in lines.items():
             points = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
             if points:
                 ax.plot(*zip(*points), marker="o" if len(points) < 12 else None, markersize=3, label=label)
+                drawn += 1
+        if not drawn:  # an empty panel would read as a plotting failure
+            ax.text(0.5, 0.5, "no finite value", transform=ax.transAxes, ha="center", va="center", color="#555555")
         if log_y and all(y > 0 for _, ys in lines.values() for y in ys if math.isfinite(y)):
             ax.set_yscale("log")
         if mark_x is not None:
@@ -35,7 +39,7 @@ def panels(named: Mapping[str, Mapping[str, Series]], *, columns: int = 3, mark_
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if len(lines) > 1 or mark_x is not None:
+        if (len(lines) > 1 and drawn) or mark_x is not None:
             ax.legend(fontsize=7)
     for ax in axes[count:]:
         ax.set_visible(False)
@@ -100,8 +104,9 @@ def pareto(points: Mapping[str, tuple[float, float]], errors: Mapping[str, tuple
 
 def heatmap(values: np.ndarray, labels: Sequence[str], *, signed: bool, colorbar: str) -> Figure:
     """A task-by-task matrix (rows: the task acting, columns: the task affected); a diverging
-    scale centred on 0 when ``signed``; the values written in the cells for up to 12 tasks."""
-    size = max(4.0, 0.55 * len(labels) + 2.5)
+    scale centred on 0 when ``signed``; the values written in the cells for up to 12 tasks; at most
+    12 inches and 40 task names a side (every k-th name beyond)."""
+    size = min(max(4.0, 0.55 * len(labels) + 2.5), 12.0)  # 139 School tasks: 12 inches, not 79
     figure = Figure(figsize=(size + 1.2, size), layout="constrained")
     ax = figure.subplots()
     off = values[~np.eye(len(values), dtype=bool) & np.isfinite(values)]  # a task on itself would swamp the scale
@@ -112,8 +117,10 @@ def heatmap(values: np.ndarray, labels: Sequence[str], *, signed: bool, colorbar
         low, high = (float(off.min()), float(off.max())) if off.size else (0.0, 1.0)
         cmap = "viridis"
     image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high if high > low else low + 1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    every = math.ceil(len(labels) / 40)  # at most 40 names per axis, so they do not overlap
+    ticks = range(0, len(labels), every)
+    ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=45, ha="right", fontsize=8 if every == 1 else 6)
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=8 if every == 1 else 6)
     ax.set_xlabel("affected task")
     ax.set_ylabel("acting task")
     if len(labels) <= 12:
