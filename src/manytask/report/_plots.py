@@ -117,7 +117,7 @@ def heatmap(values: np.ndarray, labels: Sequence[str], *, signed: bool, colorbar
         low, high = (float(off.min()), float(off.max())) if off.size else (0.0, 1.0)
         cmap = "viridis"
     image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high if high > low else low + 1)
-    every = math.ceil(len(labels) / 40)  # at most 40 names per axis, so they do not overlap
+    every = max(1, math.ceil(len(labels) / 40))  # at most 40 names per axis, so they do not overlap
     ticks = range(0, len(labels), every)
     ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=45, ha="right", fontsize=8 if every == 1 else 6)
     ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=8 if every == 1 else 6)
