@@ -42,6 +42,30 @@ def test_round_robin_cycles() -> None:
     assert [RoundRobin().choose(SIZES, s, 0, 1, g) for s in range(5)] == [0, 1, 2, 0, 1]
 
 
+def test_a_small_temperature_picks_the_largest_source_instead_of_overflowing() -> None:
+    """tau = 0.01: n^(1/tau) = 2000^100 overflows float64 (the probabilities were [nan, 0] and the
+    first draw raised); the ratio of the two is (1000/2000)^100 = 2^-100 by hand."""
+    p = Temperature(0.01).probabilities(torch.tensor([2000.0, 1000.0], dtype=torch.float64), 0, 1)
+    torch.testing.assert_close(p, torch.tensor([1.0, 2.0**-100], dtype=torch.float64), rtol=1e-12, atol=0)
+    def rows(n: int) -> TensorSource:
+        return TensorSource(torch.zeros(n, 1), {"t": torch.zeros(n)})
+
+    loader = MultiSourceLoader({"a": rows(2000), "b": rows(1000)}, 8, Temperature(0.01), seed=0)
+    assert [loader.next()[0] for _ in range(5)] == ["a"] * 5
+
+
+def test_a_resume_with_a_changed_unlabelled_source_says_the_data_changed() -> None:
+    """The message read the labelled sources only: a KeyError instead of it."""
+    def rows(n: int) -> TensorSource:
+        return TensorSource(torch.zeros(n, 1), {"t": torch.zeros(n)})
+
+    saved = MultiSourceLoader({"a": rows(20)}, 4, unlabelled={"u": rows(10)}, unlabelled_batch_size=2, seed=0)
+    saved.next()
+    changed = MultiSourceLoader({"a": rows(20)}, 4, unlabelled={"u": rows(12)}, unlabelled_batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="source 'u' has 10 samples but the source now has 12; the data changed"):
+        changed.load_state_dict(saved.state_dict())
+
+
 def test_temperature_rejects_bad_tau() -> None:
     with pytest.raises(ValueError, match="'tau' parameter of Temperature must be > 0"):
         Temperature(0.0)

@@ -61,3 +61,40 @@ def test_a_step_the_loss_scaler_skips_is_said_and_moves_nothing(tmp_path: object
     assert trainer.optimizer.param_groups[0]["lr"] == lr
     assert all(torch.equal(v.nan_to_num(), trainer.balancer.state_dict()[k].nan_to_num()) for k, v in balancer.items())
     assert scaler.get_scale() == 2.0**15
+
+
+@pytest.mark.parametrize("balancer", [
+    {"name": "mgda", "level": "exact"}, {"name": "mgda", "level": "representation"},
+    {"name": "pcgrad", "level": "representation"}, {"name": "imtl-g", "level": "exact"},
+    {"name": "gradvac", "level": "exact"}, {"name": "nash-mtl", "level": "representation"},
+])
+def test_a_gramian_that_overflowed_float16_skips_the_step(tmp_path: object, balancer: dict[str, str],
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Per-task gradients that overflowed (inf, as float16 gives at a loss scale of 2^16) make the
+    Gramian infinite: the step is skipped and the scale lowered, as the loss scaler does for a loss
+    weighting, and the balancer's state does not move (MGDA and IMTL-G raised on the infinite
+    Gramian, PCGrad and Nash-MTL gave NaN weights). The next step trains."""
+    config = {"data": {"name": "demo", "n_train": 100, "n_val": 20, "n_test": 20}, "balancer": balancer,
+              "training": {"steps": 3, "eval_every": 3, "progress": False, "device": "cpu"}}
+    trainer = build_experiment(parse_config(config), run_dir=f"{tmp_path}/s").trainer
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, growth_interval=10**6)
+    trainer.scaler = trainer.engine.scaler = scaler
+    calls = [0]
+
+    def overflow_once(module: torch.nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        calls[0] += 1
+        if calls[0] == 1:  # the first forward: the gradient w.r.t. the "score" head's output
+            output.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+
+    trainer.model.heads["score"].register_forward_hook(overflow_once)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    state = {k: v.clone() for k, v in trainer.balancer.state_dict().items() if isinstance(v, torch.Tensor)}
+    with caplog.at_level("WARNING", logger="manytask"):
+        trainer._train_step()
+    assert trainer.skipped_steps == 1 and "step 1 skipped: its float16 gradients overflowed" in caplog.text
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
+    assert all(torch.equal(v.nan_to_num(), trainer.balancer.state_dict()[k].nan_to_num()) for k, v in state.items())
+    assert scaler.get_scale() == 2.0**15
+    trainer._train_step()
+    assert trainer.skipped_steps == 1 and not torch.equal(before["heads.score.weight"],
+                                                          trainer.model.state_dict()["heads.score.weight"])

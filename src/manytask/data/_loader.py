@@ -152,7 +152,7 @@ class MultiSourceLoader:
             if len(order) != len(every[name]):
                 raise ValueError(
                     f"Loader state for source {name!r} has {len(order)} samples but the source "
-                    f"now has {len(self.sources[name])}; the data changed since the checkpoint."
+                    f"now has {len(every[name])}; the data changed since the checkpoint."
                 )
         self.step = int(state["step"])  # type: ignore[call-overload]
         self.generator.set_state(state["generator"])  # type: ignore[arg-type]

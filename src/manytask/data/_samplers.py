@@ -61,8 +61,7 @@ class Temperature(TaskSampler):
         self.tau = tau
 
     def probabilities(self, sizes: Tensor, epoch: int, num_epochs: int) -> Tensor:
-        weights = sizes.double() ** (1.0 / self.tau)
-        return weights / weights.sum()
+        return torch.softmax(sizes.double().log() / self.tau, dim=0)  # n^(1/tau) overflows for a small tau
 
 
 class Proportional(Temperature):

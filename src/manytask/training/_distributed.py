@@ -88,6 +88,20 @@ class Ranks:
                 t.data.copy_(flat[offset:offset + t.numel()].view_as(t))
                 offset += t.numel()
 
+    def same_random_state(self, device: torch.device) -> None:
+        """Every rank goes on from rank 0's torch random state (the CPU generator's and, on CUDA,
+        the device's): dropout on shares of different sizes draws different amounts, and what draws
+        next (a balancer's random orders or masks) must be alike on every rank."""
+        states = [torch.get_rng_state()]
+        if device.type == "cuda":
+            states.append(torch.cuda.get_rng_state(device))
+        flat = torch.cat(states).to(device)  # nccl broadcasts device tensors only
+        dist.broadcast(flat, src=0)
+        flat = flat.cpu()
+        torch.set_rng_state(flat[:len(states[0])])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(flat[len(states[0]):], device)
+
 
 def init_from_env(device: torch.device) -> Ranks | None:
     """The process group ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1), started

@@ -98,6 +98,7 @@ class BackwardEngine:
         self._nothing_shared_logged = False
         self._global_grads: set[int] = set()  # this step: parameters whose gradient is global already
         self.present = torch.zeros(0, dtype=torch.bool)  # the last step's present tasks, over every rank
+        self.overflowed = False  # the last step's per-task gradients overflowed float16 (see _overflow)
         aggregating = balancer.needs != "losses"
         if aggregating and not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError(f"{balancer} combines the gradients of shared parameters, but "
@@ -227,6 +228,7 @@ class BackwardEngine:
         sums, counts = self.reduce(sums, counts)
         present = counts > 0
         self.present = present
+        self.overflowed = False
         losses = sums / counts.clamp(min=1)
         if self._check_first and not bool(torch.isfinite(losses.detach()).all()):
             self._check_finite(losses.detach(), present, torch.zeros_like(losses))
@@ -263,22 +265,30 @@ class BackwardEngine:
                 assert isinstance(balancer, GramianBalancer)
                 feature_grads = self._heads_backward(losses[index])  # per group: [T'_g, *z]
                 gramian, direct = self._split_gramian(feature_grads)
-                present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
-                weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
-                if direct:  # the linear-layer engine writes the trunk's update from what it kept
-                    assert self.linear_gramian is not None
-                    scale = self.scaler.get_scale() if self.scaler is not None else 1.0
-                    self.linear_gramian.apply(self.linear_gramian.updates(present_weights.detach(), scale))
+                if self._overflow(gramian):
+                    weights = torch.zeros_like(losses)
+                    if direct:
+                        assert self.linear_gramian is not None
+                        self.linear_gramian.clear()
                 else:
-                    self._trunk_backward(feature_grads, weights)
-                if balancer.scales_heads:  # each head had its own loss's plain gradient: now w_i times it
-                    self._scale_heads(index, present_weights.detach())
+                    present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
+                    weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
+                    if direct:  # the linear-layer engine writes the trunk's update from what it kept
+                        assert self.linear_gramian is not None
+                        scale = self.scaler.get_scale() if self.scaler is not None else 1.0
+                        self.linear_gramian.apply(self.linear_gramian.updates(present_weights.detach(), scale))
+                    else:
+                        self._trunk_backward(feature_grads, weights)
+                    if balancer.scales_heads:  # each head had its own loss's plain gradient: now w_i times it
+                        self._scale_heads(index, present_weights.detach())
             else:
                 assert isinstance(balancer, GramianBalancer)
                 gramian = self._gramian(losses[index])
-                present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
-                weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
-                self._weighted_backward(losses, weights)
+                weights = torch.zeros_like(losses)
+                if not self._overflow(gramian):
+                    present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
+                    weights = weights.index_put((index,), present_weights.detach().to(losses))
+                    self._weighted_backward(losses, weights)
         if penalty is not None and not penalty_first:  # under the same loss scale as the losses
             self._backward(penalty)
         if self.ranks is not None:
@@ -286,6 +296,13 @@ class BackwardEngine:
                                          if p.requires_grad and id(p) not in self._global_grads])
         self._check_finite(losses.detach(), present, weights.detach(), penalty)
         return losses.detach(), weights.detach()
+
+    def _overflow(self, gramian: Tensor) -> bool:
+        """Under the float16 loss scaler, whether the per-task gradients overflowed (the Gramian is
+        not finite). Then the balancer is not asked (its state stays), nothing reaches the trunk, and
+        the trainer skips the step and lowers the scale, as the scaler does for overflowing gradients."""
+        self.overflowed = self.scaler is not None and not bool(torch.isfinite(gramian).all())
+        return self.overflowed
 
     def reduce(self, sums: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
         """Per-task loss sums and counts summed over the ranks (identity in one process). The
@@ -295,7 +312,9 @@ class BackwardEngine:
             return sums, counts
         both = torch.stack([sums.detach().float(), counts.float()])
         self.ranks.all_reduce(both)
-        return sums + (both[0].to(sums.dtype) - sums.detach()), both[1].to(counts.dtype)
+        # the global value exactly (x - x is 0), so every rank holds the same losses bit for bit
+        # (sums + (global - sums) rounds differently on each rank)
+        return both[0].to(sums.dtype) + (sums - sums.detach()), both[1].to(counts.dtype)
 
     def _backward(self, total: Tensor, retain_graph: bool = False, inputs: Sequence[Tensor] | None = None) -> None:
         if not total.requires_grad:  # a rank whose share of the batch trains nothing this step
@@ -375,6 +394,8 @@ class BackwardEngine:
         pairs = (out_grads.T @ out_grads) * (stacked @ stacked.T)  # [ΣK, ΣK]
         block, indicator = self._head_blocks(tuple(names), pairs)
         gramian = pairs if indicator is None else indicator @ pairs @ indicator.T
+        if self._overflow(gramian):
+            return torch.zeros_like(losses)
         present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step).detach()
         combined = (out_grads * present_weights.to(out_grads)[block]) @ stacked  # [B, D]
         z.backward((combined * scale).to(z.dtype))
@@ -452,9 +473,10 @@ class BackwardEngine:
         updates = self.linear_gramian.updates(feature_grads[0].new_ones(count))
         reference = torch.autograd.grad([z for _, z, _ in self._groups], [p for p, _ in updates],
                                         [g.sum(0) for g in feature_grads], retain_graph=True, allow_unused=True)
+        tolerance = max(1e-3, 8 * torch.finfo(feature_grads[0].dtype).eps)  # float32: rounding ~1e-6; bf16 ~1e-2
         for (p, mine), ref in zip(updates, reference):
             ref = torch.zeros_like(p) if ref is None else ref
-            if float((mine - ref).norm()) > 1e-3 * float(torch.maximum(mine.norm(), ref.norm())):  # rounding: ~1e-6
+            if float((mine - ref).norm()) > tolerance * float(torch.maximum(mine.norm(), ref.norm())):
                 log.info("manytask: exact Gramian of %s from now on without the linear-layer engine (its gradient "
                          "differs from autograd's for a parameter of shape %s: a layer weight is used outside "
                          "its module's call).", self.balancer, list(p.shape))

@@ -308,6 +308,8 @@ class Trainer:
                 names += group
                 terms += [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in group]
         sums, counts = self._dense(names, terms)
+        if self.ranks is not None:  # shares of different sizes drew different amounts in the forward (dropout)
+            self.ranks.same_random_state(self.device)
         self.step_groups = groups  # for losses_now() in the hooks below (relatedness probes)
         self._call("on_before_backward", step=self.step, sums=sums, counts=counts)
         try:
@@ -324,8 +326,11 @@ class Trainer:
         self._call("on_before_optimizer_step", step=self.step, optimizer=self.optimizer)
         if self.scaler is not None:
             scale = self.scaler.get_scale()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            if self.engine.overflowed:  # a Gramian balancer's per-task gradients overflowed: nothing to apply
+                self.scaler.update(scale * self.scaler.get_backoff_factor())
+            else:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             if self.scaler.get_scale() < scale:  # inf/NaN in the float16 gradients: the scaler skipped the step
                 self.skipped_steps += 1
                 log.warning("manytask: step %d skipped: its float16 gradients overflowed; the loss scale is now "
