@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from manytask.config import parse_config
-from manytask.runs import train
+from manytask.runs import build_experiment, train
 from manytask.views import VIEWS, MaskedWords, create_view
 
 TOKENS = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [20, 21, 22, 0, 0, 0, 0, 0, 0, 0], [30] + [0] * 9])
@@ -98,3 +98,31 @@ def test_a_masked_word_task_trains_beside_chunking(tmp_path: Path, real_data: Ca
         bad = config.model_dump()
         del bad["tasks"]["words"]["num_classes"]
         train(parse_config(bad), run_dir=tmp_path / "bad")
+
+
+@pytest.mark.parametrize("balancer", [{"name": "mgda", "level": "exact"}, {"name": "pcgrad", "level": "exact"},
+                                      {"name": "cagrad", "level": "exact"}])
+def test_a_batch_where_the_view_hides_no_target_leaves_its_task_absent(
+        tmp_path: Path, real_data: Callable[[str], Path], balancer: dict[str, str]) -> None:
+    """predict: 2 (only the two most frequent words are targets) in batches of 4 sentences: some
+    batches hide none of them. The task is then absent from that step, as a dataset task with no
+    label is; it was forwarded with a count of 0 and the Gramian methods crashed (a Gramian over 3
+    tasks against weights for the 2 present)."""
+    config = parse_config({
+        "seed": 5,
+        "data": {"name": "conll2000", "root": str(real_data("conll2000")), "batch_size": 4,
+                 "vocab_order": "frequency"},
+        "tasks": {"words": {"view": "masked_words", "kind": "classification", "level": "token", "num_classes": 2,
+                            "role": "auxiliary"}},
+        "views": {"masked_words": {"fraction": 0.15, "predict": 2}},
+        "model": {"name": "hps", "encoder": {"name": "bilstm", "embedding_dim": 8, "hidden": 8}},
+        "balancer": balancer, "optimizer": {"name": "adam", "lr": 0.003},
+        "training": {"steps": 12, "eval_every": 12, "progress": False},
+    })
+    trainer = build_experiment(config, run_dir=tmp_path / "run").trainer
+    absent = 0
+    for _ in range(12):
+        trainer._train_step()
+        trainer.step += 1
+        absent += not bool(trainer.engine.present[list(trainer.tasks).index("words")])
+    assert absent > 0  # the case was reached

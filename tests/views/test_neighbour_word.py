@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from manytask.config import parse_config
+from manytask.config import Config, ConfigError, parse_config
 from manytask.models import BiLSTM, FeatureInfo, HardSharing, make_head
-from manytask.runs import train
+from manytask.runs import build_experiment, train
 from manytask.tasks import SequenceLabelling
 from manytask.views import VIEWS, NeighbourWord, PreviousWord
 
@@ -68,3 +69,35 @@ def test_language_modelling_beside_chunking_from_a_config(tmp_path: Path, real_d
     })
     result = train(config, run_dir=tmp_path / "run")
     assert 0.0 <= result.test["next/accuracy"] <= 1.0 and 0.0 <= result.test["previous/accuracy"] <= 1.0
+
+
+def _next_word_config(root: Path, model: dict[str, Any], task: dict[str, Any]) -> Config:
+    return parse_config({
+        "data": {"name": "conll2000", "root": str(root), "batch_size": 16},
+        "tasks": {"next": {"view": "next_word", "kind": "classification", "level": "token", "num_classes": 50,
+                           "role": "auxiliary", **task}},
+        "views": {"next_word": {"predict": 50}},
+        "model": model,
+        "training": {"steps": 3, "eval_every": 3, "progress": False},
+    })
+
+
+@pytest.mark.parametrize("encoder, task, message", [
+    ({"name": "bilstm", "embedding_dim": 8, "hidden": 8}, {},
+     "reads: all includes the half that has read the next word; set reads: forward"),
+    ({"name": "bilstm", "embedding_dim": 8, "hidden": 8, "layers": 2}, {"reads": "forward"},
+     "above the first of 2 BiLSTM layers the forward half has read"),
+    ({"name": "transformer", "dim": 8, "heads": 2, "layers": 1, "feedforward": 8}, {"reads": "forward"},
+     "the transformer's attention gives every position features that have read the whole"),
+])
+def test_a_next_word_head_that_would_read_its_target_is_refused(
+        tmp_path: Path, real_data: Callable[[str], Path], encoder: dict[str, Any], task: dict[str, str],
+        message: str) -> None:
+    """These heads see the next word in their inputs: trained, they copy it (test accuracy 0.97
+    against 0.27 for the head that cannot see it, on CoNLL-2000); the run built silently."""
+    root = real_data("conll2000")
+    with pytest.raises(ConfigError, match=f"tasks.next': view 'next_word' makes the next word the target.*{message}"):
+        build_experiment(_next_word_config(root, {"name": "hps", "encoder": encoder}, task), run_dir=tmp_path / "run")
+    if "layers" in encoder and encoder["name"] == "bilstm":  # the documented form: the head on the first layer
+        build_experiment(_next_word_config(root, {"name": "low_supervision", "encoder": encoder},
+                                           {**task, "attach_at": 2}), run_dir=tmp_path / "ok")

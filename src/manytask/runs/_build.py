@@ -47,7 +47,13 @@ from ..training import (
     load_matching_weights,
 )
 from ..views import VIEWS, View
-from ._preflight import check_metrics, check_model_fits, check_view_classes, check_views_fit
+from ._preflight import (
+    check_language_models,
+    check_metrics,
+    check_model_fits,
+    check_view_classes,
+    check_views_fit,
+)
 
 __all__ = ["Experiment", "build_experiment", "check_config", "load_data", "select_tasks"]
 
@@ -431,6 +437,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     schedule = _schedule(config, names, [t.name for t in select_tasks(config, data)])
     views = _views(config, tasks, data.input_info)
     check_view_classes(views, tasks, data.input_info)
+    check_language_models(config, views, tasks)
     check_views_fit(views, tasks, {**sources, **unlabelled})
     check_model_fits(config, model, tasks, sources)
     callbacks = _loggers(config)  # its own errors name their config keys

@@ -394,6 +394,11 @@ class Trainer:
             if not names:
                 continue
             viewed = view(batch.inputs, generator=generator)
+            labelled = viewed.mask.any().float().reshape(1)
+            if self.ranks is not None:  # present if some rank's share has a target, as for dataset tasks
+                self.ranks.all_reduce(labelled)
+            if not labelled.item():  # nothing to predict in this batch (predict: K): absent, not forwarded
+                continue
             groups.append((viewed.inputs, names, {t: viewed.target for t in names}, {t: viewed.mask for t in names}))
         return groups
 
