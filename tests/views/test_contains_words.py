@@ -28,6 +28,17 @@ def test_targets_by_hand() -> None:
     assert "contains_words" in VIEWS.names()
 
 
+def test_the_padding_id_or_an_id_past_the_vocabulary_is_refused() -> None:
+    """ids: [0] labelled every sentence but the longest 1 (padding is in all of them), padding-only
+    rows included; an id past the vocabulary gave a constant 0. Both trained silently."""
+    with pytest.raises(ValueError, match=r"ids \[0\] are the padding id \(0\)"):
+        ContainsWords(ids=[0], vocab=VOCAB)
+    with pytest.raises(ValueError, match=r"ids \[6\] are .* not token ids of the vocabulary \(0..5\)"):
+        ContainsWords(ids=[6], vocab=VOCAB)
+    with pytest.raises(ValueError, match=r"ids \[3\] are the padding id \(3\)"):
+        ContainsWords(ids=[3], pad_index=3)
+
+
 def test_through_a_config_the_vocabulary_comes_from_the_dataset(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3] / "shared" / "data"
     if not (root / "conll2000").is_dir():

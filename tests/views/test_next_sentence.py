@@ -46,6 +46,19 @@ def test_pairs_are_packed_as_first_separator_second() -> None:
     assert 4 <= int(out.target.sum()) <= 12  # about half are true successors
 
 
+def test_the_tail_of_a_pair_is_the_padding_id() -> None:
+    """With pad_index 3 the positions after the second sentence hold 3, not 0 (an encoder with
+    pad_index 3 read those 0s as a real word)."""
+    tokens, following = torch.tensor([[5, 6, 3], [7, 3, 3]]), torch.tensor([[8, 3, 3], [9, 9, 3]])
+    view = NextSentence(separator_index=1, pad_index=3)
+    for seed in range(4):
+        out = view({"tokens": tokens, "next_tokens": following}, generator=torch.Generator().manual_seed(seed))
+        for row, length in zip(out.inputs["tokens"].tolist(), (2, 1)):
+            second = row[length + 1:]
+            real = len([t for t in second if t != 3])
+            assert row[length] == 1 and second[real:] == [3] * (len(second) - real) and 0 not in row
+
+
 def test_a_negative_takes_another_rows_successor() -> None:
     inputs = {"tokens": torch.tensor([[5, 0], [6, 0], [7, 0]]), "next_tokens": torch.tensor([[10, 0], [11, 0], [12, 0]])}
     for seed in range(20):

@@ -439,7 +439,7 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
     check_view_classes(views, tasks, data.input_info)
     check_language_models(config, views, tasks)
     check_views_fit(views, tasks, {**sources, **unlabelled})
-    check_model_fits(config, model, tasks, sources)
+    check_model_fits(config, model, tasks, {**sources, **unlabelled}, views)
     callbacks = _loggers(config)  # its own errors name their config keys
     try:
         trainer = Trainer(

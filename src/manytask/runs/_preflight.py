@@ -61,28 +61,47 @@ def check_views_fit(views: Mapping[str, View], tasks: Sequence[Task], sources: M
                                   "to what the view predicts.") from None
 
 
-def check_model_fits(config: Config, model: MultiTaskModel, tasks: Sequence[Task], sources: Mapping[str, Any]) -> None:
-    """Run the model on two training rows (eval mode, no gradient, the random state kept), so
-    that an encoder that cannot read the dataset's inputs (a CNN on a table, a wrong in_features
-    or gate_in) is a config error before anything is written, not a crash at the first step."""
-    names = [t.name for t in tasks if t.view is None]
+def check_model_fits(config: Config, model: MultiTaskModel, tasks: Sequence[Task], sources: Mapping[str, Any],
+                     views: Mapping[str, View] | None = None) -> None:
+    """Run the model on two training rows (eval mode, no gradient, the random state kept), and
+    each view's tasks on its view of them, so that an encoder that cannot read the dataset's
+    inputs (a CNN on a table, a wrong in_features or gate_in) or a view's (next_sentence's pairs
+    longer than a transformer's max_length, a mask_index beyond the vocabulary) is a config error
+    before anything is written, not a crash at the first step."""
     source = next((s for s in sources.values() if isinstance(s, TensorSource) and len(s)), None)
-    if not names or source is None:
+    if source is None:
         return
     sample = source.batch(torch.arange(min(2, len(source))))
+    names = [t.name for t in tasks if t.view is None]
     training = model.training
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             model.eval()
-            model(sample.inputs, names)
+            if names:
+                _forward(config, model, sample.inputs, names, None)
+            for view_name, view in (views or {}).items():
+                readers = [t.name for t in tasks if t.view == view_name]
+                if readers:
+                    viewed = view(sample.inputs, generator=torch.Generator().manual_seed(0))
+                    _forward(config, model, viewed.inputs, readers, view_name)
+    finally:
+        model.train(training)
+
+
+def _forward(config: Config, model: MultiTaskModel, inputs: Any, names: list[str], view: str | None) -> None:
+    try:
+        model(inputs, names)
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
         first = str(error).strip().splitlines()[0]
+        if view is not None:
+            raise ConfigError(f"Config section 'views.{view}': {config.model.name!r} with encoder "
+                              f"{config.model.encoder.name!r} cannot read the inputs view {view!r} makes ({first}). "
+                              "Check the view's options (an index beyond the vocabulary) and the encoder's limits "
+                              "(a transformer's max_length must hold the view's sequences).") from None
         raise ConfigError(f"Config section 'model': {config.model.name!r} with encoder {config.model.encoder.name!r} "
                           f"cannot read the inputs of dataset {config.data.name!r} ({first}). Choose an encoder for "
                           "these inputs (manytask list encoders), and leave input sizes (in_features, vocab_size, "
                           "gate_in, ...) unset: they come from the dataset.") from None
-    finally:
-        model.train(training)
 
 
 def check_view_classes(views: Mapping[str, View], tasks: Sequence[Task], input_info: Mapping[str, Any]) -> None:
@@ -116,7 +135,8 @@ def check_language_models(config: Config, views: Mapping[str, View], tasks: Sequ
         elif encoder.name != "bilstm":  # a user's encoder: whether it reads ahead is not known here
             continue
         elif task.reads != need:
-            problem = f"reads: {task.reads} includes the half that has read the {view.direction} word; set reads: {need}"
+            problem = (f"reads: {task.reads} includes the half that has read the {view.direction} word; "
+                       f"set reads: {need}")
         elif layers > 1 and (task.attach_at is None or task.attach_at > 2):
             problem = (f"above the first of {layers} BiLSTM layers the {need} half has read the other direction's "
                        "states; set attach_at: 2 (model low_supervision)")

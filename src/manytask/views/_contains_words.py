@@ -24,7 +24,9 @@ class ContainsWords(View):
         words: The words, looked up in ``vocab`` (an unknown word is an error naming it).
         vocab: The dataset's vocabulary (token id ``i`` is ``vocab[i]``); filled in from the
             dataset (``input_info["vocab"]``) when the config leaves it out.
-        ids: Token ids, instead of (or besides) words.
+        ids: Token ids, instead of (or besides) words; neither the padding id nor one past the
+            vocabulary (the first is in every sentence but the longest, the second in none).
+        pad_index: The padding id; filled in from the dataset.
 
     Examples:
         >>> view = ContainsWords(words=["not"], vocab=["<pad>", "<unk>", "good", "not"])
@@ -32,7 +34,8 @@ class ContainsWords(View):
         [1.0, 0.0]
     """
 
-    def __init__(self, words: Sequence[str] = (), vocab: Sequence[str] | None = None, ids: Sequence[int] = ()) -> None:
+    def __init__(self, words: Sequence[str] = (), vocab: Sequence[str] | None = None, ids: Sequence[int] = (),
+                 pad_index: int = 0) -> None:
         if words and vocab is None:
             raise ValueError("ContainsWords needs the dataset's vocabulary to look its words up; give 'ids' "
                              "instead, or use a dataset that provides one (conll2000).")
@@ -44,6 +47,10 @@ class ContainsWords(View):
         self.ids = sorted({*(index[w] for w in words), *(int(i) for i in ids)})
         if not self.ids:
             raise ValueError("ContainsWords needs at least one word or id.")
+        bad = [i for i in self.ids if i == pad_index or i < 0 or (vocab is not None and i >= len(vocab))]
+        if bad:  # the padding id is in every sentence shorter than the longest; an id past the vocabulary in none
+            raise ValueError(f"ContainsWords: ids {bad[:5]} are the padding id ({pad_index}) or not token ids of the "
+                             f"vocabulary{f' (0..{len(vocab) - 1})' if vocab is not None else ''}; give real words' ids.")
         self.words = list(words)
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:

@@ -53,17 +53,17 @@ class NextSentence(View):
         source = torch.where(true_next, torch.arange(b), other).to(tokens.device)
         first_length = (tokens != self.pad_index).sum(1)
         second = inputs["next_tokens"][source]
-        packed = {"tokens": self._pack(tokens, second, first_length, self.separator_index)}
+        packed = {"tokens": self._pack(tokens, second, first_length, self.separator_index, self.pad_index)}
         if "chars" in inputs:
             if "next_chars" not in inputs:
                 raise ValueError("NextSentence: inputs have 'chars' but no 'next_chars'; load both (conll2000: "
                                  "characters and next_sentence).")
-            packed["chars"] = self._pack(inputs["chars"], inputs["next_chars"][source], first_length, 0)
+            packed["chars"] = self._pack(inputs["chars"], inputs["next_chars"][source], first_length, 0, 0)
         target = true_next.to(torch.float32).to(tokens.device)
         return ViewBatch(packed, target, torch.ones(b, dtype=torch.bool, device=tokens.device))
 
     @staticmethod
-    def _pack(first: Tensor, second: Tensor, first_length: Tensor, separator: int) -> Tensor:
+    def _pack(first: Tensor, second: Tensor, first_length: Tensor, separator: int, pad: int) -> Tensor:
         """``[B, 2L + 1, ...]``: each row's first ``first_length`` entries, the separator, then
         ``second``'s row (whose padding stays at the end)."""
         b, length = first.shape[:2]
@@ -76,5 +76,5 @@ class NextSentence(View):
         from_second = second.gather(1, index)
         packed = torch.where((position < start).view(b, -1, *[1] * len(extra)), from_first, from_second)
         beyond = (position > start + length).view(b, -1, *[1] * len(extra))
-        packed = packed.masked_fill(beyond, 0)
+        packed = packed.masked_fill(beyond, pad)
         return packed.masked_fill((position == start).view(b, -1, *[1] * len(extra)), separator)
