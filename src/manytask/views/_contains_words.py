@@ -49,8 +49,9 @@ class ContainsWords(View):
             raise ValueError("ContainsWords needs at least one word or id.")
         bad = [i for i in self.ids if i == pad_index or i < 0 or (vocab is not None and i >= len(vocab))]
         if bad:  # the padding id is in every sentence shorter than the longest; an id past the vocabulary in none
+            known = f" (0..{len(vocab) - 1})" if vocab is not None else ""
             raise ValueError(f"ContainsWords: ids {bad[:5]} are the padding id ({pad_index}) or not token ids of the "
-                             f"vocabulary{f' (0..{len(vocab) - 1})' if vocab is not None else ''}; give real words' ids.")
+                             f"vocabulary{known}; give real words' ids.")
         self.words = list(words)
 
     def __call__(self, inputs: Inputs, *, generator: torch.Generator) -> ViewBatch:
