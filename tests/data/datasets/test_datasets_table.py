@@ -407,6 +407,10 @@ def test_auxiliary_kinds_from_columns(tmp_path: Path) -> None:
     ({"kind": "binary", "column": "age", "bins": [3]}, "'bins' applies to kind classification"),
     ({"kind": "classification", "column": "age", "bins": [3, 2]}, "'bins' must be increasing"),
     ({"kind": "classification", "column": "age", "bins": [3], "classes": ["a", "b"]}, "not both"),
+    # a NaN threshold labelled every row 0; an explicit null column read a column named 'None'
+    ({"kind": "binary", "column": "age", "above": float("nan")}, "'above' must be a finite number. Got nan"),
+    ({"kind": "binary", "column": "age", "above": "45"}, "'above' must be a finite number. Got '45'"),
+    ({"kind": "binary", "column": None, "above": 3}, "'column' is empty; name a column, or leave the key out"),
 ])
 def test_auxiliary_kind_errors(tmp_path: Path, spec: dict[str, object], match: str) -> None:
     with pytest.raises(TableError, match=match):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -351,6 +352,12 @@ def _check_spec(name: str, spec: Any) -> dict[str, Any]:
                          f"{'binary' if wrong[0] == 'above' else 'classification'}, not {kind!r}.")
     if "bins" in spec and "classes" in spec:
         raise TableError(f"Task {name!r}: give 'bins' (a numeric column quantised) or 'classes', not both.")
+    above = spec.get("above", 0.0)
+    if isinstance(above, bool) or not isinstance(above, (int, float)) or not math.isfinite(above):
+        raise TableError(f"Task {name!r}: 'above' must be a finite number. Got {above!r}.")
+    if "column" in spec and spec["column"] is None:
+        raise TableError(f"Task {name!r}: 'column' is empty; name a column, or leave the key out to read the "
+                         "column named like the task.")
     return dict(spec)
 
 
