@@ -150,6 +150,20 @@ def test_crf_from_a_config_trains_and_scores_chunks(tmp_path: Path, real_data: C
         train(parse_config({"data": {"name": "demo"}, "tasks": {"score": {"crf": True}}}), run_dir=tmp_path / "bad")
 
 
+def test_a_crf_over_a_vocabulary_is_refused_before_allocating(tmp_path: Path,
+                                                              real_data: Callable[[str], Path]) -> None:
+    """crf on a masked-word task of 9,065 classes tried to allocate 9,065² potentials a token
+    (205 GB for a batch); it is a config error naming the bound."""
+    config = parse_config({
+        "data": {"name": "conll2000", "root": str(real_data("conll2000"))},
+        "tasks": {"words": {"view": "masked_words", "kind": "classification", "level": "token", "num_classes": 9065,
+                            "crf": True}},
+    })
+    with pytest.raises(Exception, match=r"tasks.words': crf holds num_classes x num_classes potentials per token; "
+                                        r"9065 classes would need 82,174,225 a token"):
+        train(config, run_dir=tmp_path / "run")
+
+
 def test_hard_sharing_with_a_crf_head_backpropagates_into_the_transitions() -> None:
     task = SequenceLabelling("tags", num_classes=C, crf=True)
     model = HardSharing(BiLSTM(30, 8, 6), [task])
