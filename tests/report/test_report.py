@@ -88,6 +88,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def test_a_run_writes_its_report_with_the_best_checkpoints_metrics(tmp_path: Path) -> None:
     train(parse_config(BASE), run_dir=tmp_path / "run")
     page = _read(tmp_path / "run" / "report.html")
@@ -270,10 +277,7 @@ def test_an_undefined_delta_m_and_change_read_undefined_not_zero_or_nan(tmp_path
     rows = _rows(path)
     for r in rows:
         r["change_percent"] = "nan"
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_rows(path, rows)
     text = write_report(tmp_path / "cmp").read_text()
     assert "Δm undefined" in text and "+nan%" not in text
 
@@ -286,10 +290,7 @@ def test_a_delta_m_over_some_main_tasks_says_over_how_many_and_which_are_left_ou
     rows = _rows(path)
     first = next(r for r in rows if r["task"] == "score")  # its primary metric: the first row of the task
     first["change_percent"] = "nan"
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_rows(path, rows)
     text = write_report(tmp_path / "cmp").read_text()
     assert f"over 2 of 3 main tasks; undefined for score/{first['metric']}, left out" in text
 

@@ -123,12 +123,12 @@ def check_language_models(config: Config, views: Mapping[str, View], tasks: Sequ
     copies the neighbour from its inputs, silently (test accuracy 0.97 against 0.27 on CoNLL-2000).
     A user's encoder is not checked: whether it reads ahead is not known here."""
     encoder = config.model.encoder
+    layers = int(encoder.options().get("layers", 1))
     for task in tasks:
         view = views.get(task.view) if task.view is not None else None
         if not isinstance(view, NeighbourWord):
             continue
         need = "forward" if view.direction == "next" else "backward"
-        layers = int(encoder.options().get("layers", 1))
         if encoder.name == "transformer":
             problem = ("the transformer's attention gives every position features that have read the whole "
                        "sentence; use encoder bilstm")

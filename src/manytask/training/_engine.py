@@ -265,11 +265,8 @@ class BackwardEngine:
                 assert isinstance(balancer, GramianBalancer)
                 feature_grads = self._heads_backward(losses[index])  # per group: [T'_g, *z]
                 gramian, direct = self._split_gramian(feature_grads)
-                if self._overflow(gramian):
+                if self._overflow(gramian):  # (the linear-layer engine forgets the step at the next begin_step)
                     weights = torch.zeros_like(losses)
-                    if direct:
-                        assert self.linear_gramian is not None
-                        self.linear_gramian.clear()
                 else:
                     present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
                     weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))

@@ -389,17 +389,19 @@ class Trainer:
         if self.ranks is not None and self.views:  # a stream of its own per rank, drawn from the shared one
             seed = int(torch.randint(2**62, (1,), generator=self.view_generator))
             generator = torch.Generator().manual_seed(seed + self.ranks.rank)
+        viewed = []
         for name, view in self.views.items():
             names = [t for t, task in self.tasks.items() if task.view == name and t in active]
-            if not names:
-                continue
-            viewed = view(batch.inputs, generator=generator)
-            labelled = viewed.mask.any().float().reshape(1)
-            if self.ranks is not None:  # present if some rank's share has a target, as for dataset tasks
-                self.ranks.all_reduce(labelled)
-            if not labelled.item():  # nothing to predict in this batch (predict: K): absent, not forwarded
-                continue
-            groups.append((viewed.inputs, names, {t: viewed.target for t in names}, {t: viewed.mask for t in names}))
+            if names:
+                viewed.append((names, view(batch.inputs, generator=generator)))
+        if not viewed:
+            return groups
+        labelled = torch.stack([v.mask.any() for _, v in viewed]).float()  # one flag per view, one sync
+        if self.ranks is not None:  # present if some rank's share has a target, as for dataset tasks
+            self.ranks.all_reduce(labelled)
+        for (names, v), flag in zip(viewed, labelled.tolist()):
+            if flag:  # else nothing to predict in this batch (predict: K): absent, not forwarded
+                groups.append((v.inputs, names, {t: v.target for t in names}, {t: v.mask for t in names}))
         return groups
 
     def _present_anywhere(self, batch: Batch) -> set[str]:
