@@ -252,3 +252,15 @@ def test_balancers_that_track_shared_gradients_restart_them_at_a_widening(tmp_pa
     after = sum(p.numel() for p in experiment.model.shared_parameters() if p.requires_grad)
     tracked = experiment.balancer.tracked  # type: ignore[attr-defined]
     assert after < before and tracked is not None and tracked.shape[1] == after
+
+
+def test_a_frozen_node_splits_into_frozen_copies() -> None:
+    """freeze: shared freezes the nodes in use at the start; a widening copies a node into a
+    spare one, which must stay frozen as well (before, one group's copy trained and the other's not)."""
+    torch.manual_seed(0)
+    model = AdaptiveSharing(MLP(5, (8, 6)), TASKS, branch_cost=0.0)
+    for p in model.shared_parameters():
+        p.requires_grad_(False)
+    assert model.widen(torch.eye(3))
+    assert all(not p.requires_grad for level in range(2) for node in model.owners(level)
+               for p in model._stage(level)[node].parameters())

@@ -21,7 +21,8 @@ def test_evaluation_follows_the_most_likely_parents() -> None:
     model = LearnedBranching(MLP(5, (6, 4, 3)), TASKS, branches=[2, 3, 3]).double().eval()
     with torch.no_grad():
         model.parents[0].copy_(torch.tensor([[0.0, 2.0], [3.0, 0.0], [0.0, 1.0]]))  # stage 2 reads n1, n0, n1
-        model.parents[1].copy_(torch.tensor([[0.0, 0.0, 5.0], [0.0, 5.0, 0.0], [5.0, 0.0, 0.0]]))  # leaves: n2, n1, n0
+        for task, row in zip(TASKS, [[0.0, 0.0, 5.0], [0.0, 5.0, 0.0], [5.0, 0.0, 0.0]]):  # leaves: n2, n1, n0
+            model.leaf_parents[task.name].copy_(torch.tensor(row))
     x = torch.randn(4, 5, dtype=torch.float64)
     first = [node(x) for node in model.nodes[0]]
     second = [model.nodes[1][i](first[p]) for i, p in enumerate([1, 0, 1])]
@@ -41,13 +42,40 @@ def test_training_mixes_parents_by_gumbel_softmax_and_learns_the_logits() -> Non
     torch.manual_seed(7)
     out = model(x)
     torch.manual_seed(7)  # the same draw, by hand
-    weights = torch.nn.functional.gumbel_softmax(model.parents[0], tau=0.5, dim=-1)
+    logits = torch.stack([model.leaf_parents[t.name] for t in TASKS])  # [3 leaves, 1 parent]
+    weights = torch.nn.functional.gumbel_softmax(logits, tau=0.5, dim=-1)
     parent = model.nodes[0][0](x)  # one first-stage node: every child reads it whatever the weights
     for i, task in enumerate(TASKS):
         leaf = model.nodes[1][i](weights[i, 0] * parent)
         torch.testing.assert_close(out[task.name], model.heads[task.name](leaf))
     sum(o.sum() for o in out.values()).backward()
-    assert model.parents[0].grad is not None
+    assert all(row.grad is not None for row in model.leaf_parents.values())
+
+
+def test_the_leaves_parent_logits_are_the_tasks_own() -> None:
+    """Row t of the leaves' logits chooses what task t's leaf reads: task t's parameter (a
+    gradient method gives it the task's own gradient); an old checkpoint with one matrix loads."""
+    torch.manual_seed(0)
+    model = LearnedBranching(MLP(5, (6, 4, 3)), TASKS, branches=[2, 3, 3])
+    shared = {id(p) for p in model.shared_parameters()}
+    out = model(torch.randn(4, 5))
+    for task in TASKS:
+        grads = torch.autograd.grad(out[task.name].sum(), list(model.leaf_parents.values()), retain_graph=True)
+        assert [name for name, g in zip(model.leaf_parents, grads) if bool(g.ne(0).any())] == [task.name]
+        assert id(model.leaf_parents[task.name]) in {id(p) for p in model.task_parameters(task.name)}
+        assert id(model.leaf_parents[task.name]) not in shared
+    assert id(model.parents[0]) in shared
+    with torch.no_grad():
+        for row in model.leaf_parents.values():
+            row.add_(torch.randn(3))
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("leaf_parents.")}
+    old["parents.1"] = torch.stack([model.leaf_parents[t.name].detach() for t in TASKS])  # the layout before
+    fresh = LearnedBranching(MLP(5, (6, 4, 3)), TASKS, branches=[2, 3, 3])
+    fresh.load_state_dict(old)
+    assert fresh.eval().structure() == model.structure()
+    x = torch.randn(3, 5)
+    for task in TASKS:
+        torch.testing.assert_close(fresh(x)[task.name], model.eval()(x)[task.name], rtol=0, atol=0)
 
 
 def test_one_stage_gives_independent_leaves() -> None:

@@ -26,12 +26,14 @@ def test_forward_is_eq_1_after_every_stage() -> None:
     with torch.no_grad():
         for unit in model.units:
             unit.alpha.copy_(torch.randn(3, 3))
+        for row in model.rows.values():
+            row.copy_(torch.randn(3))
     x = torch.randn(6, 5, dtype=torch.float64)
     columns = [model.columns[t.name] for t in TASKS]
     acts = [x] * 3
     for stage in range(2):
         outs = [column.stages[stage](a) for column, a in zip(columns, acts)]
-        alpha = model.units[stage].alpha
+        alpha = model.units[0].alpha if stage == 0 else torch.stack([model.rows[t.name] for t in TASKS])
         acts = [sum(alpha[t, s] * outs[s] for s in range(3)) for t in range(3)]  # x~_t = sum_s a_ts x_s
     out = model(x)
     for t, task in enumerate(TASKS):
@@ -66,13 +68,45 @@ def test_units_train_at_their_own_learning_rate() -> None:
     optimizer = build_optimizer(model, None, "sgd", lr=0.01, momentum=0.0)
     groups = {g["name"]: g for g in optimizer.param_groups}
     assert groups["model:cross-stitch units"]["lr"] == pytest.approx(1.0)
-    assert {id(p) for p in groups["model:cross-stitch units"]["params"]} == {id(p) for p in model.units.parameters()}
-    assert all(id(p) not in {id(q) for q in model.units.parameters()} for p in groups["default"]["params"])
-    before = model.units[0].alpha.detach().clone()
+    alphas = {id(p) for p in (*model.units.parameters(), *model.rows.values())}
+    assert len(alphas) == 3  # one stage: no unit between stages, a row per task after it
+    assert {id(p) for p in groups["model:cross-stitch units"]["params"]} == alphas
+    assert all(id(p) not in alphas for p in groups["default"]["params"])
+    before = model.rows["b"].detach().clone()
     sum(o.sum() for o in model(torch.randn(4, 5)).values()).backward()
-    grad = model.units[0].alpha.grad.clone()
+    grad = model.rows["b"].grad.clone()
     optimizer.step()
-    torch.testing.assert_close(model.units[0].alpha.detach(), before - 1.0 * grad)
+    torch.testing.assert_close(model.rows["b"].detach(), before - 1.0 * grad)
+
+
+def test_the_last_units_rows_are_the_tasks_own() -> None:
+    """Row t of the last unit feeds head t alone: it is task t's parameter (a gradient method
+    gives it the task's own gradient, as the head), not a shared one."""
+    model = CrossStitch(MLP(5, (7, 4)), TASKS)
+    shared = {id(p) for p in model.shared_parameters()}
+    out = model(torch.randn(6, 5))
+    for task in TASKS:
+        grads = torch.autograd.grad(out[task.name].sum(), list(model.rows.values()), retain_graph=True,
+                                    allow_unused=True)
+        assert [name for name, g in zip(model.rows, grads) if g is not None and bool(g.ne(0).any())] == [task.name]
+        assert id(model.rows[task.name]) in {id(p) for p in model.task_parameters(task.name)}
+        assert id(model.rows[task.name]) not in shared
+    assert {id(p) for p in model.units.parameters()} <= shared
+
+
+def test_a_checkpoint_with_the_last_unit_as_one_matrix_loads() -> None:
+    torch.manual_seed(0)
+    model = CrossStitch(MLP(5, (7, 4)), TASKS)
+    with torch.no_grad():
+        for row in model.rows.values():
+            row.add_(torch.randn(3))
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("rows.")}
+    old["units.1.alpha"] = torch.stack([model.rows[t.name].detach() for t in TASKS])  # the layout before
+    fresh = CrossStitch(MLP(5, (7, 4)), TASKS)
+    fresh.load_state_dict(old)
+    x = torch.randn(4, 5)
+    for task in TASKS:
+        torch.testing.assert_close(fresh(x)[task.name], model(x)[task.name], rtol=0, atol=0)
 
 
 class Recorder(GramianBalancer):

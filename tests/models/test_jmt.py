@@ -141,3 +141,39 @@ def test_successive_regularisation_covers_the_lower_tasks_heads() -> None:
         torch.testing.assert_close(p.detach(), b - 0.1 * 2 * 0.5 * 1.0)
     for p, b in zip(model.heads["high"].parameters(), before["high"]):
         assert torch.equal(p, b)
+
+
+def test_the_exact_gramian_covers_the_shared_lower_heads() -> None:
+    """The lower tasks' heads are shared parameters (the tasks above read their predictions), so
+    the exact Gramian the engine gives MGDA/UPGrad must be J Jᵀ over all of shared_parameters(),
+    heads included; the autogram engine hooks shared_modules(), which left the heads out."""
+    from manytask.training._engine import BackwardEngine, _gramian_of
+
+    torch.manual_seed(0)
+    tasks = [Classification("low", num_classes=3, attach_at=1), Regression("mid", attach_at=1), Regression("high")]
+    model = JointManyTask(MLP(5, (6, 4)), tasks)
+    hooked = {id(p) for module in model.shared_modules() for p in module.parameters()}
+    assert all(id(p) in hooked for p in model.shared_parameters())
+    engine = BackwardEngine(model, create_balancer("mgda", tasks, level="exact"))
+    x, y = torch.randn(16, 5), torch.randn(16, 3)
+    engine.begin_step()
+    out = engine.forward(x, list(model.task_names))
+    losses = torch.stack([out["low"].logsumexp(1).mean(), (out["mid"][:, 0] - y[:, 1]).pow(2).mean(),
+                          (out["high"][:, 0] - y[:, 2]).pow(2).mean()])
+    torch.testing.assert_close(engine._gramian(losses), _gramian_of(losses, list(model.shared_parameters())),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_successive_regularisation_keeps_only_the_layers_below_the_highest_task() -> None:
+    """With every task at one depth there is no lower task: successive regularisation pulls nothing
+    (the model is hard sharing); with tasks at stages 1 and 2 of three, the highest task's own
+    stage 2 is not pulled towards its snapshot."""
+    torch.manual_seed(0)
+    flat = JointManyTask(MLP(5, (6, 4)), [Regression("a"), Regression("b")], successive=0.5)
+    assert flat._below == []
+    deep = JointManyTask(MLP(5, (6, 4, 3)), [Classification("low", num_classes=3, attach_at=1),
+                                             Regression("high", attach_at=2)], successive=0.5)
+    kept = {id(p) for p in deep._below}
+    assert all(id(p) in kept for p in deep.encoder.stages[0].parameters())
+    assert not any(id(p) in kept for p in deep.encoder.stages[1].parameters())
+    assert all(id(p) in kept for p in deep.heads["low"].parameters())

@@ -69,8 +69,10 @@ def test_cgc_without_task_experts_is_mmoe() -> None:
 
 
 def test_bad_options_are_named() -> None:
-    with pytest.raises(ValueError, match="at least one expert per gate"):
+    with pytest.raises(ValueError, match="Without a shared expert nothing is shared"):
         PLE(MLP(5, (4,)), TASKS, shared_experts=0, task_experts=0)
+    with pytest.raises(ValueError, match="use model.name 'independent'"):  # its shared gates were dead parameters
+        PLE(MLP(5, (6, 4)), TASKS, shared_experts=0, task_experts=2)
     with pytest.raises(ValueError, match="levels must be 'stages' \\(PLE\\) or 'one' \\(CGC\\)"):
         PLE(MLP(5, (4,)), TASKS, levels="two")
 

@@ -204,6 +204,7 @@ def test_a_tasks_gradient_reaches_only_shared_and_its_own_parameters(scheme: str
     model = build(scheme, case)
     shared = {id(p) for p in model.shared_parameters()}
     out = model(case.inputs)
+    reached_by: dict[str, int] = {}
     for task in case.tasks:
         params = [p for p in model.parameters()]
         grads = torch.autograd.grad(out[task.name].float().pow(2).sum(), params, retain_graph=True,
@@ -211,6 +212,11 @@ def test_a_tasks_gradient_reaches_only_shared_and_its_own_parameters(scheme: str
         own = {id(p) for p in model.task_parameters(task.name)}
         reached = [n for (n, p), g in zip(model.named_parameters(), grads) if g is not None and bool(g.ne(0).any())]
         assert [n for (n, p) in model.named_parameters() if n in reached and id(p) not in shared | own] == []
+        for name in reached:
+            reached_by[name] = reached_by.get(name, 0) + 1
+    # and the converse: a shared parameter serves several tasks (one that serves one task alone is
+    # that task's own: a gradient method must give it the task's plain gradient)
+    assert [n for n, p in model.named_parameters() if id(p) in shared and reached_by.get(n, 0) == 1] == []
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name], ids=[c.id for c in CASES if c.name])

@@ -22,10 +22,12 @@ def test_alpha_mixes_subspaces_and_beta_mixes_stages() -> None:
     with torch.no_grad():
         for alpha in model.alphas:
             alpha.copy_(torch.randn(6, 6))
+        for block in model.rows.values():  # the last unit: the rows of each task's two subspaces
+            block.copy_(torch.randn(2, 6))
         model.betas["b"].copy_(torch.tensor([0.3, 0.7], dtype=torch.float64))
     x = torch.randn(4, 5, dtype=torch.float64)
     xs, per_stage = [x] * 3, []
-    for i, alpha in enumerate(model.alphas):
+    for i, alpha in enumerate([model.alphas[0], torch.cat([model.rows[t.name] for t in TASKS])]):
         outs = [model.columns[t.name].stages[i](h) for t, h in zip(TASKS, xs)]
         parts = [half for o in outs for half in (o[:, :3], o[:, 3:])]  # (task, subspace) order
         mixed = [sum(alpha[u, v] * parts[v] for v in range(6)) for u in range(6)]
@@ -48,6 +50,30 @@ def test_one_subspace_with_beta_on_the_top_is_cross_stitch() -> None:
         torch.testing.assert_close(value, stitched(x)[name])
 
 
+def test_the_last_units_rows_are_the_tasks_own() -> None:
+    """The rows of task t's subspaces in the last α unit feed head t alone (through β_t): task
+    t's parameter, not a shared one; an old checkpoint with the unit as one matrix loads."""
+    torch.manual_seed(0)
+    model = Sluice(MLP(5, (6, 6)), TASKS, subspaces=2)
+    shared = {id(p) for p in model.shared_parameters()}
+    out = model(torch.randn(4, 5))
+    for task in TASKS:
+        grads = torch.autograd.grad(out[task.name].sum(), list(model.rows.values()), retain_graph=True)
+        assert [name for name, g in zip(model.rows, grads) if bool(g.ne(0).any())] == [task.name]
+        assert id(model.rows[task.name]) in {id(p) for p in model.task_parameters(task.name)}
+        assert id(model.rows[task.name]) not in shared
+    with torch.no_grad():
+        for block in model.rows.values():
+            block.add_(torch.randn(2, 6))
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("rows.")}
+    old["alphas.1"] = torch.cat([model.rows[t.name].detach() for t in TASKS])  # the layout before
+    fresh = Sluice(MLP(5, (6, 6)), TASKS, subspaces=2)
+    fresh.load_state_dict(old)
+    x = torch.randn(3, 5)
+    for task in TASKS:
+        torch.testing.assert_close(fresh(x)[task.name], model(x)[task.name], rtol=0, atol=0)
+
+
 def test_orthogonality_is_the_overlap_of_each_layers_subspaces() -> None:
     torch.manual_seed(0)
     model = Sluice(MLP(5, (6, 4)), TASKS, subspaces=2, orthogonality=0.5).double()
@@ -55,7 +81,7 @@ def test_orthogonality_is_the_overlap_of_each_layers_subspaces() -> None:
     model(x)
     expected = 0.0
     xs = [x] * 3
-    for i, alpha in enumerate(model.alphas):
+    for i, alpha in enumerate([model.alphas[0], torch.cat([model.rows[t.name] for t in TASKS])]):
         outs = [model.columns[t.name].stages[i](h) for t, h in zip(TASKS, xs)]
         half = outs[0].shape[1] // 2
         expected += sum(float((o[:, :half].T @ o[:, half:]).pow(2).sum().detach()) for o in outs)

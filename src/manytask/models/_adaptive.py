@@ -280,6 +280,8 @@ class AdaptiveSharing(MultiTaskModel):
     def _copy_node(self, level: int, source: int, target: int, optimizer: torch.optim.Optimizer | None) -> None:
         old, new = self._stage(level)[source], self._stage(level)[target]
         new.load_state_dict(old.state_dict())
+        for p, q in zip(old.parameters(), new.parameters()):  # a frozen node (freeze: shared) stays frozen
+            q.requires_grad_(p.requires_grad)
         if optimizer is None:
             return
         for p, q in zip(old.parameters(), new.parameters()):

@@ -37,8 +37,9 @@ class LearnedBranching(MultiTaskModel):
     first stage and gives every later stage one node per task, so the learning decides where
     tasks split (nodes that no child picks are unused).
 
-    The nodes below the last stage and the branching logits are shared; a task owns its leaf and
-    head. No single shared representation: representation-level balancing raises.
+    The nodes below the last stage and the branching logits below the leaves are shared; a task
+    owns its leaf, the logits of its leaf's parent choice (:attr:`leaf_parents`) and its head. No
+    single shared representation: representation-level balancing raises.
 
     Args:
         encoder: The backbone (a plain module is one stage: independent leaves).
@@ -77,7 +78,10 @@ class LearnedBranching(MultiTaskModel):
             nn.ModuleList(task_columns(stage, [f"n{i}" for i in range(width)]).values())
             for stage, width in zip(backbone.stages, widths))
         self.parents = nn.ParameterList(nn.Parameter(torch.zeros(widths[level], widths[level - 1]))
-                                        for level in range(1, stages))
+                                        for level in range(1, stages - 1))
+        # the leaves' parent logits: row t chooses what task t's leaf reads, task t's own parameter
+        self.leaf_parents = nn.ParameterDict(
+            {t: nn.Parameter(torch.zeros(widths[-2])) for t in self.task_names} if stages > 1 else {})
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
 
     def _stage(self, level: int) -> nn.ModuleList:
@@ -85,10 +89,25 @@ class LearnedBranching(MultiTaskModel):
 
     def _choices(self, level: int) -> Tensor:
         """``[K_l, K_{l-1}]``: the weights each node of stage ``level`` puts on its parents."""
-        logits = self.parents[level - 1]
+        logits = self._logits(level)
         if self.training:
             return F.gumbel_softmax(logits, tau=self.temperature, dim=-1)
         return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+    def _logits(self, level: int) -> Tensor:
+        """``[K_l, K_{l-1}]``: the parent logits of stage ``level``'s nodes."""
+        if level < len(self.nodes) - 1:
+            return self.parents[level - 1]
+        return torch.stack([self.leaf_parents[t] for t in self.task_names])
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
+        """Checkpoints written before the leaves' logits became the tasks' own (one
+        ``parents.<last>``) load into :attr:`leaf_parents`."""
+        old = f"{prefix}parents.{len(self.parents)}"
+        if old in state_dict:
+            for name, row in zip(self.task_names, state_dict.pop(old)):
+                state_dict[f"{prefix}leaf_parents.{name}"] = row
+        super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[arg-type]
 
     def forward(self, inputs: Inputs, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         tasks = self._check_tasks(tasks)
@@ -102,7 +121,7 @@ class LearnedBranching(MultiTaskModel):
 
     def structure(self) -> list[list[int]]:
         """Per stage above the first, each node's most likely parent in the stage below."""
-        return [logits.argmax(-1).tolist() for logits in self.parents]
+        return [self._logits(level).argmax(-1).tolist() for level in range(1, len(self.nodes))]
 
     def structure_report(self) -> str:
         """The learned tree, one line per stage: which node each node reads, the tasks at the leaves."""
@@ -129,4 +148,6 @@ class LearnedBranching(MultiTaskModel):
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
         name = self._check_tasks([name])[0]
         yield from self._stage(len(self.nodes) - 1)[self.task_names.index(name)].parameters()
+        if name in self.leaf_parents:
+            yield self.leaf_parents[name]
         yield from self.heads[name].parameters()

@@ -54,8 +54,11 @@ class CrossStitch(MultiTaskModel):
     The paper stitches two AlexNets after every pooling and fully connected layer; here a unit
     follows every stage of any :class:`Backbone` (a plain module is one stage). With identity
     units (``init=(1, 0)``, frozen) the model is :class:`Independent` columns. The columns and
-    units serve every task, so all of them are shared parameters; there is no single shared
-    representation (representation-level balancing raises, exact mode works).
+    the units between stages serve every task, so they are shared parameters; the last unit's
+    row ``t`` feeds head ``t`` alone, so each row is its task's own (:attr:`rows`, one parameter
+    per task: a gradient method gives it the task's own gradient, as it gives the head). There
+    is no single shared representation (representation-level balancing raises, exact mode
+    works).
 
     Args:
         encoder: The backbone each column copies (the first column keeps its weights, the
@@ -73,10 +76,13 @@ class CrossStitch(MultiTaskModel):
         >>> model = CrossStitch(MLP(4, (8, 6)), [Regression("a"), Regression("b")])
         >>> {k: tuple(v.shape) for k, v in model(torch.randn(5, 4)).items()}
         {'a': (5, 1), 'b': (5, 1)}
-        >>> model.units[0].alpha
+        >>> model.units[0].alpha  # after the first stage
         Parameter containing:
         tensor([[0.9000, 0.1000],
                 [0.1000, 0.9000]], requires_grad=True)
+        >>> model.rows["a"]  # after the last: what task a's head reads
+        Parameter containing:
+        tensor([0.9000, 0.1000], requires_grad=True)
     """
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
@@ -92,7 +98,10 @@ class CrossStitch(MultiTaskModel):
         self.task_names = tuple(t.name for t in tasks)
         backbone = as_backbone(encoder, output_info(encoder, feature_dim))
         self.columns = task_columns(backbone, self.task_names)
-        self.units = nn.ModuleList(CrossStitchUnit(len(tasks), *init) for _ in backbone.stages)
+        # a unit after every stage but the last; after the last, row t of the unit is task t's own
+        self.units = nn.ModuleList(CrossStitchUnit(len(tasks), *init) for _ in backbone.stages[1:])
+        last = mixing_init(len(tasks), *init)
+        self.rows = nn.ParameterDict({t: nn.Parameter(row.clone()) for t, row in zip(self.task_names, last)})
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
         self.alpha_lr_scale = float(alpha_lr_scale)
 
@@ -102,8 +111,20 @@ class CrossStitch(MultiTaskModel):
         xs: list[Tensor] = [inputs] * len(columns)  # type: ignore[list-item]
         for i, unit in enumerate(self.units):
             xs = list(unit(torch.stack([column.stages[i](x) for column, x in zip(columns, xs)])).unbind(0))
-        own = dict(zip(self.task_names, xs))
-        return {name: self.heads[name](own[name]) for name in tasks}
+        last = len(self.units)
+        stacked = torch.stack([column.stages[last](x) for column, x in zip(columns, xs)])  # [T, B, ...]
+        rows = torch.stack([self.rows[name] for name in tasks]).to(stacked.dtype)  # [T', T]
+        mixed = (rows @ stacked.flatten(1)).view(len(tasks), *stacked.shape[1:])
+        return {name: self.heads[name](x) for name, x in zip(tasks, mixed.unbind(0))}
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
+        """Checkpoints written before the last unit's rows became the tasks' own (one
+        ``units.<last>.alpha``) load into :attr:`rows`."""
+        old = f"{prefix}units.{len(self.units)}.alpha"
+        if old in state_dict:
+            for name, row in zip(self.task_names, state_dict.pop(old)):
+                state_dict[f"{prefix}rows.{name}"] = row
+        super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[arg-type]
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
         """The weight matrices of every column's last module with parameters (all columns are
@@ -118,10 +139,12 @@ class CrossStitch(MultiTaskModel):
         yield from self.units.parameters()
 
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
-        return self.heads[self._check_tasks([name])[0]].parameters()
+        name = self._check_tasks([name])[0]
+        yield self.rows[name]
+        yield from self.heads[name].parameters()
 
     def scaled_parameters(self) -> list[tuple[str, list[nn.Parameter], float]]:
-        return [("cross-stitch units", list(self.units.parameters()), self.alpha_lr_scale)]
+        return [("cross-stitch units", [*self.units.parameters(), *self.rows.values()], self.alpha_lr_scale)]
 
     def diagnostics(self) -> dict[str, float]:
         """The units' weights, ``stage<l>/<task>/<from task>`` (up to 64 numbers), logged at every
@@ -133,6 +156,8 @@ class CrossStitch(MultiTaskModel):
                 for i, t in enumerate(self.task_names) for j, s in enumerate(self.task_names)}
 
     def mixing(self) -> Tensor:
-        """The units' weights ``[stages, T, T]`` (row ``t``: what task ``t``'s column reads)."""
+        """The units' weights ``[stages, T, T]`` (row ``t``: what task ``t``'s column reads), the
+        last unit's from :attr:`rows`."""
         units: list[CrossStitchUnit] = list(self.units)  # type: ignore[arg-type]
-        return torch.stack([unit.alpha.detach() for unit in units])
+        last = torch.stack([self.rows[name].detach() for name in self.task_names])
+        return torch.stack([*(unit.alpha.detach() for unit in units), last])

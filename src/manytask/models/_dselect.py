@@ -67,6 +67,27 @@ class DSelectK(nn.Module):
         self.summary, self.k, self.bits, self.gamma = summary, k, bits, gamma
         codes = torch.tensor([[(e >> j) & 1 for j in range(bits)] for e in range(num_experts)], dtype=torch.float32)
         self.register_buffer("codes", codes, persistent=False)  # [n, m]: expert e's bits
+        self._start_inside_the_ramp()
+
+    def _start_inside_the_ramp(self) -> None:
+        """Draw the selectors' part of the summary's last layer from U(-gamma/100, gamma/100), as the
+        authors' code does (``z_initializer``): every z starts inside the smooth step's ramp, where
+        it has a gradient. A default draw (U(±1/sqrt(in)) for a linear layer, N(0, 1) for an
+        embedding bag) puts about 40 % of the bits past ±gamma/2 at the start, where S' = 0."""
+        last = [m for m in self.summary.modules() if isinstance(m, (nn.Linear, nn.EmbeddingBag))]
+        if not last:
+            return  # a summary of the caller's own: its initialisation is theirs
+        z, bound = self.k * self.bits, self.gamma / 100
+        with torch.no_grad():
+            layer = last[-1]
+            if isinstance(layer, nn.Linear):
+                layer.weight[:z].uniform_(-bound, bound)
+                if layer.bias is not None:
+                    layer.bias[:z].uniform_(-bound, bound)
+            else:
+                layer.weight[:, :z].uniform_(-bound, bound)
+                if layer.padding_idx is not None:
+                    layer.weight[layer.padding_idx].zero_()
 
     @staticmethod
     def width(num_experts: int, k: int) -> int:

@@ -54,12 +54,14 @@ class JointManyTask(LowSupervision):
     each stage passes up not only its features but the predictions of the tasks attached to it:
     the next stage reads :math:`h + \sum_t E_t(\hat y_t)`, :math:`E_t` the task's label embedding
     (the paper's label embeddings: label vectors weighted by the predicted probabilities, for
-    classification; a linear map of the values for regression). The paper concatenates label embeddings, word
-    vectors and the lower layer's states into the next BiLSTM's input; adding them at the stage's
-    width keeps any backbone's stages as they are.
+    classification; a linear map of the values for regression); adding them at the stage's width
+    keeps any backbone's stages as they are. The paper concatenates into each BiLSTM's input the
+    lower layer's states, the label embeddings of every lower task and the word vectors (its
+    shortcut connections); here there is no shortcut from the word vectors, nor from tasks two or
+    more stages down.
 
     **Successive regularisation** (the paper's :math:`\delta \|\theta - \theta'\|^2`): with
-    ``successive > 0`` the stages below the top and the lower tasks' heads (the paper's
+    ``successive > 0`` the stages below the highest task and the lower tasks' heads (the paper's
     :math:`W_{POS}, b_{POS}` beside the lower layers) are kept from drifting from :math:`\theta'`,
     their values at the end of the previous epoch (a snapshot buffer, refreshed by
     :meth:`on_epoch_end`; the paper trains task by task and snapshots after each), by a step
@@ -102,7 +104,9 @@ class JointManyTask(LowSupervision):
         #: the tasks below the highest one: the label embeddings of their heads' predictions feed
         #: the stages above, so those heads are shared (the higher tasks' losses reach them)
         self._feeding = [name for name in self.embeddings if self.depths[name] < top]
-        below = [p for stage in self.encoder.stages[:-1] for p in stage.parameters()]
+        # the stages below the highest task, and only where a lower task feeds one above (with every
+        # task at one depth there is no lower task to keep: the model is hard sharing)
+        below = [p for stage in self.encoder.stages[:top - 1] for p in stage.parameters()] if self._feeding else []
         below += [p for name in self._feeding for p in self.heads[name].parameters()]
         self._below = below
         for i, p in enumerate(below):
@@ -146,7 +150,9 @@ class JointManyTask(LowSupervision):
                 getattr(self, f"snapshot_{i}").copy_(p)
 
     def shared_modules(self) -> list[nn.Module]:
-        return [self.encoder, self.embeddings]
+        # the lower tasks' heads are shared too (the tasks above read their predictions): the
+        # Gramian engine must hook every module that holds a shared parameter
+        return [self.encoder, self.embeddings, *(self.heads[name] for name in self._feeding)]
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.encoder.parameters()

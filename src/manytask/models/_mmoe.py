@@ -124,7 +124,7 @@ class MMoE(MultiTaskModel):
             width = DSelectK.width(num_experts, k)
             self.gates = nn.ModuleDict({t.name: DSelectK(gate_summary(encoder, width, gate_in), num_experts, k, gamma,
                                                          entropy) for t in tasks})
-        self._gated: list[str] = []  # the tasks whose gates the last forward ran
+        self._entropy: dict[tuple[str, ...], Tensor] = {}  # DSelect-k's entropy per input group since penalty()
         self.heads = nn.ModuleDict({t.name: make_head(t, backbone.out_info) for t in tasks})
         self.register_buffer("gate_sums", torch.zeros(len(tasks), num_experts, dtype=torch.float64))
         self.register_buffer("gated_samples", torch.zeros(len(tasks), dtype=torch.float64))
@@ -133,11 +133,19 @@ class MMoE(MultiTaskModel):
         tasks = self._check_tasks(tasks)
         experts = torch.stack([expert(inputs) for expert in self.experts.values()])  # [E, B, ...]
         gated = torch.stack([self.gates[t](inputs) for t in tasks], dim=1)  # [B, T', E]: logits, or DSelect-k weights
-        self._gated = list(tasks)
+        # A training forward (with gradients: not a balancer's no-grad recompute after the step)
+        # keeps its entropy term and adds to the utilisation statistics. A trainer step runs one
+        # forward per input group (the batch's tasks, each view's): each group keeps its own term.
+        learning = self.training and torch.is_grad_enabled()
+        if learning:
+            gates = [self.gates[t] for t in tasks]
+            terms = [g.regulariser for g in gates if isinstance(g, DSelectK) and g.regulariser is not None]
+            if terms:
+                self._entropy[tuple(tasks)] = torch.stack(terms).sum()
         if self.gate_kind == "softmax":
             gated = torch.softmax(gated, dim=-1, dtype=torch.promote_types(gated.dtype, torch.float32))
         gates = gated.to(experts.dtype)
-        if self.training:
+        if learning:
             rows = [self.task_names.index(t) for t in tasks]
             self.gate_sums[rows] += gates.detach().sum(0).double()
             self.gated_samples[rows] += gates.shape[0]
@@ -146,14 +154,10 @@ class MMoE(MultiTaskModel):
         return {t: self.heads[t](mixed[i]) for i, t in enumerate(tasks)}
 
     def penalty(self) -> Tensor | None:
-        """DSelect-k's entropy term of the gates the last training forward ran (None without
-        one); taken once, as the sluice network's constraint is."""
-        terms = []
-        for t in self._gated:
-            gate = self.gates[t]
-            if isinstance(gate, DSelectK) and gate.regulariser is not None:
-                terms.append(gate.regulariser)
-                gate.regulariser = None
+        """DSelect-k's entropy term of the gates the training forwards since the last call ran,
+        summed over their input groups (None without one); taken once, as the sluice network's
+        constraint is. A group forwarded again before the call replaces its own term."""
+        terms, self._entropy = list(self._entropy.values()), {}
         return torch.stack(terms).sum() if terms else None
 
     def expert_utilisation(self) -> Tensor:

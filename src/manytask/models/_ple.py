@@ -53,7 +53,7 @@ class PLE(MultiTaskModel):
         encoder: The backbone (a plain module is one stage).
         tasks: The tasks.
         feature_dim: ``D`` of a plain encoder without ``out_features``.
-        shared_experts: Shared experts per level.
+        shared_experts: Shared experts per level (at least 1: without one nothing is shared).
         task_experts: Experts of each task's own per level.
         levels: ``"stages"`` (PLE, a level per backbone stage) or ``"one"`` (CGC).
         gate_in: Input size of the first gates, for encoders that do not say it.
@@ -73,9 +73,10 @@ class PLE(MultiTaskModel):
         self._heads_at_the_top(tasks, encoder)
         if not tasks:
             raise ValueError("PLE needs at least one task.")
-        if shared_experts < 0 or task_experts < 0 or shared_experts + task_experts < 1:
-            raise ValueError(f"PLE needs shared_experts >= 0, task_experts >= 0 and at least one expert per gate. "
-                             f"Got {shared_experts} and {task_experts}.")
+        if shared_experts < 1 or task_experts < 0:
+            raise ValueError(f"PLE needs shared_experts >= 1 and task_experts >= 0. Got {shared_experts} and "
+                             f"{task_experts}. Without a shared expert nothing is shared (every expert serves one "
+                             "task and the shared gates would be dead): use model.name 'independent'.")
         if levels not in ("stages", "one"):
             raise ValueError(f"PLE levels must be 'stages' (PLE) or 'one' (CGC). Got {levels!r}.")
         backbone = as_backbone(encoder, output_info(encoder, feature_dim))
@@ -134,11 +135,7 @@ class PLE(MultiTaskModel):
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
         """The weight matrices of the last level's shared experts (their last module with parameters)."""
-        weights = [p for expert in self._experts(len(self.gates) - 1) for p in last_weights(expert)]
-        if not weights:
-            raise ValueError("PLE with shared_experts=0 has no shared last layer; use a loss weighting other "
-                             "than GradNorm.")
-        return weights
+        return [p for expert in self._experts(len(self.gates) - 1) for p in last_weights(expert)]
 
     def shared_modules(self) -> list[nn.Module]:
         mine = {id(m) for t in self.task_names for m in self._own(t)}

@@ -30,13 +30,16 @@ class Sluice(MultiTaskModel):
     the last stage's size (their β layer; the embedding of a BiLSTM, for one, does not take part).
     :meth:`penalty` is their subspace orthogonality constraint,
     :math:`\lambda \sum_{t,\ell} \sum_{m<n} \|G_{t,\ell,m}^\top G_{t,\ell,n}\|_F^2` over this
-    step's activations (the positions of a batch as rows), which pushes the subspaces of a layer
+    step's activations (every forward of the step: the batch's inputs and each view's; the positions
+    of a batch as rows), which pushes the subspaces of a layer
     to hold different features.
 
     With one subspace, β on the last stage (the start here) and frozen, the model is
     :class:`CrossStitch`; with identity α it is independent columns. The α units start like a
     cross-stitch unit's (``init``: weight on the same task's same subspace, the rest spread
-    evenly), β on the last stage.
+    evenly), β on the last stage. The last α unit's rows of task ``t``'s subspaces feed head ``t``
+    alone, so they are task ``t``'s own parameter (:attr:`rows`, ``[M, T·M]`` per task); the
+    columns and the units between stages are shared.
 
     Args:
         encoder: The backbone each column copies.
@@ -77,13 +80,17 @@ class Sluice(MultiTaskModel):
         self.subspaces, self.orthogonality = subspaces, float(orthogonality)
         self.columns = task_columns(backbone, self.task_names)
         units = len(tasks) * subspaces
-        self.alphas = nn.ParameterList(nn.Parameter(mixing_init(units, *init)) for _ in infos)
+        # an α unit after every stage but the last; after the last, the rows of task t's subspaces
+        # feed head t alone (through β_t): they are task t's own parameter
+        self.alphas = nn.ParameterList(nn.Parameter(mixing_init(units, *init)) for _ in infos[1:])
+        last = mixing_init(units, *init).split(subspaces)
+        self.rows = nn.ParameterDict({t: nn.Parameter(block.clone()) for t, block in zip(self.task_names, last)})
         self._mixed = [i for i, info in enumerate(infos) if info == infos[-1]]  # the stages β mixes
         beta = torch.zeros(len(self._mixed))
         beta[-1] = 1.0
         self.betas = nn.ParameterDict({t: nn.Parameter(beta.clone()) for t in self.task_names})
         self.heads = nn.ModuleDict({t.name: make_head(t, infos[-1]) for t in tasks})
-        self._orthogonality_term: Tensor | None = None
+        self._overlaps: dict[tuple[str, ...], Tensor] = {}  # the constraint per input group since penalty()
 
     def _split(self, stacked: Tensor, channel: int) -> Tensor:
         """``[T, B, ..., D, ...]`` -> ``[T * M, B, ..., D / M, ...]`` (subspaces of the feature axis)."""
@@ -98,18 +105,19 @@ class Sluice(MultiTaskModel):
         xs: list[Tensor] = [inputs] * count  # type: ignore[list-item]
         kept: list[Tensor] = []  # [T, B, ...] per stage that β mixes
         orthogonality: Tensor | None = None
-        for i, alpha in enumerate(self.alphas):
+        for i, alpha in enumerate(self.mixing()):
             outs = torch.stack([column.stages[i](x) for column, x in zip(columns, xs)])  # [T, B, ...]
             channel = 2 if infos[i].layout == "map" else outs.ndim - 1  # the feature axis of [T, B, ...]
             parts = self._split(outs, channel)  # [T*M, B, ..., D/M, ...]
-            if self.orthogonality and self.training:
+            if self.orthogonality and self.training and torch.is_grad_enabled():  # not a no-grad recompute
                 term = self._subspace_overlap(parts, channel)
                 orthogonality = term if orthogonality is None else orthogonality + term
             mixed = (alpha.to(parts.dtype) @ parts.flatten(1)).view_as(parts)
             xs = list(torch.cat(mixed.unflatten(0, (count, self.subspaces)).unbind(1), dim=channel).unbind(0))
             if i in self._mixed:
                 kept.append(torch.stack(xs))
-        self._orthogonality_term = orthogonality
+        if orthogonality is not None:  # a step runs one forward per input group (the batch's, each view's)
+            self._overlaps[tuple(tasks)] = orthogonality
         stages = torch.stack(kept)  # [L', T, B, ...]
         out = {}
         for t in tasks:
@@ -117,6 +125,20 @@ class Sluice(MultiTaskModel):
             beta = self.betas[t].to(stages.dtype)
             out[t] = self.heads[t]((beta.view(-1, *[1] * (stages.ndim - 2)) * stages[:, index]).sum(0))
         return out
+
+    def mixing(self) -> list[Tensor]:
+        """The α units, one ``[T·M, T·M]`` matrix per stage (row ``t·M + m``: what subspace ``m`` of
+        task ``t`` reads); the last one assembled from :attr:`rows`."""
+        return [*self.alphas, torch.cat([self.rows[t] for t in self.task_names])]
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
+        """Checkpoints written before the last α unit's rows became the tasks' own (one
+        ``alphas.<last>``) load into :attr:`rows`."""
+        old = f"{prefix}alphas.{len(self.alphas)}"
+        if old in state_dict:
+            for name, block in zip(self.task_names, state_dict.pop(old).split(self.subspaces)):
+                state_dict[f"{prefix}rows.{name}"] = block
+        super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[arg-type]
 
     def _subspace_overlap(self, parts: Tensor, channel: int) -> Tensor:
         """``Σ_t Σ_{m<n} ‖G_mᵀ G_n‖²`` for one stage, the positions of the batch as rows."""
@@ -129,9 +151,11 @@ class Sluice(MultiTaskModel):
         return total
 
     def penalty(self) -> Tensor | None:
-        """The subspace orthogonality constraint of the last training forward (None when off)."""
-        term, self._orthogonality_term = self._orthogonality_term, None
-        return None if term is None else self.orthogonality * term
+        """The subspace orthogonality constraint of the training forwards since the last call,
+        summed over their input groups (None when off); a group forwarded again before the call
+        replaces its own term."""
+        terms, self._overlaps = list(self._overlaps.values()), {}
+        return self.orthogonality * torch.stack(terms).sum() if terms else None
 
     def shared_modules(self) -> list[nn.Module]:
         return [self.columns, self.alphas]
@@ -142,6 +166,7 @@ class Sluice(MultiTaskModel):
 
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
         name = self._check_tasks([name])[0]
+        yield self.rows[name]
         yield self.betas[name]
         yield from self.heads[name].parameters()
 

@@ -411,7 +411,9 @@ def build_experiment(config: Config, data: MultiTaskData | None = None, only: Se
         except CheckpointError as error:
             raise ConfigError(f"Config section 'training': {error}") from None
     if training.freeze == "shared":
-        for parameter in model.shared_parameters():
+        # the spare copies too (adaptive sharing): a widening copies a frozen shared node into them, and
+        # a resumed run must freeze the same parameters as the straight run did
+        for parameter in (*model.shared_parameters(), *model.spare_parameters()):
             parameter.requires_grad_(False)
         if balancer.needs != "losses":
             raise ConfigError(f"Config section 'training': freeze: shared leaves {config.balancer.name!r} no shared "
