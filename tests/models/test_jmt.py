@@ -121,7 +121,9 @@ def test_a_lower_tasks_head_is_shared_because_the_tasks_above_read_it() -> None:
         assert all(float(g.abs().sum()) > 0 for g in reached)  # the task above reaches it
         assert all(id(p) in shared for p in model.heads[name].parameters())
         assert list(model.task_parameters(name)) == []
-    assert [id(p) for p in model.task_parameters("high")] == [id(p) for p in model.heads["high"].parameters()]
+    # the top stage and the label embeddings feeding it reach "high" alone: its own, with its head
+    alone = [*model.encoder.stages[1].parameters(), *model.embeddings.parameters(), *model.heads["high"].parameters()]
+    assert {id(p) for p in model.task_parameters("high")} == {id(p) for p in alone}
     owned = [id(p) for n in ("low", "mid", "high") for p in model.task_parameters(n)]
     everything = [id(p) for p in model.parameters()]
     assert sorted(owned + list(shared)) == sorted(everything)
@@ -177,3 +179,50 @@ def test_successive_regularisation_keeps_only_the_layers_below_the_highest_task(
     assert all(id(p) in kept for p in deep.encoder.stages[0].parameters())
     assert not any(id(p) in kept for p in deep.encoder.stages[1].parameters())
     assert all(id(p) in kept for p in deep.heads["low"].parameters())
+
+
+def test_shortcuts_feed_the_word_representations_and_every_lower_task_up() -> None:
+    """Hashimoto et al.'s shortcut connections: a stage from the third on also reads the first
+    stage's output and the label embeddings of every task two or more stages down."""
+    torch.manual_seed(0)
+    tasks = [Classification("low", num_classes=3, attach_at=1), Regression("mid", attach_at=2), Regression("top")]
+    model = JointManyTask(MLP(5, (6, 6, 4)), tasks, shortcuts=True).double()
+    assert list(model.word_shortcuts) == ["3"] and list(model.label_shortcuts) == ["low@3"]
+    x = torch.randn(7, 5, dtype=torch.float64)
+    stages = model.encoder.stages
+    h1 = stages[0](x)
+    low = model.heads["low"](h1)
+    h2 = stages[1](h1 + low.softmax(1) @ model.embeddings["low"].labels.weight.T)
+    mid = model.heads["mid"](h2)
+    into3 = (h2 + mid @ model.embeddings["mid"].labels.weight.T + h1 @ model.word_shortcuts["3"].weight.T
+             + low.softmax(1) @ model.label_shortcuts["low@3"].labels.weight.T)
+    out = model(x)
+    torch.testing.assert_close(out["top"], model.heads["top"](stages[2](into3)), rtol=1e-12, atol=1e-12)
+    plain = JointManyTask(MLP(5, (6, 6, 4)), tasks)
+    assert len(plain.word_shortcuts) == 0 and len(plain.label_shortcuts) == 0
+
+
+def test_shortcuts_keep_padding_out_and_refuse_maps() -> None:
+    torch.manual_seed(0)
+    encoder = create_encoder("bilstm", vocab_size=30, embedding_dim=8, hidden=4, layers=2)
+    model = JointManyTask(encoder, [SequenceLabelling("pos", num_classes=5, attach_at=2),
+                                    SequenceLabelling("chunk", num_classes=7)], shortcuts=True).eval()
+    assert list(model.word_shortcuts) == ["3"]  # embedding (1), first BiLSTM layer (2), top layer (3)
+    short, padded = torch.tensor([[4, 7, 9]]), torch.tensor([[4, 7, 9, 0, 0]])
+    for name, value in model(short).items():
+        torch.testing.assert_close(model(padded)[name][:, :3], value, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="use shortcuts=False"):
+        JointManyTask(create_encoder("cnn"), [Classification("a", num_classes=2, attach_at=1),
+                                              Classification("b", num_classes=2)], shortcuts=True)
+
+
+def test_shortcuts_from_a_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from manytask.config import parse_config
+    from manytask.runs import build_experiment
+
+    config = parse_config({"data": {"name": "demo", "n_train": 64, "n_val": 16, "n_test": 16},
+                           "tasks": {"category": {"attach_at": 1}},
+                           "model": {"name": "jmt", "shortcuts": True, "encoder": {"name": "mlp", "hidden": [8, 8, 8]}},
+                           "training": {"steps": 2, "progress": False}, "logging": {"report": False}})
+    model = build_experiment(config, run_dir=tmp_path).model
+    assert isinstance(model, JointManyTask) and list(model.label_shortcuts) == ["category@3"]

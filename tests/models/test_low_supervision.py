@@ -12,7 +12,7 @@ from torch import Tensor
 
 from manytask.balancing import GramianBalancer, create_balancer
 from manytask.config import ConfigError, parse_config
-from manytask.models import MLP, HardSharing, LowSupervision, create_encoder
+from manytask.models import MLP, HardSharing, LowSupervision, create_encoder, create_model
 from manytask.runs import build_experiment
 from manytask.tasks import Classification, Regression, SequenceLabelling
 from manytask.training import BackwardEngine
@@ -122,3 +122,45 @@ def test_from_a_config() -> None:
     assert isinstance(model, LowSupervision) and model.depths["category"] == 1
     with pytest.raises(ConfigError, match="use model 'low_supervision'"):
         build_experiment(parse_config(_config("hps")))
+
+
+def _reached_by(model: torch.nn.Module, outputs: dict[str, torch.Tensor]) -> dict[str, set[str]]:
+    """Which tasks' outputs reach each parameter (a nonzero gradient), by autograd."""
+    reached: dict[str, set[str]] = {n: set() for n, _ in model.named_parameters()}
+    names, params = zip(*model.named_parameters())
+    for task, out in outputs.items():
+        grads = torch.autograd.grad(out.float().pow(2).sum(), params, retain_graph=True, allow_unused=True)
+        for name, grad in zip(names, grads):
+            if grad is not None and bool(grad.ne(0).any()):
+                reached[name].add(task)
+    return reached
+
+
+@pytest.mark.parametrize("scheme", ["low_supervision", "jmt", "jmt-shortcuts"])
+def test_a_stage_one_task_alone_reads_is_that_tasks_own(scheme: str) -> None:
+    """Heads at stages 1, 2 and 3 of a four-stage MLP: stages 1-2 are shared, stage 3 only the top
+    task reads (its own, as a head: a gradient method must give it the task's plain gradient, not
+    w_t times it), stage 4 no task reads (spare); in jmt, the label embedding feeding stage 3 is
+    the top task's own too. Checked against what autograd reaches."""
+    torch.manual_seed(0)
+    tasks = [Classification("low", num_classes=3, attach_at=1), Regression("mid", attach_at=2),
+             Regression("top", attach_at=3)]
+    options = {"shortcuts": True} if scheme == "jmt-shortcuts" else {}
+    model = create_model(scheme.split("-")[0], encoder=MLP(5, (6, 6, 6, 6)), tasks=tasks, **options)
+    reached = _reached_by(model, model(torch.randn(8, 5)))
+    ids = {id(p): n for n, p in model.named_parameters()}
+    shared = {ids[id(p)] for p in model.shared_parameters()}
+    own = {t.name: {ids[id(p)] for p in model.task_parameters(t.name)} for t in tasks}
+    spare = {ids[id(p)] for p in model.spare_parameters()}
+    assert shared and all(len(reached[n]) >= 2 for n in shared)
+    for task, names in own.items():
+        assert all(reached[n] == {task} for n in names)
+    assert spare == {n for n in reached if n.startswith(("encoder.stages.3.", "embeddings.top."))}
+    assert {n for n in reached if n.startswith("encoder.stages.2.")} <= own["top"]
+    assert shared | spare | set().union(*own.values()) == set(reached)
+    if scheme.startswith("jmt"):
+        assert {n for n in reached if n.startswith("embeddings.mid.")} <= own["top"]
+        assert {n for n in reached if n.startswith("embeddings.low.")} <= shared
+        assert {n for n in reached if n.startswith(("word_shortcuts.3.", "label_shortcuts.low@3."))} <= own["top"]
+    hooked = {id(p) for m in model.shared_modules() for p in m.parameters()}
+    assert hooked == {id(p) for p in model.shared_parameters()}

@@ -190,7 +190,7 @@ def test_shared_and_task_parameters_partition_the_model(scheme: str, case: Case)
     if scheme == "branching":  # the nodes below the leaves, and the branching logits
         assert shared == [*model.nodes[:-1], model.parents]
         return
-    expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "jmt": ["encoder", "embeddings"], "cross_stitch": ["columns", "units"],
+    expected = {"hps": ["encoder"], "low_supervision": ["encoder"], "jmt": ["encoder"], "cross_stitch": ["columns", "units"],
                 "mmoe": ["experts"], "mtan": ["encoder", "carry"], "dmtrl": ["cores", "u1", "u2"], "sluice": ["columns", "alphas"],
                 "relationship": ["shared"] if getattr(model, "shared", None) is not None else []}.get(scheme, [])
     assert shared == [getattr(model, name) for name in expected]

@@ -123,9 +123,9 @@ def dmtrl(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = N
 @MODELS.register("jmt", details={"paper": "Hashimoto et al. 2017, EMNLP",
                                  "shares": "one backbone; stages pass up the lower tasks' label embeddings"})
 def jmt(encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
-        successive: float = 0.0) -> MultiTaskModel:
+        successive: float = 0.0, shortcuts: bool = False) -> MultiTaskModel:
     """Joint Many-Task model: tasks at stages, lower predictions fed upwards, successive regularisation."""
-    return JointManyTask(encoder, tasks, feature_dim, successive)
+    return JointManyTask(encoder, tasks, feature_dim, successive, shortcuts)
 
 
 @MODELS.register("branching", details={"paper": "Guo, Lee & Ulbricht 2020, ICML (learning to branch)",

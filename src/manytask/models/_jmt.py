@@ -57,8 +57,11 @@ class JointManyTask(LowSupervision):
     classification; a linear map of the values for regression); adding them at the stage's width
     keeps any backbone's stages as they are. The paper concatenates into each BiLSTM's input the
     lower layer's states, the label embeddings of every lower task and the word vectors (its
-    shortcut connections); here there is no shortcut from the word vectors, nor from tasks two or
-    more stages down.
+    shortcut connections). With ``shortcuts=True`` every stage from the third on also reads the
+    first stage's output (the word representations, through a linear map without bias) and the
+    label embeddings of every task two or more stages down (each its own map to the stage's
+    width); without (the default) a stage reads only the stage below and the label embeddings of
+    the tasks attached to it.
 
     **Successive regularisation** (the paper's :math:`\delta \|\theta - \theta'\|^2`): with
     ``successive > 0`` the stages below the highest task and the lower tasks' heads (the paper's
@@ -68,10 +71,11 @@ class JointManyTask(LowSupervision):
     decoupled from the optimizer (:meth:`on_after_optimizer_step`), as AdamW decouples weight
     decay.
 
-    The backbone, the label embeddings of the lower tasks and the lower tasks' heads are shared:
-    the label embedding reads the head's prediction, so the higher tasks' losses reach all three
-    (so a task's own ``lr`` does not reach a lower task's head). The highest tasks' heads are
-    their own. With every task at the last stage there are no label
+    The stages two or more tasks reach, the label embeddings two or more tasks read and the lower
+    tasks' heads are shared: the label embedding reads the head's prediction, so the higher
+    tasks' losses reach it (so a task's own ``lr`` does not reach a lower task's head). The
+    highest tasks' heads are their own, as are a stage or a label embedding that one task alone
+    reads (the stages above every other task's head). With every task at the last stage there are no label
     embeddings and the model is :class:`HardSharing`, shared representation included; otherwise
     representation-level balancing raises.
 
@@ -80,6 +84,7 @@ class JointManyTask(LowSupervision):
         tasks: The tasks, each with its ``attach_at`` (default: the last stage).
         feature_dim: ``D`` of a plain encoder without ``out_features``.
         successive: :math:`\delta` of the successive regularisation (0: none).
+        shortcuts: The paper's shortcut connections (vector and sequence stages).
 
     Examples:
         >>> from manytask.models import MLP
@@ -91,7 +96,7 @@ class JointManyTask(LowSupervision):
     """
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[Task], feature_dim: int | None = None,
-                 successive: float = 0.0) -> None:
+                 successive: float = 0.0, shortcuts: bool = False) -> None:
         if successive < 0:
             raise ValueError(f"JointManyTask successive must be >= 0. Got {successive}.")
         super().__init__(encoder, tasks, feature_dim)
@@ -99,8 +104,19 @@ class JointManyTask(LowSupervision):
         infos = self.encoder.feature_info
         self.embeddings = nn.ModuleDict({t.name: _LabelEmbedding(t, infos[self.depths[t.name] - 1])
                                          for t in tasks if self.depths[t.name] < stages})
-        self.successive = float(successive)
+        self.shortcuts = bool(shortcuts)
         top = max(self.depths.values())
+        if shortcuts and any(info.layout == "map" for info in infos[:top]):
+            raise ValueError("JointManyTask shortcuts add the first stage's output to later stages' inputs, which a "
+                             "backbone of maps (a CNN) changes in size; use shortcuts=False.")
+        # the shortcuts into stage k >= 3 (from 1; it reads stage k-1's output): the first stage's
+        # output, and the label embeddings of the tasks attached at stages 1 .. k-2
+        into = range(3, top + 1) if shortcuts else range(0)
+        self.word_shortcuts = nn.ModuleDict({str(k): nn.Linear(infos[0].dim, infos[k - 2].dim, bias=False)
+                                             for k in into})
+        self.label_shortcuts = nn.ModuleDict({f"{t.name}@{k}": _LabelEmbedding(t, infos[k - 2]) for k in into
+                                              for t in tasks if self.depths[t.name] <= k - 2})
+        self.successive = float(successive)
         #: the tasks below the highest one: the label embeddings of their heads' predictions feed
         #: the stages above, so those heads are shared (the higher tasks' losses reach them)
         self._feeding = [name for name in self.embeddings if self.depths[name] < top]
@@ -117,8 +133,10 @@ class JointManyTask(LowSupervision):
         top = max(self.depths[t] for t in tasks)
         out: dict[str, Tensor] = {}
         x = inputs
+        first: Tensor | None = None
         for depth, stage in enumerate(self.encoder.stages[:top], start=1):
             h = stage(x)
+            first = h if first is None else first
             here = [n for n in self.task_names if self.depths[n] == depth and (n in tasks or depth < top)]
             for name in here:  # every head of this stage reads its output; a lower one feeds the stages above
                 out[name] = self.heads[name](h)
@@ -126,6 +144,12 @@ class JointManyTask(LowSupervision):
             for name in here:
                 if depth < top and name in self.embeddings:
                     x = x + self.embeddings[name](out[name], h)
+            if depth < top and str(depth + 1) in self.word_shortcuts:  # into stage depth + 1
+                real = (~h.detach().eq(0).all(dim=-1)).to(h.dtype)[..., None] if h.ndim == 3 else 1.0
+                x = x + self.word_shortcuts[str(depth + 1)](first) * real  # padding rows stay zero
+                for name in self.task_names:
+                    if self.depths[name] < depth:
+                        x = x + self.label_shortcuts[f"{name}@{depth + 1}"](out[name], h)
         return {name: out[name] for name in tasks}
 
     def on_after_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -150,17 +174,40 @@ class JointManyTask(LowSupervision):
                 getattr(self, f"snapshot_{i}").copy_(p)
 
     def shared_modules(self) -> list[nn.Module]:
-        # the lower tasks' heads are shared too (the tasks above read their predictions): the
-        # Gramian engine must hook every module that holds a shared parameter
-        return [self.encoder, self.embeddings, *(self.heads[name] for name in self._feeding)]
+        # the shared stages, the label embeddings two or more tasks read, and the lower tasks'
+        # heads (the tasks above read their predictions): every module that holds a shared
+        # parameter, for the Gramian engine to hook
+        embedded = [module for module, readers in self._feeders() if len(readers) >= 2]
+        return [*super().shared_modules(), *embedded, *(self.heads[name] for name in self._feeding)]
+
+    def _feeders(self) -> list[tuple[nn.Module, list[str]]]:
+        """Each module feeding a stage from below (a label embedding, a shortcut), with the tasks
+        that read it: those attached at that stage or above."""
+        fed = [(self.embeddings[n], self.readers(self.depths[n] + 1)) for n in self.embeddings]
+        fed += [(module, self.readers(int(k))) for k, module in self.word_shortcuts.items()]
+        fed += [(module, self.readers(int(key.rsplit("@", 1)[1]))) for key, module in self.label_shortcuts.items()]
+        return fed
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.encoder.parameters()
-        yield from self.embeddings.parameters()
-        for name in self._feeding:
-            yield from self.heads[name].parameters()
+        for module in self.shared_modules():
+            yield from module.parameters()
+
+    def spare_parameters(self) -> Iterator[nn.Parameter]:
+        """The stages above the deepest head, and the label embeddings feeding them."""
+        yield from super().spare_parameters()
+        for module, readers in self._feeders():
+            if not readers:
+                yield from module.parameters()
 
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
-        """A task's head, unless a higher task reads its prediction (then it is shared)."""
+        """A task's head unless a higher task reads its prediction (then it is shared), the stages
+        it alone reads, and the label embeddings that only it reads."""
         name = self._check_tasks([name])[0]
-        return iter(()) if name in self._feeding else self.heads[name].parameters()
+        for k, stage in enumerate(self.encoder.stages, start=1):
+            if not self.has_features and self.readers(k) == [name]:
+                yield from stage.parameters()
+        for module, readers in self._feeders():
+            if readers == [name]:
+                yield from module.parameters()
+        if name not in self._feeding:
+            yield from self.heads[name].parameters()

@@ -25,10 +25,12 @@ class LowSupervision(MultiTaskModel):
     its head reads, ``task.attach_at`` (counted from 1; default: the last stage), on any staged
     backbone; the head fits that stage's layout.
 
-    A forward runs the stages only as far as the deepest task asked for. The whole backbone is
-    shared (a stage above a task's head simply gets no gradient from it). With every head at the
-    last stage the model is :class:`HardSharing`, shared representation included; otherwise
-    there is no single shared representation, and representation-level balancing raises.
+    A forward runs the stages only as far as the deepest task asked for. A stage is shared by the
+    tasks attached at it or above; one that a single task reaches (above every other task's head)
+    is that task's own, and stages above the deepest head are spare (no task reads them). With
+    every head at the last stage the model is :class:`HardSharing`, shared representation
+    included; otherwise there is no single shared representation, and representation-level
+    balancing raises.
 
     Args:
         encoder: A :class:`Backbone` (a plain module is one stage).
@@ -82,15 +84,38 @@ class LowSupervision(MultiTaskModel):
             outputs.append(x)  # type: ignore[arg-type]
         return {name: self.heads[name](outputs[self.depths[name] - 1]) for name in tasks}
 
+    def readers(self, stage: int) -> list[str]:
+        """The tasks whose outputs stage ``stage`` (counted from 1) reaches: those attached at it or above."""
+        return [name for name in self.task_names if self.depths[name] >= stage]
+
     def shared_modules(self) -> list[nn.Module]:
-        return [self.encoder]
+        if self.has_features:
+            return [self.encoder]
+        return [stage for k, stage in enumerate(self.encoder.stages, start=1) if len(self.readers(k)) >= 2]
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
-        return self.encoder.parameters()
+        for module in self.shared_modules():
+            yield from module.parameters()
 
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
-        return self.heads[self._check_tasks([name])[0]].parameters()
+        """A task's head, and the stages above every other task's head if it alone reads them."""
+        name = self._check_tasks([name])[0]
+        if not self.has_features:
+            for k, stage in enumerate(self.encoder.stages, start=1):
+                if self.readers(k) == [name]:
+                    yield from stage.parameters()
+        yield from self.heads[name].parameters()
+
+    def spare_parameters(self) -> Iterator[nn.Parameter]:
+        """The stages above the deepest head (no task reads them)."""
+        for k, stage in enumerate(self.encoder.stages, start=1):
+            if not self.readers(k):
+                yield from stage.parameters()
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices (not the biases) of the encoder's last module with parameters."""
-        return last_weights(self.encoder)
+        """The weight matrices (not the biases) of the last shared stage's last module with parameters."""
+        shared = self.shared_modules()
+        if not shared:
+            raise ValueError(f"{type(self).__name__} shares no stage (one task, or every task at its own depth "
+                             "above the others'); use a loss weighting other than GradNorm.")
+        return last_weights(shared[-1])

@@ -138,8 +138,8 @@ class MMoE(MultiTaskModel):
         # forward per input group (the batch's tasks, each view's): each group keeps its own term.
         learning = self.training and torch.is_grad_enabled()
         if learning:
-            gates = [self.gates[t] for t in tasks]
-            terms = [g.regulariser for g in gates if isinstance(g, DSelectK) and g.regulariser is not None]
+            ran = [self.gates[t] for t in tasks]
+            terms = [g.regulariser for g in ran if isinstance(g, DSelectK) and g.regulariser is not None]
             if terms:
                 self._entropy[tuple(tasks)] = torch.stack(terms).sum()
         if self.gate_kind == "softmax":
