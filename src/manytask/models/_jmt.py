@@ -75,9 +75,9 @@ class JointManyTask(LowSupervision):
     tasks' heads are shared: the label embedding reads the head's prediction, so the higher
     tasks' losses reach it (so a task's own ``lr`` does not reach a lower task's head). The
     highest tasks' heads are their own, as are a stage or a label embedding that one task alone
-    reads (the stages above every other task's head). With every task at the last stage there are no label
-    embeddings and the model is :class:`HardSharing`, shared representation included; otherwise
-    representation-level balancing raises.
+    reads (the stages above every other task's head). With every task at the last stage there
+    are no label embeddings and the model is :class:`HardSharing`, shared representation
+    included; otherwise representation-level balancing raises.
 
     Args:
         encoder: The backbone.
@@ -203,9 +203,7 @@ class JointManyTask(LowSupervision):
         """A task's head unless a higher task reads its prediction (then it is shared), the stages
         it alone reads, and the label embeddings that only it reads."""
         name = self._check_tasks([name])[0]
-        for k, stage in enumerate(self.encoder.stages, start=1):
-            if not self.has_features and self.readers(k) == [name]:
-                yield from stage.parameters()
+        yield from self._own_stages(name)
         for module, readers in self._feeders():
             if readers == [name]:
                 yield from module.parameters()

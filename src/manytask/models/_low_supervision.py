@@ -100,11 +100,15 @@ class LowSupervision(MultiTaskModel):
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
         """A task's head, and the stages above every other task's head if it alone reads them."""
         name = self._check_tasks([name])[0]
+        yield from self._own_stages(name)
+        yield from self.heads[name].parameters()
+
+    def _own_stages(self, name: str) -> Iterator[nn.Parameter]:
+        """The parameters of the stages task ``name`` alone reads (none when every head is at the top)."""
         if not self.has_features:
             for k, stage in enumerate(self.encoder.stages, start=1):
                 if self.readers(k) == [name]:
                     yield from stage.parameters()
-        yield from self.heads[name].parameters()
 
     def spare_parameters(self) -> Iterator[nn.Parameter]:
         """The stages above the deepest head (no task reads them)."""

@@ -30,9 +30,9 @@ class Sluice(MultiTaskModel):
     the last stage's size (their β layer; the embedding of a BiLSTM, for one, does not take part).
     :meth:`penalty` is their subspace orthogonality constraint,
     :math:`\lambda \sum_{t,\ell} \sum_{m<n} \|G_{t,\ell,m}^\top G_{t,\ell,n}\|_F^2` over this
-    step's activations (every forward of the step: the batch's inputs and each view's; the positions
-    of a batch as rows), which pushes the subspaces of a layer
-    to hold different features.
+    step's activations (every forward of the step: the batch's inputs and each view's; the
+    positions of a batch as rows), which pushes the subspaces of a layer to hold different
+    features.
 
     With one subspace, β on the last stage (the start here) and frozen, the model is
     :class:`CrossStitch`; with identity α it is independent columns. The α units start like a
