@@ -131,3 +131,22 @@ def test_real_file(real_data: Callable[[str], Path]) -> None:
         [s.targets["never_married"] for s in (data.train["census_income"], data.val, data.test)]
     )
     assert int(income.sum()) == 6186 and int(never.sum()) == 43143  # SOURCE.md's counts
+
+
+def test_mmoe_training_file_is_checked(tmp_path: Path, real_data: Callable[[str], Path]) -> None:
+    """protocol='mmoe': the training file has no known checksum, so verify checks its row count
+    (UCI: 199,523), and a bad label in it is reported in it, not in the test file."""
+    import shutil
+
+    folder = tmp_path / "census_income_kdd"
+    folder.mkdir()
+    shutil.copy(real_data("census_income_kdd") / "census_income_kdd" / "census-income.test.gz", folder)
+    _write(folder, n=30, name="census-income.data.gz")  # a training file cut short
+    with pytest.raises(DataFormatError, match=r"census-income\.data\.gz has 30 rows, expected 199523"):
+        census_income(root=str(tmp_path), protocol="mmoe")
+    rng = np.random.default_rng(0)
+    row = _row(rng, 0)
+    row[-1] = "50000+"
+    (folder / "census-income.data.gz").write_bytes(gzip.compress((", ".join(row) + "\n").encode()))
+    with pytest.raises(DataFormatError, match=r"census-income\.data\.gz: column income_50k"):
+        census_income(root=str(tmp_path), protocol="mmoe", verify=False)

@@ -60,6 +60,8 @@ NUMERIC = (
 NOT_INPUTS = ("income_50k", "marital_stat", "instance_weight")
 INCOME = {"- 50000.": 0.0, "50000+.": 1.0}
 TEST_ROWS = 99762
+#: Rows of UCI's census-income.data (the official training file), checked with ``verify``.
+TRAIN_ROWS = 199523
 
 
 def _read(path: Path) -> list[list[str]]:
@@ -122,7 +124,8 @@ def census_income(
         exclude: More columns to drop from the inputs (e.g. ``det_hh_fam_stat``, whose values
             such as "Child 18+ never marr ..." partly reveal the marital status; MMoE keeps it).
         download: Fetch missing files instead of raising.
-        verify: Check the SHA-256 and the row count of the test file.
+        verify: Check the SHA-256 and the row count of the test file, and (``"mmoe"``) the row
+            count of the training file, whose SHA-256 is not known.
     """
     if protocol not in ("test_file", "mmoe"):
         raise ValueError(
@@ -153,6 +156,12 @@ def census_income(
             folder, FILES["train"], "census_income", download_missing=download, verify=verify
         )
         official = _read(train_path)
+        if verify and len(official) != TRAIN_ROWS:
+            raise DataFormatError(
+                f"{train_path} has {len(official)} rows, expected {TRAIN_ROWS} (UCI's "
+                "census-income.data); delete it and fetch it again, or pass verify=False."
+            )
+        _labels(official, train_path)  # a bad label in the training file is reported as there
         rows = official + test_rows
         first, second, _ = split_indices(len(test_rows), 0.5, 0.0, seed)
         train_idx = torch.arange(len(official))
