@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .._registry import UnknownNameError
 from ..config import Config, ConfigError
@@ -78,19 +79,37 @@ def check_model_fits(config: Config, model: MultiTaskModel, tasks: Sequence[Task
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             model.eval()
             if names:
-                _forward(config, model, sample.inputs, names, None)
+                outputs = _forward(config, model, sample.inputs, names, None)
+                _check_pixel_sizes(config, tasks, outputs, sample.targets)
             for view_name, view in (views or {}).items():
                 readers = [t.name for t in tasks if t.view == view_name]
                 if readers:
                     viewed = view(sample.inputs, generator=torch.Generator().manual_seed(0))
-                    _forward(config, model, viewed.inputs, readers, view_name)
+                    outputs = _forward(config, model, viewed.inputs, readers, view_name)
+                    _check_pixel_sizes(config, tasks, outputs, dict.fromkeys(readers, viewed.target))
     finally:
         model.train(training)
 
 
-def _forward(config: Config, model: MultiTaskModel, inputs: Any, names: list[str], view: str | None) -> None:
+def _check_pixel_sizes(config: Config, tasks: Sequence[Task], outputs: Mapping[str, Tensor],
+                       targets: Mapping[str, Tensor]) -> None:
+    """A pixel-level task's maps must have its targets' height and width (a CNN whose stages halve
+    the size gives smaller maps for images whose sides the halvings do not divide)."""
+    for task in tasks:
+        out, target = outputs.get(task.name), targets.get(task.name)
+        if task.level != "pixel" or out is None or target is None or out.shape[-2:] == target.shape[-2:]:
+            continue
+        got, want = "x".join(map(str, out.shape[-2:])), "x".join(map(str, target.shape[-2:]))
+        raise ConfigError(f"Config section 'tasks.{task.name}': a pixel-level task, but {config.model.name!r} with "
+                          f"encoder {config.model.encoder.name!r} gives {got} maps for its {want} targets. An encoder "
+                          "that halves the size at each stage needs images whose sides the halvings divide (the cnn: "
+                          "a multiple of 4); resize or pad the images, or choose an encoder that keeps the size.")
+
+
+def _forward(config: Config, model: MultiTaskModel, inputs: Any, names: list[str],
+             view: str | None) -> dict[str, Tensor]:
     try:
-        model(inputs, names)
+        return model(inputs, names)
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
         first = str(error).strip().splitlines()[0]
         if view is not None:
