@@ -13,6 +13,8 @@ from manytask.models import MLP, Independent, LearnedBranching
 from manytask.runs import train
 from manytask.tasks import Classification, Regression
 
+from .helpers import assert_old_layout_loads, assert_rows_are_each_tasks_own
+
 TASKS = [Regression("a"), Classification("b", num_classes=3), Regression("c", num_outputs=2)]
 
 
@@ -57,25 +59,15 @@ def test_the_leaves_parent_logits_are_the_tasks_own() -> None:
     gradient method gives it the task's own gradient); an old checkpoint with one matrix loads."""
     torch.manual_seed(0)
     model = LearnedBranching(MLP(5, (6, 4, 3)), TASKS, branches=[2, 3, 3])
-    shared = {id(p) for p in model.shared_parameters()}
-    out = model(torch.randn(4, 5))
-    for task in TASKS:
-        grads = torch.autograd.grad(out[task.name].sum(), list(model.leaf_parents.values()), retain_graph=True)
-        assert [name for name, g in zip(model.leaf_parents, grads) if bool(g.ne(0).any())] == [task.name]
-        assert id(model.leaf_parents[task.name]) in {id(p) for p in model.task_parameters(task.name)}
-        assert id(model.leaf_parents[task.name]) not in shared
-    assert id(model.parents[0]) in shared
+    assert_rows_are_each_tasks_own(model, model.leaf_parents, torch.randn(4, 5))
+    assert id(model.parents[0]) in {id(p) for p in model.shared_parameters()}
     with torch.no_grad():
         for row in model.leaf_parents.values():
             row.add_(torch.randn(3))
-    old = {k: v for k, v in model.state_dict().items() if not k.startswith("leaf_parents.")}
-    old["parents.1"] = torch.stack([model.leaf_parents[t.name].detach() for t in TASKS])  # the layout before
+    before = torch.stack([model.leaf_parents[t.name].detach() for t in TASKS])  # the layout before: one matrix
     fresh = LearnedBranching(MLP(5, (6, 4, 3)), TASKS, branches=[2, 3, 3])
-    fresh.load_state_dict(old)
-    assert fresh.eval().structure() == model.structure()
-    x = torch.randn(3, 5)
-    for task in TASKS:
-        torch.testing.assert_close(fresh(x)[task.name], model.eval()(x)[task.name], rtol=0, atol=0)
+    assert_old_layout_loads(model, fresh, "leaf_parents.", "parents.1", before, torch.randn(3, 5))
+    assert fresh.structure() == model.structure()
 
 
 def test_one_stage_gives_independent_leaves() -> None:

@@ -17,6 +17,8 @@ from manytask.runs import build_experiment
 from manytask.tasks import Classification, Regression, Task
 from manytask.training import BackwardEngine, build_optimizer
 
+from .helpers import assert_old_layout_loads, assert_rows_are_each_tasks_own
+
 TASKS: list[Task] = [Regression("a"), Classification("b", num_classes=3), Regression("c", num_outputs=2)]
 
 
@@ -83,15 +85,8 @@ def test_the_last_units_rows_are_the_tasks_own() -> None:
     """Row t of the last unit feeds head t alone: it is task t's parameter (a gradient method
     gives it the task's own gradient, as the head), not a shared one."""
     model = CrossStitch(MLP(5, (7, 4)), TASKS)
-    shared = {id(p) for p in model.shared_parameters()}
-    out = model(torch.randn(6, 5))
-    for task in TASKS:
-        grads = torch.autograd.grad(out[task.name].sum(), list(model.rows.values()), retain_graph=True,
-                                    allow_unused=True)
-        assert [name for name, g in zip(model.rows, grads) if g is not None and bool(g.ne(0).any())] == [task.name]
-        assert id(model.rows[task.name]) in {id(p) for p in model.task_parameters(task.name)}
-        assert id(model.rows[task.name]) not in shared
-    assert {id(p) for p in model.units.parameters()} <= shared
+    assert_rows_are_each_tasks_own(model, model.rows, torch.randn(6, 5))
+    assert {id(p) for p in model.units.parameters()} <= {id(p) for p in model.shared_parameters()}
 
 
 def test_a_checkpoint_with_the_last_unit_as_one_matrix_loads() -> None:
@@ -100,13 +95,9 @@ def test_a_checkpoint_with_the_last_unit_as_one_matrix_loads() -> None:
     with torch.no_grad():
         for row in model.rows.values():
             row.add_(torch.randn(3))
-    old = {k: v for k, v in model.state_dict().items() if not k.startswith("rows.")}
-    old["units.1.alpha"] = torch.stack([model.rows[t.name].detach() for t in TASKS])  # the layout before
-    fresh = CrossStitch(MLP(5, (7, 4)), TASKS)
-    fresh.load_state_dict(old)
-    x = torch.randn(4, 5)
-    for task in TASKS:
-        torch.testing.assert_close(fresh(x)[task.name], model(x)[task.name], rtol=0, atol=0)
+    before = torch.stack([model.rows[t.name].detach() for t in TASKS])  # the layout before: one matrix
+    assert_old_layout_loads(model, CrossStitch(MLP(5, (7, 4)), TASKS), "rows.", "units.1.alpha", before,
+                            torch.randn(4, 5))
 
 
 class Recorder(GramianBalancer):

@@ -13,6 +13,8 @@ from manytask.models import MLP, CrossStitch, Sluice
 from manytask.tasks import Regression
 from manytask.training import BackwardEngine, Trainer, build_optimizer
 
+from .helpers import assert_old_layout_loads, assert_rows_are_each_tasks_own
+
 TASKS = [Regression("a"), Regression("b"), Regression("c", num_outputs=2)]
 
 
@@ -55,23 +57,13 @@ def test_the_last_units_rows_are_the_tasks_own() -> None:
     t's parameter, not a shared one; an old checkpoint with the unit as one matrix loads."""
     torch.manual_seed(0)
     model = Sluice(MLP(5, (6, 6)), TASKS, subspaces=2)
-    shared = {id(p) for p in model.shared_parameters()}
-    out = model(torch.randn(4, 5))
-    for task in TASKS:
-        grads = torch.autograd.grad(out[task.name].sum(), list(model.rows.values()), retain_graph=True)
-        assert [name for name, g in zip(model.rows, grads) if bool(g.ne(0).any())] == [task.name]
-        assert id(model.rows[task.name]) in {id(p) for p in model.task_parameters(task.name)}
-        assert id(model.rows[task.name]) not in shared
+    assert_rows_are_each_tasks_own(model, model.rows, torch.randn(4, 5))
     with torch.no_grad():
         for block in model.rows.values():
             block.add_(torch.randn(2, 6))
-    old = {k: v for k, v in model.state_dict().items() if not k.startswith("rows.")}
-    old["alphas.1"] = torch.cat([model.rows[t.name].detach() for t in TASKS])  # the layout before
-    fresh = Sluice(MLP(5, (6, 6)), TASKS, subspaces=2)
-    fresh.load_state_dict(old)
-    x = torch.randn(3, 5)
-    for task in TASKS:
-        torch.testing.assert_close(fresh(x)[task.name], model(x)[task.name], rtol=0, atol=0)
+    before = torch.cat([model.rows[t.name].detach() for t in TASKS])  # the layout before: one matrix
+    assert_old_layout_loads(model, Sluice(MLP(5, (6, 6)), TASKS, subspaces=2), "rows.", "alphas.1", before,
+                            torch.randn(3, 5))
 
 
 def test_orthogonality_is_the_overlap_of_each_layers_subspaces() -> None:

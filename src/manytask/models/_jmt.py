@@ -17,6 +17,11 @@ from ._low_supervision import LowSupervision
 __all__ = ["JointManyTask"]
 
 
+def _real_rows(features: Tensor) -> Tensor:
+    """``[B, L, 1]``: 1 on a sequence's real positions, 0 on its padding (all-zero feature rows)."""
+    return (~features.detach().eq(0).all(dim=-1)).to(features.dtype)[..., None]
+
+
 class _LabelEmbedding(nn.Module):
     """A task's predictions as a vector of the stage's width: ``Σ_j p(j) ℓ(j)`` for classes (the
     label embeddings ``ℓ`` weighted by the predicted probabilities), a linear map of the values for
@@ -40,8 +45,7 @@ class _LabelEmbedding(nn.Module):
         if self.layout == "map":
             return embedded[:, :, None, None].expand_as(features)
         if self.layout == "sequence":
-            real = (~features.detach().eq(0).all(dim=-1)).to(features.dtype)[..., None]  # keep padding rows zero
-            return (embedded[:, None, :] if embedded.ndim == 2 else embedded) * real
+            return (embedded[:, None, :] if embedded.ndim == 2 else embedded) * _real_rows(features)  # padding: 0
         return embedded
 
 
@@ -145,8 +149,8 @@ class JointManyTask(LowSupervision):
                 if depth < top and name in self.embeddings:
                     x = x + self.embeddings[name](out[name], h)
             if depth < top and str(depth + 1) in self.word_shortcuts:  # into stage depth + 1
-                real = (~h.detach().eq(0).all(dim=-1)).to(h.dtype)[..., None] if h.ndim == 3 else 1.0
-                x = x + self.word_shortcuts[str(depth + 1)](first) * real  # padding rows stay zero
+                word = self.word_shortcuts[str(depth + 1)](first)
+                x = x + (word * _real_rows(h) if h.ndim == 3 else word)  # padding rows stay zero
                 for name in self.task_names:
                     if self.depths[name] < depth:
                         x = x + self.label_shortcuts[f"{name}@{depth + 1}"](out[name], h)
