@@ -150,3 +150,12 @@ def test_mmoe_training_file_is_checked(tmp_path: Path, real_data: Callable[[str]
     (folder / "census-income.data.gz").write_bytes(gzip.compress((", ".join(row) + "\n").encode()))
     with pytest.raises(DataFormatError, match=r"census-income\.data\.gz: column income_50k"):
         census_income(root=str(tmp_path), protocol="mmoe", verify=False)
+
+
+def test_a_truncated_file_read_without_verify_names_it(tmp_path: Path) -> None:
+    folder = tmp_path / "census_income_kdd"
+    _write(folder)
+    path = folder / "census-income.test.gz"
+    path.write_bytes(path.read_bytes()[:-40])  # a download cut short
+    with pytest.raises(DataFormatError, match="census-income.test.gz is truncated or corrupt.*fetch it again"):
+        census_income(root=str(tmp_path), verify=False)

@@ -85,3 +85,23 @@ def test_real_files(real_data: Callable[[str], Path]) -> None:
         for j in range(1, 8)
     ]
     assert counts == [901, 865, 841, 868, 870, 946, 937]  # SOURCE.md's rows per joint
+
+
+def test_a_truncated_subsample_names_the_file(tmp_path: Path) -> None:
+    from manytask.data.datasets._files import DataFormatError
+
+    _write_subsample(tmp_path / "sarcos")
+    path = tmp_path / "sarcos" / "sub_sarcos.csv.gz"
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(DataFormatError, match="sub_sarcos.csv.gz is truncated or corrupt"):
+        sarcos(root=str(tmp_path), source="subsample", verify=False)
+
+
+def test_a_truncated_test_file_names_it(tmp_path: Path) -> None:
+    from manytask.data.datasets._files import DataFormatError
+
+    _write_test_file(tmp_path / "sarcos")
+    path = tmp_path / "sarcos" / "sarcos_inv_test.mat"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataFormatError, match="sarcos_inv_test.mat is truncated or not a MATLAB file"):
+        sarcos(root=str(tmp_path), verify=False)

@@ -168,3 +168,13 @@ def test_real_files(real_data: Callable[[str], Path], protocol: str, sizes: tupl
     assert len(data.tasks) == 139
     counts = data.train["school"].labelled_counts()
     assert min(counts.values()) >= 10  # every school keeps training rows
+
+
+def test_a_truncated_split_file_names_it(tmp_path: Path) -> None:
+    from manytask.data.datasets._files import DataFormatError
+
+    _write_zhang_li(tmp_path)
+    path = tmp_path / "school" / "zhang_li_cikm2019_splits" / "school_train_re1.csv.gz"
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(DataFormatError, match="school_train_re1.csv.gz is truncated or corrupt"):
+        school(root=str(tmp_path), protocol="zhang_li", verify=False)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ __all__ = [
     "MissingDataError",
     "dataset_dir",
     "locate",
+    "load_mat",
     "locate_all",
     "open_text",
     "read_bytes",
@@ -156,11 +159,43 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
-def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
-    """``path`` opened as text, decompressed on the fly if its name ends with ``.gz``."""
-    if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="")
-    return open(path, encoding=encoding, newline="")
+def load_mat(path: Path) -> dict[str, np.ndarray]:
+    """The variables of a MATLAB ``.mat`` file (scipy's ``loadmat``).
+
+    Raises:
+        DataFormatError: the file is truncated or not a ``.mat`` file.
+    """
+    from scipy.io import loadmat
+
+    try:
+        return loadmat(path)  # type: ignore[no-any-return]
+    except (OSError, ValueError, TypeError) as error:  # scipy's reader: no class of its own
+        raise DataFormatError(
+            f"{path} is truncated or not a MATLAB file ({type(error).__name__}: {error}); delete it "
+            "and fetch it again."
+        ) from error
+
+
+@contextmanager
+def open_text(path: Path, encoding: str = "utf-8") -> Iterator[io.TextIOBase]:
+    """``path`` opened as text, decompressed on the fly if its name ends with ``.gz``.
+
+    Raises:
+        DataFormatError: the file is truncated or corrupt (a cut-off download read with
+            ``verify=False``), raised from inside the ``with`` block while it is read.
+    """
+    try:
+        if path.name.endswith(".gz"):
+            with io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, newline="") as f:
+                yield f
+        else:
+            with open(path, encoding=encoding, newline="") as f:
+                yield f
+    except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as error:
+        raise DataFormatError(
+            f"{path} is truncated or corrupt ({type(error).__name__}: {error}); delete it and "
+            "fetch it again."
+        ) from error
 
 
 def source_from_rows(

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from manytask._utils import data_root
+from manytask.data.datasets._files import load_mat
 from manytask.data.datasets._school import require_file
 
 __all__ = ["DigitSplit", "load_mnist_usps", "one_vs_rest"]
@@ -57,14 +58,12 @@ def load_mnist_usps(
         FileNotFoundError: the file is missing (the message gives the URL).
         ValueError: bad arguments, or unexpected shapes or labels in the file.
     """
-    from scipy.io import loadmat
-
     if dataset not in _DIMS:
         raise ValueError(f"dataset must be 'mnist' or 'usps'; got {dataset!r}.")
     folder = data_root(root) / "mnist_usps_pca_kang2011"
     name = f"split{split}_{dataset}_1000train.mat"
     url = _URL.format(folder=f"{dataset}_digits", name=dataset)
-    mat = loadmat(require_file(folder, (name,), url, "MNIST/USPS (Kang et al. 2011)"))
+    mat = load_mat(require_file(folder, (name,), url, "MNIST/USPS (Kang et al. 2011)"))
     parts = []
     for part, n in _SIZES.items():
         X = np.asarray(mat[f"digit_{part}x"], dtype=float)

@@ -8,13 +8,13 @@ subsample ``sub_sarcos.csv[.gz]`` of Zhang & Li (6,228 rows) in the multi-input 
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from manytask._utils import data_root
+from manytask.data.datasets._files import load_mat, open_text
 from manytask.data.datasets._school import require_file
 
 __all__ = ["SarcosShared", "SarcosSubsample", "load_sarcos_subsample", "load_sarcos_test"]
@@ -55,11 +55,9 @@ def load_sarcos_test(root: str | Path | None) -> SarcosShared:
         FileNotFoundError: the file is missing (the message gives the URL).
         ValueError: unexpected shape or non-finite values.
     """
-    from scipy.io import loadmat
-
     folder = data_root(root) / "sarcos"
     path = require_file(folder, ("sarcos_inv_test.mat",), _TEST_URL, "SARCOS")
-    arr = np.asarray(loadmat(path)["sarcos_inv_test"], dtype=float)
+    arr = np.asarray(load_mat(path)["sarcos_inv_test"], dtype=float)
     if arr.ndim != 2 or arr.shape[1] != N_INPUTS + N_TASKS or not np.all(np.isfinite(arr)):
         raise ValueError(f"{path}: expected a finite (n, 28) array; got shape {arr.shape}.")
     return SarcosShared(arr[:, :N_INPUTS], arr[:, N_INPUTS:])
@@ -74,8 +72,7 @@ def load_sarcos_subsample(root: str | Path | None) -> SarcosSubsample:
     """
     folder = data_root(root) / "sarcos"
     path = require_file(folder, ("sub_sarcos.csv.gz", "sub_sarcos.csv"), _SUB_URL, "SARCOS")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:
+    with open_text(path) as fh:
         arr = np.loadtxt(fh, delimiter=",", ndmin=2)
     if arr.shape[1] != N_INPUTS + 2 or not np.all(np.isfinite(arr)):
         raise ValueError(f"{path}: expected a finite (n, 23) array; got shape {arr.shape}.")

@@ -9,7 +9,6 @@ described in the dataset's ``SOURCE.md`` (27 attributes + a constant bias column
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from ..._utils import data_root
+from ._files import load_mat, open_text
 
 __all__ = ["SchoolSplit", "load_school", "require_file"]
 
@@ -88,12 +88,10 @@ def _validate(split: SchoolSplit) -> SchoolSplit:
 
 
 def _load_argyriou(folder: Path, split: int) -> SchoolSplit:
-    from scipy.io import loadmat
-
     base = folder / "argyriou_splits"
-    data = loadmat(require_file(base, ("school_b.mat",), _PYMTL + "school_b.mat", "School"))
+    data = load_mat(require_file(base, ("school_b.mat",), _PYMTL + "school_b.mat", "School"))
     name = f"school_{split}_indexes.mat"
-    idx = loadmat(require_file(base, (name,), _PYMTL + name, "School"))
+    idx = load_mat(require_file(base, (name,), _PYMTL + name, "School"))
     X = data["x"].T.astype(float)
     y = data["y"].ravel().astype(float)
     start = np.r_[data["task_indexes"].ravel().astype(int) - 1, len(y)]
@@ -104,8 +102,7 @@ def _load_argyriou(folder: Path, split: int) -> SchoolSplit:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:
+    with open_text(path) as fh:
         arr = np.loadtxt(fh, delimiter=",", ndmin=2)
     if arr.shape[1] != N_FEATURES + 2:
         raise ValueError(f"{path}: expected {N_FEATURES + 2} columns, got {arr.shape[1]}.")
