@@ -23,3 +23,13 @@ def test_readme_python_example_runs() -> None:
 def test_readme_shows_the_two_commands() -> None:
     text = README.read_text()
     assert "make demo" in text and "make test" in text
+
+
+def test_readme_counts_what_is_registered() -> None:
+    from manytask.balancing import BALANCERS
+    from manytask.models import MODELS
+
+    words = {15: "fifteen"}
+    text = " ".join(README.read_text().split())
+    assert f"**{len(BALANCERS.names())} balancing methods**" in text
+    assert f"**{words.get(len(MODELS.names()), len(MODELS.names()))} sharing schemes**" in text
