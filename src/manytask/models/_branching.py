@@ -87,18 +87,22 @@ class LearnedBranching(MultiTaskModel):
     def _stage(self, level: int) -> nn.ModuleList:
         return cast(nn.ModuleList, self.nodes[level])
 
-    def _choices(self, level: int) -> Tensor:
-        """``[K_l, K_{l-1}]``: the weights each node of stage ``level`` puts on its parents."""
-        logits = self._logits(level)
+    def _choices(self, level: int, tasks: Sequence[str] | None = None) -> Tensor:
+        """``[K_l, K_{l-1}]``: the weights each node of stage ``level`` puts on its parents (at the
+        leaves, those of tasks not in ``tasks`` out of the graph)."""
+        logits = self._logits(level, tasks)
         if self.training:
             return F.gumbel_softmax(logits, tau=self.temperature, dim=-1)
         return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
 
-    def _logits(self, level: int) -> Tensor:
-        """``[K_l, K_{l-1}]``: the parent logits of stage ``level``'s nodes."""
+    def _logits(self, level: int, tasks: Sequence[str] | None = None) -> Tensor:
+        """``[K_l, K_{l-1}]``: the parent logits of stage ``level``'s nodes. At the leaves, the rows
+        of tasks not in ``tasks`` are detached: a task not asked for (absent from the step) gets no
+        gradient, not a zero one that a momentum optimizer would still step on."""
         if level < len(self.nodes) - 1:
             return self.parents[level - 1]
-        return torch.stack([self.leaf_parents[t] for t in self.task_names])
+        rows = [self.leaf_parents[t] for t in self.task_names]
+        return torch.stack([p if tasks is None or t in tasks else p.detach() for t, p in zip(self.task_names, rows)])
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
         """Checkpoints written before the leaves' logits became the tasks' own (one
@@ -114,7 +118,7 @@ class LearnedBranching(MultiTaskModel):
         outs = [node(inputs) for node in self._stage(0)]
         for level in range(1, len(self.nodes)):
             stacked = torch.stack(outs)  # [K_{l-1}, B, ...]
-            mixed = (self._choices(level).to(stacked.dtype) @ stacked.flatten(1)).view(-1, *stacked.shape[1:])
+            mixed = (self._choices(level, tasks).to(stacked.dtype) @ stacked.flatten(1)).view(-1, *stacked.shape[1:])
             outs = [node(mixed[i]) for i, node in enumerate(self._stage(level))]
         leaves = dict(zip(self.task_names, outs))
         return {t: self.heads[t](leaves[t]) for t in tasks}

@@ -105,7 +105,7 @@ class Sluice(MultiTaskModel):
         xs: list[Tensor] = [inputs] * count  # type: ignore[list-item]
         kept: list[Tensor] = []  # [T, B, ...] per stage that β mixes
         orthogonality: Tensor | None = None
-        for i, alpha in enumerate(self.mixing()):
+        for i, alpha in enumerate(self.mixing(tasks)):
             outs = torch.stack([column.stages[i](x) for column, x in zip(columns, xs)])  # [T, B, ...]
             channel = 2 if infos[i].layout == "map" else outs.ndim - 1  # the feature axis of [T, B, ...]
             parts = self._split(outs, channel)  # [T*M, B, ..., D/M, ...]
@@ -126,10 +126,13 @@ class Sluice(MultiTaskModel):
             out[t] = self.heads[t]((beta.view(-1, *[1] * (stages.ndim - 2)) * stages[:, index]).sum(0))
         return out
 
-    def mixing(self) -> list[Tensor]:
+    def mixing(self, tasks: Sequence[str] | None = None) -> list[Tensor]:
         """The α units, one ``[T·M, T·M]`` matrix per stage (row ``t·M + m``: what subspace ``m`` of
-        task ``t`` reads); the last one assembled from :attr:`rows`."""
-        return [*self.alphas, torch.cat([self.rows[t] for t in self.task_names])]
+        task ``t`` reads); the last one assembled from :attr:`rows`, those of tasks not in ``tasks``
+        detached (a task absent from the step gets no gradient, not a zero one that a momentum
+        optimizer would still step on)."""
+        last = [self.rows[t] if tasks is None or t in tasks else self.rows[t].detach() for t in self.task_names]
+        return [*self.alphas, torch.cat(last)]
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
         """Checkpoints written before the last α unit's rows became the tasks' own (one

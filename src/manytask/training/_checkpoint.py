@@ -125,9 +125,12 @@ def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
     digest = hashlib.sha256()
     for key in sorted(tensors):
-        tensor = tensors[key].contiguous()
+        tensor = tensors[key]
         digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        flat = tensor.detach().reshape(-1)
+        if flat.numel() and flat.stride(0) != 1:  # one element at stride != 1 (dmtrl's rank-1 rows):
+            flat = flat.clone(memory_format=torch.contiguous_format)  # "contiguous", but no uint8 view
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
