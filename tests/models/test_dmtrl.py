@@ -4,6 +4,8 @@ every task's weights to one matrix."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -70,6 +72,33 @@ def test_task_rank_one_ties_every_task_to_one_matrix_per_weight(form: str, ranks
     assert singular[1:].max() < 1e-5 * singular[0]
     counts = model.parameter_count()
     assert counts["factors"] < counts["independent"]
+
+
+@pytest.mark.parametrize("form, ranks", [("tucker", (2, 2, 1)), ("tt", (2, 1))])
+def test_task_rank_one_checkpoints_and_resumes_exactly(form: str, ranks: tuple[int, ...], tmp_path: Path) -> None:
+    """A rank-1 task factor's rows are one-element tensors at stride T: the checkpoint's checksum
+    used to refuse them (``.view(uint8)`` of a "contiguous" tensor at stride 3), so no run saved."""
+    from manytask.balancing import create_balancer
+    from manytask.data import MultiSourceLoader, TensorSource
+    from manytask.training import Checkpointing, Trainer, build_optimizer
+
+    def trainer(steps: int, folder: Path) -> Trainer:
+        torch.manual_seed(0)
+        x = torch.randn(32, 5)
+        data = TensorSource(x, {"a": x[:, 0].clone(), "b": (x[:, 1] > 0).long(), "c": x[:, 2:4].clone()})
+        model = TensorFactorised(MLP(5, (7, 4)), TASKS, ranks=ranks, form=form)
+        bal = create_balancer("ew", TASKS)
+        return Trainer(model, TASKS, bal, build_optimizer(model, bal, "adam", 1e-2),
+                       MultiSourceLoader({"t": data}, 8, seed=0), steps=steps, progress=False,
+                       checkpoints=Checkpointing(folder, every=1))
+
+    straight = trainer(4, tmp_path / "straight")
+    straight.fit()
+    trainer(2, tmp_path / "resumed").fit()
+    resumed = trainer(4, tmp_path / "resumed")
+    resumed.fit(resume="latest")
+    for (key, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), key
 
 
 def test_bad_ranks_and_backbones_are_named() -> None:
