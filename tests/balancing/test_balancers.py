@@ -220,6 +220,25 @@ def test_gradnorm_uses_the_weight_matrix_not_the_bias() -> None:
     assert model.last_shared_parameters() == [encoder.weight]
 
 
+@pytest.mark.parametrize("name, options, expected", [
+    ("mlp", {"in_features": 5, "hidden": [8, 6]}, ["encoder.stages.1.0.weight"]),
+    ("cnn", {"out_features": 16}, ["encoder.stages.2.2.weight"]),
+    ("transformer", {"vocab_size": 30, "dim": 8, "heads": 2, "layers": 2, "feedforward": 16},
+     ["encoder.stages.2.layer.linear2.weight"]),  # not the LayerNorm's gain and bias after it
+    ("bilstm", {"vocab_size": 30, "embedding_dim": 8, "hidden": 4, "layers": 2},
+     [f"encoder.stages.2.{d}_lstm.weight_{k}_l0" for d in ("forward", "backward") for k in ("ih", "hh")]),
+])
+def test_gradnorm_measures_at_the_last_layers_matrices(name: str, options: dict[str, object],
+                                                       expected: list[str]) -> None:
+    """Chen et al.'s W on every registered backbone: the last layer's weight matrices (both
+    directions of a BiLSTM layer; before, the backward one alone, and a transformer's LayerNorm)."""
+    from manytask.models import create_encoder
+
+    model = HardSharing(create_encoder(name, **options), TASKS)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert [names[id(p)] for p in model.last_shared_parameters()] == expected
+
+
 def test_gradnorm_zero_first_loss_waits_for_a_positive_one() -> None:
     """The defect: a first loss of exactly 0 made the ratio infinite and sign(NaN) = 0 hid it."""
     gn = GradNorm(TASKS, alpha=1.0, lr=0.1)

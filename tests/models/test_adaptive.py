@@ -113,7 +113,7 @@ def test_widening_copies_the_node_and_changes_no_output() -> None:
         assert optimizer.state[p]["exp_avg"] is not optimizer.state[q]["exp_avg"]
     assert {id(p) for p in model.task_parameters("b")} == {id(p) for m in (new, model.heads["b"]) for p in m.parameters()}
     assert {id(p) for p in model.shared_parameters()} == {id(p) for m in (model.nodes[0][0], old) for p in m.parameters()}
-    assert model.last_shared_parameters() == [old[1].weight, old[1].bias]  # the shared top node's last layer
+    assert model.last_shared_parameters() == [old[0].weight]  # the shared top node's last matrix (not BatchNorm's gains)
     assert torch.equal(new[1].running_var, old[1].running_var) and not torch.equal(old[1].running_var, torch.ones(6))
 
 

@@ -133,13 +133,32 @@ def output_info(module: nn.Module, dim: int | None = None) -> FeatureInfo:
 
 
 def last_weights(module: nn.Module) -> list[nn.Parameter]:
-    """The weight matrices (not the biases) of ``module``'s last submodule with parameters: where
-    GradNorm measures the tasks' gradient norms (Chen et al. 2018, "the last shared layer")."""
+    """The weight matrices (not the biases, nor a normalisation's gains) of ``module``'s last layer:
+    where GradNorm measures the tasks' gradient norms (Chen et al. 2018, "the last shared layer").
+
+    The last layer is the last submodule, in registration order, with a parameter of two or more
+    dimensions (a transformer layer's second feed-forward matrix, not the LayerNorm after it), or
+    the last one that defines ``layer_weights()`` for a layer made of several modules (both
+    directions of a BiLSTM layer). Without any matrix: every parameter of the last submodule
+    that has one.
+    """
+    layers: list[list[nn.Parameter]] = []
+    covered: set[int] = set()
+    for sub in module.modules():
+        if id(sub) in covered:
+            continue
+        layer_weights = getattr(sub, "layer_weights", None)
+        if callable(layer_weights):
+            layers.append(list(layer_weights()))
+            covered.update(id(m) for m in sub.modules())
+        elif matrices := [p for p in sub.parameters(recurse=False) if p.ndim >= 2]:
+            layers.append(matrices)
+    if layers:
+        return layers[-1]
     last = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
     if not last:
         raise ValueError("The encoder has no parameters.")
-    weights = [p for p in last[-1].parameters(recurse=False) if p.ndim >= 2]
-    return weights or list(last[-1].parameters(recurse=False))
+    return list(last[-1].parameters(recurse=False))
 
 
 def task_columns(encoder: nn.Module, names: Sequence[str]) -> nn.ModuleDict:

@@ -136,7 +136,7 @@ class LearnedBranching(MultiTaskModel):
         return "\n".join(lines)
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of the nodes just below the leaves (their last module with parameters)."""
+        """The weight matrices of the nodes just below the leaves (their last layer, :func:`last_weights`)."""
         if len(self.nodes) < 2:
             raise ValueError("LearnedBranching on a one-stage backbone shares no layer; use a loss weighting other "
                              "than GradNorm.")

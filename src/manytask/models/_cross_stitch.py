@@ -127,7 +127,7 @@ class CrossStitch(MultiTaskModel):
         super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[arg-type]
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of every column's last module with parameters (all columns are
+        """The weight matrices of every column's last layer, :func:`last_weights` (all columns are
         shared: the units mix them)."""
         return [p for column in self.columns.values() for p in last_weights(column)]
 

@@ -258,6 +258,10 @@ class _BiLSTMLayer(nn.Module):
         behind = behind.gather(1, reverse.expand(-1, -1, behind.shape[-1]))
         return torch.cat([ahead, behind], dim=-1).masked_fill(pad[..., None], 0.0)
 
+    def layer_weights(self) -> list[nn.Parameter]:
+        """Both directions' weight matrices: the layer GradNorm measures at (:func:`last_weights`)."""
+        return [p for lstm in (self.forward_lstm, self.backward_lstm) for p in lstm.parameters() if p.ndim >= 2]
+
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Rename the keys of a bidirectional ``lstm`` (``weight_ih_l0``, ``weight_ih_l0_reverse``)."""
         for key in [k for k in state_dict if k.startswith(prefix + "lstm.")]:

@@ -104,5 +104,5 @@ class HardSharing(MultiTaskModel):
         return self.heads[self._check_tasks([name])[0]].parameters()
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices (not the biases) of the encoder's last module with parameters."""
+        """The weight matrices (not the biases) of the encoder's last layer (:func:`last_weights`)."""
         return last_weights(self.encoder)

@@ -117,7 +117,7 @@ class LowSupervision(MultiTaskModel):
                 yield from stage.parameters()
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices (not the biases) of the last shared stage's last module with parameters."""
+        """The weight matrices (not the biases) of the last shared stage's last layer (:func:`last_weights`)."""
         shared = self.shared_modules()
         if not shared:
             raise ValueError(f"{type(self).__name__} shares no stage (one task, or every task at its own depth "

@@ -165,7 +165,7 @@ class MMoE(MultiTaskModel):
         return (self.gate_sums / self.gated_samples.clamp(min=1)[:, None]).float()
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of every expert's last module with parameters."""
+        """The weight matrices of every expert's last layer (:func:`last_weights`)."""
         return [p for expert in self.experts.values() for p in last_weights(expert)]
 
     def diagnostics(self) -> dict[str, float]:

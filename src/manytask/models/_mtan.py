@@ -133,7 +133,7 @@ class MTAN(MultiTaskModel):
         return attended, masks
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of the shared backbone's last module with parameters."""
+        """The weight matrices of the shared backbone's last layer (:func:`last_weights`)."""
         return last_weights(self.encoder)
 
     def shared_modules(self) -> list[nn.Module]:

@@ -134,7 +134,7 @@ class PLE(MultiTaskModel):
         return own
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of the last level's shared experts (their last module with parameters)."""
+        """The weight matrices of the last level's shared experts (their last layer, :func:`last_weights`)."""
         return [p for expert in self._experts(len(self.gates) - 1) for p in last_weights(expert)]
 
     def shared_modules(self) -> list[nn.Module]:

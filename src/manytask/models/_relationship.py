@@ -122,7 +122,7 @@ class RelationshipNetwork(MultiTaskModel):
         return covariance / (scale[:, None] * scale[None, :])
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of the last shared stage's last module with parameters."""
+        """The weight matrices of the last shared stage's last layer (:func:`last_weights`)."""
         if self.shared is None:
             raise ValueError("RelationshipNetwork with task_stages equal to the backbone's stages shares no layer; "
                              "lower task_stages, or use a loss weighting other than GradNorm.")

@@ -174,5 +174,5 @@ class Sluice(MultiTaskModel):
         yield from self.heads[name].parameters()
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The weight matrices of every column's last module with parameters."""
+        """The weight matrices of every column's last layer (:func:`last_weights`)."""
         return [p for column in self.columns.values() for p in last_weights(column)]
