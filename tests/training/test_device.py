@@ -98,3 +98,35 @@ def test_a_gramian_that_overflowed_float16_skips_the_step(tmp_path: object, bala
     trainer._train_step()
     assert trainer.skipped_steps == 1 and not torch.equal(before["heads.score.weight"],
                                                           trainer.model.state_dict()["heads.score.weight"])
+
+
+@pytest.mark.parametrize("balancer", ["mgda", "moco"])
+def test_bf16_cross_stitch_on_a_transformer_trains_exactly_and_says_how(balancer: str,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Under bf16 autocast, vmap cannot batch the backward through cross-stitch units on a
+    transformer ("expected scalar type BFloat16 but found Float" at the first step): the Gramian
+    and the Jacobian then come from one backward per task, and the log says so."""
+    import logging
+
+    from manytask.balancing import create_balancer
+    from manytask.data import MultiSourceLoader, TensorSource
+    from manytask.models import Transformer, create_model
+    from manytask.tasks import Classification, Regression
+    from manytask.training import Trainer, build_optimizer
+
+    torch.manual_seed(0)
+    x = torch.randint(1, 20, (32, 7))
+    x[:, 5:] = 0
+    tasks = [Regression("a"), Classification("b", num_classes=3), Regression("c")]
+    data = TensorSource(x, {"a": x[:, 0].float(), "b": x[:, 1] % 3, "c": x[:, 2].float()})
+    model = create_model("cross_stitch", encoder=Transformer(20, dim=8, heads=2, layers=2, feedforward=16,
+                                                             max_length=8), tasks=tasks)
+    bal = create_balancer(balancer, tasks)
+    trainer = Trainer(model, tasks, bal, build_optimizer(model, bal, "adam", 1e-2), MultiSourceLoader({"t": data}, 8),
+                      steps=3, progress=False, precision="bf16")
+    with caplog.at_level(logging.INFO, logger="manytask"):
+        assert trainer.fit().steps_run == 3
+    assert trainer.last_weights is not None and bool(torch.isfinite(trainer.last_weights).all())
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if balancer == "mgda":
+        assert "from the Jacobian from now on (torchjd's autogram failed on CrossStitch" in caplog.text

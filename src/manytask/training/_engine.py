@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torchjd.autogram import Engine as GramianEngine
-from torchjd.autojac import jac
 
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
@@ -59,10 +58,10 @@ class BackwardEngine:
       gets ``z.backward(sum_i w_i J_z,i)``. At the representation level with linear heads on
       vector features, ``J_z,i = C_i W_i`` (``C_i`` the head output's gradient), so the Gramian and
       the trunk's update come from ``C`` and the heads' weights and ``J_z`` is never formed.
-    - ``needs == "jacobian"``: the Jacobian ``[T', P]`` of the shared parameters (torchjd
-      ``jac``), the balancer's update written to their ``.grad``, the heads' plain gradients; at
-      ``level="representation"`` the Jacobian ``[T', B·D]`` w.r.t. the shared features, whose
-      update is backpropagated through the trunk.
+    - ``needs == "jacobian"``: the Jacobian ``[T', P]`` of the shared parameters (one vmapped
+      backward, :func:`_jacobian`), the balancer's update written to their ``.grad``, the heads'
+      plain gradients; at ``level="representation"`` the Jacobian ``[T', B·D]`` w.r.t. the shared
+      features, whose update is backpropagated through the trunk.
 
     Where neither engine can follow the model's shared modules (none declared, a parameter
     outside those layers and a module autogram does not support, a layer output changed in
@@ -342,7 +341,7 @@ class BackwardEngine:
             [p for p in self.model.shared_parameters() if p.requires_grad]
         rows = len(values)
         if values.requires_grad:
-            jacobian = torch.cat([j.flatten(1) for j in jac(list(values), list(params), retain_graph=True)], dim=1)
+            jacobian = _jacobian(values, params)
         else:
             jacobian = values.new_zeros(rows, sum(p.numel() for p in params))
         self.ranks.all_reduce(jacobian)
@@ -543,7 +542,13 @@ class BackwardEngine:
         if self.balancer.level == "last_shared":
             return _gramian_of(losses, self.model.last_shared_parameters())
         if self.gramian_engine is not None:
-            return self.gramian_engine.compute_gramian(losses)
+            try:
+                return self.gramian_engine.compute_gramian(losses)
+            except RuntimeError as error:  # vmap cannot batch the backward (bf16 autocast through cross-stitch)
+                log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram "
+                            "failed on %s: %s).", self.balancer, type(self.model).__name__,
+                            str(error).splitlines()[0])
+                self.gramian_engine = None
         return _gramian_of(losses, [p for p in self.model.shared_parameters() if p.requires_grad])
 
     def _jacobian_step(self, balancer: JacobianBalancer, losses: Tensor, present: Tensor, index: Tensor,
@@ -564,7 +569,7 @@ class BackwardEngine:
             if heads and values.requires_grad:
                 values.sum().backward(inputs=heads, retain_graph=True)
         if values.requires_grad:
-            jacobian = torch.cat([j.flatten(1) for j in jac(values, shared)], dim=1)
+            jacobian = _jacobian(values, shared)
         else:  # a rank whose share of the batch trains nothing this step
             jacobian = values.new_zeros(len(values), sum(p.numel() for p in shared))
         if self.ranks is not None:  # the global per-task gradients; the update is then global already
@@ -643,8 +648,15 @@ def _grad_of(output: Tensor) -> Tensor:
     return output.grad if output.grad is not None else torch.zeros_like(output)
 
 
+def _jacobian(values: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor]) -> Tensor:
+    """``[k, P]``: the gradients of the ``k`` entries of ``values`` w.r.t. ``params``, flattened
+    (one vmapped backward, or one backward per entry where vmap cannot batch the graph, as under
+    bf16 autocast through cross-stitch units: :func:`batched_vjps`). The graph is kept."""
+    eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
+    return torch.cat([j.flatten(1) for j in batched_vjps([values], [eye], list(params))], dim=1)
+
+
 def _gramian_of(losses: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor]) -> Tensor:
-    """``J Jᵀ`` from the Jacobian of ``losses`` w.r.t. ``params`` (one vmapped backward)."""
-    jacobians = jac(list(losses), list(params), retain_graph=True)
-    flat = torch.cat([j.flatten(1) for j in jacobians], dim=1)
+    """``J Jᵀ`` from the Jacobian of ``losses`` w.r.t. ``params`` (:func:`_jacobian`)."""
+    flat = _jacobian(losses, params)
     return flat @ flat.T
