@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from ..data import Inputs
 
-__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "last_weights", "output_info", "reinitialise",
-           "task_columns"]
+__all__ = ["Backbone", "FeatureInfo", "Layout", "as_backbone", "last_weights", "output_info", "padding_mask",
+           "reinitialise", "task_columns"]
 
 Layout = Literal["vector", "sequence", "map"]
 
@@ -130,6 +130,17 @@ def output_info(module: nn.Module, dim: int | None = None) -> FeatureInfo:
             "feature_dim=..., or give the encoder an int attribute `out_features`."
         )
     return FeatureInfo(dim, getattr(module, "layout", "vector"), getattr(module, "reduction", 1))
+
+
+def padding_mask(features: Tensor) -> Tensor:
+    """``[B, L]`` True at the padding positions of sequence features ``[B, L, D]`` (all-zero rows).
+
+    Examples:
+        >>> import torch
+        >>> padding_mask(torch.tensor([[[1.0, 0.0], [0.0, 0.0]]]))
+        tensor([[False,  True]])
+    """
+    return features.detach().eq(0).all(dim=-1)
 
 
 def last_weights(module: nn.Module) -> list[nn.Parameter]:

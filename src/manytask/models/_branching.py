@@ -101,8 +101,8 @@ class LearnedBranching(MultiTaskModel):
         gradient, not a zero one that a momentum optimizer would still step on."""
         if level < len(self.nodes) - 1:
             return self.parents[level - 1]
-        rows = [self.leaf_parents[t] for t in self.task_names]
-        return torch.stack([p if tasks is None or t in tasks else p.detach() for t, p in zip(self.task_names, rows)])
+        return torch.stack([self.leaf_parents[t] if tasks is None or t in tasks else self.leaf_parents[t].detach()
+                            for t in self.task_names])
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
         """Checkpoints written before the leaves' logits became the tasks' own (one

@@ -23,21 +23,11 @@ import torch
 from torch import Tensor, nn
 
 from .._registry import Registry
-from ._backbone import Backbone, FeatureInfo
+from ._backbone import Backbone, FeatureInfo, padding_mask
 
 __all__ = ["ENCODERS", "MLP", "BiLSTM", "ConvNet", "Transformer", "create_encoder", "padding_mask"]
 
 ENCODERS: Registry[nn.Module] = Registry("encoder")
-
-
-def padding_mask(features: Tensor) -> Tensor:
-    """``[B, L]`` True at the padding positions of sequence features ``[B, L, D]`` (all-zero rows).
-
-    Examples:
-        >>> padding_mask(torch.tensor([[[1.0, 0.0], [0.0, 0.0]]]))
-        tensor([[False,  True]])
-    """
-    return features.detach().eq(0).all(dim=-1)
 
 
 class _Flatten(nn.Module):

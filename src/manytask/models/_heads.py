@@ -11,7 +11,7 @@ from torch import Tensor, autograd, nn
 
 from ..tasks import Task
 from ..tasks._crf import crf_potentials
-from ._backbone import FeatureInfo
+from ._backbone import FeatureInfo, padding_mask
 
 __all__ = ["CRFHead", "GradientReversal", "make_head"]
 
@@ -73,7 +73,7 @@ class _Pool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.layout == "map":
             return x.mean(dim=(2, 3)) if self.grid == 1 else F.adaptive_avg_pool2d(x, self.grid).flatten(1)
-        real = (~x.detach().eq(0).all(dim=-1)).to(x.dtype)  # [B, L]
+        real = (~padding_mask(x)).to(x.dtype)  # [B, L]
         return (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1)
 
 
@@ -111,7 +111,7 @@ class CRFHead(nn.Module):
         self.start = nn.Parameter(torch.zeros(tags))
 
     def forward(self, x: Tensor) -> Tensor:
-        padding = x.detach().eq(0).all(dim=-1)
+        padding = padding_mask(x)
         return crf_potentials(self.emissions(x), self.transitions, self.start, padding)
 
 

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..data import Inputs
 from ..tasks import Task
 from ..tasks._crf import crf_marginals
-from ._backbone import FeatureInfo
+from ._backbone import FeatureInfo, padding_mask
 from ._low_supervision import LowSupervision
 
 __all__ = ["JointManyTask"]
@@ -19,7 +19,7 @@ __all__ = ["JointManyTask"]
 
 def _real_rows(features: Tensor) -> Tensor:
     """``[B, L, 1]``: 1 on a sequence's real positions, 0 on its padding (all-zero feature rows)."""
-    return (~features.detach().eq(0).all(dim=-1)).to(features.dtype)[..., None]
+    return (~padding_mask(features)).to(features.dtype)[..., None]
 
 
 class _LabelEmbedding(nn.Module):
