@@ -172,22 +172,50 @@ def test_max_norm_clips_the_update_norm_read_off_the_gramian() -> None:
 def test_state_warm_start_reuse_absent_tasks_and_reset() -> None:
     rng = np.random.default_rng(8)
     balancer = nash(3, update_weights_every=3)
-    jacobians = [rng.normal(size=(3, 6)) for _ in range(4)]
+    jacobians = [rng.normal(size=(3, 6)) for _ in range(5)]
     first = balancer.gramian_weights(torch.tensor(jacobians[0] @ jacobians[0].T), torch.ones(3), ALL, step=0)
     np.testing.assert_allclose(first.numpy(), weights(jacobians[0]), rtol=1e-9)  # warm start from 1 = cold start
     np.testing.assert_array_equal(balancer.weights.numpy(), first.numpy())
     present = torch.tensor([True, False, True])
-    for s in (1, 2):  # reused: the stored weights of the present tasks, whatever the Gramian
-        j = jacobians[s][[0, 2]]
-        reused = balancer.gramian_weights(torch.tensor(j @ j.T), torch.ones(3), present, step=s)
-        np.testing.assert_array_equal(reused.numpy(), first.numpy()[[0, 2]])
+    j = jacobians[1][[0, 2]]
+    changed = balancer.gramian_weights(torch.tensor(j @ j.T), torch.ones(3), present, step=1)
+    np.testing.assert_allclose(changed.numpy(), weights(j), rtol=1e-9)  # another set of tasks: solved, not reused
+    assert balancer.weights[1] == first[1]  # the absent task's entry is untouched
+    j = jacobians[2][[0, 2]]
+    reused = balancer.gramian_weights(torch.tensor(j @ j.T), torch.ones(3), present, step=2)
+    np.testing.assert_array_equal(reused.numpy(), changed.numpy())  # the same set: reused, whatever the Gramian
     j = jacobians[3][[0, 2]]
     solved = balancer.gramian_weights(torch.tensor(j @ j.T), torch.ones(3), present, step=3)
     np.testing.assert_allclose(solved.numpy(), weights(j), rtol=1e-9)  # re-solved at call 3, warm-started
-    assert balancer.weights[1] == first[1]  # the absent task's entry is untouched
     assert int(balancer.calls) == 4
     balancer.reset()
     assert balancer.weights.tolist() == [1.0, 1.0, 1.0] and int(balancer.calls) == 0
+    assert not bool(balancer.solved_for.any())
+
+
+def test_a_task_that_returns_between_solves_gets_a_weight_solved_with_it_not_a_stale_one() -> None:
+    """update_weights_every = 4; task c (gradient 100x the others) absent at the solve of call 0 and
+    present at call 1. Its stored weight is the initial 1, where Nash's is about 1/100: reusing it
+    would let c's gradient dominate the update. The update of call 1 must be cvxpy's solution for
+    all three tasks."""
+    rng = np.random.default_rng(3)
+    jacobian = rng.normal(size=(3, 8)) * np.array([[1.0], [1.0], [100.0]])
+    balancer = nash(3, update_weights_every=4)
+    ab = jacobian[:2]
+    balancer.gramian_weights(torch.tensor(ab @ ab.T), torch.ones(3), torch.tensor([True, True, False]), step=0)
+    alpha = balancer.gramian_weights(torch.tensor(jacobian @ jacobian.T), torch.ones(3), ALL, step=1).numpy()
+    np.testing.assert_allclose(alpha, cvxpy_nash(jacobian, eps=1e-6), rtol=1e-5)
+    assert alpha[2] < 0.05
+
+
+def test_a_checkpoint_without_solved_for_solves_at_the_next_call() -> None:
+    balancer = nash(3, update_weights_every=5)
+    state = {k: v for k, v in balancer.state_dict().items() if k != "solved_for"}
+    state["calls"] = torch.tensor(2)
+    balancer.load_state_dict(state)
+    gramian = torch.tensor([[4.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 9.0]], dtype=torch.float64)
+    alpha = balancer.gramian_weights(gramian, torch.ones(3), ALL, step=2)
+    np.testing.assert_allclose(alpha.numpy(), [0.5, 1.0, 1 / 3], rtol=1e-5)  # orthogonal: α_i = 1 / ||g_i||
 
 
 def test_update_through_the_engine_is_the_nash_combination_of_autograd_gradients() -> None:

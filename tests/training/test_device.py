@@ -130,3 +130,4 @@ def test_bf16_cross_stitch_on_a_transformer_trains_exactly_and_says_how(balancer
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
     if balancer == "mgda":
         assert "from the Jacobian from now on (torchjd's autogram failed on CrossStitch" in caplog.text
+        assert not any(m._forward_hooks for m in model.modules())  # autogram's hooks went with it

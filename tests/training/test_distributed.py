@@ -217,7 +217,13 @@ def test_three_ranks_with_uneven_shares_and_dropout_stay_one_model(
     first, *others = [results[method] for results in _UNEVEN_RESULTS]
     for rank, results in enumerate(others, start=1):
         for name, value in first.items():
-            assert torch.equal(results[name], value), (rank, name)
+            if name == "weights" and method in ("graddrop", "pcgrad"):
+                # a Jacobian method's logged weights are a least-squares fit to its update, solved
+                # by LAPACK on each rank: MKL's last bit depends on memory alignment, and a nearly
+                # singular Gramian amplifies it (12603.2617 vs 12603.2627 seen under load)
+                torch.testing.assert_close(results[name], value, rtol=1e-5, atol=1e-6, msg=f"rank {rank}: weights")
+            else:
+                assert torch.equal(results[name], value), (rank, name)
 
 
 _UNEVEN_RESULTS: list[dict[str, dict[str, torch.Tensor]]] | None = None

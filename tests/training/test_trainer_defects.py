@@ -276,3 +276,38 @@ def test_a_float64_model_gives_its_balancer_float64_losses(tmp_path: Path) -> No
         assert not torch.equal(losses, losses.float().double())  # not float32 values in a float64 tensor
     finally:
         torch.set_default_dtype(previous)
+
+
+def test_autogram_hooks_go_with_the_last_trainer_that_used_them() -> None:
+    """The exact Gramian of a LayerNorm trunk comes from torchjd's autogram, which hooks the
+    trunk's modules. Once that trainer is gone, an EW trainer on the same model must run a plain
+    forward: before, the hooks stayed for the model's lifetime and every step kept its graph edges
+    (10 after 5 EW steps here, growing without end)."""
+    import gc
+
+    from manytask.balancing import create_balancer
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    data = TensorSource(x, {t.name: torch.randn(32) for t in TASKS})
+    model = HardSharing(nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.ReLU()), TASKS, feature_dim=8)
+
+    def trainer(name: str, **options: Any) -> Trainer:
+        balancer = create_balancer(name, TASKS, **options)
+        return Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", 1e-2),
+                       MultiSourceLoader({"s": data}, 8, seed=0), steps=4, progress=False)
+
+    def hooks() -> int:
+        return sum(len(m._forward_hooks) for m in model.encoder.modules())
+
+    first = trainer("mgda", level="exact")
+    second = trainer("mgda", level="exact")  # alive at once: one set of hooks, shared
+    assert first.engine.gramian_engine is second.engine.gramian_engine is not None
+    assert first.fit().steps_run == 4 and hooks() == 2  # Linear and LayerNorm
+    del first
+    gc.collect()
+    assert hooks() == 2  # still the second trainer's
+    del second
+    gc.collect()
+    assert hooks() == 0
+    assert trainer("ew").fit().steps_run == 4 and hooks() == 0

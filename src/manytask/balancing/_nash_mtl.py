@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -58,8 +58,11 @@ class NashMTL(GramianBalancer):
 
     State and absent tasks: the last solution :math:`\alpha` (dense over all tasks) is the warm
     start of the next solve and the weights reused between solves; only the present tasks'
-    entries are read and written (a task with a zero gradient keeps its entry). The call counter
-    counts every call.
+    entries are read and written (a task with a zero gradient keeps its entry). Weights are reused
+    only for the set of present tasks they were solved for: a call whose present tasks differ
+    from the last solve's solves again (the bargaining solution, and each weight's scale, depend
+    on the whole set), so with partial labels that change the set every step every call solves.
+    The call counter counts every call.
 
     .. warning:: Stateful: ``reset()`` sets the weights back to 1 and the counter to 0.
 
@@ -82,6 +85,7 @@ class NashMTL(GramianBalancer):
 
     weights: Tensor
     calls: Tensor
+    solved_for: Tensor
     stateful: ClassVar[bool] = True
 
     def __init__(self, tasks: Sequence[Task], level: Level = "exact", max_norm: float = 1.0,
@@ -96,11 +100,14 @@ class NashMTL(GramianBalancer):
         self.eps, self.tol, self.max_iter = eps, tol, max_iter
         self.register_buffer("weights", torch.ones(len(tasks)))
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.register_buffer("solved_for", torch.zeros(len(tasks), dtype=torch.bool))  # present at the last solve
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         index = present.nonzero().flatten().to(self.weights.device)
         self._check(gramian, "gramian", (index.numel(), index.numel()))
-        if int(self.calls) % self.update_weights_every == 0:
+        present = present.to(self.solved_for)
+        if int(self.calls) % self.update_weights_every == 0 or not torch.equal(present, self.solved_for):
+            self.solved_for.copy_(present)
             alpha = fair_weights(gramian, 1.0, init=self.weights[index], eps=self.eps, tol=self.tol,
                                  max_iter=self.max_iter, owner="NashMTL", step=step)
             solved = alpha.to(self.weights) > 0  # a zero gradient's weight (0) is not stored
@@ -116,6 +123,12 @@ class NashMTL(GramianBalancer):
     def reset(self) -> None:
         self.weights.fill_(1.0)
         self.calls.zero_()
+        self.solved_for.zero_()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:  # type: ignore[override]
+        """Checkpoints written before ``solved_for`` existed resume with a solve at the next call."""
+        state_dict.setdefault(f"{prefix}solved_for", torch.zeros_like(self.solved_for))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def extra_repr(self) -> str:
         return (f"level={self.level!r}, max_norm={self.max_norm}, update_weights_every={self.update_weights_every}, "

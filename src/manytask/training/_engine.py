@@ -31,8 +31,12 @@ log = logging.getLogger("manytask")
 #: (autogram would run vmap's per-row fallback, with a warning, on every step).
 _UNHOOKABLE = (nn.RNNBase,)
 
-#: One autogram engine per model: it hooks the shared modules for good, so engines are shared.
-_GRAMIAN_ENGINES: weakref.WeakKeyDictionary[nn.Module, tuple[list[int], GramianEngine]] = weakref.WeakKeyDictionary()
+#: The autogram engine of each model, held weakly: it hooks the shared modules, so backward
+#: engines alive at once share it (never hooked twice), and its hooks go with the last of them
+#: (torchjd removes them when the engine is freed); otherwise every later forward of the model,
+#: under any balancer, would run the hooks and keep their graph edges.
+_GRAMIAN_ENGINES: weakref.WeakKeyDictionary[nn.Module, tuple[list[int], weakref.ref[GramianEngine]]] = (
+    weakref.WeakKeyDictionary())
 
 
 class NonFiniteError(FloatingPointError):
@@ -151,11 +155,12 @@ class BackwardEngine:
             reason = "its shared parameters are used outside their modules' forward"
         elif modules:
             cached = _GRAMIAN_ENGINES.get(self.model)
-            if cached is not None and cached[0] == [id(m) for m in modules]:
-                return cached[1]  # its hooks are on the modules already: never hook twice
+            shared = cached[1]() if cached is not None and cached[0] == [id(m) for m in modules] else None
+            if shared is not None:
+                return shared  # its hooks are on the modules already: never hook twice
             try:
                 engine = GramianEngine(*modules, batch_dim=None)
-                _GRAMIAN_ENGINES[self.model] = ([id(m) for m in modules], engine)
+                _GRAMIAN_ENGINES[self.model] = ([id(m) for m in modules], weakref.ref(engine))
                 return engine
             except (ValueError, TypeError) as error:
                 reason = str(error).split(". ")[0]
@@ -548,7 +553,7 @@ class BackwardEngine:
                 log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram "
                             "failed on %s: %s).", self.balancer, type(self.model).__name__,
                             str(error).splitlines()[0])
-                self.gramian_engine = None
+                self.gramian_engine = None  # the last reference: torchjd removes its hooks
         return _gramian_of(losses, [p for p in self.model.shared_parameters() if p.requires_grad])
 
     def _jacobian_step(self, balancer: JacobianBalancer, losses: Tensor, present: Tensor, index: Tensor,

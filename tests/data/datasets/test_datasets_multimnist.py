@@ -160,7 +160,10 @@ def test_format_errors(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="truncated"):
         read_idx(path, "images")
     path.write_bytes(b"not gzip")
-    with pytest.raises(DataFormatError, match="not a valid gzip"):
+    with pytest.raises(DataFormatError, match="x.gz is truncated or not a gzip file.*delete it and fetch it again"):
+        read_idx(path, "images")
+    path.write_bytes(gzip.compress(np.random.default_rng(0).bytes(400))[:200])  # a download cut short
+    with pytest.raises(DataFormatError, match="x.gz is truncated or not a gzip file.*delete it and fetch it again"):
         read_idx(path, "images")
     folder = tmp_path / "bad" / "mnist"
     _write_mnist(folder)

@@ -154,8 +154,9 @@ def read_bytes(path: Path) -> bytes:
     if path.name.endswith(".gz"):
         try:
             return gzip.decompress(data)
-        except (OSError, EOFError) as error:
-            raise DataFormatError(f"{path} is not a valid gzip file ({error}).") from None
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataFormatError(f"{path} is truncated or not a gzip file ({type(error).__name__}: {error}); "
+                                  "delete it and fetch it again.") from error
     return data
 
 
