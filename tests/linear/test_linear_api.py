@@ -102,6 +102,26 @@ def test_classifier_forms() -> None:
     assert shared.score(X, Y) > 0.8
 
 
+@pytest.mark.parametrize("make", [lambda: lin.L21MultiTaskClassifier(alpha=0.001), lin.DirichletProcessMultiTaskClassifier])
+def test_a_one_vs_rest_task_is_not_answered_with_the_wrong_class(make: Callable) -> None:
+    """Task t of a one-vs-rest fit is "classes_[t] against the rest". predict(X, task=t) returned
+    classes_[0] or classes_[1] whatever t: on rows of class 'c' asked task 2, 'a' and 'b'. Labels
+    and probabilities per task are refused; the fit's decision_function answers task t."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = np.array(["a", "b", "c"])[np.argmax(np.c_[X[:, 0], X[:, 1], -X[:, 0] - X[:, 1]], axis=1)]
+    est = make().fit(X, y)
+    rows = y == "c"
+    task = np.full(rows.sum(), 2)
+    assert np.mean(est.decision_function(X[rows], task=task) > 0) > 0.9  # task 2 says "c" on them
+    assert np.mean(est.predict(X[rows]) == "c") > 0.9
+    for method in (est.predict, est.predict_proba, est.predict_log_proba):
+        with pytest.raises(ValueError, match=r"one-vs-rest on the classes \['a', 'b', 'c'\].*without task"):
+            method(X[rows], task=task)
+    with pytest.raises(ValueError, match="one-vs-rest"):
+        est.score(X[rows], y[rows], task=task)
+
+
 def test_grid_search_and_pipeline_shared_form() -> None:
     rng = np.random.default_rng(2)
     X = rng.normal(size=(60, 6)) * 10

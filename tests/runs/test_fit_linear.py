@@ -198,6 +198,19 @@ def test_an_existing_run_is_kept_unless_overwrite(tmp_path: Path) -> None:
     fit_linear_run(config, run_dir=tmp_path / "run", overwrite=True)
 
 
+@pytest.mark.parametrize("override", [{"name": "trac"}, {"name": "mtgp", "params": {}}])
+def test_an_overwrite_that_fails_keeps_the_old_run(tmp_path: Path, override: dict[str, object]) -> None:
+    """--overwrite deleted the old run first: a typo in the estimator's name, or an estimator found
+    to have no linear weights after its first fit, left the run directory empty."""
+    raw = _config(_table(tmp_path / "t.csv"))
+    fit_linear_run(parse_config(raw), run_dir=tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    raw["linear"] = {**raw["linear"], **override}
+    with pytest.raises(ConfigError):
+        fit_linear_run(parse_config(raw), run_dir=tmp_path / "run", overwrite=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+
+
 @pytest.mark.report
 def test_the_report_shows_the_search(tmp_path: Path) -> None:
     config = _config(_table(tmp_path / "t.csv"), params={}, search={"alpha": [1e-8, 1.0]})

@@ -38,6 +38,20 @@ def test_a_fresh_run_into_a_run_directory_is_refused_and_changes_nothing(tmp_pat
     assert snapshot(tmp_path) == before
 
 
+def test_an_overwrite_whose_config_does_not_build_keeps_the_old_run(tmp_path: Path) -> None:
+    """--overwrite deleted the old run before the experiment was built: a config that parses but
+    cannot train (MGDA at the representation of a model with no shared features) left an empty
+    directory. The old run goes only once the new experiment is built."""
+    from manytask.config import ConfigError
+
+    train(config(tmp_path))
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError, match="CrossStitch has none; use level='exact'"):
+        train(config(tmp_path, "model.name=cross_stitch", "balancer.name=mgda", "balancer.level=representation"),
+              overwrite=True)
+    assert snapshot(tmp_path) == before
+
+
 def test_overwrite_deletes_the_old_run_first(tmp_path: Path) -> None:
     train(config(tmp_path, "training.steps=30"))
     (tmp_path / "notes.txt").write_text("mine")

@@ -513,9 +513,24 @@ def binary_targets(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:
     return np.where(y[:, None] == classes[None, :], 1.0, -1.0)
 
 
-def class_probabilities(scores: np.ndarray, task_form: str) -> np.ndarray:
+def _refuse_one_vs_rest_task(classes: np.ndarray, task_form: str, task: Any) -> None:
+    """Task ``t`` of a one-vs-rest fit answers "``classes[t]`` or not", which is no label of
+    ``classes``: labels and probabilities per task would be mislabelled, so they are refused."""
+    if task_form == "one_vs_rest" and task is not None:
+        raise ValueError(
+            f"This classifier was fitted one-vs-rest on the classes {classes.tolist()} (task t: classes_[t] "
+            "against the rest), so a task's answer is not one of classes_. Call predict(X) or "
+            "predict_proba(X) without task for the class, or use decision_function(X, task=t) > 0 for "
+            "task t's yes/no."
+        )
+
+
+def class_probabilities(scores: np.ndarray, task_form: str, classes: np.ndarray | None = None,
+                        task: Any = None) -> np.ndarray:
     """``predict_proba`` from log-odds: ``[n, 2]`` for one task (or with ``task``), normalised
-    ``[n, n_classes]`` for one-vs-rest, the positive class' ``[n, T]`` for shared inputs."""
+    ``[n, n_classes]`` for one-vs-rest (``task`` refused), the positive class' ``[n, T]`` for
+    shared inputs."""
+    _refuse_one_vs_rest_task(np.asarray(classes), task_form, task)
     p = expit(scores)
     if p.ndim == 1:
         return np.column_stack([1.0 - p, p])
@@ -525,8 +540,10 @@ def class_probabilities(scores: np.ndarray, task_form: str) -> np.ndarray:
 
 
 def class_labels(classes: np.ndarray, scores: np.ndarray, task_form: str, task: Any) -> np.ndarray:
-    """``predict`` from log-odds: the argmax class for one-vs-rest, else each task's sign."""
-    if task_form == "one_vs_rest" and task is None:
+    """``predict`` from log-odds: the argmax class for one-vs-rest (``task`` refused), else each
+    task's sign."""
+    _refuse_one_vs_rest_task(classes, task_form, task)
+    if task_form == "one_vs_rest":
         return classes[np.argmax(scores, axis=1)]
     return classes[(scores > 0).astype(int)]
 
@@ -573,7 +590,7 @@ class LinearMultiTaskClassifier(TaskAccuracy, ClassifierMixin, _LinearMultiTaskB
         n_classes]`` (one-vs-rest, normalised) or ``[n_samples, n_tasks]`` holding the
         probability of ``classes_[1]`` for each task (shared inputs).
         """
-        return class_probabilities(self._decision(X, task), self.task_form_)
+        return class_probabilities(self._decision(X, task), self.task_form_, self.classes_, task)
 
     def predict_log_proba(self, X: Any, task: Any = None) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""

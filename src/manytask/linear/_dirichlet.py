@@ -270,7 +270,7 @@ class DirichletProcessMultiTaskClassifier(TaskAccuracy, MultiOutputMixin, Classi
         (one-vs-rest, normalised) or ``[n_samples, n_tasks]`` holding the probability of
         ``classes_[1]`` for each task (shared inputs).
         """
-        return class_probabilities(self._log_odds(X, task), self.task_form_)
+        return class_probabilities(self._log_odds(X, task), self.task_form_, self.classes_, task)
 
     def predict_log_proba(self, X: Any, task: Any = None) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""

@@ -203,7 +203,7 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
     check_config(config)
     grid = _grid(config)
     target = Path(run_dir if run_dir is not None else config.run_dir)
-    claim(target, overwrite=overwrite, resume=None)
+    claim(target, overwrite=overwrite, resume=None, delete=False)  # the old run goes only once the new one is fitted
     data = load_data(config)
     tasks = standardize_targets(select_tasks(config, data), data)
     registry = CLASSIFIERS if estimator_kind(tasks) == "logistic" else REGRESSORS
@@ -263,6 +263,7 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
     seconds = time.perf_counter() - start
     split, source = ("test", data.test) if data.test is not None else ("val", data.val)
     metrics = _metrics(model, tasks, source, config.data.eval_batch_size) if source is not None else {}
+    claim(target, overwrite=overwrite, resume=None)
     _write(target, config, tasks, data.input_info, model, metrics, split, best, search, seconds, keys)
     if report and config.logging.report:
         from ._train import try_report

@@ -43,10 +43,12 @@ def _is_sub_run(path: Path) -> bool:
     return named and (path / "config.yaml").exists()
 
 
-def claim(run_dir: Path, *, overwrite: bool, resume: str | None = "--resume latest") -> None:
+def claim(run_dir: Path, *, overwrite: bool, resume: str | None = "--resume latest", delete: bool = True) -> None:
     """Make ``run_dir`` ready for a fresh run: refuse if it holds a run, unless ``overwrite``,
-    which deletes that run's files (and only those) first. ``resume``: the command's option that
-    continues the run, offered as a way out (None: it has none)."""
+    which deletes that run's files (and only those). ``resume``: the command's option that
+    continues the run, offered as a way out (None: it has none). ``delete=False`` only checks:
+    a command calls that first, and deletes once its config has been checked, so that a
+    mistake found in between leaves the old run in place."""
     found = _artefacts(run_dir)
     if not found:
         return
@@ -57,6 +59,8 @@ def claim(run_dir: Path, *, overwrite: bool, resume: str | None = "--resume late
             f"Run directory {run_dir} already holds a run ({names}). {ways} to another directory "
             "(--run-dir ...), or pass --overwrite to delete that run first."
         )
+    if not delete:
+        return
     for path in found:
         if path.is_dir():
             shutil.rmtree(path)

@@ -149,16 +149,18 @@ def train(
     Writes ``config.yaml``, ``metrics.csv``, ``checkpoints/`` and ``results.json`` in the run
     directory. A directory holds one run: a fresh run into a directory that holds another
     raises :class:`RunDirError` unless ``overwrite`` (which deletes that run first); a resume
-    must use the run's own config, except for :data:`RESUMABLE_KEYS`. Nothing is written
-    before these checks pass. Then ``report.html`` (unless ``report`` or ``logging.report`` is off).
+    must use the run's own config, except for :data:`RESUMABLE_KEYS`. Nothing is written (or
+    deleted) before these checks pass and the experiment is built from the config. Then ``report.html`` (unless ``report`` or ``logging.report`` is off).
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
     config = config_of_run(config, only)
     ranks = ranks_of(config)
-    on_rank_zero(ranks, lambda: claim(target, overwrite=overwrite) if resume is None else check_resume(target, config),
-                 f"the run directory {target}")
+    on_rank_zero(ranks, lambda: claim(target, overwrite=overwrite, delete=False) if resume is None
+                 else check_resume(target, config), f"the run directory {target}")
     experiment = build_experiment(config, data=data, only=only, run_dir=target, ranks=ranks,
                                   resuming=resume is not None)
+    if resume is None:  # the config built: only now does --overwrite delete the old run
+        on_rank_zero(ranks, lambda: claim(target, overwrite=overwrite), f"the run directory {target}")
     if resume is not None and (done := experiment.trainer.checkpoint_step(resume)) > config.training.steps:
         raise RunDirError(f"Cannot resume {target} with training.steps: {config.training.steps}: its checkpoint is "
                           f"at step {done} already. Resume with training.steps >= {done}; a shorter run is a new run "
