@@ -269,3 +269,18 @@ def test_aggregation_without_shared_parameters_is_refused() -> None:
     model = Independent(nn.Linear(2, 3), TASKS, feature_dim=3)
     with pytest.raises(ValueError, match="shares none; use a loss weighting"):
         BackwardEngine(model, create_balancer("mgda", TASKS))
+
+
+@pytest.mark.parametrize("name", ["si", "gls", "db-mtl", "famo"])
+def test_a_zero_loss_is_refused_with_the_step_named(name: str) -> None:
+    """The log-loss methods refuse a loss of 0; the message named the task but not the step, so a
+    failure deep in a run (fit() raised it bare) could not be placed."""
+    tasks = [Regression("a"), Regression("b"), Regression("c")]
+    balancer = create_balancer(name, tasks)
+    losses = torch.tensor([0.5, -1.0 if name == "famo" else 0.0, 2.0])  # FAMO adds eps: below 0 then
+    present = torch.tensor([True, True, True])
+    with pytest.raises(ValueError, match=r"at step 7 task 'b' has loss"):
+        if name == "db-mtl":
+            balancer.aggregate(torch.ones(3, 4), losses, present, step=7)
+        else:
+            balancer.weights(losses, present, step=7)

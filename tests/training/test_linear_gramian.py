@@ -280,6 +280,74 @@ def test_a_weight_used_outside_its_layer_is_caught_on_the_first_step(caplog: pyt
     assert engine.gramian_engine is not None
 
 
+class NormedTiedTrunk(nn.Module):
+    """A LayerNorm (so autogram, not the linear-layer engine) and ``first.weight`` used again
+    outside ``first``'s call, as tied weights are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.norm, self.out = nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(4, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(torch.tanh(self.norm(torch.tanh(self.first(x))) @ self.first.weight))
+
+
+class NormedTwiceTrunk(nn.Module):
+    """A LayerNorm and one linear layer called twice (weight sharing across depth)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.norm, self.square = nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.square(torch.tanh(self.norm(self.square(torch.tanh(self.first(x))))))
+
+
+@pytest.mark.parametrize(("trunk", "said"), [
+    (NormedTiedTrunk, "autogram differs from autograd's on HardSharing: a shared weight is used outside"),
+    (NormedTwiceTrunk, "autogram failed on HardSharing: Some modules had a forward pass without"),
+])
+def test_autogram_that_is_wrong_or_fails_gives_way_to_the_jacobian(trunk: type[nn.Module], said: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Before: a tied weight made autogram's Gramian 35 % off J Jᵀ, silently (MGDA applied
+    [0.284, 0.474, 0.242] for [0.268, 0.551, 0.181]); a layer called twice raised torchjd's bare
+    ValueError at step 0. Now the first Gramian is checked (a few quadratic forms, no Jacobian)
+    and an error falls back, each with one log line; both steps' Gramians are J Jᵀ."""
+    torch.manual_seed(3)
+    model = HardSharing(trunk(), [Regression(n) for n in NAMES], feature_dim=6).double()
+    batches = [(torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)) for _ in range(2)]
+    jacobians = [explicit(model, x, y, NAMES)[0] for x, y in batches]  # before autogram hooks the trunk
+    balancer = Recorder([Regression(n) for n in NAMES])
+    engine = BackwardEngine(model, balancer)
+    assert engine.gramian_engine is not None
+    with caplog.at_level("INFO", logger="manytask"):
+        for index, ((x, y), jacobian) in enumerate(zip(batches, jacobians)):
+            model.zero_grad()
+            engine.begin_step()
+            losses = losses_of(engine.forward(x, NAMES), y)
+            engine.backward(torch.stack([losses[n] for n in NAMES]), torch.ones(4), step=index)
+            torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+            torch.testing.assert_close(shared_grad(model), torch.linspace(0.5, 2.0, 4, dtype=torch.float64) @ jacobian)
+    assert [r.message for r in caplog.records].count(next(r.message for r in caplog.records if said in r.message)) == 1
+    assert engine.gramian_engine is None
+
+
+def test_autogram_passes_its_check_in_float32_and_keeps_the_hooks(caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(8)
+    tasks = [Regression(f"t{i}") for i in range(8)]
+    trunk = nn.Sequential(nn.Linear(64, 256), nn.LayerNorm(256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
+    model = HardSharing(trunk, tasks, feature_dim=256)
+    engine = BackwardEngine(model, create_balancer("mgda", tasks))
+    with caplog.at_level("INFO", logger="manytask"):
+        for index in range(2):
+            engine.begin_step()
+            out = engine.forward(torch.randn(128, 64), [t.name for t in tasks])
+            sums = torch.stack([o.pow(2).mean() * (i + 1) for i, o in enumerate(out.values())])
+            engine.backward(sums, torch.ones(8), step=index)
+    assert engine.gramian_engine is not None
+    assert not [r for r in caplog.records if "from the Jacobian" in r.message]
+
+
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_float32_rounding_does_not_trip_the_first_step_check(kind: str, caplog: pytest.LogCaptureFixture) -> None:
     from manytask.models import ConvNet

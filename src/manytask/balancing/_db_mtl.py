@@ -94,7 +94,8 @@ class DBMTL(TrackedGradients, JacobianBalancer):
             raise ValueError(f"{self}: jacobian must have shape [{index.numel()}, P], got {list(grads.shape)}.")
         shifted = losses.detach() + self.eps
         check_positive("DB-MTL" if self.eps == 0 else f"DB-MTL (eps={self.eps:g}: loss + eps)", shifted, present,
-                       self.task_names, "Set eps (e.g. eps=1e-8, as DB-MTL's code does) if a loss can reach 0.")
+                       self.task_names, "Set eps (e.g. eps=1e-8, as DB-MTL's code does) if a loss can reach 0.",
+                       step=step)
         tracked = self._track(grads, self.num_tasks, "DB-MTL")
         log_grads = grads / shifted[present].to(grads)[:, None]
         self.counts[index] += 1

@@ -104,10 +104,10 @@ class FAMO(LossBalancer):
         self.register_buffer("steps", torch.zeros(n, dtype=torch.long))
         self.register_buffer("min_losses", torch.tensor(bounds), persistent=False)  # configuration, not state
 
-    def _shifted(self, losses: Tensor, present: Tensor, which: str) -> Tensor:
+    def _shifted(self, losses: Tensor, present: Tensor, which: str, step: int) -> Tensor:
         shifted = losses.detach().to(self.logits) - self.min_losses.to(self.logits) + self.eps
         check_positive(f"FAMO ({which} losses, minus min_losses, plus eps)", shifted, present, self.task_names,
-                       "Losses must stay above min_losses - eps; lower min_losses.")
+                       "Losses must stay above min_losses - eps; lower min_losses.", step=step)
         return shifted
 
     def _softmax(self, present: Tensor) -> Tensor:
@@ -115,7 +115,7 @@ class FAMO(LossBalancer):
         return torch.where(present, z, 0.0)
 
     def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
-        ratio = torch.where(present, self._softmax(present) / self._shifted(losses, present, "the"), 0.0)
+        ratio = torch.where(present, self._softmax(present) / self._shifted(losses, present, "the", step), 0.0)
         return (ratio / ratio.sum()).to(losses)
 
     def on_after_optimizer_step(self, losses: Tensor, present: Tensor, *, step: int,
@@ -126,14 +126,14 @@ class FAMO(LossBalancer):
             return
         grad = torch.zeros_like(self.logits)
         if count >= 2:
-            before = self._shifted(losses, present, "the step's")
+            before = self._shifted(losses, present, "the step's", step)
             new = recompute().detach().to(self.logits)
             if not bool(torch.isfinite(new[present]).all()):
                 bad = [n for n, v, p in zip(self.task_names, new.tolist(), present.tolist())
                        if p and not math.isfinite(v)]
                 raise ValueError(f"FAMO: the recomputed loss of task {bad[0]!r} after the optimizer step is "
                                  "not finite; the logits are left unchanged.")
-            after = self._shifted(new, present, "the recomputed")
+            after = self._shifted(new, present, "the recomputed", step)
             delta = torch.where(present, before.log() - after.log(), 0.0)
             z = self._softmax(present)
             grad = z * (delta - (z * delta).sum())  # J_softmax^T delta (J is symmetric)

@@ -50,7 +50,8 @@ class GLS(LossBalancer):
     def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         losses = losses.detach()
         check_positive("GLS", losses, present, self.task_names,
-                       "Use a loss that stays positive, or a linear weighting ('ew', 'fixed') if it can reach 0.")
+                       "Use a loss that stays positive, or a linear weighting ('ew', 'fixed') if it can reach 0.",
+                       step=step)
         logs = torch.where(present, losses, 1.0).log()  # absent tasks: log 1 = 0
         geometric_mean = torch.exp(logs.sum() / present.sum())
         return torch.where(present, geometric_mean / (present.sum() * losses), 0.0)

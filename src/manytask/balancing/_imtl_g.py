@@ -31,16 +31,24 @@ class IMTLG(GramianBalancer):
         \alpha_{2:T} = g_1^\top U^\top (D U^\top)^{-1}, \qquad \alpha_1 = 1 - \textstyle\sum_{i \ge 2} \alpha_i .
 
     On the Gramian the conditions read :math:`G\alpha = \lambda\,\delta` with
-    :math:`\delta_i = \|g_i\| = \sqrt{G_{ii}}`, so
+    :math:`\delta_i = \|g_i\| = \sqrt{G_{ii}}`; with :math:`D = \mathrm{diag}(\delta)` and the unit
+    gradients' Gramian :math:`\hat G = D^{-1} G D^{-1}` (unit diagonal) they read
+    :math:`\hat G (D\alpha) = \lambda 1`, so
 
     .. math::
-        \alpha = \frac{G^{+} \delta}{1^\top G^{+} \delta},
+        \alpha = \frac{D^{-1} \hat G^{+} 1}{1^\top D^{-1} \hat G^{+} 1},
 
-    the paper's solution whenever :math:`G` is invertible. Linearly dependent gradients (a singular
-    :math:`G`, where the paper's :math:`D U^\top` may be singular too): the pseudo-inverse, with
-    eigenvalues below ``T' · eps(dtype) · λ_max`` taken as zero — the generalisation of Quinton & Rey
-    (2024, App.) that torchjd's ``IMTLGWeighting`` also computes. The projections are then equal
-    only if :math:`\delta` lies in the range of :math:`G`; otherwise :math:`G^{+}\delta` is the
+    the paper's solution whenever :math:`G` is invertible (then it equals
+    :math:`G^{-1}\delta / 1^\top G^{-1}\delta`). Solving on :math:`\hat G` keeps gradients whose norms
+    differ by orders of magnitude at full relative precision: the pseudo-inverse of the raw
+    :math:`G` drops its small eigenvalues as rounding once the norms differ by about
+    :math:`1/\sqrt{T' \epsilon}` (:math:`10^{3.5}` in float32), and the projections came out
+    unequal by orders of magnitude. Linearly dependent directions (a singular :math:`\hat G`,
+    where the paper's :math:`D U^\top` may be singular too): the pseudo-inverse, eigenvalues below
+    ``T' · eps(dtype)`` (:math:`\hat G`'s largest is at least 1) taken as zero — Quinton & Rey's
+    (2024, App.) generalisation, here on the unit gradients (torchjd's ``IMTLGWeighting`` takes
+    :math:`G^{+}\delta`: the same when :math:`G` is invertible). The projections are then equal only
+    if :math:`1` lies in the range of :math:`\hat G`; otherwise :math:`\hat G^{+} 1` is the
     least-squares compromise. A zero gradient gets weight 0. All gradients zero: uniform weights
     (the update is 0).
 
@@ -81,7 +89,11 @@ class IMTLG(GramianBalancer):
         norms = gradient_norms(g)
         if not norms.any():
             return to_weights(np.full(t, 1.0 / t), gramian)
-        beta = psd_pinv(g, gramian.dtype) @ norms
+        nonzero = norms > 0
+        scale = norms[nonzero]
+        unit = g[np.ix_(nonzero, nonzero)] / np.outer(scale, scale)  # the unit gradients' Gramian
+        beta = np.zeros(t)
+        beta[nonzero] = psd_pinv(unit, gramian.dtype).sum(axis=1) / scale  # D⁻¹ Ĝ⁺ 1
         total = float(beta.sum())
         if not abs(total) > 1e-12 * float(np.abs(beta).sum()):
             warnings.warn(f"IMTL-G at step {step}: no combination with weights summing to 1 has equal projections "

@@ -10,8 +10,9 @@ from torch import Tensor
 __all__ = ["check_positive"]
 
 
-def check_positive(owner: str, losses: Tensor, present: Tensor, task_names: Sequence[str], hint: str) -> None:
-    """Raise ``ValueError`` naming the first present task whose loss is <= 0.
+def check_positive(owner: str, losses: Tensor, present: Tensor, task_names: Sequence[str], hint: str, *,
+                   step: int) -> None:
+    """Raise ``ValueError`` naming the step and the first present task whose loss is <= 0.
 
     Only when every present loss is finite: a NaN or infinite loss is left to the backward
     engine, which names it (``NonFiniteError``) before anything is applied.
@@ -21,5 +22,5 @@ def check_positive(owner: str, losses: Tensor, present: Tensor, task_names: Sequ
     flags = torch.stack([finite.all(), bad.any()]).tolist()
     if flags[0] and flags[1]:
         i = int(bad.nonzero()[0])
-        raise ValueError(f"{owner} takes the logarithm of each loss, so every loss must be > 0, but task "
-                         f"{task_names[i]!r} has loss {losses[i].item()!r}. {hint}")
+        raise ValueError(f"{owner} takes the logarithm of each loss, so every loss must be > 0, but at step {step} "
+                         f"task {task_names[i]!r} has loss {losses[i].item()!r}. {hint}")

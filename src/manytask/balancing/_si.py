@@ -62,7 +62,8 @@ class SI(LossBalancer):
     def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
         shifted = losses.detach() + self.eps
         check_positive("SI" if self.eps == 0 else f"SI (eps={self.eps:g}: loss + eps)", shifted, present,
-                       self.task_names, "Set eps (e.g. eps=1e-8, as DB-MTL's code does) if a loss can reach 0.")
+                       self.task_names, "Set eps (e.g. eps=1e-8, as DB-MTL's code does) if a loss can reach 0.",
+                       step=step)
         return torch.where(present, 1.0 / shifted, 0.0)
 
     def extra_repr(self) -> str:

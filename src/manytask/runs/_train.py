@@ -150,7 +150,8 @@ def train(
     directory. A directory holds one run: a fresh run into a directory that holds another
     raises :class:`RunDirError` unless ``overwrite`` (which deletes that run first); a resume
     must use the run's own config, except for :data:`RESUMABLE_KEYS`. Nothing is written (or
-    deleted) before these checks pass and the experiment is built from the config. Then ``report.html`` (unless ``report`` or ``logging.report`` is off).
+    deleted) before these checks pass and the experiment is built from the config. Then
+    ``report.html`` (unless ``report`` or ``logging.report`` is off).
     """
     target = Path(run_dir if run_dir is not None else config.run_dir)
     config = config_of_run(config, only)

@@ -98,6 +98,7 @@ class BackwardEngine:
         self._last_layer: LinearGramian | None = None  # last_shared level: W's Gramian, no update
         self._hook_next_step = False
         self._verified = False  # the linear-layer engine is checked against autograd on the first step
+        self._checked_engine: GramianEngine | None = None  # the autogram engine checked against the Jacobian
         self._nothing_shared_logged = False
         self._global_grads: set[int] = set()  # this step: parameters whose gradient is global already
         self.present = torch.zeros(0, dtype=torch.bool)  # the last step's present tasks, over every rank
@@ -460,9 +461,7 @@ class BackwardEngine:
             if gramian is not None and (self._verified or self._layer_engine_agrees(feature_grads)):
                 return gramian, True
         probes = self._probes(feature_grads)
-        if self.gramian_engine is not None:
-            return self.gramian_engine.compute_gramian(probes), False
-        return _gramian_of(probes, [p for p in self.model.shared_parameters() if p.requires_grad]), False
+        return self._gramian_of_shared(probes), False
 
     def _layer_engine_agrees(self, feature_grads: list[Tensor]) -> bool:
         """First step only: the linear-layer engine's gradient of the plain sum of the losses against
@@ -546,15 +545,35 @@ class BackwardEngine:
             return self._global_gramian(losses)
         if self.balancer.level == "last_shared":
             return _gramian_of(losses, self.model.last_shared_parameters())
-        if self.gramian_engine is not None:
-            try:
-                return self.gramian_engine.compute_gramian(losses)
-            except RuntimeError as error:  # vmap cannot batch the backward (bf16 autocast through cross-stitch)
-                log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram "
-                            "failed on %s: %s).", self.balancer, type(self.model).__name__,
-                            str(error).splitlines()[0])
-                self.gramian_engine = None  # the last reference: torchjd removes its hooks
-        return _gramian_of(losses, [p for p in self.model.shared_parameters() if p.requires_grad])
+        return self._gramian_of_shared(losses)
+
+    def _gramian_of_shared(self, values: Tensor) -> Tensor:
+        """Gramian of ``values``' gradients w.r.t. the shared parameters: torchjd's autogram where
+        it hooked the trunk, else the Jacobian. Autogram's first Gramian is checked against the
+        Jacobian's (a shared weight also used outside its module's call, which no flag of a user's
+        trunk says, makes it wrong), and an error inside it (vmap cannot batch the backward; a
+        module called twice) switches the run to the Jacobian; each says so in one log line."""
+        shared = [p for p in self.model.shared_parameters() if p.requires_grad]
+        engine = self.gramian_engine
+        if engine is None:
+            return _gramian_of(values, shared)
+        try:
+            gramian = engine.compute_gramian(values)
+        except (RuntimeError, ValueError) as error:
+            log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram "
+                        "failed on %s: %s).", self.balancer, type(self.model).__name__, str(error).splitlines()[0])
+            self.gramian_engine = None  # the last reference: torchjd removes its hooks
+            return _gramian_of(values, shared)
+        if self._checked_engine is engine:
+            return gramian
+        self._checked_engine = engine
+        if _quadratic_forms_agree(gramian, values, shared):
+            return gramian
+        log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram differs from "
+                    "autograd's on %s: a shared weight is used outside its module's call).",
+                    self.balancer, type(self.model).__name__)
+        self.gramian_engine = None
+        return _gramian_of(values, shared)
 
     def _jacobian_step(self, balancer: JacobianBalancer, losses: Tensor, present: Tensor, index: Tensor,
                        step: int) -> Tensor:
@@ -591,9 +610,14 @@ class BackwardEngine:
     @staticmethod
     def _least_squares_weights(jacobian: Tensor, update: Tensor, losses: Tensor, index: Tensor) -> Tensor:
         """Weights ``[T]`` whose combination of the rows comes closest to the update (for logging),
-        from the normal equations ``J Jᵀ w = J u`` (a T x T solve, not a P x T least squares)."""
+        from the normal equations ``J Jᵀ w = J u`` (a T x T solve, not a P x T least squares): the
+        minimum-norm solution (SVD, float64 on the CPU), singular values of ``J Jᵀ`` below
+        ``T · eps(J's dtype)`` of the largest dropped, so that a zero gradient or two equal ones
+        (``J Jᵀ`` singular up to ``J``'s rounding) still give weights that reproduce the update."""
         gramian, projection = jacobian @ jacobian.T, jacobian @ update
-        weights = torch.linalg.lstsq(gramian.double(), projection.double()[:, None]).solution.flatten()
+        rcond = len(gramian) * torch.finfo(jacobian.dtype).eps
+        weights = torch.linalg.lstsq(gramian.double().cpu(), projection.double().cpu()[:, None], rcond=rcond,
+                                     driver="gelsd").solution.flatten()
         return torch.zeros_like(losses).index_put((index,), weights.to(losses))
 
     def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None = None) -> None:
@@ -659,6 +683,22 @@ def _jacobian(values: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor])
     bf16 autocast through cross-stitch units: :func:`batched_vjps`). The graph is kept."""
     eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
     return torch.cat([j.flatten(1) for j in batched_vjps([values], [eye], list(params))], dim=1)
+
+
+def _quadratic_forms_agree(gramian: Tensor, values: Tensor, params: Sequence[Tensor], probes: int = 3) -> bool:
+    """Whether ``wᵀ G w = ||∇(wᵀ values)||²`` for a few sign vectors ``w`` (a fixed seed: the run's
+    random state is not drawn), to ``max(1e-3, 8 eps)`` of ``Σ|G_ij|``: a check of a Gramian from
+    one ordinary backward per probe, without the ``T x P`` Jacobian (the graph is kept)."""
+    generator = torch.Generator().manual_seed(0)
+    signs = torch.randint(0, 2, (probes, len(values)), generator=generator).to(values) * 2 - 1
+    scale = float(gramian.abs().sum())
+    tolerance = max(1e-3, 8 * torch.finfo(gramian.dtype).eps) * scale
+    for w in signs:
+        grads = torch.autograd.grad(values, params, w, retain_graph=True, allow_unused=True)
+        squared = sum(float(g.double().square().sum()) for g in grads if g is not None)
+        if abs(squared - float(w.double() @ gramian.double() @ w.double())) > tolerance:
+            return False
+    return True
 
 
 def _gramian_of(losses: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor]) -> Tensor:
