@@ -418,8 +418,11 @@ class _LinearMultiTaskBase(MultiOutputMixin, BaseEstimator):
         return tags
 
 
-#: Column scales further apart than this make one proximal-gradient step size fit no column.
-SCALE_RATIO_LIMIT = 1e4
+#: Column scales further apart than this make one proximal-gradient step size fit no column:
+#: measured on ridge and logistic fits against scikit-learn, the coefficients are within 1e-3
+#: (ridge) of the optimum up to a ratio of 30, off by 0.03 at 100, and at 1,000 the solver stops
+#: after 6 steps with coefficients off by 2 and no convergence warning.
+SCALE_RATIO_LIMIT = 30.0
 
 
 def _warn_if_badly_scaled(estimator: str, X: np.ndarray) -> None:
@@ -427,7 +430,7 @@ def _warn_if_badly_scaled(estimator: str, X: np.ndarray) -> None:
 
     The step size comes from the largest curvature, so the coefficients of small-scale columns
     barely move and the relative-decrease rule stops early, far from the optimum, with no
-    convergence warning (a column 1e6 times the others gave all-zero weights in 7 steps)."""
+    convergence warning (a column 1,000 times the others: 6 steps, coefficients off by 2)."""
     spread = X.std(axis=0)
     varying = np.flatnonzero(spread > 0)
     if len(varying) < 2:
