@@ -105,3 +105,14 @@ def test_a_task_index_without_rows_gets_zero_weights() -> None:
             packed = AlternatingStructureRegressor(alpha=0.3, n_components=h).fit(X, y, task=gap // 2)
             np.testing.assert_allclose(model.coef_[[0, 2]], packed.coef_, atol=1e-10)
             np.testing.assert_allclose(model.intercept_[[0, 2]], packed.intercept_, atol=1e-10)
+
+
+def test_auxiliary_must_be_a_count() -> None:
+    """auxiliary=-1 built d-1 problems silently, 2.5 crashed with a slice TypeError."""
+    from manytask.linear._base import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 2))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="'auxiliary' parameter.*an int in the range \\[0, inf\\)"):
+            AlternatingStructureRegressor(auxiliary=bad).fit(X, y, X_unlabelled=X)

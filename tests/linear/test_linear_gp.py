@@ -4,6 +4,7 @@ identity, and the transfer a learned task covariance gives."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF
 
@@ -48,3 +49,19 @@ def test_a_learned_task_covariance_transfers_to_the_unobserved_half() -> None:
     assert joint_error < 0.5 * alone_error
     start = MultiTaskGaussianProcess(optimize=False).fit(X, y, task=task)
     assert joint.log_marginal_likelihood_ > start.log_marginal_likelihood_
+
+
+def test_a_fit_stopped_by_max_iter_warns() -> None:
+    """L-BFGS stopping on max_iter returned silently (n_iter_ = 2 at max_iter=3)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X, task = rng.normal(size=(60, 2)), np.arange(60) % 3
+    y = X[:, 0] + task + 0.1 * rng.normal(size=60)
+    with pytest.warns(ConvergenceWarning, match="L-BFGS stopped on its limit \\(max_iter=3"):
+        MultiTaskGaussianProcess(max_iter=3).fit(X, y, task=task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        MultiTaskGaussianProcess(max_iter=100).fit(X, y, task=task)

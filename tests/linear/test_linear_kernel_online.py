@@ -120,3 +120,30 @@ def test_the_perceptron_on_shared_inputs_sees_each_rows_tasks_in_turn() -> None:
     stacked = MultiTaskPerceptron(b=0.3, max_iter=2).fit(np.repeat(X, 3, axis=0), Y.ravel(), task=np.tile([0, 1, 2], 30))
     np.testing.assert_allclose(shared.coef_, stacked.coef_)
     assert shared.predict(X).shape == (30, 3) and shared.decision_function(X).shape == (30, 3)
+
+
+def test_the_perceptron_after_a_multi_input_fit_needs_the_task_and_its_stream_hints_name_the_fix() -> None:
+    """predict(X) without task answered for task 0 after a fit on several tasks, silently; the
+    errors of a first chunk with one class and of a later chunk with a new task named no fix."""
+    from manytask.linear import MultiTaskPerceptron
+
+    rng = np.random.default_rng(0)
+    X, task = rng.normal(size=(40, 3)), np.arange(40) % 2
+    y = (X[:, 0] > 0).astype(int)
+    model = MultiTaskPerceptron().fit(X, y, task=task)
+    with pytest.raises(ValueError, match=r"fitted on 2 tasks with task=.*predict\(X, task=task\)"):
+        model.predict(X)
+    assert model.predict(X, task=task).shape == (40,)
+    with pytest.raises(ValueError, match=r"pass classes=\[negative, positive\] to the first partial_fit"):
+        MultiTaskPerceptron().partial_fit(X[y == 1], y[y == 1], task=task[y == 1])
+    stream = MultiTaskPerceptron().partial_fit(X[:10], y[:10], task=np.zeros(10, dtype=int), classes=[0, 1])
+    with pytest.raises(ValueError, match="pass n_tasks=<all of them> to the first partial_fit"):
+        stream.partial_fit(X[10:20], y[10:20], task=np.ones(10, dtype=int))
+
+
+def test_mu_takes_any_real_number_but_a_bool() -> None:
+    """mu=np.float32(1.0) was refused as not a float, mu=True accepted."""
+    X, y = np.random.default_rng(0).normal(size=(12, 2)), np.random.default_rng(1).normal(size=(12, 2))
+    MultiTaskKernelRidge(mu=np.float32(1.0)).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'mu' parameter"):
+        MultiTaskKernelRidge(mu=True).fit(X, y)

@@ -187,3 +187,14 @@ def test_forms_labels_search_and_errors() -> None:
         TaskClusteringClassifier().fit(X[:60], y[:60], task=np.repeat([0, 2], 30))
     with pytest.raises(ValueError, match="not one of the classes"):
         multi.add_task(X[:4], ["yes", "no", "maybe", "no"])
+
+
+def test_predict_after_a_multi_input_fit_needs_the_task() -> None:
+    """It answered for task 0 when task was left out, silently."""
+    from manytask.linear import TaskClusteringClassifier
+
+    rng = np.random.default_rng(0)
+    X, task = rng.normal(size=(60, 3)), np.arange(60) % 3
+    model = TaskClusteringClassifier().fit(X, (X[:, 0] > 0).astype(int), task=task)
+    with pytest.raises(ValueError, match=r"fitted on 3 tasks in the multi-input form.*predict\(X, task=task\)"):
+        model.predict(X)

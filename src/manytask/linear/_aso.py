@@ -71,10 +71,8 @@ class AlternatingStructureRegressor(TaskFormRegressor):
     def fit(self, X: Any, y: Any, task: Any = None, X_unlabelled: Any = None) -> AlternatingStructureRegressor:
         """Fit on ``(X, y)`` (``y`` ``(n, T)``, or ``(n,)`` with ``task``); ``X_unlabelled``
         feeds the ``auxiliary`` problems."""
-        check_params(self, {"alpha": "positive", "max_iter": "posint"})
-        if not (isinstance(self.n_components, (int, np.integer)) and self.n_components >= 0):
-            raise ValueError(f"The 'n_components' parameter of AlternatingStructureRegressor must be an int in the "
-                             f"range [0, inf). Got {self.n_components!r} instead.")
+        check_params(self, {"alpha": "positive", "max_iter": "posint", "n_components": "nonnegint",
+                            "auxiliary": "nonnegint"})
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2)
         rows, targets, tasks = stack_tasks(self, X, y, task)
         d = X.shape[1]

@@ -17,10 +17,12 @@ L-BFGS on PyTorch's exact gradients, in float64.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from manytask.linear._base import check_params
@@ -115,6 +117,12 @@ class MultiTaskGaussianProcess(TaskFormRegressor):
             optimizer.step(closure)
         state = optimizer.state[parameters[0]] if parameters else {}
         self.n_iter_ = max(1, int(state.get("n_iter", 1)))  # L-BFGS iterations (1 without optimising)
+        if parameters and (state.get("n_iter", 0) >= self.max_iter
+                           or state.get("func_evals", 0) >= optimizer.defaults["max_eval"]):
+            warnings.warn(f"MultiTaskGaussianProcess: L-BFGS stopped on its limit (max_iter={self.max_iter}, "
+                          f"{state.get('func_evals', 0)} evaluations of the marginal likelihood) before its "
+                          "tolerance; the hyperparameters may not be optimal. Increase max_iter.",
+                          ConvergenceWarning, stacklevel=2)
         with torch.no_grad():
             self.task_covariance_ = task_cov().numpy().copy()
             self.length_scale_ = float(log_length.exp())

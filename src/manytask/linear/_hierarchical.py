@@ -177,7 +177,7 @@ class HierarchicalBayesRegressor(TaskFormRegressor):
         self.coef_[:, columns] = weights[:, :len(columns)]
         self.intercept_ = weights[:, -1] if self.shrink_intercept else y_mean - np.einsum(
             "ij,ij->i", origin, weights)
-        self._columns, self._origin = columns, origin
+        self._columns, self._origin, self._sizes = columns, origin, sizes
         self.means_, self.covariances_, self.noise_ = means, covs, noise
         self.weights_ = np.exp(log_prior[0] if log_prior.shape[0] == 1 else log_prior)
         self.log_likelihood_ = history
@@ -190,8 +190,13 @@ class HierarchicalBayesRegressor(TaskFormRegressor):
         return np.c_[rows, np.ones(len(X))] if self.shrink_intercept else rows
 
     def predict(self, X: Any, task: Any = None, return_std: bool = False) -> Any:
-        """Posterior mean (and, with ``return_std``, the posterior standard deviation of the
-        task's function at each row): ``(n, T)`` for shared inputs, ``(n,)`` with ``task``."""
+        r"""Posterior mean (and, with ``return_std``, the posterior standard deviation of the
+        task's function at each row): ``(n, T)`` for shared inputs, ``(n,)`` with ``task``.
+
+        With ``shrink_intercept=False`` the intercept is the task's mean target under a flat
+        prior, whose posterior variance :math:`\sigma^2 / n_t` (independent of the weights of the
+        centred rows) adds to the variance: :math:`(x - \bar x_t)^\top \Sigma_t (x - \bar x_t) +
+        \sigma^2 / n_t`."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         queries = self._queries(X, task)
@@ -199,8 +204,10 @@ class HierarchicalBayesRegressor(TaskFormRegressor):
         if not return_std:
             return mean
         rows = self._design(X)[:, None, :] - self._origin[None, :, :]  # [n, T, d']
-        std = np.sqrt(np.einsum("ntd,tde,nte->nt", rows, self.coef_covariance_, rows).clip(min=0))
-        return mean, self._shaped(std, queries)
+        variance = np.einsum("ntd,tde,nte->nt", rows, self.coef_covariance_, rows).clip(min=0)
+        if not self.shrink_intercept:
+            variance = variance + self.noise_ / np.maximum(self._sizes, 1)[None, :]
+        return mean, self._shaped(np.sqrt(variance), queries)
 
     def predict_new_task(self, X: Any, return_std: bool = False) -> Any:
         r"""Prediction for rows of a task not seen in ``fit``, from the prior alone: the mixture's

@@ -17,6 +17,7 @@ indicators) is solved by the linear system :math:`(K + \alpha I) a + E b = y`,
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -88,7 +89,8 @@ class MultiTaskKernelRidge(TaskFormRegressor):
     def fit(self, X: Any, y: Any, task: Any = None) -> MultiTaskKernelRidge:
         """Fit on ``(X, y)``: ``y`` of shape ``(n, T)`` (shared inputs) or ``(n,)`` with ``task``."""
         check_params(self, {"alpha": "positive", "kernel": "linear|rbf|poly|laplacian"})
-        if not (isinstance(self.mu, (int, float)) and self.mu > 0):
+        mu: Any = self.mu  # any real number (numpy's too) but a bool
+        if isinstance(mu, bool) or not isinstance(mu, numbers.Real) or not float(mu) > 0:
             raise InvalidParameterError(f"The 'mu' parameter of MultiTaskKernelRidge must be a float in the range "
                                         f"(0, inf]. Got {self.mu!r} instead.")
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)

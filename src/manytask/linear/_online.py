@@ -88,7 +88,10 @@ class MultiTaskPerceptron(TaskAccuracy, ClassifierMixin, BaseEstimator):
         if first:
             labels = np.unique(y) if classes is None else np.asarray(classes)
             if len(labels) != 2:
-                raise ValueError(f"MultiTaskPerceptron learns binary tasks; got {len(labels)} classes {labels}.")
+                hint = (" A first chunk may hold one class: pass classes=[negative, positive] to the first "
+                        "partial_fit." if classes is None and len(labels) < 2 else "")
+                raise ValueError(f"MultiTaskPerceptron learns binary tasks; got {len(labels)} classes "
+                                 f"{labels.tolist()}.{hint}")
             self.classes_ = labels
             tasks = validate_task(task, len(X), None)
             self.n_tasks_ = int(n_tasks if n_tasks is not None else tasks.max() + 1)
@@ -96,7 +99,13 @@ class MultiTaskPerceptron(TaskAccuracy, ClassifierMixin, BaseEstimator):
             self.coef_ = np.zeros((self.n_tasks_, X.shape[1]))
             self.intercept_ = np.zeros(self.n_tasks_)
             self.mistakes_ = 0
-        tasks = validate_task(task, len(X), self.n_tasks_)
+        try:
+            tasks = validate_task(task, len(X), self.n_tasks_)
+        except ValueError as error:
+            if first:
+                raise
+            raise ValueError(f"{error} A stream that brings tasks later: pass n_tasks=<all of them> to the first "
+                             "partial_fit.") from None
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
             raise ValueError(f"Label {y[unknown][0]!r} is not one of the classes {self.classes_.tolist()}.")
@@ -129,12 +138,15 @@ class MultiTaskPerceptron(TaskAccuracy, ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X: Any, task: Any = None) -> np.ndarray:
-        """Each row's score w_t . x (``task`` omitted: task 0, or every task, ``(n, T)``, after a
-        shared-input fit)."""
+        """Each row's score w_t . x (``task`` omitted: every task, ``(n, T)``, after a shared-input
+        fit; the one task of a one-task fit; refused after a multi-input fit of several tasks)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         if task is None and getattr(self, "task_form_", "") == "shared":
             return X @ self.coef_.T + self.intercept_  # [n, T]
+        if task is None and self.n_tasks_ > 1:
+            raise ValueError(f"MultiTaskPerceptron was fitted on {self.n_tasks_} tasks with task=...; pass the "
+                             "task of each row: predict(X, task=task).")
         tasks = np.zeros(len(X), dtype=np.int64) if task is None else validate_task(task, len(X), self.n_tasks_)
         return np.einsum("ij,ij->i", X, self.coef_[tasks]) + self.intercept_[tasks]
 

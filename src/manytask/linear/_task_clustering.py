@@ -324,10 +324,14 @@ class TaskClusteringClassifier(TaskAccuracy, ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: Any, task: Any = None) -> np.ndarray:
         """Mean neighbour label (``+1`` positive, ``-1`` negative) of each row for its task
-        (``task`` omitted: task 0, or every task, ``(n, T)``, after a shared-input fit)."""
+        (``task`` omitted: every task, ``(n, T)``, after a shared-input fit; refused after a
+        multi-input fit of several tasks)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         every = task is None and self.task_form_ == "shared"
+        if task is None and not every and self.n_tasks_ > 1:
+            raise ValueError(f"{type(self).__name__} was fitted on {self.n_tasks_} tasks in the multi-input form "
+                             "(with task=...); pass the task of each row: predict(X, task=task).")
         rows_task = np.zeros(len(X), dtype=np.int64) if task is None else validate_task(task, len(X), self.n_tasks_)
         votes = np.zeros((len(X), self.n_tasks_))
         for Xb, Yb, ids in self._blocks:
