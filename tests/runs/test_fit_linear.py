@@ -264,3 +264,23 @@ def test_an_estimator_without_linear_weights_is_named_before_anything_is_written
         fit_linear_run(parse_config(_config(_table(tmp_path / "t.csv"), tasks, name=name, params={})),
                        run_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_fold_where_a_task_is_undefined_says_so(tmp_path: Path) -> None:
+    """A task with few positives can leave a fold's rows with one class: its AUROC is undefined
+    there and the fold's mean covers the other tasks. That was silent while the log said "mean
+    auroc over 2 main tasks"; now the fold says which task it left out."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=240)
+    rare = np.zeros(240, dtype=int)
+    rare[np.argsort(x)[-5:]] = 1  # 5 positives (the largest x): some of the 5 folds get none
+    lines = ["x,flag,rare"] + [f"{v:.6f},{int(v > 0)},{r}" for v, r in zip(x, rare)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    config = {"data": {"name": "table", "path": str(tmp_path / "t.csv"), "inputs": ["x"],
+                       "tasks": {"flag": {"kind": "binary"}, "rare": {"kind": "binary"}}},
+              "linear": {"name": "ridge", "params": {"alpha": 0.1}, "folds": 5},
+              "training": {"steps": 20, "eval_every": 10, "progress": False}}
+    said: list[str] = []
+    fit_linear_run(parse_config(config), run_dir=tmp_path / "run", log=said.append, report=False)
+    assert any("rare/auroc undefined on the fold's rows; left out of that fold's mean (1 of 2 tasks)" in s
+               for s in said), said

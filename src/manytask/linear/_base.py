@@ -434,7 +434,7 @@ def _check_both_labels(estimator: str, classes: np.ndarray, signs: np.ndarray, t
     single = np.flatnonzero((rows > 0) & ((positive == 0) | (positive == rows)))
     if single.size:
         t = int(single[0])
-        label = classes[1] if positive[t] else classes[0]
+        label = np.asarray(classes)[1 if positive[t] else 0].tolist()
         raise ValueError(
             f"{estimator}: task {t} has only the label {label!r} in y ({int(rows[t])} rows; {single.size} such "
             "task(s)). A logistic task needs rows of both labels: with one, its unpenalised intercept has no "

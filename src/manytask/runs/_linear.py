@@ -240,8 +240,9 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
         try:
             estimator.fit(pairs.inputs[torch.from_numpy(keep)].numpy(), pairs.fitted[keep], task=pairs.task[keep])
         except ValueError as error:  # scikit-learn's checks: say which estimator and settings refused what
+            order = ", ".join(f"{i} = {n}" for i, n in enumerate(names))
             raise ConfigError(f"Estimator {config.linear.name!r} with {params} could not be fitted on the training "
-                              f"rows of {config.data.name!r}: {error}") from None
+                              f"rows of {config.data.name!r}: {error} (tasks by index: {order})") from None
         if not hasattr(estimator, "coef_"):  # a kernel machine, a Gaussian process, nearest neighbours
             raise ConfigError(f"Estimator {config.linear.name!r} with {params} has no linear weights (coef_) for "
                               "fit-linear to score and save (it predicts from a kernel, a Gaussian process or the "
@@ -250,8 +251,14 @@ def fit_linear_run(config: Config, run_dir: Path | str | None = None, overwrite:
 
     search: list[dict[str, Any]] = []
     for number, params in enumerate(grid, 1):
-        scores = [_score(_metrics(fit(params, fold != k)[0], tasks, pairs.source(fold == k, names)), keys)
-                  for k in range(config.linear.folds)]
+        scores = []
+        for k in range(config.linear.folds):
+            metrics = _metrics(fit(params, fold != k)[0], tasks, pairs.source(fold == k, names))
+            undefined = [key for key in keys if not math.isfinite(metrics[key])]
+            if undefined:  # e.g. an AUROC on a fold whose rows of a task hold one class
+                log(f"{params}, fold {k + 1}: {', '.join(undefined)} undefined on the fold's rows; left out of "
+                    f"that fold's mean ({len(keys) - len(undefined)} of {len(keys)} tasks)")
+            scores.append(_score(metrics, keys))
         finite = [s for s in scores if math.isfinite(s)]
         mean = statistics.fmean(finite) if finite else math.nan
         spread = statistics.stdev(finite) if len(finite) > 1 else 0.0
