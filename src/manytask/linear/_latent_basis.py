@@ -168,7 +168,9 @@ class LatentBasisMultiTaskRegressor(_LatentBasis, LinearMultiTaskRegressor):
     decreasing. The result is a local minimum.
 
     Args:
-        alpha: l1 strength on the codes ``S`` (>= 0), ``mu`` in the paper.
+        alpha: l1 strength on the codes ``S`` (>= 0), ``mu`` in the paper. At 0 the problem has no
+            minimiser: the codes grow and the basis shrinks along the scale symmetry without end,
+            and the fit stops on ``max_outer_iter`` with a ``ConvergenceWarning``.
         beta: Frobenius strength on the basis ``L`` (> 0), ``lambda`` in the paper.
         n_components: number of latent tasks ``k`` (capped at ``min(T, d)``).
         max_outer_iter: maximum number of alternations.
@@ -189,7 +191,7 @@ class LatentBasisMultiTaskClassifier(_LatentBasis, LinearMultiTaskClassifier):
               (x_i^\top L^\top s_t + b_t)}) + \alpha \|S\|_1 + \beta \|L\|_F^2
 
     Args:
-        alpha: l1 strength on the codes ``S`` (>= 0).
+        alpha: l1 strength on the codes ``S`` (>= 0; at 0 no minimiser, as for the regressor).
         beta: Frobenius strength on the basis ``L`` (> 0).
         n_components: number of latent tasks ``k`` (capped at ``min(T, d)``).
         max_outer_iter: maximum number of alternations.
