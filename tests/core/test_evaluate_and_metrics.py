@@ -153,3 +153,67 @@ def test_one_process_folds_each_batch_into_the_metrics_before_the_next_forward(
     x = torch.randn(10, 2)
     evaluate(model, tasks, TensorSource(x, {"r": torch.randn(10)}), batch_size=3)
     assert events[:8] == ["forward", "update"] * 4  # (then the metrics' compute reads them)
+
+
+class _Lookup(nn.Module):
+    """Row i's output is ``outputs[task][i]`` (the inputs are row indices)."""
+
+    def __init__(self, outputs: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, inputs: torch.Tensor, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        return {t: self.outputs[t][inputs] for t in (tasks or self.outputs)}
+
+
+@pytest.mark.parametrize("mask", ["none", "per image", "per pixel"])
+def test_pixel_classification_is_scored_per_pixel_whatever_the_mask(mask: str) -> None:
+    """With no mask (every pixel labelled) or one flag per image, the metrics got [N, H, W, C] and
+    read H as the class axis: accuracy 0.2562 for scikit-learn's 0.2250 (H = C), a crash (H != C),
+    a NaN AUROC for a binary task. Every layout must give scikit-learn's numbers over the pixels."""
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(20, 4, 6, 5, generator=generator)  # [B, C, H, W]
+    labels = torch.randint(0, 4, (20, 6, 5), generator=generator)
+    scores = torch.randn(20, 1, 6, 5, generator=generator)
+    binary = torch.randint(0, 2, (20, 6, 5), generator=generator).float()
+    binary[:, 0, 0] = 0.0  # a position that is background in every image
+    tasks = [Classification("seg", num_classes=4, level="pixel", metrics=("accuracy",)),
+             BinaryClassification("fg", level="pixel", metrics=("auroc",))]
+    targets = {"seg": labels, "fg": binary}
+    masks = None if mask == "none" else {
+        t: torch.ones(20, dtype=torch.bool) if mask == "per image" else torch.ones(20, 6, 5, dtype=torch.bool)
+        for t in targets}
+    source = TensorSource(torch.arange(20), targets, masks)
+    source.check(tasks)
+    got = evaluate(_Lookup({"seg": logits, "fg": scores}), tasks, source, batch_size=7)
+    assert got["seg/accuracy"] == pytest.approx(accuracy_score(labels.flatten(), logits.argmax(1).flatten()))
+    assert got["fg/auroc"] == pytest.approx(roc_auc_score(binary.flatten(), scores.flatten()), abs=1e-6)
+
+
+def test_a_mask_per_output_is_refused_with_the_way_out() -> None:
+    """A [B, K] mask on a sample-level task with K outputs passed the checks, then crashed in the
+    metrics (multi-label) or standardised the outputs by position (perfect predictions: RMSE 81.6)."""
+    from manytask.tasks import TargetError
+
+    source = TensorSource(torch.arange(6), {"r": torch.randn(6, 3)}, {"r": torch.ones(6, 3, dtype=torch.bool)})
+    with pytest.raises(TargetError, match=r"mask of shape \(6, 3\) flags single outputs.*one flag per sample "
+                                          r"\(shape \(6,\)\), for all of its outputs. Split outputs"):
+        source.check([Regression("r", num_outputs=3)])
+
+
+def test_nan_predictions_give_undefined_metrics_not_numbers() -> None:
+    """A diverged model's NaN logits came out as accuracy = the share of class 0 (argmax of NaN)
+    and an arbitrary AUROC (0.375-0.696); only the loss was NaN."""
+    from manytask.evaluation import undefined_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    outputs = {"c": torch.randn(12, 3, generator=generator), "b": torch.randn(12, 1, generator=generator)}
+    outputs["c"][5] = math.nan  # one row of one batch
+    outputs["b"][:] = math.nan
+    tasks = [Classification("c", num_classes=3, metrics=("accuracy", "auroc")), BinaryClassification("b")]
+    targets = {"c": torch.randint(0, 3, (12,), generator=generator), "b": (torch.arange(12) % 2).float()}
+    source = TensorSource(torch.arange(12), targets)
+    got = evaluate(_Lookup(outputs), tasks, source, batch_size=4)
+    assert sorted(undefined_metrics(got)) == ["b/accuracy", "b/auroc", "b/loss", "c/accuracy", "c/auroc", "c/loss"]

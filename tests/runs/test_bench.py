@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from manytask.config import ConfigError
@@ -18,6 +19,7 @@ def test_smoke_suite_runs_resumes_and_writes_tables(tmp_path: Path) -> None:
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Results\n\n<!-- section:other start -->\nkeep me\n<!-- section:other end -->\n")
     log: list[str] = []
+    ballast = np.ones(100_000_000)  # 800 MB in the bench's process: no cell may report it as its own
     other = tmp_path / "runs"  # a directory that already holds another run: bench must not touch it
     (other / "checkpoints").mkdir(parents=True)
     for name, text in (("config.yaml", "seed: 3\n"), ("metrics.csv", "step\n1\n"), ("results.json", "{}"),
@@ -31,7 +33,10 @@ def test_smoke_suite_runs_resumes_and_writes_tables(tmp_path: Path) -> None:
     # 1 seed x (3 single-task baselines + 2 methods)
     assert len(rows) == 5
     assert {r["method"] for r in rows} == {"single-task", "EW", "MGDA (rep.)"}
-    assert all(float(r["peak_rss_mb"]) > 50 and float(r["seconds_per_step"]) > 0 for r in rows)
+    del ballast
+    # each cell's own peak (it reported the bench's, 800 MB above, through the rusage kept across exec)
+    assert all(50 < float(r["peak_rss_mb"]) < 750 and r["peak_rss_of"] == "cell" for r in rows)
+    assert all(float(r["seconds_per_step"]) > 0 for r in rows)
     single_score = [r for r in rows if r["method"] == "single-task" and r["task"] == "score"]
     assert single_score and all(r["category/accuracy"] == "" for r in single_score)
 
@@ -51,7 +56,7 @@ def test_tables_from_hand_made_rows() -> None:
     suite = load_suite(SMOKE)
     def row(method: str, seed: int, task: str, acc: str, rmse: str, sec: float) -> dict[str, str]:
         return {"dataset": "default", "method": method, "seed": str(seed), "task": task, "steps": "20",
-                "seconds_per_step": str(sec), "peak_rss_mb": "100",
+                "seconds_per_step": str(sec), "peak_rss_mb": "100", "peak_rss_of": "cell",
                 "primary": "category/accuracy+score/rmse+flag/accuracy", "category/accuracy": acc,
                 "category/loss": "1", "score/rmse": rmse, "score/mae": "1", "flag/accuracy": "0.5",
                 "flag/auroc": "0.5"}
@@ -69,7 +74,7 @@ def test_tables_from_hand_made_rows() -> None:
 def test_joint_single_task_baseline_table() -> None:
     suite = load_suite(SMOKE).model_copy(update={"single_task": "joint"})
     base = {"dataset": "default", "seed": "0", "task": "all", "steps": "20", "peak_rss_mb": "100",
-            "primary": "category/accuracy+score/rmse", "category/loss": "1", "score/mae": "1"}
+            "peak_rss_of": "cell", "primary": "category/accuracy+score/rmse", "category/loss": "1", "score/mae": "1"}
     rows = [dict(base, method="single-task", seconds_per_step="2", **{"category/accuracy": "0.5", "score/rmse": "2.0"}),
             dict(base, method="EW", seconds_per_step="1", **{"category/accuracy": "0.55", "score/rmse": "1.0"}),
             dict(base, method="MGDA (rep.)", seconds_per_step="2", **{"category/accuracy": "0.5", "score/rmse": "2.0"})]
@@ -89,7 +94,8 @@ def test_bad_suite_is_named(tmp_path: Path) -> None:
 
 def _hand_row(method: str, seed: int, task: str, acc: str, rmse: str, flag: str = "0.5") -> dict[str, str]:
     return {"dataset": "default", "method": method, "seed": str(seed), "task": task, "steps": "20",
-            "seconds_per_step": "1.0", "peak_rss_mb": "100", "primary": "category/accuracy+score/rmse+flag/accuracy",
+            "seconds_per_step": "1.0", "peak_rss_mb": "100", "peak_rss_of": "cell",
+            "primary": "category/accuracy+score/rmse+flag/accuracy",
             "category/accuracy": acc, "category/loss": "1", "score/rmse": rmse, "score/mae": "1",
             "flag/accuracy": flag, "flag/auroc": "0.5"}
 
@@ -310,3 +316,20 @@ def test_a_mean_column_averages_the_tasks_that_measure_its_metric_in_every_row()
     assert "| single-task | 0.6000 ± 0.0000 |" in text  # (0.5 + 0.7) / 2: category and flag, not score
     assert "| EW | 0.5500 ± 0.0000 |" in text
     assert "| MGDA (rep.) | 0.6000 (1 of 2) |" in text  # seed 0 has no flag accuracy: counted, not dropped
+
+
+def test_a_missing_cell_and_a_peak_that_is_not_the_runs_own_are_marked() -> None:
+    """A multi-task cell missing from the CSV left its method's means over fewer runs with no
+    mark; rows measured before each cell read its own peak RSS (the bench's: 1,009 MB in every
+    census-income row) were averaged as if they were the runs'. The step-time ratio names its row."""
+    suite = load_suite(SMOKE)
+    rows = []
+    for seed in (0, 1):
+        rows += [_hand_row("single-task", seed, "category", "0.5", ""), _hand_row("single-task", seed, "score", "", "2.0"),
+                 _hand_row("single-task", seed, "flag", "", ""), _hand_row("EW", seed, "all", "0.6", "1.0")]
+    rows.append(dict(_hand_row("MGDA (rep.)", 0, "all", "0.5", "2.0"), peak_rss_of="", peak_rss_mb="1009"))
+    text = suite_tables(suite, rows)
+    assert "| MGDA (rep.) | 0.5000 (1 of 2) | 2.0000 (1 of 2) | 0.00 (1 of 2) | 1.00 | – |" in text
+    assert "- Δm % of MGDA (rep.) is undefined on 1 of 2 runs, left out of its mean: default seed 1 (not run yet)." in text
+    assert "- Peak RSS: 1 run(s) were measured before each cell read its own peak" in text
+    assert "step time relative to 'EW' on the same data and seed; peak RSS of the run's own process" in text

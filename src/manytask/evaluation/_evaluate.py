@@ -37,9 +37,10 @@ def evaluate(
     Every metric and loss is computed over the labelled entries only. A task that names a view
     is scored on the view of each batch (batch ``k``'s generator seeded with
     ``seed * 1000003 + k``, so every evaluation sees the same masks, whoever computes the batch).
-    A metric that is undefined — a task with no label in ``source``, or AUROC where the labelled
-    targets hold one class only — is NaN (never a number like 0), and :func:`undefined_metrics`
-    names them. The model's training mode is restored.
+    A metric that is undefined — a task with no label in ``source``, AUROC where the labelled
+    targets hold one class only, or any metric of a task whose predictions are not all finite (a
+    diverged model: torchmetrics would turn NaN scores into class 0 and an arbitrary AUROC) — is
+    NaN (never a number like 0), and :func:`undefined_metrics` names them. The model's training mode is restored.
 
     ``shard=(rank, world)`` (data-parallel evaluation, ``torch.distributed`` initialised): this
     process computes batches ``rank, rank + world, ...``; every process then receives every
@@ -79,11 +80,18 @@ def evaluate(
     count = {t.name: 0 for t in tasks}  # labelled entries
     elements = {t.name: 0 for t in tasks}  # loss elements (an entry with K regression outputs has K)
     classes: dict[str, Tensor] = {}  # binary tasks: labelled positives and negatives per label
+    nonfinite: set[str] = set()  # tasks with a NaN or infinite prediction: every metric undefined
 
     def fold(record: _Record) -> None:
         """Add one task's part of one batch to the metrics and the sums (in batch order)."""
-        _, name, (predictions, truth), total, numel, labelled_count, class_counts = record
-        _of(metrics, name).update(predictions, truth)
+        _, name, (predictions, truth, *tokens), total, numel, labelled_count, class_counts = record
+        if name in nonfinite or not all(bool(torch.isfinite(p).all()) for p in (predictions, *tokens)):
+            nonfinite.add(name)
+        elif tokens:  # a CRF's sentence metrics read the Viterbi path, its token metrics the marginals
+            for metric in _of(metrics, name).values():
+                metric.update(tokens[0] if isinstance(metric, _LabelledTokens) else predictions, truth)
+        else:
+            _of(metrics, name).update(predictions, truth)
         loss_sum[name] += total
         elements[name] += numel
         count[name] += labelled_count
@@ -111,8 +119,11 @@ def evaluate(
                     if labelled.shape[0] == 0:  # a view may mask nothing in a batch
                         continue
                     losses = task.loss_function(output, task.loss_target(labelled))
+                    update: tuple[Tensor, ...]
                     if name in sentences:
                         update = (task.predictions(outputs[name]), target.masked_fill(~mask, -1))
+                        if getattr(task, "crf", False):  # the posterior marginals, for the per-token metrics
+                            update += (task.predictions(task.entries(outputs[name], target)[0]),)
                     else:
                         update = (task.predictions(output), labelled)
                     counts = (_class_counts(labelled.reshape(len(labelled), -1))
@@ -128,24 +139,25 @@ def evaluate(
         import torch.distributed as dist
 
         shared: list[list[_Record] | None] = [None] * world
-        mine = [(k, n, (u[0].cpu(), u[1].cpu()), s, e, c, cc) for k, n, u, s, e, c, cc in records]
+        mine = [(k, n, tuple(x.cpu() for x in u), s, e, c, cc) for k, n, u, s, e, c, cc in records]
         dist.all_gather_object(shared, mine)
         for k, n, u, s_, e, c, cc in sorted((r for part in shared for r in part or []), key=lambda r: r[0]):
-            fold((k, n, (u[0].to(device), u[1].to(device)), s_, e, c, cc))  # stable sort: batch order
+            fold((k, n, tuple(x.to(device) for x in u), s_, e, c, cc))  # stable sort: batch order
     results: dict[str, float] = {}
     for task in tasks:
         seen = count[task.name] > 0
         one_class = task.name in classes and bool((classes[task.name] == 0).any())
         for name in task.metrics:
-            defined = seen and not (name == "auroc" and one_class)
+            defined = seen and not (name == "auroc" and one_class) and task.name not in nonfinite
             results[f"{task.name}/{name}"] = float(_of(metrics, task.name)[name].compute()) if defined else math.nan
         results[f"{task.name}/loss"] = loss_sum[task.name] / elements[task.name] if seen else math.nan
     return results
 
 
-#: One task's part of one batch: batch index, task, the metric update (predictions, targets), loss
+#: One task's part of one batch: batch index, task, the metric update (predictions, targets, and a
+#: CRF's posterior marginals for its per-token metrics), loss
 #: sum, loss elements, labelled entries, and a binary task's label counts.
-_Record = tuple[int, str, tuple[Tensor, Tensor], float, int, int, "Tensor | None"]
+_Record = tuple[int, str, tuple[Tensor, ...], float, int, int, "Tensor | None"]
 
 
 def undefined_metrics(results: Mapping[str, float]) -> list[str]:

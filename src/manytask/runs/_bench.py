@@ -227,7 +227,8 @@ def _run_in_child(cell: Cell, run_dir: Path, config: dict[str, Any] | None = Non
                                f"its run directory is {run_dir}. Fix the error above and rerun: "
                                "finished cells are kept.")
         figures = json.loads(out.read_text())
-    figures["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    if "peak_rss_mb" not in figures:  # a cell that cannot read its own peak: rusage's (with the bench's floor)
+        figures["peak_rss_mb"] = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
     return figures
 
 
@@ -253,8 +254,8 @@ def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), 
             figures = _run_in_child(cell, run_dir)
         row: dict[str, Any] = dict(zip(("dataset", "method", "seed", "task"), cell.key))
         row["primary"] = cell.primary
-        kept = ("steps", "best_step", "seconds_per_step", "threads", "peak_rss_mb", "split")
-        row.update({k: figures[k] for k in kept})
+        kept = ("steps", "best_step", "seconds_per_step", "threads", "peak_rss_mb", "peak_rss_of", "split")
+        row.update({k: figures.get(k, "") for k in kept})
         row.update({k: ("" if v is None else v) for k, v in figures["metrics"].items()})
         rows.append(row)
         _write_rows(csv_path, rows)
@@ -330,6 +331,11 @@ class GroupSummary:
     deltas: dict[str, list[float]]  # method -> Δm % of each run (NaN where undefined)
 
 
+def _own_peak(row: dict[str, str]) -> bool:
+    """Whether a CSV row's peak RSS is its cell's own (older rows hold the bench process's)."""
+    return row.get("peak_rss_of") == "cell"
+
+
 def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary]:
     """Each dataset group's table: mean ± std over datasets x seeds, Δm against single-task."""
     ew = next((m.label for m in suite.methods if m.balancer.get("name") == "ew"), None)
@@ -365,9 +371,11 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
         notes: list[str] = []  # the runs whose Δm is undefined, and why
         primary: dict[str, dict[str, list[float]]] = {}
         all_deltas: dict[str, list[float]] = {}
+        stale_runs = 0
         for method in methods:
             cells = {(r["dataset"], r["seed"]): r for r in mine if r["method"] == method and r["task"] == "all"}
             values, deltas, ratios, memory = defaultdict(list), [], [], []
+            stale = 0  # runs whose peak RSS is the bench's, not their own (CSV rows before the fix)
             primary[method] = {k: [] for k in keys}
             undefined: list[str] = []
             for replicate in replicates:
@@ -376,10 +384,19 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
                         values[c.label].append(single_value(replicate, c.metric))
                     for k in keys:
                         primary[method][k].append(single_value(replicate, k))
-                    memory += [_float(r, "peak_rss_mb") for r in single if (r["dataset"], r["seed"]) == replicate]
+                    own = [r for r in single if (r["dataset"], r["seed"]) == replicate]
+                    memory += [_float(r, "peak_rss_mb") for r in own if _own_peak(r)]
+                    stale += sum(not _own_peak(r) for r in own)
                     continue
                 row = cells.get(replicate)
-                if row is None:
+                if row is None:  # not in the CSV: counted, so that the means say (n of m)
+                    for c in columns:
+                        values[c.label].append(math.nan)
+                    for k in keys:
+                        primary[method][k].append(math.nan)
+                    if single:
+                        deltas.append(math.nan)
+                        undefined.append(f"{replicate[0]} seed {replicate[1]} (not run yet)")
                     continue
                 for c in columns:
                     values[c.label].append(_metric_of(row, c.metric, covered[c.metric]))
@@ -398,7 +415,10 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
                              and (r["dataset"], r["seed"]) == replicate), None)
                 if base is not None:
                     ratios.append(_float(row, "seconds_per_step") / _float(base, "seconds_per_step"))
-                memory.append(_float(row, "peak_rss_mb"))
+                if _own_peak(row):
+                    memory.append(_float(row, "peak_rss_mb"))
+                else:
+                    stale += 1
             if method != SINGLE and single:
                 all_deltas[method] = deltas
             line = [method, *(format_mean_std(values[c.label]) for c in columns)]
@@ -410,6 +430,7 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
             line.append(format_mean_std(ratios, 2, spread=False) if ratios else "–")
             line.append(format_mean_std(memory, 0, spread=False) if memory else "–")
             lines.append(line)
+            stale_runs += stale
         for extra in (e for e in suite.extra_rows if e.group == group):
             summary = json.loads(extra.file.read_text())["summary"]
             for entry in summary.values():
@@ -426,9 +447,13 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
         threads = sorted({r.get("threads", "") for r in mine} - {""})
         footnote = (f"Mean ± std over {len(replicates)} runs ({len(labels)} dataset variant(s) x seeds "
                     f"{', '.join(map(str, suite.seeds))}); Δm % against the single-task models of the same run "
-                    "(Maninis et al. 2019); step time relative to EW on the same model; peak RSS of the run's "
-                    f"process; {'/'.join(threads) or '?'} torch thread(s) per run; a mean "
+                    f"(Maninis et al. 2019); step time relative to {ew!r} on the same data and seed; peak RSS of "
+                    f"the run's own process; {'/'.join(threads) or '?'} torch thread(s) per run; a mean "
                     "marked (n of m) covers only n of the m runs, the others' value being undefined.")
+        if stale_runs:
+            notes.append(f"- Peak RSS: {stale_runs} run(s) were measured before each cell read its own peak; they "
+                         "reported the bench process's (the same value in every row) and are left out of the "
+                         "column ('–' where no run of a method has a measurement). Rerunning those cells fills it.")
         for extra in (e for e in suite.extra_rows if e.group == group):
             command = json.loads(extra.file.read_text()).get("command", "")
             notes.append(f"- Rows marked '{extra.suffix.strip()}': `{command}` (raw results in `{extra.file}`).")

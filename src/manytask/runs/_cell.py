@@ -1,6 +1,8 @@
 """One benchmark cell in its own process: ``python -m manytask.runs._cell SPEC.json OUT.json``.
 
-Running each cell in a fresh process makes its peak memory (max RSS) its own.
+Running each cell in a fresh process makes its peak memory (max RSS) its own: the cell reads its
+own high-water mark (:func:`own_peak_rss_mb`), since the rusage the bench gets back would carry
+the bench's own peak across the cell's ``exec``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .._utils._peak_memory import own_peak_rss_mb
 from ..config import parse_config
 from ._train import train
 
@@ -28,6 +31,8 @@ def run_cell(spec: dict, out: Path) -> None:
         "threads": torch.get_num_threads(),
         "split": result.split,
         "metrics": {k: (None if math.isnan(v) else v) for k, v in result.test.items()},
+        "peak_rss_mb": own_peak_rss_mb(),
+        "peak_rss_of": "cell",
     }
     out.write_text(json.dumps(figures))
 

@@ -9,7 +9,6 @@ import io
 import itertools
 import json
 import math
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 
 from .._registry import OptionsError, UnknownNameError
 from .._utils import atomic_write
+from .._utils._peak_memory import own_peak_rss_mb
 from ..config import Config, ConfigError
 from ..data import Source, TensorSource
 from ..evaluation import evaluate
@@ -301,7 +301,7 @@ def _write(run_dir: Path, config: Config, tasks: tuple[Task, ...], input_info: A
     summary = {
         "split": split,
         "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
-        "cost": {"fit_seconds": seconds, "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cost": {"fit_seconds": seconds, "peak_memory_mb": own_peak_rss_mb(),
                  "peak_memory_kind": "process_max_rss"},
         "estimator": config.linear.name,
         "params": best["params"],

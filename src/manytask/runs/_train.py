@@ -29,14 +29,14 @@ __all__ = ["RunResult", "train"]
 def _cost(result: TrainResult, device: str) -> dict[str, float | str]:
     """Seconds per training step (this session's steps, no evaluation) and peak memory in MB:
     CUDA's peak allocation on a GPU, the process's peak resident size on CPU."""
-    import resource
-
     import torch
+
+    from .._utils._peak_memory import own_peak_rss_mb
 
     if device.startswith("cuda") and torch.cuda.is_available():
         peak, kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
     else:
-        peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+        peak, kind = own_peak_rss_mb(), "process_max_rss"
     return {"seconds_per_step": result.train_seconds / max(1, result.steps_run), "peak_memory_mb": peak,
             "peak_memory_kind": kind}
 

@@ -209,8 +209,14 @@ class Task(ABC):
         return output, target
 
     def select(self, output: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The labelled entries of ``output`` and ``target`` (``mask`` is a prefix of their entry dims)."""
+        """The labelled entries of ``output`` and ``target``, ``[N, *channels]`` with one row per
+        entry (a sample, token or pixel). ``mask`` is a prefix of the entry dims: one flag per
+        sample stands for all of its tokens or pixels (without that, ``output[mask]`` kept the
+        pixel grid, and the metrics read its height as the class axis)."""
         output, target = self.entries(output, target)
+        dims = ENTRY_DIMS[str(self.level)]
+        if mask.ndim < dims:
+            mask = mask.reshape(*mask.shape, *([1] * (dims - mask.ndim))).expand(*target.shape[:dims])
         return output[mask], target[mask]
 
     def loss_terms(self, output: Tensor, target: Tensor, mask: Tensor | None) -> tuple[Tensor, int]:
@@ -256,6 +262,14 @@ class Task(ABC):
             )
         self._check_target(target, mask)
         aligned = target.movedim(1, -1) if self.level == "pixel" and target.ndim == 4 else target
+        if mask.ndim > ENTRY_DIMS[str(self.level)]:
+            entry = "[" + ", ".join(_ENTRY_NAMES[str(self.level)]) + "]"
+            per = "" if self.level == "sample" else f" or per labelled element ({entry})"
+            raise TargetError(
+                f"Task {self.name!r}: mask of shape {tuple(mask.shape)} flags single outputs of an entry; a mask "
+                f"has one flag per sample (shape {tuple(target.shape[:1])}){per}, for all of its outputs. Split "
+                "outputs labelled on different samples into tasks of their own."
+            )
         if tuple(mask.shape) != tuple(aligned.shape[: mask.ndim]):
             entry = "[" + ", ".join(_ENTRY_NAMES[str(self.level)]) + "]"
             raise TargetError(
