@@ -217,3 +217,13 @@ def test_nan_predictions_give_undefined_metrics_not_numbers() -> None:
     source = TensorSource(torch.arange(12), targets)
     got = evaluate(_Lookup(outputs), tasks, source, batch_size=4)
     assert sorted(undefined_metrics(got)) == ["b/accuracy", "b/auroc", "b/loss", "c/accuracy", "c/auroc", "c/loss"]
+
+
+def test_a_token_task_without_a_mask_is_told_which_mask_to_give() -> None:
+    """The refusal spoke of a [6] mask the user never passed (the TensorSource made it)."""
+    from manytask.tasks import SequenceLabelling, TargetError
+
+    source = TensorSource(torch.arange(6), {"pos": torch.randint(0, 3, (6, 5))})
+    with pytest.raises(TargetError, match=r"one flag per sentence \(6,\) \(a TensorSource given no mask for it "
+                                          r"makes one\)\. Pass masks=\{'pos': tokens != padding\}"):
+        source.check([SequenceLabelling("pos", num_classes=3)])

@@ -117,3 +117,25 @@ def test_a_model_that_shares_nothing_is_refused(tmp_path: Path) -> None:
     config = {**CONFIG, "model": {"name": "cross_stitch"}, "relatedness": {"every": 2, "level": "representation"}}
     with pytest.raises(ValueError, match="needs one shared representation; CrossStitch"):
         train(parse_config(config), run_dir=tmp_path / "other")
+
+
+def test_a_lookahead_that_blows_a_loss_up_is_said_not_hidden(caplog: pytest.LogCaptureFixture) -> None:
+    """A task on a 1e11 scale: the lookahead step on it sends the other task's loss to inf. That
+    measurement was left out of the mean without a word, so the damage read as "not measured"
+    (NaN, which grouping counts as 0); it is still left out, but the log names the step and tasks."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=generator)
+    y = {"big": 1e11 * (x @ torch.randn(4, generator=generator)), "small": x @ torch.randn(4, generator=generator)}
+    tasks = [Regression("big"), Regression("small")]
+    torch.manual_seed(0)
+    trunk = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 8))
+    model = HardSharing(trunk, tasks, feature_dim=8)
+    probe = TaskAffinity(every=1)
+    trainer = Trainer(model, tasks, create_balancer("ew", tasks), torch.optim.Adam(model.parameters(), lr=0.01),
+                      MultiSourceLoader({"train": TensorSource(x, y)}, batch_size=32, seed=0), steps=3,
+                      evaluation=Evaluation(None, every=3), progress=False, callbacks=[probe])
+    with caplog.at_level("WARNING", logger="manytask"):
+        trainer.fit()
+    assert "the lookahead step on 'big' sent the loss of ['big', 'small'] to inf or NaN" in caplog.text
+    assert "left out of tag_affinity" in caplog.text

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from manytask.relatedness import TaskMatrix, best_groups, load_matrices
+from manytask.relatedness import TaskMatrix, best_groups, group_value, load_matrices
 
 
 def _total(matrix: np.ndarray, groups: list[tuple[int, ...]]) -> float:
@@ -73,3 +73,15 @@ def test_a_matrix_round_trips_and_names_each_tasks_partners(tmp_path: Path) -> N
                                  "c: helped most by b (+0.3), hurt most by a (-0.2)"]
     alike = TaskMatrix("cos", "Cosine", "", ("a", "b", "c"), values)
     assert alike.partners()[0] == "a: most alike b (+0.1), least alike c (-0.4)"
+
+
+def test_a_group_that_serves_no_task_better_is_dropped() -> None:
+    """Two tasks that help each other, two groups asked: the enumeration's first tie was
+    "score | score, flag", a task alone beside the pair that serves it better. The pair alone
+    has the same total; with three tasks, a second group that does serve one stays."""
+    groups, total = best_groups(np.array([[0.0, 0.3], [0.2, 0.0]]), 2)
+    assert groups == [(0, 1)] and total == pytest.approx(0.5)
+    matrix = np.array([[0.0, 0.5, -0.4], [0.5, 0.0, 0.1], [-0.4, 0.6, 0.0]])
+    groups, total = best_groups(matrix, 2)
+    served = [max(group_value(matrix, g, j) for g in groups if j in g) for j in range(3)]
+    assert sum(served) == pytest.approx(total) and len(groups) == 2

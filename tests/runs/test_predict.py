@@ -248,3 +248,16 @@ def test_the_documented_preprocessing_gives_the_exported_models_input(run: Path,
     names = [t["fields"]["name"] for t in json.loads((run / "tasks.json").read_text())["tasks"]]
     spend = outputs[names.index("spend")].reshape(-1).detach().numpy()
     assert np.allclose(spend, predict_frame(load_run(run), rows)["spend"], atol=1e-5)
+
+
+def test_a_probability_of_exactly_one_half_is_the_negative_class_as_the_metrics_count_it(run: Path) -> None:
+    """predict wrote class 1 at p = 0.5 (>= 0.5) where accuracy and F1 count class 0 (> 0.5)."""
+    import torch
+
+    loaded = load_run(run)
+    head = loaded.model.heads["churn"]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()  # logit 0: p = 0.5 on every row
+    predicted = predict_frame(loaded, read_table(EXAMPLE, text=True).head(5))
+    assert (predicted["churn/prob_1"] == 0.5).all() and (predicted["churn"] == 0).all()

@@ -73,6 +73,48 @@ def test_an_overwrite_refused_for_too_few_tasks_keeps_the_old_run(finished: Path
     assert (root / "multi" / "results.json").is_file() and (root / "relatedness" / "groups.json").is_file()
 
 
+@pytest.mark.parametrize(("model", "said"), [
+    ({"name": "independent"}, "this model shares none"),
+    ({"name": "cross_stitch"}, "needs one shared representation; CrossStitch has none"),
+])
+def test_an_overwrite_the_probe_refuses_keeps_the_old_run(finished: Path, tmp_path: Path, model: dict[str, Any],
+                                                          said: str) -> None:
+    """--overwrite deleted every finished run before the probe looked at the model; the refusal
+    came after, with a half-written multi/ left."""
+    root = _copy(finished, tmp_path)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    level = {"level": "representation"} if model["name"] == "cross_stitch" else {}
+    with pytest.raises(ConfigError, match=f"Config section 'relatedness': .*{said}"):
+        relate(_config(model=model, relatedness=level), run_dir=root, overwrite=True)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_resume_and_overwrite_together_are_refused(finished: Path, tmp_path: Path) -> None:
+    """--overwrite was ignored under --resume, whose refusal then advised passing --overwrite."""
+    with pytest.raises(RunDirError, match="--resume keeps the finished runs and --overwrite deletes them"):
+        relate(_config(), run_dir=_copy(finished, tmp_path), resume=True, overwrite=True)
+
+
+def test_pairs_on_a_model_without_one_representation_and_without_validation(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """relate --pairs trained every run, then crashed: on MMoE (and nine other schemes) in the
+    representation similarity (model.features), and without a validation split on the missing
+    best checkpoint; nothing of relatedness/ was written. Now the RSA is left out, with a line
+    that says why, or read from the last checkpoint, as the runs were tested."""
+    relation = relate(_config(model={"name": "mmoe"}), run_dir=tmp_path / "mmoe", pairs=True)
+    assert "No representation similarity: MMoE has no one shared representation" in capsys.readouterr().out
+    assert {"transfer_gain", "tag_affinity"} <= {m.name for m in relation.matrices}
+    assert "representation_similarity" not in {m.name for m in relation.matrices}
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 2))
+    rows = ["x0,x1,a,b"] + [f"{u:.5f},{v:.5f},{u + v:.5f},{u - 2 * v:.5f}" for u, v in x]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    table = {"name": "table", "path": str(tmp_path / "t.csv"), "inputs": ["x0", "x1"], "val_fraction": 0.0,
+             "tasks": {"a": {"kind": "regression"}, "b": {"kind": "regression"}}}
+    relation = relate(parse_config({**CONFIG, "data": table}), run_dir=tmp_path / "noval", pairs=True)
+    assert "representation_similarity" in {m.name for m in relation.matrices}
+
+
 def test_an_overwrite_refused_for_too_many_pair_runs_keeps_the_old_run(finished: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from manytask.runs import _relate

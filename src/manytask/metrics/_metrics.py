@@ -62,7 +62,7 @@ def _accuracy(task: Task) -> torchmetrics.Metric:
     raise _unsupported("accuracy", task)
 
 
-@_register("macro_f1", True, "F1 averaged over classes (labels) with equal weight.")
+@_register("macro_f1", True, "F1 averaged over classes (labels) with equal weight; one binary label: its F1.")
 def _macro_f1(task: Task) -> torchmetrics.Metric:
     if isinstance(task, Classification):
         return tmc.MulticlassF1Score(num_classes=task.num_classes, average="macro")

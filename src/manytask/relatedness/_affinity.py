@@ -75,12 +75,17 @@ class TaskAffinity(Callback):
         if names != self.names or not self.sums:  # a resume keeps what load_state_dict restored
             self.names = names
             self._reset(len(names))
-        if not any(p.requires_grad for p in trainer.model.shared_parameters()):
+        self.check_model(trainer.model)
+
+    def check_model(self, model: MultiTaskModel) -> None:
+        """Raise ``ValueError`` if this probe cannot measure ``model`` (``relate`` asks before it
+        deletes anything)."""
+        if not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError("Task affinity needs shared parameters to measure gradients on; this model shares "
                              "none (independent columns). Use a model that shares.")
-        if self.level == "representation" and type(trainer.model).features is MultiTaskModel.features:
+        if self.level == "representation" and type(model).features is MultiTaskModel.features:
             raise ValueError(f"relatedness.level 'representation' needs one shared representation; "
-                             f"{type(trainer.model).__name__} has none. Use level: exact.")
+                             f"{type(model).__name__} has none. Use level: exact.")
 
     def on_before_backward(self, trainer: Trainer, step: int, sums: Tensor, counts: Tensor) -> None:
         if step % self.every:
@@ -136,6 +141,12 @@ class TaskAffinity(Callback):
                     p.copy_(original - lr * g.view_as(p).to(p.dtype))
                 after = trainer.losses_now()[present].double()
                 fine = (before > 0) & torch.isfinite(after)
+                blown = torch.isfinite(before) & ~torch.isfinite(after)
+                if bool(blown.any()):  # not an affinity of 0, nor of -inf in a mean: said, and left out
+                    hit = [self.names[j] for j in present[blown.cpu()].tolist()]
+                    log.warning("manytask: at step %d the lookahead step on %r sent the loss of %s to inf or NaN "
+                                "(a step too large for them); that measurement is left out of tag_affinity.",
+                                step, self.names[i], hit)
                 z = torch.where(fine, 1 - after / before.clamp(min=1e-30), 0.0).cpu()
                 self.sums["affinity_sum"][i, present.cpu()] += z
                 self.sums["affinity_count"][i, present.cpu()] += fine.cpu().double()

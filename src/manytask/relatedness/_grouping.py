@@ -26,8 +26,11 @@ def group_value(matrix: np.ndarray, group: tuple[int, ...], task: int) -> float:
 def best_groups(matrix: np.ndarray, k: int, limit: int = 5_000_000) -> tuple[list[tuple[int, ...]], float]:
     """The ``k`` groups (sorted tuples of task positions) with the largest total value, found by
     trying every choice of ``k`` of the ``2^T - 1`` groups (exact; refused past ``limit``
-    choices), and that total. NaN entries count as 0 (no measured effect); a matrix with no
-    finite entry off the diagonal (no pair measured) is refused, as every choice is worth 0."""
+    choices), and that total. A chosen group that serves none of its tasks better than another
+    chosen group does is dropped (the total is the same without it: with two tasks that help
+    each other the answer is their pair, not the pair and a task alone), so fewer than ``k``
+    groups may come back. NaN entries count as 0 (no measured effect); a matrix with no finite
+    entry off the diagonal (no pair measured) is refused, as every choice is worth 0."""
     matrix = np.asarray(matrix, dtype=float)
     count = matrix.shape[0]
     if not 1 <= k <= count:
@@ -56,4 +59,9 @@ def best_groups(matrix: np.ndarray, k: int, limit: int = 5_000_000) -> tuple[lis
         if totals[top] > best_total:
             best, best_total = chunk[top], float(totals[top])
     assert best is not None  # k groups can always cover every task (k <= T)
-    return [subsets[g] for g in best], best_total
+    chosen = list(best)
+    for g in sorted(best, key=lambda g: len(subsets[g])):  # smaller groups first: the pair stays, the task alone goes
+        others = [h for h in chosen if h != g]
+        if others and all(value[others, j].max() >= value[g, j] for j in subsets[g]):
+            chosen = others
+    return [subsets[g] for g in chosen], best_total

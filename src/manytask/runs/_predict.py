@@ -77,7 +77,7 @@ def predict_frame(run: LoadedRun, frame: pd.DataFrame, batch_size: int = 1024, w
         elif task.kind == "binary":
             values = values.reshape(len(values), -1)
             if values.shape[1] == 1:
-                columns[task.name] = (values[:, 0] >= 0.5).long().numpy()
+                columns[task.name] = (values[:, 0] > 0.5).long().numpy()  # as the metrics threshold it
                 columns[f"{task.name}/prob_1"] = values[:, 0].numpy()
             else:
                 for k in range(values.shape[1]):

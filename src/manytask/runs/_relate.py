@@ -15,7 +15,9 @@ import numpy as np
 from .._utils import atomic_write
 from ..config import Config, ConfigError
 from ..metrics import higher_is_better
+from ..models import MultiTaskModel
 from ..relatedness import (
+    TaskAffinity,
     TaskMatrix,
     best_groups,
     correlation_matrix,
@@ -24,7 +26,7 @@ from ..relatedness import (
     representation_similarity,
 )
 from ..tasks import Task
-from ._build import check_config, load_data, select_tasks
+from ._build import build_model, check_config, load_data, select_tasks
 from ._linear import estimator_kind, fit_linear_run
 from ._run_dir import RunDirError, claim, config_changes
 from ._saved import load_run
@@ -112,16 +114,18 @@ def _linear(config: Config, root: Path, names: list[str]) -> list[TaskMatrix]:
 
 def _representations(config: Config, data: Any, root: Path, names: list[str], probe: int = 256) -> TaskMatrix:
     """RSA of the single-task models (``single-<task>/``) on the first ``probe`` validation (else
-    test) inputs."""
+    test) inputs, each model as its run tested it (the best checkpoint on validation; without a
+    validation split, the last)."""
     import torch
 
     source = data.val if data.val is not None else data.test
     if source is None:
         raise ValueError("Representation similarity needs validation or test inputs to probe the models with.")
     batch = source.batch(torch.arange(min(probe, len(source))))
+    checkpoint = "best" if data.val is not None else "latest"
     features = {}
     for task in names:
-        model = load_run(root / f"single-{task}").model
+        model = load_run(root / f"single-{task}", checkpoint).model
         with torch.no_grad():
             features[task] = model.features(batch.inputs).flatten(1).double().numpy()
     return representation_similarity(features)
@@ -211,6 +215,8 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     """
     check_config(config)
     root = Path(run_dir if run_dir is not None else config.run_dir)
+    if resume and overwrite:
+        raise RunDirError("--resume keeps the finished runs and --overwrite deletes them: pass one of the two.")
     if resume and not root.is_dir():
         raise RunDirError(f"Nothing to resume in {root}: run relate without --resume first.")
     data = load_data(config)
@@ -226,6 +232,12 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
         _check_linear(data, tasks)
     measured = config.model_copy(update={"relatedness": config.relatedness.model_copy(
         update={"every": config.relatedness.every or 10})})
+    model = build_model(measured, tasks, data.input_info)  # what the probe and the RSA can measure, asked first
+    try:
+        TaskAffinity(measured.relatedness.every, level=measured.relatedness.level).check_model(model)
+    except ValueError as error:
+        raise ConfigError(f"Config section 'relatedness': {error}") from None
+    shared_features = type(model).features is not MultiTaskModel.features
     if resume:
         for path, saved in _runs(config, measured, root, names, pairs).items():
             if (path / "results.json").is_file():
@@ -237,7 +249,11 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     if pairs:
         keys = {t.name: f"{t.name}/{t.metrics[0]}" for t in tasks}
         matrices.append(_transfer(config, data, root, names, keys))
-        matrices.append(_representations(config, data, root, names))
+        if shared_features:
+            matrices.append(_representations(config, data, root, names))
+        else:
+            print(f"No representation similarity: {type(model).__name__} has no one shared representation to "
+                  "compare the single-task models on (the other measures are unaffected).")
     if linear:
         matrices += _linear(config, root, names)
     by_name = {m.name: m for m in matrices}

@@ -405,6 +405,12 @@ class SequenceLabelling(Classification):
         return output.float()
 
     def _check_target(self, target: Tensor, mask: Tensor) -> None:
+        if target.ndim == 2 and mask.ndim == 1:
+            raise self._fail(
+                f"needs a mask of shape [batch, length] (False on padding), got one flag per sentence "
+                f"{tuple(mask.shape)} (a TensorSource given no mask for it makes one)",
+                f"Pass masks={{{self.name!r}: tokens != padding}} to the TensorSource.",
+            )
         if target.ndim != 2 or mask.ndim != 2:
             raise self._fail(
                 f"targets and masks must have shape [batch, length], got target "
