@@ -552,12 +552,11 @@ def _refuse_one_vs_rest_task(classes: np.ndarray, task_form: str, task: Any) -> 
         )
 
 
-def class_probabilities(scores: np.ndarray, task_form: str, classes: np.ndarray | None = None,
-                        task: Any = None) -> np.ndarray:
+def class_probabilities(scores: np.ndarray, task_form: str, classes: np.ndarray, task: Any) -> np.ndarray:
     """``predict_proba`` from log-odds: ``[n, 2]`` for one task (or with ``task``), normalised
     ``[n, n_classes]`` for one-vs-rest (``task`` refused), the positive class' ``[n, T]`` for
     shared inputs."""
-    _refuse_one_vs_rest_task(np.asarray(classes), task_form, task)
+    _refuse_one_vs_rest_task(classes, task_form, task)
     p = expit(scores)
     if p.ndim == 1:
         return np.column_stack([1.0 - p, p])

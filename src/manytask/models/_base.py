@@ -11,7 +11,16 @@ from torch import Tensor, nn
 from ..data import Inputs
 from ..tasks import Task
 
-__all__ = ["MultiTaskModel"]
+__all__ = ["MultiTaskModel", "own_parameters"]
+
+
+def own_parameters(parameters: nn.ParameterDict, names: Sequence[str],
+                   tasks: Sequence[str] | None) -> list[Tensor]:
+    """Each task's own parameter in ``names`` order, detached for the tasks not in ``tasks`` (all
+    kept when None): a task absent from the step gets no gradient, not a zero one that a momentum
+    optimizer would still step on."""
+    asked = set(names if tasks is None else tasks)
+    return [parameters[t] if t in asked else parameters[t].detach() for t in names]
 
 
 class MultiTaskModel(nn.Module):

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ..data import Inputs
 from ..tasks import Task
 from ._backbone import as_backbone, last_weights, output_info, task_columns
-from ._base import MultiTaskModel
+from ._base import MultiTaskModel, own_parameters
 from ._heads import make_head
 
 __all__ = ["LearnedBranching"]
@@ -101,8 +101,7 @@ class LearnedBranching(MultiTaskModel):
         gradient, not a zero one that a momentum optimizer would still step on."""
         if level < len(self.nodes) - 1:
             return self.parents[level - 1]
-        return torch.stack([self.leaf_parents[t] if tasks is None or t in tasks else self.leaf_parents[t].detach()
-                            for t in self.task_names])
+        return torch.stack(own_parameters(self.leaf_parents, self.task_names, tasks))
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
         """Checkpoints written before the leaves' logits became the tasks' own (one

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ..data import Inputs
 from ..tasks import Task
 from ._backbone import Backbone, as_backbone, last_weights, output_info, task_columns
-from ._base import MultiTaskModel
+from ._base import MultiTaskModel, own_parameters
 from ._cross_stitch import mixing_init
 from ._heads import make_head
 
@@ -131,8 +131,7 @@ class Sluice(MultiTaskModel):
         task ``t`` reads); the last one assembled from :attr:`rows`, those of tasks not in ``tasks``
         detached (a task absent from the step gets no gradient, not a zero one that a momentum
         optimizer would still step on)."""
-        last = [self.rows[t] if tasks is None or t in tasks else self.rows[t].detach() for t in self.task_names]
-        return [*self.alphas, torch.cat(last)]
+        return [*self.alphas, torch.cat(own_parameters(self.rows, self.task_names, tasks))]
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
         """Checkpoints written before the last α unit's rows became the tasks' own (one

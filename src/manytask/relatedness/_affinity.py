@@ -83,7 +83,7 @@ class TaskAffinity(Callback):
         if not any(p.requires_grad for p in model.shared_parameters()):
             raise ValueError("Task affinity needs shared parameters to measure gradients on; this model shares "
                              "none (independent columns). Use a model that shares.")
-        if self.level == "representation" and type(model).features is MultiTaskModel.features:
+        if self.level == "representation" and not model.has_features:
             raise ValueError(f"relatedness.level 'representation' needs one shared representation; "
                              f"{type(model).__name__} has none. Use level: exact.")
 

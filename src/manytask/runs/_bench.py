@@ -216,20 +216,16 @@ def _run_in_child(cell: Cell, run_dir: Path, config: dict[str, Any] | None = Non
                                     "parent": os.getpid()}))
         process = subprocess.Popen([sys.executable, "-m", "manytask.runs._cell", str(spec), str(out)])
         try:
-            _, status, usage = os.wait4(process.pid, 0)
+            process.wait()
         except BaseException:  # interrupted: the cell must not train on alone
             process.terminate()
             process.wait()
             raise
-        process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0 or not out.is_file():
             raise RuntimeError(f"Benchmark cell {cell.key} failed (exit code {process.returncode}); "
                                f"its run directory is {run_dir}. Fix the error above and rerun: "
                                "finished cells are kept.")
-        figures = json.loads(out.read_text())
-    if "peak_rss_mb" not in figures:  # a cell that cannot read its own peak: rusage's (with the bench's floor)
-        figures["peak_rss_mb"] = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
-    return figures
+        return json.loads(out.read_text())  # peak_rss_mb: the cell's own (rusage's would hold the bench's)
 
 
 def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), runs_dir: Path = Path("runs/bench"),
@@ -255,7 +251,7 @@ def run_suite(path: str | Path, results_dir: Path = Path("benchmarks/results"), 
         row: dict[str, Any] = dict(zip(("dataset", "method", "seed", "task"), cell.key))
         row["primary"] = cell.primary
         kept = ("steps", "best_step", "seconds_per_step", "threads", "peak_rss_mb", "peak_rss_of", "split")
-        row.update({k: figures.get(k, "") for k in kept})
+        row.update({k: figures[k] for k in kept})
         row.update({k: ("" if v is None else v) for k, v in figures["metrics"].items()})
         rows.append(row)
         _write_rows(csv_path, rows)
@@ -371,11 +367,10 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
         notes: list[str] = []  # the runs whose Δm is undefined, and why
         primary: dict[str, dict[str, list[float]]] = {}
         all_deltas: dict[str, list[float]] = {}
-        stale_runs = 0
+        stale_runs = sum(not _own_peak(r) for r in mine)
         for method in methods:
             cells = {(r["dataset"], r["seed"]): r for r in mine if r["method"] == method and r["task"] == "all"}
             values, deltas, ratios, memory = defaultdict(list), [], [], []
-            stale = 0  # runs whose peak RSS is the bench's, not their own (CSV rows before the fix)
             primary[method] = {k: [] for k in keys}
             undefined: list[str] = []
             for replicate in replicates:
@@ -384,9 +379,8 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
                         values[c.label].append(single_value(replicate, c.metric))
                     for k in keys:
                         primary[method][k].append(single_value(replicate, k))
-                    own = [r for r in single if (r["dataset"], r["seed"]) == replicate]
-                    memory += [_float(r, "peak_rss_mb") for r in own if _own_peak(r)]
-                    stale += sum(not _own_peak(r) for r in own)
+                    memory += [_float(r, "peak_rss_mb") for r in single
+                               if (r["dataset"], r["seed"]) == replicate and _own_peak(r)]
                     continue
                 row = cells.get(replicate)
                 if row is None:  # not in the CSV: counted, so that the means say (n of m)
@@ -417,8 +411,6 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
                     ratios.append(_float(row, "seconds_per_step") / _float(base, "seconds_per_step"))
                 if _own_peak(row):
                     memory.append(_float(row, "peak_rss_mb"))
-                else:
-                    stale += 1
             if method != SINGLE and single:
                 all_deltas[method] = deltas
             line = [method, *(format_mean_std(values[c.label]) for c in columns)]
@@ -430,7 +422,6 @@ def suite_summary(suite: Suite, rows: list[dict[str, str]]) -> list[GroupSummary
             line.append(format_mean_std(ratios, 2, spread=False) if ratios else "–")
             line.append(format_mean_std(memory, 0, spread=False) if memory else "–")
             lines.append(line)
-            stale_runs += stale
         for extra in (e for e in suite.extra_rows if e.group == group):
             summary = json.loads(extra.file.read_text())["summary"]
             for entry in summary.values():

@@ -15,7 +15,6 @@ import numpy as np
 from .._utils import atomic_write
 from ..config import Config, ConfigError
 from ..metrics import higher_is_better
-from ..models import MultiTaskModel
 from ..relatedness import (
     TaskAffinity,
     TaskMatrix,
@@ -237,7 +236,6 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
         TaskAffinity(measured.relatedness.every, level=measured.relatedness.level).check_model(model)
     except ValueError as error:
         raise ConfigError(f"Config section 'relatedness': {error}") from None
-    shared_features = type(model).features is not MultiTaskModel.features
     if resume:
         for path, saved in _runs(config, measured, root, names, pairs).items():
             if (path / "results.json").is_file():
@@ -249,7 +247,7 @@ def relate(config: Config, run_dir: Path | str | None = None, pairs: bool = Fals
     if pairs:
         keys = {t.name: f"{t.name}/{t.metrics[0]}" for t in tasks}
         matrices.append(_transfer(config, data, root, names, keys))
-        if shared_features:
+        if model.has_features:
             matrices.append(_representations(config, data, root, names))
         else:
             print(f"No representation similarity: {type(model).__name__} has no one shared representation to "

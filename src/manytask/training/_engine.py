@@ -343,8 +343,7 @@ class BackwardEngine:
         present task's loss, or of its probe) w.r.t. the shared parameters (the last shared ones
         for GradNorm's level): the global batch's Gramian."""
         assert self.ranks is not None
-        params = self.model.last_shared_parameters() if self.balancer.level == "last_shared" else \
-            [p for p in self.model.shared_parameters() if p.requires_grad]
+        params = self.model.last_shared_parameters() if self.balancer.level == "last_shared" else self._shared()
         rows = len(values)
         if values.requires_grad:
             jacobian = _jacobian(values, params)
@@ -553,27 +552,30 @@ class BackwardEngine:
         Jacobian's (a shared weight also used outside its module's call, which no flag of a user's
         trunk says, makes it wrong), and an error inside it (vmap cannot batch the backward; a
         module called twice) switches the run to the Jacobian; each says so in one log line."""
-        shared = [p for p in self.model.shared_parameters() if p.requires_grad]
         engine = self.gramian_engine
         if engine is None:
-            return _gramian_of(values, shared)
+            return _gramian_of(values, self._shared())
         try:
             gramian = engine.compute_gramian(values)
         except (RuntimeError, ValueError) as error:
             log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram "
                         "failed on %s: %s).", self.balancer, type(self.model).__name__, str(error).splitlines()[0])
             self.gramian_engine = None  # the last reference: torchjd removes its hooks
-            return _gramian_of(values, shared)
-        if self._checked_engine is engine:
+            return _gramian_of(values, self._shared())
+        if self._checked_engine is engine:  # every step after the first: no walk over the parameters
             return gramian
         self._checked_engine = engine
-        if _quadratic_forms_agree(gramian, values, shared):
+        if _quadratic_forms_agree(gramian, values, self._shared()):
             return gramian
         log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram differs from "
                     "autograd's on %s: a shared weight is used outside its module's call).",
                     self.balancer, type(self.model).__name__)
         self.gramian_engine = None
-        return _gramian_of(values, shared)
+        return _gramian_of(values, self._shared())
+
+    def _shared(self) -> list[nn.Parameter]:
+        """The shared parameters that train."""
+        return [p for p in self.model.shared_parameters() if p.requires_grad]
 
     def _jacobian_step(self, balancer: JacobianBalancer, losses: Tensor, present: Tensor, index: Tensor,
                        step: int) -> Tensor:
@@ -584,7 +586,7 @@ class BackwardEngine:
             update = balancer.aggregate(jacobian, losses.detach(), present, step=step)
             z.backward(update.view_as(z).to(z.dtype))
             return self._least_squares_weights(jacobian, update, losses, index)
-        shared = [p for p in self.model.shared_parameters() if p.requires_grad]
+        shared = self._shared()
         if self.split_heads:  # heads get their plain gradients; rows are the probes' gradients
             values = self._probes(self._heads_backward(losses[index]))
         else:
