@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from manytask.balancing import GramianBalancer, create_balancer
 from manytask.models import MLP, HardSharing
@@ -140,3 +140,134 @@ def test_representation_level_trains_under_bf16_autocast(tmp_path: Path, balance
     trainer = build_experiment(config, run_dir=tmp_path).trainer
     trainer.fit()
     assert trainer.last_weights is not None and bool(torch.isfinite(trainer.last_weights).all())
+
+
+def test_identical_heads_read_one_copy_of_the_features_through_one_matmul() -> None:
+    """Nine identical heads (HardSharing groups them into one matmul): one detached copy of the
+    features for all, and the Gramian and update still those of the per-task feature Jacobian."""
+    tasks = [Regression(f"t{i}") for i in range(9)]
+    torch.manual_seed(0)
+    model = HardSharing(MLP(5, (7, 4)), tasks).double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    y = torch.randn(9, 6, dtype=torch.float64)
+    present = [t.name for t in tasks if t.name != "t4"]
+    balancer = Recorder(tasks, "representation")
+    engine = BackwardEngine(model, balancer)
+    engine.begin_step()
+    out = engine.forward(x, present)
+    assert len(engine._groups[0][2]) == 1  # one leaf, not one per head
+    losses = [((out[n].squeeze(1) - y[int(n[1:])]) ** 2).mean() if n in present else torch.zeros((), dtype=x.dtype)
+              for n in (t.name for t in tasks)]
+    engine.backward(torch.stack(losses), torch.tensor([0.0 if t.name == "t4" else 1.0 for t in tasks]), step=0)
+
+    reference = HardSharing(MLP(5, (7, 4)), tasks).double()
+    reference.load_state_dict(model.state_dict())
+    z = reference.features(x)
+    trunk = list(reference.encoder.parameters())
+    rows, trunk_rows = [], []
+    for n in present:
+        loss = ((reference.heads[n](z).squeeze(1) - y[int(n[1:])]) ** 2).mean()
+        rows.append(torch.autograd.grad(loss, z, retain_graph=True)[0].flatten())
+        trunk_rows.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, trunk, retain_graph=True)]))
+        head_grad = torch.autograd.grad(loss, reference.heads[n].weight, retain_graph=True)[0]
+        torch.testing.assert_close(model.heads[n].weight.grad, head_grad)
+    rows_t = torch.stack(rows)
+    torch.testing.assert_close(balancer.seen, rows_t @ rows_t.T)
+    weights = torch.linspace(0.5, 2.0, len(present), dtype=torch.float64)
+    torch.testing.assert_close(torch.cat([p.grad.flatten() for p in model.encoder.parameters()]),
+                               weights @ torch.stack(trunk_rows))
+    assert model.heads["t4"].weight.grad is None
+
+
+class Tokens(nn.Module):
+    """A one-stage sequence encoder ``[B, L, 5] -> [B, L, 4]``."""
+
+    layout = "sequence"
+    out_features = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(5, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.proj(x))
+
+
+@pytest.mark.parametrize("name", ["mgda", "upgrad"])
+def test_token_heads_on_one_copy_of_the_features_match_a_copy_per_head(name: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear token heads on ``[B, L, D]`` features: not the factorised route (which needs ``[B, D]``);
+    the per-task feature gradients come from the heads' output gradients (``C_t W_t``) on the one
+    detached copy, and give the same update as one copy per head."""
+    tasks: list[Task] = [Regression("a", level="token"), Classification("b", num_classes=3, level="token"),
+                         Regression("c", level="token")]
+
+    def step() -> tuple[HardSharing, int]:
+        torch.manual_seed(3)
+        model = HardSharing(Tokens(), tasks).double()
+        x = torch.randn(3, 5, 5, dtype=torch.float64)
+        targets = {"a": torch.randn(3, 5, dtype=torch.float64), "b": torch.randint(0, 3, (3, 5)),
+                   "c": torch.randn(3, 5, dtype=torch.float64)}
+        engine = BackwardEngine(model, create_balancer(name, tasks, level="representation"))
+        engine.begin_step()
+        outputs = engine.forward(x, ["a", "b", "c"])
+        terms = [task.loss_terms(outputs[task.name], targets[task.name], None) for task in tasks]
+        engine.backward(torch.stack([total.double() for total, _ in terms]),
+                        torch.tensor([float(count) for _, count in terms]), step=0)
+        return model, len(engine._groups[0][2])
+
+    fast, copies = step()
+    assert copies == 1
+    original = BackwardEngine.__init__
+
+    def per_head(self: BackwardEngine, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._heads_linear = {}
+
+    monkeypatch.setattr(BackwardEngine, "__init__", per_head)
+    slow, copies = step()
+    assert copies == 3
+    for p, q in zip(fast.parameters(), slow.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("where", ["head", "global"])
+def test_a_head_with_a_hook_is_called_and_its_hook_counts(where: str) -> None:
+    """One matmul for the heads would skip their hooks: with a forward hook on a head (or on every
+    module) the heads are called, and a hook that doubles head b's output gives the update of the
+    general path (a detached copy per head) with the same hook."""
+    calls: list[nn.Module] = []
+
+    def doubled(module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+        if not (isinstance(module, nn.Linear) and module.out_features == 3):  # head b
+            return None
+        calls.append(module)
+        return 2 * output
+
+    def step(per_head: bool) -> tuple[HardSharing, BackwardEngine]:
+        torch.manual_seed(0)
+        model = HardSharing(MLP(5, (7, 4)), TASKS).double()
+        engine = BackwardEngine(model, create_balancer("mgda", TASKS, level="representation"))
+        if per_head:
+            engine._heads_linear = {}
+        handle = (model.heads["b"].register_forward_hook(doubled) if where == "head"
+                  else nn.modules.module.register_module_forward_hook(doubled))
+        try:
+            x, targets = data()
+            engine.begin_step()
+            out = engine.forward(x, ["a", "b", "c", "d"])
+        finally:
+            handle.remove()
+        terms = [task.loss_terms(out[task.name], targets[task.name], None) for task in TASKS]
+        engine.backward(torch.stack([t.double() for t, _ in terms]), torch.tensor([float(c) for _, c in terms]),
+                        step=0)
+        return model, engine
+
+    hooked, engine = step(per_head=False)
+    assert engine._heads_linear and len(calls) == 1
+    general, _ = step(per_head=True)
+    assert len(calls) == 2
+    for p, q in zip(hooked.parameters(), general.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+    plain, _ = run(["a", "b", "c", "d"], create_balancer("mgda", TASKS, level="representation"))
+    assert not torch.allclose(plain.heads["b"].weight.grad, hooked.heads["b"].weight.grad)

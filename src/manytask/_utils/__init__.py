@@ -1,6 +1,7 @@
 """Small internal helpers shared by several subpackages: one helper per job."""
 
 from ._atomic import atomic_path, atomic_write
+from ._blas import one_blas_thread
 from ._data_root import DEFAULT_DATA_ROOT, data_root
 from ._markdown import write_section
 from ._splits import split_groups, split_indices
@@ -19,6 +20,7 @@ __all__ = [
     "data_root",
     "did_you_mean",
     "load_yaml",
+    "one_blas_thread",
     "read_table",
     "split_groups",
     "split_indices",

@@ -14,9 +14,11 @@ import weakref
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchjd.autogram import Engine as GramianEngine
 
+from .._utils import one_blas_thread
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
 from ..models import HardSharing, MultiTaskModel
@@ -131,15 +133,18 @@ class BackwardEngine:
         if balancer.level == "last_shared" and self.split_heads and ranks is None:
             self._last_layer = self._last_linear_layer()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
-        self._groups: list[tuple[list[str], Tensor, list[Tensor]]] = []  # (tasks, features, a leaf per task)
-        self._outputs: list[dict[str, Tensor]] = []  # per group: each task's head output
+        # (tasks, features, a detached leaf per task, or one for all linear heads)
+        self._groups: list[tuple[list[str], Tensor, list[Tensor]]] = []
+        # per group read by linear heads as one map: their joint output [..., ΣK], whose gradient is
+        # C = [C_1 … C_T], and their stacked weight [ΣK, D] (None: a detached copy per head)
+        self._linear: list[tuple[Tensor, Tensor] | None] = []
         self._blocks: dict[tuple[tuple[str, ...], torch.dtype, torch.device], tuple[Tensor, Tensor | None]] = {}
         # Representation-level Gramian methods on linear heads: the Gramian from the heads' output
         # gradients and weights, never the [T', B, D] feature gradients (see _linear_heads_step)
         self._heads_linear: dict[str, nn.Linear] = {}
         representation = isinstance(balancer, GramianBalancer) and balancer.level == "representation"
         if representation and isinstance(model, HardSharing) and ranks is None:
-            linear = {n: h for n, h in model.heads.items() if isinstance(h, nn.Linear)}
+            linear = {n: h for n, h in model.heads.items() if type(h) is nn.Linear}  # y = z Wᵀ + b exactly
             self._heads_linear = linear if len(linear) == len(model.task_names) else {}
         self._parameters = [*model.parameters(), *balancer.parameters()]
         # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
@@ -179,7 +184,7 @@ class BackwardEngine:
     # -----------------------------------------------------------------------------------------
     def begin_step(self) -> None:
         """Forget the previous step's forward."""
-        self._groups, self._outputs = [], []
+        self._groups, self._linear = [], []
         for engine in (self.linear_gramian, self._last_layer):
             if engine is not None:
                 engine.clear()
@@ -197,11 +202,28 @@ class BackwardEngine:
         if not (self.split_heads or level_needs_features):
             return self.model(inputs, tasks)
         features = self.model.features(inputs)
-        leaves = [features.detach().requires_grad_() for _ in tasks]  # views of z: no copy
-        self._groups.append((list(tasks), features, leaves))
-        outputs = {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, leaves)}
-        self._outputs.append(outputs)
+        heads = [self._heads_linear[t] for t in tasks] if self._heads_linear else []
+        if heads and not _calls_hooks(heads):  # the heads as one matmul on one detached copy of the features
+            names = sorted(tasks, key=self._position.__getitem__)
+            leaves = [features.detach().requires_grad_()]
+            joint, weight, outputs = self._linear_heads(leaves[0], names)
+            self._linear.append((joint, weight))
+        else:  # a copy per head: one backward gives each task's own feature gradient
+            names = list(tasks)
+            leaves = [features.detach().requires_grad_() for _ in tasks]  # views of z: no copy
+            outputs = {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, leaves)}
+            self._linear.append(None)
+        self._groups.append((names, features, leaves))
         return outputs
+
+    def _linear_heads(self, leaf: Tensor, names: list[str]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """The ``nn.Linear`` heads of ``names`` as one map on ``leaf``: the joint output ``[..., ΣK]``,
+        the stacked weight ``[ΣK, D]`` and each head's output (a slice: the numbers calling it gives)."""
+        heads = [self._heads_linear[n] for n in names]
+        weight = torch.cat([h.weight for h in heads])
+        bias = torch.cat([h.bias if h.bias is not None else h.weight.new_zeros(h.out_features) for h in heads])
+        joint = F.linear(leaf, weight, bias)
+        return joint, weight, dict(zip(names, joint.split([h.out_features for h in heads], dim=-1)))
 
     def task_gradients(self, losses: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
         """``[k, *p.shape]`` per tensor ``p`` of ``params``: each of the ``k`` losses' gradient
@@ -263,7 +285,7 @@ class BackwardEngine:
             index = present.nonzero().flatten()
             if isinstance(balancer, JacobianBalancer):
                 weights = self._jacobian_step(balancer, losses, present, index, step)
-            elif self._heads_linear and len(self._groups) == 1 and self._groups[0][1].ndim == 2:
+            elif len(self._linear) == 1 and self._linear[0] is not None and self._groups[0][1].ndim == 2:
                 assert isinstance(balancer, GramianBalancer)
                 weights = self._linear_heads_step(balancer, losses, present, index, step)
             elif self.split_heads:
@@ -273,7 +295,7 @@ class BackwardEngine:
                 if self._overflow(gramian):  # (the linear-layer engine forgets the step at the next begin_step)
                     weights = torch.zeros_like(losses)
                 else:
-                    present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
+                    present_weights = self._solve(balancer, gramian, losses, present, step)
                     weights = torch.zeros_like(losses).index_put((index,), present_weights.detach().to(losses))
                     if direct:  # the linear-layer engine writes the trunk's update from what it kept
                         assert self.linear_gramian is not None
@@ -288,7 +310,7 @@ class BackwardEngine:
                 gramian = self._gramian(losses[index])
                 weights = torch.zeros_like(losses)
                 if not self._overflow(gramian):
-                    present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step)
+                    present_weights = self._solve(balancer, gramian, losses, present, step)
                     weights = weights.index_put((index,), present_weights.detach().to(losses))
                     self._weighted_backward(losses, weights)
         if penalty is not None and not penalty_first:  # under the same loss scale as the losses
@@ -298,6 +320,13 @@ class BackwardEngine:
                                          if p.requires_grad and id(p) not in self._global_grads])
         self._check_finite(losses.detach(), present, weights.detach(), penalty)
         return losses.detach(), weights.detach()
+
+    @staticmethod
+    def _solve(balancer: GramianBalancer, gramian: Tensor, losses: Tensor, present: Tensor, step: int) -> Tensor:
+        """The balancer's weights ``[T']`` from the present tasks' Gramian, its NumPy/SciPy solves
+        on one BLAS thread (:func:`one_blas_thread`)."""
+        with one_blas_thread():
+            return balancer.gramian_weights(gramian, losses.detach(), present, step=step)
 
     def _overflow(self, gramian: Tensor) -> bool:
         """Under the float16 loss scaler, whether the per-task gradients overflowed (the Gramian is
@@ -354,14 +383,23 @@ class BackwardEngine:
 
     def _heads_backward(self, losses: Tensor) -> list[Tensor]:
         """One ordinary backward through the heads: each head's plain gradient into ``.grad``,
-        and per input group the per-task gradients w.r.t. its features ``[T'_g, *z]``."""
-        leaves = [leaf for _, _, group in self._groups for leaf in group]
+        and per input group the per-task gradients w.r.t. its features ``[T'_g, *z]`` (where the
+        linear heads read one copy of them: ``C_t W_t`` from each head's output gradient ``C_t``)."""
+        inputs = [leaf for (_, _, leaves), linear in zip(self._groups, self._linear) if linear is None
+                  for leaf in leaves]
+        inputs += [linear[0] for linear in self._linear if linear is not None]
         total = losses.sum()
         (self.scaler.scale(total) if self.scaler is not None else total).backward(
-            inputs=leaves + self._head_parameters())
+            inputs=inputs + self._head_parameters())
         grads = []
-        for _, z, group in self._groups:
-            grads.append(torch.stack([leaf.grad if leaf.grad is not None else torch.zeros_like(z) for leaf in group]))
+        for (tasks, z, leaves), linear in zip(self._groups, self._linear):
+            if linear is None:
+                grads.append(torch.stack([leaf.grad if leaf.grad is not None else torch.zeros_like(z)
+                                          for leaf in leaves]))
+                continue
+            sizes = [self._heads_linear[t].out_features for t in tasks]
+            pairs = zip(_grad_of(linear[0]).split(sizes, dim=-1), linear[1].detach().split(sizes))
+            grads.append(torch.stack([(c.to(w.dtype) @ w).to(z.dtype) for c, w in pairs]))
         if self.scaler is None:
             return grads
         scale = 1.0 / self.scaler.get_scale()
@@ -380,16 +418,17 @@ class BackwardEngine:
         computed from ``[C_1 … C_T]`` ``[B, ΣK]`` and ``[W_1; …; W_T]`` ``[ΣK, D]`` in
         ``O((B + D)(ΣK)²)`` instead of the ``O(T'² B D)`` of the ``[T', B·D]`` feature gradients,
         which are never formed. The heads get their plain gradients from the same backward."""
-        (tasks, z, _), outputs = self._groups[0], self._outputs[0]
-        names = sorted(tasks, key=self._position.__getitem__)  # the present tasks, run order
+        (names, z, _), linear = self._groups[0], self._linear[0]  # names: the present tasks, run order
+        assert linear is not None
+        joint, weight = linear
         heads = [self._heads_linear[n] for n in names]
-        params = [p for h in heads for p in h.parameters() if p.requires_grad]
+        params = [p for h in heads for p in (h.weight, h.bias) if p is not None and p.requires_grad]
         total = losses[index].sum()
         (self.scaler.scale(total) if self.scaler is not None else total).backward(
-            inputs=[outputs[n] for n in names] + params)  # heads: their plain gradients; outputs: C_t
+            inputs=[joint, *params])  # heads: their plain gradients; the joint output: [C_1 … C_T]
         scale = self.scaler.get_scale() if self.scaler is not None else 1.0
-        out_grads = torch.cat([_grad_of(outputs[n]).reshape(z.shape[0], -1) for n in names], dim=1) / scale  # [B, ΣK]
-        stacked = torch.cat([h.weight for h in heads]).detach()  # [ΣK, D]
+        out_grads = _grad_of(joint) / scale  # [B, ΣK]
+        stacked = weight.detach()  # [ΣK, D]
         dtype = torch.promote_types(out_grads.dtype, stacked.dtype)  # bf16 autocast outputs, float32 weights
         out_grads, stacked = out_grads.to(dtype), stacked.to(dtype)
         pairs = (out_grads.T @ out_grads) * (stacked @ stacked.T)  # [ΣK, ΣK]
@@ -397,7 +436,7 @@ class BackwardEngine:
         gramian = pairs if indicator is None else indicator @ pairs @ indicator.T
         if self._overflow(gramian):
             return torch.zeros_like(losses)
-        present_weights = balancer.gramian_weights(gramian, losses.detach(), present, step=step).detach()
+        present_weights = self._solve(balancer, gramian, losses, present, step).detach()
         combined = (out_grads * present_weights.to(out_grads)[block]) @ stacked  # [B, D]
         z.backward((combined * scale).to(z.dtype))
         return torch.zeros_like(losses).index_put((index,), present_weights.to(losses))
@@ -677,6 +716,16 @@ def batched_vjps(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], inputs
 def _grad_of(output: Tensor) -> Tensor:
     """``output.grad``, zeros where the loss did not reach it."""
     return output.grad if output.grad is not None else torch.zeros_like(output)
+
+
+def _calls_hooks(modules: Sequence[nn.Module]) -> bool:
+    """Whether calling ``modules`` would run hooks (their own or global ones), which computing
+    them as one matmul would skip (and which may change what ``y = z Wᵀ + b`` assumes)."""
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    every = nn.modules.module
+    if any(getattr(every, f"_global{name}", None) for name in hooks):
+        return True
+    return any(getattr(m, name, None) for m in modules for name in hooks)
 
 
 def _jacobian(values: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor]) -> Tensor:
