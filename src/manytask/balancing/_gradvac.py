@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -13,7 +14,7 @@ from ..tasks import Task
 from ._aggregation import _LEVELS
 from ._base import GramianBalancer, Level
 from ._factory import BalancerInfo, register_balancer
-from ._gramian_linalg import gramian_array
+from ._gramian_linalg import gramian_array, to_weights
 
 __all__ = ["GradVac"]
 
@@ -43,7 +44,7 @@ class GradVac(GramianBalancer):
     :math:`1^\top C`. The tasks :math:`i` are independent of each other, so the :math:`T'-1`
     rounds run batched over all :math:`i` (round :math:`r` visits the :math:`r`-th task of each
     :math:`i`'s order); the orders come from one ``torch.rand`` draw of the global RNG (restored
-    by the trainer's checkpoints) per step. Computed in float64.
+    by the trainer's checkpoints) per step. Computed in float64, in NumPy (the rounds are small operations).
 
     The paper applies the rule per layer or parameter group of a large translation model; this is
     the whole-model variant on the Gramian of all shared parameters (``level="exact"``) or of the
@@ -94,37 +95,38 @@ class GradVac(GramianBalancer):
         self.targets.zero_()
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
-        g = torch.from_numpy(gramian_array(gramian, "GradVac"))
+        g = gramian_array(gramian, "GradVac")  # float64 NumPy: T' - 1 rounds of small operations
         t = g.shape[0]
         index = present.nonzero().flatten().to(self.targets.device)
         if index.numel() != t:
             raise ValueError(f"GradVac: the Gramian has {t} tasks but {index.numel()} are present.")
         rows = index[:, None]
-        phi_hat = self.targets[rows, index].detach().cpu().double()  # [T', T'], pairs of present tasks
-        norms = g.diagonal().clamp(min=0).sqrt()
-        coefficients = torch.eye(t, dtype=torch.float64)
+        phi_hat = self.targets[rows, index].detach().cpu().double().numpy()  # [T', T'], pairs of present tasks
+        norms = np.sqrt(np.clip(np.diagonal(g), 0.0, None))
+        coefficients = np.eye(t)
         # order[i, r]: the r-th other task visited by i (self last, dropped)
         keys = torch.rand(t, t, dtype=torch.float64)
         keys.fill_diagonal_(2.0)
-        order = keys.argsort(dim=1)[:, : t - 1]
-        arange = torch.arange(t)
+        order = keys.argsort(dim=1)[:, : t - 1].numpy()
+        arange = np.arange(t)
         for r in range(t - 1):  # rounds; all tasks i at once
             j = order[:, r]
-            dots = (coefficients @ g)[arange, j]  # g_i' . g_j
-            norm_i = torch.einsum("ik,kl,il->i", coefficients, g, coefficients).clamp(min=0).sqrt()
+            cg = coefficients @ g
+            dots = cg[arange, j]  # g_i' . g_j
+            norm_i = np.sqrt(np.clip(np.einsum("ik,ik->i", cg, coefficients), 0.0, None))  # ||g_i'||
             norm_j = norms[j]
             denominator = norm_i * norm_j
             valid = denominator > 0
-            phi = torch.where(valid, dots / torch.where(valid, denominator, 1.0), 0.0).clamp(-1.0, 1.0)
+            phi = np.clip(np.where(valid, dots / np.where(valid, denominator, 1.0), 0.0), -1.0, 1.0)
             target = phi_hat[arange, j]
             correct = valid & (phi < target)
-            sin_target = (1 - target**2).clamp(min=0).sqrt().clamp(min=1e-12)
-            sin_phi = (1 - phi**2).clamp(min=0).sqrt()
-            step_size = norm_i * (target * sin_phi - phi * sin_target) / (torch.where(valid, norm_j, 1.0) * sin_target)
-            coefficients[arange, j] += torch.where(correct, step_size, 0.0)
+            sin_target = np.clip(np.sqrt(np.clip(1 - target**2, 0.0, None)), 1e-12, None)
+            sin_phi = np.sqrt(np.clip(1 - phi**2, 0.0, None))
+            step_size = norm_i * (target * sin_phi - phi * sin_target) / (np.where(valid, norm_j, 1.0) * sin_target)
+            coefficients[arange, j] += np.where(correct, step_size, 0.0)
             phi_hat[arange, j] = (1 - self.beta) * target + self.beta * phi
-        self.targets[rows, index] = phi_hat.to(self.targets)
-        return coefficients.sum(dim=0).to(dtype=gramian.dtype, device=gramian.device)
+        self.targets[rows, index] = torch.from_numpy(phi_hat).to(self.targets)
+        return to_weights(coefficients.sum(axis=0), gramian)
 
     def extra_repr(self) -> str:
         return f"level={self.level!r}, beta={self.beta}"
