@@ -43,6 +43,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import environment, write_section  # noqa: E402
 
+from manytask._utils import one_blas_thread  # noqa: E402
 from manytask.balancing import BALANCERS, balancer_info, create_balancer, min_norm_weights  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
 from manytask.models import MLP, HardSharing  # noqa: E402
@@ -111,7 +112,9 @@ def naive_step(tasks: list[Regression], data: TensorSource, device: str) -> Step
         losses = [F.mse_loss(out[t.name].squeeze(1), batch.targets[t.name]) for t in tasks]
         jacobian = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(loss, shared, retain_graph=True)])
                                 for loss in losses])
-        update = min_norm_weights(jacobian @ jacobian.T) @ jacobian
+        with one_blas_thread():  # as the engine solves (a BLAS thread pool only adds contention here)
+            weights = min_norm_weights(jacobian @ jacobian.T)
+        update = weights @ jacobian
         offset = 0
         for p in shared:
             p.grad, offset = update[offset:offset + p.numel()].view_as(p).clone(), offset + p.numel()
