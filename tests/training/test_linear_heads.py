@@ -79,7 +79,7 @@ def feature_jacobian(present: list[str]) -> tuple[Tensor, Tensor, list[Tensor]]:
 def test_gramian_and_update_match_the_feature_jacobian(present: list[str]) -> None:
     balancer = Recorder(TASKS, "representation")
     model, engine = run(present, balancer)
-    assert engine._heads_linear
+    assert engine._linear[0] is not None
     rows, trunk_rows, heads = feature_jacobian(present)
     torch.testing.assert_close(balancer.seen, rows @ rows.T)
     weights = torch.linspace(0.5, 2.0, len(present), dtype=torch.float64)
@@ -100,7 +100,7 @@ def test_same_weights_and_update_as_the_general_path(name: str, monkeypatch: pyt
 
     def general(self: BackwardEngine, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._heads_linear = {}
+        self._hard_sharing = None
 
     monkeypatch.setattr(BackwardEngine, "__init__", general)
     torch.manual_seed(3)
@@ -120,9 +120,46 @@ def test_grad_scaler_scales_the_written_update() -> None:
 
 
 def test_non_linear_heads_take_the_general_path() -> None:
+    """The route is chosen per step from the heads read: a non-linear head among them takes the
+    general path; a step whose tasks all have linear heads takes the route."""
     tasks = [Regression("a", head_hidden=3), Regression("b")]
     model = HardSharing(MLP(5, (4,)), tasks)
-    assert not BackwardEngine(model, create_balancer("mgda", tasks, level="representation"))._heads_linear
+    engine = BackwardEngine(model, create_balancer("mgda", tasks, level="representation"))
+    x = torch.randn(6, 5)
+    engine.begin_step()
+    engine.forward(x, ["a", "b"])
+    assert engine._linear == [None]
+    engine.begin_step()
+    engine.forward(x, ["b"])
+    assert engine._linear[0] is not None
+
+
+def test_a_head_replaced_after_the_engine_was_built_is_the_one_used() -> None:
+    """The heads are read from the model every step: a head replaced after the engine was built
+    (before the fix the Gramian and the trunk's update used the old head's weights, silently) gives
+    the update of an engine built after the replacement."""
+    def step(replace_first: bool) -> HardSharing:
+        torch.manual_seed(0)
+        model = HardSharing(MLP(5, (7, 4)), TASKS).double()
+        if replace_first:
+            model.heads["b"] = nn.Linear(4, 3).double()
+        engine = BackwardEngine(model, Recorder(TASKS, "representation"))
+        if not replace_first:
+            model.heads["b"] = nn.Linear(4, 3).double()
+        x, targets = data()
+        engine.begin_step()
+        out = engine.forward(x, ["a", "b", "c", "d"])
+        terms = [task.loss_terms(out[task.name], targets[task.name], None) for task in TASKS]
+        engine.backward(torch.stack([t.double() for t, _ in terms]), torch.tensor([float(c) for _, c in terms]),
+                        step=0)
+        return model
+
+    torch.manual_seed(1)
+    late = step(replace_first=False)
+    torch.manual_seed(1)
+    early = step(replace_first=True)
+    for p, q in zip(late.parameters(), early.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("balancer", ["mgda", "upgrad", "pcgrad"])
@@ -222,7 +259,7 @@ def test_token_heads_on_one_copy_of_the_features_match_a_copy_per_head(name: str
 
     def per_head(self: BackwardEngine, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._heads_linear = {}
+        self._hard_sharing = None
 
     monkeypatch.setattr(BackwardEngine, "__init__", per_head)
     slow, copies = step()
@@ -249,7 +286,7 @@ def test_a_head_with_a_hook_is_called_and_its_hook_counts(where: str) -> None:
         model = HardSharing(MLP(5, (7, 4)), TASKS).double()
         engine = BackwardEngine(model, create_balancer("mgda", TASKS, level="representation"))
         if per_head:
-            engine._heads_linear = {}
+            engine._hard_sharing = None
         handle = (model.heads["b"].register_forward_hook(doubled) if where == "head"
                   else nn.modules.module.register_module_forward_hook(doubled))
         try:
@@ -264,7 +301,7 @@ def test_a_head_with_a_hook_is_called_and_its_hook_counts(where: str) -> None:
         return model, engine
 
     hooked, engine = step(per_head=False)
-    assert engine._heads_linear and len(calls) == 1
+    assert engine._hard_sharing is not None and engine._linear == [None] and len(calls) == 1
     general, _ = step(per_head=True)
     assert len(calls) == 2
     for p, q in zip(hooked.parameters(), general.parameters()):

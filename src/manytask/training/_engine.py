@@ -136,16 +136,15 @@ class BackwardEngine:
         # (tasks, features, a detached leaf per task, or one for all linear heads)
         self._groups: list[tuple[list[str], Tensor, list[Tensor]]] = []
         # per group read by linear heads as one map: their joint output [..., ΣK], whose gradient is
-        # C = [C_1 … C_T], and their stacked weight [ΣK, D] (None: a detached copy per head)
-        self._linear: list[tuple[Tensor, Tensor] | None] = []
-        self._blocks: dict[tuple[tuple[str, ...], torch.dtype, torch.device], tuple[Tensor, Tensor | None]] = {}
-        # Representation-level Gramian methods on linear heads: the Gramian from the heads' output
-        # gradients and weights, never the [T', B, D] feature gradients (see _linear_heads_step)
-        self._heads_linear: dict[str, nn.Linear] = {}
+        # C = [C_1 … C_T], their stacked weight [ΣK, D] and the heads (None: a detached copy per head)
+        self._linear: list[tuple[Tensor, Tensor, list[nn.Linear]] | None] = []
+        self._blocks: dict[tuple[tuple[int, ...], torch.dtype, torch.device], tuple[Tensor, Tensor | None]] = {}
+        # Representation-level Gramian methods on hard sharing: a step whose heads are all plain
+        # nn.Linear maps (checked every step) runs them as one matmul and takes the Gramian from their
+        # output gradients and weights, never the [T', B, D] feature gradients (_linear_heads_step)
         representation = isinstance(balancer, GramianBalancer) and balancer.level == "representation"
-        if representation and isinstance(model, HardSharing) and ranks is None:
-            linear = {n: h for n, h in model.heads.items() if type(h) is nn.Linear}  # y = z Wᵀ + b exactly
-            self._heads_linear = linear if len(linear) == len(model.task_names) else {}
+        route = representation and isinstance(model, HardSharing) and ranks is None
+        self._hard_sharing: HardSharing | None = model if route else None  # type: ignore[assignment]
         self._parameters = [*model.parameters(), *balancer.parameters()]
         # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
         # stateless loss weighting the one check after the backward covers them too.
@@ -202,12 +201,12 @@ class BackwardEngine:
         if not (self.split_heads or level_needs_features):
             return self.model(inputs, tasks)
         features = self.model.features(inputs)
-        heads = [self._heads_linear[t] for t in tasks] if self._heads_linear else []
-        if heads and not _calls_hooks(heads):  # the heads as one matmul on one detached copy of the features
-            names = sorted(tasks, key=self._position.__getitem__)
+        names = sorted(tasks, key=self._position.__getitem__)
+        heads = self._plain_linear_heads(names)
+        if heads is not None:  # the heads as one matmul on one detached copy of the features
             leaves = [features.detach().requires_grad_()]
-            joint, weight, outputs = self._linear_heads(leaves[0], names)
-            self._linear.append((joint, weight))
+            joint, weight, outputs = _linear_heads(leaves[0], names, heads)
+            self._linear.append((joint, weight, heads))
         else:  # a copy per head: one backward gives each task's own feature gradient
             names = list(tasks)
             leaves = [features.detach().requires_grad_() for _ in tasks]  # views of z: no copy
@@ -216,14 +215,14 @@ class BackwardEngine:
         self._groups.append((names, features, leaves))
         return outputs
 
-    def _linear_heads(self, leaf: Tensor, names: list[str]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """The ``nn.Linear`` heads of ``names`` as one map on ``leaf``: the joint output ``[..., ΣK]``,
-        the stacked weight ``[ΣK, D]`` and each head's output (a slice: the numbers calling it gives)."""
-        heads = [self._heads_linear[n] for n in names]
-        weight = torch.cat([h.weight for h in heads])
-        bias = torch.cat([h.bias if h.bias is not None else h.weight.new_zeros(h.out_features) for h in heads])
-        joint = F.linear(leaf, weight, bias)
-        return joint, weight, dict(zip(names, joint.split([h.out_features for h in heads], dim=-1)))
+    def _plain_linear_heads(self, names: list[str]) -> list[nn.Linear] | None:
+        """The heads of ``names`` where the linear-head route applies to them: every one a plain
+        ``nn.Linear`` (``y = z Wᵀ + b`` exactly) with no hooks to run; else None."""
+        if self._hard_sharing is None:
+            return None
+        heads = [self._hard_sharing.heads[n] for n in names]
+        linear = [h for h in heads if type(h) is nn.Linear]
+        return linear if len(linear) == len(heads) and not _calls_hooks(heads) else None
 
     def task_gradients(self, losses: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
         """``[k, *p.shape]`` per tensor ``p`` of ``params``: each of the ``k`` losses' gradient
@@ -392,12 +391,12 @@ class BackwardEngine:
         (self.scaler.scale(total) if self.scaler is not None else total).backward(
             inputs=inputs + self._head_parameters())
         grads = []
-        for (tasks, z, leaves), linear in zip(self._groups, self._linear):
+        for (_, z, leaves), linear in zip(self._groups, self._linear):
             if linear is None:
                 grads.append(torch.stack([leaf.grad if leaf.grad is not None else torch.zeros_like(z)
                                           for leaf in leaves]))
                 continue
-            sizes = [self._heads_linear[t].out_features for t in tasks]
+            sizes = [h.out_features for h in linear[2]]
             pairs = zip(_grad_of(linear[0]).split(sizes, dim=-1), linear[1].detach().split(sizes))
             grads.append(torch.stack([(c.to(w.dtype) @ w).to(z.dtype) for c, w in pairs]))
         if self.scaler is None:
@@ -418,10 +417,9 @@ class BackwardEngine:
         computed from ``[C_1 … C_T]`` ``[B, ΣK]`` and ``[W_1; …; W_T]`` ``[ΣK, D]`` in
         ``O((B + D)(ΣK)²)`` instead of the ``O(T'² B D)`` of the ``[T', B·D]`` feature gradients,
         which are never formed. The heads get their plain gradients from the same backward."""
-        (names, z, _), linear = self._groups[0], self._linear[0]  # names: the present tasks, run order
+        (_, z, _), linear = self._groups[0], self._linear[0]  # the group of the present tasks, in run order
         assert linear is not None
-        joint, weight = linear
-        heads = [self._heads_linear[n] for n in names]
+        joint, weight, heads = linear
         params = [p for h in heads for p in (h.weight, h.bias) if p is not None and p.requires_grad]
         total = losses[index].sum()
         (self.scaler.scale(total) if self.scaler is not None else total).backward(
@@ -432,7 +430,7 @@ class BackwardEngine:
         dtype = torch.promote_types(out_grads.dtype, stacked.dtype)  # bf16 autocast outputs, float32 weights
         out_grads, stacked = out_grads.to(dtype), stacked.to(dtype)
         pairs = (out_grads.T @ out_grads) * (stacked @ stacked.T)  # [ΣK, ΣK]
-        block, indicator = self._head_blocks(tuple(names), pairs)
+        block, indicator = self._head_blocks(tuple(h.out_features for h in heads), pairs)
         gramian = pairs if indicator is None else indicator @ pairs @ indicator.T
         if self._overflow(gramian):
             return torch.zeros_like(losses)
@@ -441,17 +439,16 @@ class BackwardEngine:
         z.backward((combined * scale).to(z.dtype))
         return torch.zeros_like(losses).index_put((index,), present_weights.to(losses))
 
-    def _head_blocks(self, names: tuple[str, ...], like: Tensor) -> tuple[Tensor, Tensor | None]:
-        """For the heads of ``names``: the task of each output ``[ΣK]``, and the ``[T', ΣK]``
-        indicator that sums each task's outputs (None when every head has one output); cached."""
-        key = (names, like.dtype, like.device)
+    def _head_blocks(self, sizes: tuple[int, ...], like: Tensor) -> tuple[Tensor, Tensor | None]:
+        """For heads with ``sizes`` outputs: the head of each output ``[ΣK]``, and the ``[T', ΣK]``
+        indicator that sums each head's outputs (None when every head has one output); cached."""
+        key = (sizes, like.dtype, like.device)
         cached = self._blocks.get(key)
         if cached is None:
-            sizes = torch.tensor([self._heads_linear[n].weight.shape[0] for n in names])
-            block = torch.repeat_interleave(torch.arange(len(names)), sizes).to(like.device)
+            block = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(like.device)
             indicator = None
-            if len(block) > len(names):
-                indicator = torch.zeros(len(names), len(block), dtype=like.dtype, device=like.device)
+            if len(block) > len(sizes):
+                indicator = torch.zeros(len(sizes), len(block), dtype=like.dtype, device=like.device)
                 indicator[block, torch.arange(len(block), device=like.device)] = 1.0
             if len(self._blocks) >= 256:  # present sets that change every step: no reuse
                 self._blocks.clear()
@@ -716,6 +713,15 @@ def batched_vjps(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], inputs
 def _grad_of(output: Tensor) -> Tensor:
     """``output.grad``, zeros where the loss did not reach it."""
     return output.grad if output.grad is not None else torch.zeros_like(output)
+
+
+def _linear_heads(leaf: Tensor, names: list[str], heads: list[nn.Linear]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """``heads`` (of ``names``) as one map on ``leaf``: the joint output ``[..., ΣK]``, the stacked
+    weight ``[ΣK, D]`` and each head's output (a slice: the numbers calling the head gives)."""
+    weight = torch.cat([h.weight for h in heads])
+    bias = torch.cat([h.bias if h.bias is not None else h.weight.new_zeros(h.out_features) for h in heads])
+    joint = F.linear(leaf, weight, bias)
+    return joint, weight, dict(zip(names, joint.split([h.out_features for h in heads], dim=-1)))
 
 
 def _calls_hooks(modules: Sequence[nn.Module]) -> bool:
