@@ -308,3 +308,24 @@ def test_a_head_with_a_hook_is_called_and_its_hook_counts(where: str) -> None:
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
     plain, _ = run(["a", "b", "c", "d"], create_balancer("mgda", TASKS, level="representation"))
     assert not torch.allclose(plain.heads["b"].weight.grad, hooked.heads["b"].weight.grad)
+
+
+@pytest.mark.parametrize("balancer", ["mgda", "nash-mtl", "gradvac"])
+def test_an_absent_tasks_head_stays_put_under_adam_through_the_trainer(tmp_path: Path, balancer: str) -> None:
+    """Through the trainer, under Adam, with batches that label only some tasks: on a step that
+    lacks a task its head is not in the one matmul, gets no gradient and does not move; the others do."""
+    from .helpers import make_trainer
+
+    trainer = make_trainer(tmp_path, 12, balancer, level="representation")
+    moved_when_absent, moved_when_present = [], []
+    for _ in range(12):
+        before = {n: h.weight.detach().clone() for n, h in trainer.model.heads.items()}
+        source, batch = trainer.loader.next()
+        trainer._train_step((source, batch))
+        present = batch.present()
+        assert trainer.engine._linear[0] is not None  # the one-matmul route
+        for name, head in trainer.model.heads.items():
+            moved = not torch.equal(before[name], head.weight)
+            (moved_when_present if name in present else moved_when_absent).append(moved)
+    assert moved_when_absent and not any(moved_when_absent)
+    assert all(moved_when_present)
