@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from manytask.balancing._gramian_linalg import nonnegative_qp, psd_root
+from manytask.balancing._gramian_linalg import _free_set_solves, nonnegative_qp, psd_root
 
 from .jacobian_cases import full_rank_cases, ill_conditioned, rank_deficient_cases
 
@@ -69,3 +69,23 @@ def test_no_conflict_needs_no_solve() -> None:
     """Non-negative G: every u = e_i already has λ = G e_i >= 0, so x = 0."""
     j = np.abs(np.random.default_rng(2).normal(size=(6, 8)))
     np.testing.assert_array_equal(nonnegative_qp(j @ j.T, np.eye(6)), np.zeros((6, 6)))
+
+
+@pytest.mark.parametrize("t", [1, 5, 40])
+def test_free_set_solves_match_one_solve_per_row(t: int) -> None:
+    """The gathered, padded batch gives each row's G_FF x_F = -b_F (0 off F), rows with an empty
+    free set included, as solving each row's own system does."""
+    rng = np.random.default_rng(t)
+    j = rng.standard_normal((t, 3 * t + 2))
+    g = j @ j.T
+    b = rng.standard_normal((7, t))
+    free = rng.random((7, t)) < 0.5
+    free[0] = False  # nothing free
+    free[1] = True  # everything free
+    xs = _free_set_solves(g, b, free)
+    for row in range(7):
+        expected = np.zeros(t)
+        f = free[row]
+        if f.any():
+            expected[f] = -np.linalg.solve(g[np.ix_(f, f)], b[row, f])
+        np.testing.assert_allclose(xs[row], expected, rtol=1e-9, atol=1e-9)

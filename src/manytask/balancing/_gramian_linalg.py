@@ -91,6 +91,25 @@ def dual_cone_weights(g: np.ndarray, targets: np.ndarray, owner: str, step: int)
     return (u + x) / scale
 
 
+def _free_set_solves(g: np.ndarray, b: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """``[K, T]``: row ``k`` solves :math:`G_{FF} x_F = -b_F` on its free set ``F = free[k]``, 0 elsewhere.
+
+    The ``K`` systems are gathered to the size ``m`` of the largest free set (each padded with
+    identity rows) and solved in one batched call: ``K m³`` instead of ``K T³`` when few tasks are
+    free (UPGrad at T = 128 with 80 free: 4x less)."""
+    k, t = b.shape
+    size = max(int(free.sum(axis=1).max()), 1)
+    index = np.argsort(~free, axis=1, kind="stable")[:, :size]  # each row's free tasks first
+    valid = np.take_along_axis(free, index, axis=1)  # [K, m]
+    gathered = np.where(valid[:, :, None] & valid[:, None, :], g[index[:, :, None], index[:, None, :]], 0.0)
+    system = gathered + (np.eye(size, dtype=bool) & ~valid[:, :, None])
+    rhs = np.where(valid, np.take_along_axis(b, index, axis=1), 0.0)
+    solved = -np.linalg.solve(system, rhs[:, :, None])[:, :, 0]
+    xs = np.zeros((k, t))
+    np.put_along_axis(xs, index, np.where(valid, solved, 0.0), axis=1)
+    return xs
+
+
 def nonnegative_qp(g: np.ndarray, u: np.ndarray, max_rounds: int = 10) -> np.ndarray:
     r"""``[K, T]``: row :math:`k` is :math:`\arg\min_{x \ge 0} (x + u_k)^\top G (x + u_k)` (``G`` PSD
     ``[T, T]``, ``u`` ``[K, T]``), i.e. :math:`\min_{x \ge 0} x^\top G x + 2 b_k^\top x` with :math:`b_k = G u_k`.
@@ -98,7 +117,7 @@ def nonnegative_qp(g: np.ndarray, u: np.ndarray, max_rounds: int = 10) -> np.nda
     All ``K`` problems share ``G``, so they are solved together by the primal–dual active-set
     method of Hintermüller, Ito & Kunisch (2002, SIAM J. Optim. 13(3), Alg. 1, :math:`c = 1`): on
     the free set :math:`F_k` solve :math:`G_{FF} x_F = -b_F` (``x = 0`` elsewhere; the ``K``
-    masked systems in one batched solve), take the multipliers :math:`\lambda = G x + b`, and move
+    systems in one batched solve, :func:`_free_set_solves`), take the multipliers :math:`\lambda = G x + b`, and move
     to :math:`F' = \{j : x_j > 0\} \cup \{j : \lambda_j < 0\}` until the KKT conditions
     :math:`x \ge 0,\ \lambda \ge 0,\ \lambda_F = 0` hold (to :math:`\sqrt{\epsilon}` relative).
     The first free set is :math:`\{j : b_j < 0\}` (the tasks :math:`u` conflicts with), and on
@@ -116,12 +135,10 @@ def nonnegative_qp(g: np.ndarray, u: np.ndarray, max_rounds: int = 10) -> np.nda
     if eigenvalues[0] > rank_tolerance(eigenvalues, torch.float64):  # full rank; a singular G: NNLS only
         free = b < 0
         tol = np.sqrt(np.finfo(np.float64).eps)
-        eye = np.eye(t, dtype=bool)
         for _ in range(max_rounds):
             f = free[todo]
-            system = np.where(f[:, :, None] & f[:, None, :], g, 0.0) + (eye & ~f[:, :, None])
             try:
-                xs = -np.linalg.solve(system, np.where(f, b[todo], 0.0)[:, :, None])[:, :, 0]
+                xs = _free_set_solves(g, b[todo], f)
             except np.linalg.LinAlgError:  # a numerically singular G_FF: these go to NNLS
                 break
             lam = xs @ g + b[todo]
