@@ -329,3 +329,44 @@ def test_an_absent_tasks_head_stays_put_under_adam_through_the_trainer(tmp_path:
             (moved_when_present if name in present else moved_when_absent).append(moved)
     assert moved_when_absent and not any(moved_when_absent)
     assert all(moved_when_present)
+
+
+@pytest.mark.parametrize("name, options", [("mgda", {"level": "exact"}), ("pcgrad", {"level": "exact"}),
+                                           ("gradnorm", {}), ("graddrop", {"level": "exact"}),
+                                           ("upgrad", {"level": "representation"})])
+@pytest.mark.parametrize("identical", [True, False], ids=["nine-identical", "mixed-sizes"])
+def test_every_gradient_route_gives_the_update_of_a_copy_per_head(name: str, options: dict[str, str],
+                                                                  identical: bool,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heads as one matmul on one detached copy, whose per-task feature gradients come from the
+    heads' output gradients (C_t W_t, batched when the heads have the same size), give every level
+    (exact, GradNorm's last shared layer, a Jacobian method, representation) the update of a copy per head."""
+    tasks: list[Task] = [Regression(f"t{i}") for i in range(9)] if identical else list(TASKS)
+
+    def step() -> tuple[HardSharing, bool]:
+        torch.manual_seed(3)
+        model = HardSharing(MLP(5, (7, 4)), tasks).double()
+        x = torch.randn(6, 5, dtype=torch.float64)
+        targets = {t.name: (torch.randint(0, 3, (6,)) if isinstance(t, Classification)
+                            else torch.randn(6, t.num_outputs, dtype=torch.float64).squeeze(1)) for t in tasks}
+        engine = BackwardEngine(model, create_balancer(name, tasks, **options))
+        engine.begin_step()
+        out = engine.forward(x, [t.name for t in tasks])
+        terms = [t.loss_terms(out[t.name], targets[t.name], None) for t in tasks]
+        engine.backward(torch.stack([s.double() for s, _ in terms]), torch.tensor([float(c) for _, c in terms]),
+                        step=0)
+        return model, engine._linear[0] is not None
+
+    fast, routed = step()
+    assert routed
+    original = BackwardEngine.__init__
+
+    def per_head(self: BackwardEngine, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._hard_sharing = None
+
+    monkeypatch.setattr(BackwardEngine, "__init__", per_head)
+    slow, routed = step()
+    assert not routed
+    for p, q in zip(fast.parameters(), slow.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)

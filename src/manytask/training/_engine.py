@@ -139,12 +139,14 @@ class BackwardEngine:
         # C = [C_1 … C_T], their stacked weight [ΣK, D] and the heads (None: a detached copy per head)
         self._linear: list[tuple[Tensor, Tensor, list[nn.Linear]] | None] = []
         self._blocks: dict[tuple[tuple[int, ...], torch.dtype, torch.device], tuple[Tensor, Tensor | None]] = {}
-        # Representation-level Gramian methods on hard sharing: a step whose heads are all plain
-        # nn.Linear maps (checked every step) runs them as one matmul and takes the Gramian from their
-        # output gradients and weights, never the [T', B, D] feature gradients (_linear_heads_step)
-        representation = isinstance(balancer, GramianBalancer) and balancer.level == "representation"
-        route = representation and isinstance(model, HardSharing) and ranks is None
-        self._hard_sharing: HardSharing | None = model if route else None  # type: ignore[assignment]
+        # Gradient methods on hard sharing: a step whose heads are all plain nn.Linear maps (checked
+        # every step) runs them as one matmul on one detached copy of the features; at the
+        # representation level the Gramian then comes from their output gradients and weights, never
+        # the [T', B, D] feature gradients (_linear_heads_step)
+        linear_route = self.split_heads and isinstance(model, HardSharing)
+        self._hard_sharing: HardSharing | None = model if linear_route else None  # type: ignore[assignment]
+        self._factorised = (isinstance(balancer, GramianBalancer) and balancer.level == "representation"
+                            and ranks is None)
         self._parameters = [*model.parameters(), *balancer.parameters()]
         # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
         # stateless loss weighting the one check after the backward covers them too.
@@ -284,7 +286,8 @@ class BackwardEngine:
             index = present.nonzero().flatten()
             if isinstance(balancer, JacobianBalancer):
                 weights = self._jacobian_step(balancer, losses, present, index, step)
-            elif len(self._linear) == 1 and self._linear[0] is not None and self._groups[0][1].ndim == 2:
+            elif (self._factorised and len(self._linear) == 1 and self._linear[0] is not None
+                  and self._groups[0][1].ndim == 2):
                 assert isinstance(balancer, GramianBalancer)
                 weights = self._linear_heads_step(balancer, losses, present, index, step)
             elif self.split_heads:
@@ -396,9 +399,7 @@ class BackwardEngine:
                 grads.append(torch.stack([leaf.grad if leaf.grad is not None else torch.zeros_like(z)
                                           for leaf in leaves]))
                 continue
-            sizes = [h.out_features for h in linear[2]]
-            pairs = zip(_grad_of(linear[0]).split(sizes, dim=-1), linear[1].detach().split(sizes))
-            grads.append(torch.stack([(c.to(w.dtype) @ w).to(z.dtype) for c, w in pairs]))
+            grads.append(_head_feature_gradients(_grad_of(linear[0]), linear[1].detach(), linear[2]).to(z.dtype))
         if self.scaler is None:
             return grads
         scale = 1.0 / self.scaler.get_scale()
@@ -722,6 +723,19 @@ def _linear_heads(leaf: Tensor, names: list[str], heads: list[nn.Linear]) -> tup
     bias = torch.cat([h.bias if h.bias is not None else h.weight.new_zeros(h.out_features) for h in heads])
     joint = F.linear(leaf, weight, bias)
     return joint, weight, dict(zip(names, joint.split([h.out_features for h in heads], dim=-1)))
+
+
+def _head_feature_gradients(out_grads: Tensor, weight: Tensor, heads: list[nn.Linear]) -> Tensor:
+    """``[T', *z]``: each linear head's gradient w.r.t. the features it read, ``C_t W_t``, from the
+    joint output's gradient ``[..., ΣK]`` and the stacked weight ``[ΣK, D]`` (one batched matmul
+    when the heads have the same number of outputs)."""
+    sizes = [h.out_features for h in heads]
+    out_grads = out_grads.to(weight.dtype)
+    if len(set(sizes)) == 1:
+        count, k = len(sizes), sizes[0]
+        per_head = out_grads.unflatten(-1, (count, k)).movedim(-2, 0)  # [T', ..., K]
+        return (per_head.reshape(count, -1, k) @ weight.view(count, k, -1)).view(*per_head.shape[:-1], -1)
+    return torch.stack([c @ w for c, w in zip(out_grads.split(sizes, dim=-1), weight.split(sizes))])
 
 
 def _calls_hooks(modules: Sequence[nn.Module]) -> bool:
