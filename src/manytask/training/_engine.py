@@ -58,12 +58,14 @@ class BackwardEngine:
       at the shared representation, or over the last shared layer's weight — then one ordinary
       backward. Aggregators give each head the plain gradient of its own loss: the heads read a
       detached copy of the features per task, so one ordinary backward through the heads gives
-      every head its gradient and leaves the per-task feature gradients ``J_z [T', *z]``; the
+      every head its gradient and leaves the per-task feature gradients ``J_z [T', *z]`` (on
+      hard sharing with plain ``nn.Linear`` heads and no hooks: the heads as one matmul on one
+      copy, and ``J_z,i = C_i W_i`` from the joint output's gradient, one batched matmul); the
       exact Gramian is that of ``v_i = <J_z,i, z>`` (whose gradient w.r.t. the shared parameters
       is task i's), so autogram's batched pass runs through the trunk only; finally the trunk
       gets ``z.backward(sum_i w_i J_z,i)``. At the representation level with linear heads on
-      vector features, ``J_z,i = C_i W_i`` (``C_i`` the head output's gradient), so the Gramian and
-      the trunk's update come from ``C`` and the heads' weights and ``J_z`` is never formed.
+      vector features, the Gramian and the trunk's update come from ``C`` and the heads' weights
+      and ``J_z`` is never formed. The T×T solves run on one BLAS thread (:func:`one_blas_thread`).
     - ``needs == "jacobian"``: the Jacobian ``[T', P]`` of the shared parameters (one vmapped
       backward, :func:`_jacobian`), the balancer's update written to their ``.grad``, the heads'
       plain gradients; at ``level="representation"`` the Jacobian ``[T', B·D]`` w.r.t. the shared
