@@ -128,8 +128,7 @@ def nonnegative_qp(g: np.ndarray, u: np.ndarray, max_rounds: int = 10) -> np.nda
     """
     b = u @ g
     k, t = b.shape
-    root = psd_root(g)  # R^T R = G; its rows are sqrt(λ_i) v_iᵀ, λ ascending
-    eigenvalues = np.einsum("ij,ij->i", root, root)  # λ_i (negative rounding clipped to 0)
+    eigenvalues = np.clip(np.linalg.eigvalsh(g), 0.0, None)  # ascending (negative rounding: 0)
     x = np.zeros((k, t))
     todo = np.arange(k)
     if eigenvalues[0] > rank_tolerance(eigenvalues, torch.float64):  # full rank; a singular G: NNLS only
@@ -149,6 +148,8 @@ def nonnegative_qp(g: np.ndarray, u: np.ndarray, max_rounds: int = 10) -> np.nda
             todo = todo[~done]
             if not len(todo):
                 return x
-    for row in todo:
-        x[row] = nnls(root, -root @ u[row], maxiter=50 * t)[0]
+    if len(todo):  # what the active set left: NNLS on R with R^T R = G
+        root = psd_root(g)
+        for row in todo:
+            x[row] = nnls(root, -root @ u[row], maxiter=50 * t)[0]
     return x
