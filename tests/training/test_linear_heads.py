@@ -332,6 +332,7 @@ def test_an_absent_tasks_head_stays_put_under_adam_through_the_trainer(tmp_path:
 
 
 @pytest.mark.parametrize("name, options", [("mgda", {"level": "exact"}), ("pcgrad", {"level": "exact"}),
+                                           ("db-mtl", {}), ("moco", {}),
                                            ("gradnorm", {}), ("graddrop", {"level": "exact"}),
                                            ("upgrad", {"level": "representation"})])
 @pytest.mark.parametrize("identical", [True, False], ids=["nine-identical", "mixed-sizes"])
