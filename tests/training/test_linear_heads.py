@@ -57,6 +57,30 @@ def run(present: list[str], balancer: GramianBalancer, scaler: torch.amp.GradSca
     return model, engine
 
 
+def backward_once(engine: BackwardEngine, x: Tensor, targets: dict[str, Tensor], tasks: list[Task]) -> None:
+    """One step of the engine with every task of ``tasks`` present: forward, loss terms, backward."""
+    engine.begin_step()
+    out = engine.forward(x, [t.name for t in tasks])
+    terms = [t.loss_terms(out[t.name], targets[t.name], None) for t in tasks]
+    engine.backward(torch.stack([s.double() for s, _ in terms]), torch.tensor([float(c) for _, c in terms]), step=0)
+
+
+def copy_per_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Engines built from now on take the general route: a detached copy and a call per head."""
+    original = BackwardEngine.__init__
+
+    def per_head(self: BackwardEngine, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._hard_sharing = None
+
+    monkeypatch.setattr(BackwardEngine, "__init__", per_head)
+
+
+def assert_same_gradients(a: nn.Module, b: nn.Module) -> None:
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+
+
 def feature_jacobian(present: list[str]) -> tuple[Tensor, Tensor, list[Tensor]]:
     """By autograd, one task at a time: the rows ``[T', B·D]`` of dL_t/dz, dL_t/dθ_trunk, and each head's
     plain weight gradient."""
@@ -96,17 +120,10 @@ def test_same_weights_and_update_as_the_general_path(name: str, monkeypatch: pyt
     torch.manual_seed(3)
     fast, _ = run(["a", "b", "c", "d"], create_balancer(name, TASKS, level="representation"))
     monkeypatch.setattr(BackwardEngine, "_linear_heads_step", None)
-    original = BackwardEngine.__init__
-
-    def general(self: BackwardEngine, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._hard_sharing = None
-
-    monkeypatch.setattr(BackwardEngine, "__init__", general)
+    copy_per_head(monkeypatch)
     torch.manual_seed(3)
     slow, _ = run(["a", "b", "c", "d"], create_balancer(name, TASKS, level="representation"))
-    for p, q in zip(fast.parameters(), slow.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+    assert_same_gradients(fast, slow)
 
 
 def test_grad_scaler_scales_the_written_update() -> None:
@@ -146,20 +163,14 @@ def test_a_head_replaced_after_the_engine_was_built_is_the_one_used() -> None:
         engine = BackwardEngine(model, Recorder(TASKS, "representation"))
         if not replace_first:
             model.heads["b"] = nn.Linear(4, 3).double()
-        x, targets = data()
-        engine.begin_step()
-        out = engine.forward(x, ["a", "b", "c", "d"])
-        terms = [task.loss_terms(out[task.name], targets[task.name], None) for task in TASKS]
-        engine.backward(torch.stack([t.double() for t, _ in terms]), torch.tensor([float(c) for _, c in terms]),
-                        step=0)
+        backward_once(engine, *data(), TASKS)
         return model
 
     torch.manual_seed(1)
     late = step(replace_first=False)
     torch.manual_seed(1)
     early = step(replace_first=True)
-    for p, q in zip(late.parameters(), early.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+    assert_same_gradients(late, early)
 
 
 @pytest.mark.parametrize("balancer", ["mgda", "upgrad", "pcgrad"])
@@ -246,26 +257,15 @@ def test_token_heads_on_one_copy_of_the_features_match_a_copy_per_head(name: str
         targets = {"a": torch.randn(3, 5, dtype=torch.float64), "b": torch.randint(0, 3, (3, 5)),
                    "c": torch.randn(3, 5, dtype=torch.float64)}
         engine = BackwardEngine(model, create_balancer(name, tasks, level="representation"))
-        engine.begin_step()
-        outputs = engine.forward(x, ["a", "b", "c"])
-        terms = [task.loss_terms(outputs[task.name], targets[task.name], None) for task in tasks]
-        engine.backward(torch.stack([total.double() for total, _ in terms]),
-                        torch.tensor([float(count) for _, count in terms]), step=0)
+        backward_once(engine, x, targets, tasks)
         return model, len(engine._groups[0][2])
 
     fast, copies = step()
     assert copies == 1
-    original = BackwardEngine.__init__
-
-    def per_head(self: BackwardEngine, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._hard_sharing = None
-
-    monkeypatch.setattr(BackwardEngine, "__init__", per_head)
+    copy_per_head(monkeypatch)
     slow, copies = step()
     assert copies == 3
-    for p, q in zip(fast.parameters(), slow.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+    assert_same_gradients(fast, slow)
 
 
 @pytest.mark.parametrize("where", ["head", "global"])
@@ -290,22 +290,16 @@ def test_a_head_with_a_hook_is_called_and_its_hook_counts(where: str) -> None:
         handle = (model.heads["b"].register_forward_hook(doubled) if where == "head"
                   else nn.modules.module.register_module_forward_hook(doubled))
         try:
-            x, targets = data()
-            engine.begin_step()
-            out = engine.forward(x, ["a", "b", "c", "d"])
+            backward_once(engine, *data(), TASKS)
         finally:
             handle.remove()
-        terms = [task.loss_terms(out[task.name], targets[task.name], None) for task in TASKS]
-        engine.backward(torch.stack([t.double() for t, _ in terms]), torch.tensor([float(c) for _, c in terms]),
-                        step=0)
         return model, engine
 
     hooked, engine = step(per_head=False)
     assert engine._hard_sharing is not None and engine._linear == [None] and len(calls) == 1
     general, _ = step(per_head=True)
     assert len(calls) == 2
-    for p, q in zip(hooked.parameters(), general.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+    assert_same_gradients(hooked, general)
     plain, _ = run(["a", "b", "c", "d"], create_balancer("mgda", TASKS, level="representation"))
     assert not torch.allclose(plain.heads["b"].weight.grad, hooked.heads["b"].weight.grad)
 
@@ -351,23 +345,12 @@ def test_every_gradient_route_gives_the_update_of_a_copy_per_head(name: str, opt
         targets = {t.name: (torch.randint(0, 3, (6,)) if isinstance(t, Classification)
                             else torch.randn(6, t.num_outputs, dtype=torch.float64).squeeze(1)) for t in tasks}
         engine = BackwardEngine(model, create_balancer(name, tasks, **options))
-        engine.begin_step()
-        out = engine.forward(x, [t.name for t in tasks])
-        terms = [t.loss_terms(out[t.name], targets[t.name], None) for t in tasks]
-        engine.backward(torch.stack([s.double() for s, _ in terms]), torch.tensor([float(c) for _, c in terms]),
-                        step=0)
+        backward_once(engine, x, targets, tasks)
         return model, engine._linear[0] is not None
 
     fast, routed = step()
     assert routed
-    original = BackwardEngine.__init__
-
-    def per_head(self: BackwardEngine, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._hard_sharing = None
-
-    monkeypatch.setattr(BackwardEngine, "__init__", per_head)
+    copy_per_head(monkeypatch)
     slow, routed = step()
     assert not routed
-    for p, q in zip(fast.parameters(), slow.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12)
+    assert_same_gradients(fast, slow)

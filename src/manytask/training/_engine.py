@@ -212,9 +212,8 @@ class BackwardEngine:
             joint, weight, outputs = _linear_heads(leaves[0], names, heads)
             self._linear.append((joint, weight, heads))
         else:  # a copy per head: one backward gives each task's own feature gradient
-            names = list(tasks)
-            leaves = [features.detach().requires_grad_() for _ in tasks]  # views of z: no copy
-            outputs = {t: self.model.forward_heads(z, [t])[t] for t, z in zip(tasks, leaves)}
+            leaves = [features.detach().requires_grad_() for _ in names]  # views of z: no copy
+            outputs = {t: self.model.forward_heads(z, [t])[t] for t, z in zip(names, leaves)}
             self._linear.append(None)
         self._groups.append((names, features, leaves))
         return outputs
@@ -423,10 +422,9 @@ class BackwardEngine:
         (_, z, _), linear = self._groups[0], self._linear[0]  # the group of the present tasks, in run order
         assert linear is not None
         joint, weight, heads = linear
-        params = [p for h in heads for p in (h.weight, h.bias) if p is not None and p.requires_grad]
         total = losses[index].sum()
         (self.scaler.scale(total) if self.scaler is not None else total).backward(
-            inputs=[joint, *params])  # heads: their plain gradients; the joint output: [C_1 … C_T]
+            inputs=[joint, *self._head_parameters()])  # heads: their plain gradients; the joint output: [C_1 … C_T]
         scale = self.scaler.get_scale() if self.scaler is not None else 1.0
         out_grads = _grad_of(joint) / scale  # [B, ΣK]
         stacked = weight.detach()  # [ΣK, D]
@@ -470,8 +468,13 @@ class BackwardEngine:
             torch._foreach_mul_(grads, factors)
 
     def _head_parameters(self) -> list[Tensor]:
-        names = [t for tasks, _, _ in self._groups for t in tasks]
-        return [p for n in names for p in self.model.task_parameters(n) if p.requires_grad]
+        """The trainable parameters of this step's heads (on the linear route, the heads it kept)."""
+        params: list[Tensor] = []
+        for (names, _, _), linear in zip(self._groups, self._linear):
+            every = (p for n in names for p in self.model.task_parameters(n)) if linear is None else (
+                p for h in linear[2] for p in (h.weight, h.bias) if p is not None)
+            params += [p for p in every if p.requires_grad]
+        return params
 
     def _split_gramian(self, feature_grads: list[Tensor]) -> tuple[Tensor, bool]:
         """Gramian ``[T', T']`` (present tasks in run order) from the per-task feature gradients,
