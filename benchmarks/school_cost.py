@@ -28,6 +28,7 @@ from manytask.config import parse_config  # noqa: E402
 from manytask.data import _source  # noqa: E402
 from manytask.models import _hard_sharing  # noqa: E402
 from manytask.runs import build_experiment  # noqa: E402
+from manytask.tasks import _batched  # noqa: E402
 
 SUITE = Path(__file__).resolve().parent / "school_catalogue.yaml"
 METHODS: dict[str, dict[str, Any]] = {
@@ -81,6 +82,12 @@ def stacked_targets_ratio(steps: int, repeats: int) -> float:
     return without(_source, "STACK_AT", steps, repeats)
 
 
+def batched_losses_ratio(steps: int, repeats: int) -> float:
+    """The schools' losses from one batched call (``loss_terms_of``, from ``STACK_AT`` tasks of one
+    kind on) against one loss call per task."""
+    return without(_batched, "STACK_AT", steps, repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
@@ -101,7 +108,9 @@ def main() -> None:
     lines.append(f"| EW, the 139 heads as one matmul / one call per head | {grouped:.2f} | – |")
     stacked = stacked_targets_ratio(args.steps, args.repeats)
     lines.append(f"| EW, the 139 schools' targets and masks as one block / one tensor per task | {stacked:.2f} | – |")
-    print(*lines[-2:], sep="\n", flush=True)
+    batched = batched_losses_ratio(args.steps, args.repeats)
+    lines.append(f"| EW, the present schools' losses from one batched call / one call per task | {batched:.2f} | – |")
+    print(*lines[-3:], sep="\n", flush=True)
     if args.docs:
         env = environment()
         write_section("school-cost", "\n".join([

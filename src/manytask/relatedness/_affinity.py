@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _NormBase
 
 from ..models import MultiTaskModel
+from ..tasks import loss_terms_of
 from ..training import Callback, batched_vjps
 from ._matrix import TaskMatrix
 from ._models import correlation_matrix
@@ -237,10 +238,10 @@ def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
         for inputs, group, targets, masks in trainer.step_groups:  # as Trainer._recompute, through z
             z = trainer.model.features(inputs).detach().requires_grad_()
             leaves.append(z)
-            outputs = trainer.model.forward_heads(z, group)
-            for name in group:
-                total[position[name]], count[position[name]] = trainer.tasks[name].loss_terms(
-                    outputs[name], targets[name], masks[name])
+            sums, counts = loss_terms_of([trainer.tasks[n] for n in group], trainer.model.forward_heads(z, group),
+                                         targets, masks)
+            index = torch.tensor([position[n] for n in group], device=total.device)
+            total[index], count[index] = sums.to(total), torch.tensor(counts, dtype=count.dtype, device=count.device)
         losses = total[present] / count[present].clamp(min=1)
         return _flat(batched_vjps([losses], [torch.eye(len(losses), device=losses.device)], leaves))
 

@@ -1,5 +1,6 @@
 """Tasks: name, head, loss, metrics and role of each thing a multi-task model learns."""
 
+from ._batched import STACK_AT, loss_terms_of
 from ._task import (
     LOSSES,
     BinaryClassification,
@@ -14,6 +15,7 @@ from ._task import (
 
 __all__ = [
     "LOSSES",
+    "STACK_AT",
     "BinaryClassification",
     "Level",
     "Role",
@@ -22,4 +24,5 @@ __all__ = [
     "SequenceLabelling",
     "Task",
     "TargetError",
+    "loss_terms_of",
 ]

@@ -7,6 +7,7 @@ and an optional view. ``Classification``, ``Regression``, ``BinaryClassification
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,14 @@ def _huber(output: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
     return F.huber_loss(output, _like(target, output), reduction=reduction)
 
 
+@functools.cache
+def _computes_loss_as_declared(kind: type) -> bool:
+    """Whether ``kind`` computes its loss (``loss_terms``, ``entries``, ``select``,
+    ``loss_target``) as the class that defines its ``stack_key`` does."""
+    owner = next(c for c in kind.__mro__ if "stack_key" in vars(c))
+    return all(getattr(kind, m) is getattr(owner, m) for m in ("loss_terms", "entries", "select", "loss_target"))
+
+
 #: Elementwise losses by name (``reduction="none"``): ``(output entries, target entries) -> losses``.
 #: Each also takes ``reduction="sum"``: the sum from the kernel itself, one autograd node less per
 #: task than the elementwise losses followed by ``.sum()`` (what :meth:`Task.loss_terms` uses).
@@ -86,6 +95,7 @@ LOSSES: dict[str, ElementwiseLoss] = {
     "l1": _l1,
     "huber": _huber,
 }
+_BUILT_IN_LOSSES = dict(LOSSES)  # elementwise over any leading dimensions: stackable (Task.stack_key)
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,40 @@ class Task(ABC):
             return LOSSES[self.loss](output, target, reduction="sum"), target.numel()  # type: ignore[call-arg]
         losses = self.loss_function(output, target)
         return losses.sum(), losses.numel()
+
+    def stack_key(self) -> tuple[object, ...] | None:
+        """Tasks with equal keys may take their losses from one batched call
+        (:meth:`stacked_loss_terms`); None: this task's loss is computed on its own.
+
+        A sample-level task with a named loss has one, unless its class changes how the loss is
+        computed (``loss_terms``, ``entries``, ``select``, ``loss_target``) below the class that
+        defines ``stack_key``: a subclass that does so has none unless it says how to stack.
+        """
+        kind = type(self)
+        if (not isinstance(self.loss, str) or LOSSES.get(self.loss) is not _BUILT_IN_LOSSES.get(self.loss)
+                or self.level != "sample" or not _computes_loss_as_declared(kind)):
+            return None
+        return (kind, self.loss, self.out_features)
+
+    def stacked_loss_terms(self, outputs: Tensor, targets: Tensor, masks: Tensor | None) -> tuple[Tensor, list[int]]:
+        """:meth:`loss_terms` of ``S`` tasks with this task's :meth:`stack_key` in one call: their
+        outputs ``[S, B, K]``, targets ``[S, B, ...]`` and masks ``[S, B]`` (None: all labelled)
+        stacked. Returns the sums ``[S]`` and the counts.
+
+        Unlabelled entries' targets are replaced by 0 before the loss (missing labels may be NaN or
+        out of range) and their losses by 0 after it, so they add nothing, gradient included.
+        """
+        if self.channelled and targets.ndim == outputs.ndim - 1:
+            outputs = outputs.squeeze(-1)
+        count, batch = outputs.shape[:2]
+        if masks is not None:
+            labelled = masks.reshape(*masks.shape, *([1] * (targets.ndim - masks.ndim)))
+            targets = torch.where(labelled, targets, 0)
+        losses = self.loss_function(outputs, targets).reshape(count, batch, -1)  # [S, B, per entry]
+        if masks is None:
+            return losses.sum((1, 2)), [batch * losses.shape[2]] * count
+        losses = torch.where(masks.unsqueeze(-1), losses, 0.0)
+        return losses.sum((1, 2)), [int(n) * losses.shape[2] for n in masks.sum(1).tolist()]
 
     def mean_loss(self, output: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
         """Mean loss over the labelled entries (the caller ensures there is at least one)."""
@@ -483,6 +527,10 @@ class Regression(Task):
             return target
         mean, std = self._stats(target)
         return (target - mean) / std
+
+    def stack_key(self) -> tuple[object, ...] | None:
+        """As :meth:`Task.stack_key`; a standardised task (its own mean and std) has none."""
+        return super().stack_key() if self.target_mean is None else None
 
     def predictions(self, output: Tensor) -> Tensor:
         """Values on the targets' original scale (the head predicts standardised ones)."""

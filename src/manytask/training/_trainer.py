@@ -21,7 +21,7 @@ from ..data import Batch, MultiSourceLoader, Source, TensorSource
 from ..evaluation import evaluate
 from ..metrics import higher_is_better
 from ..models import GradientReversal, MultiTaskModel
-from ..tasks import Task
+from ..tasks import Task, loss_terms_of
 from ..views import View, create_view
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
@@ -301,13 +301,16 @@ class Trainer:
             return {}
         self.engine.begin_step()
         names: list[str] = []
-        terms: list[tuple[Tensor, int]] = []
+        group_sums: list[Tensor] = []
+        group_counts: list[int] = []
         with self._autocast():
             for inputs, group, targets, masks in groups:
                 outputs = self.engine.forward(inputs, group)
                 names += group
-                terms += [self.tasks[n].loss_terms(outputs[n], targets[n], masks[n]) for n in group]
-        sums, counts = self._dense(names, terms)
+                total, count = loss_terms_of([self.tasks[n] for n in group], outputs, targets, masks)
+                group_sums.append(total)
+                group_counts += count
+        sums, counts = self._dense(names, group_sums, group_counts)
         if self.ranks is not None:  # shares of different sizes drew different amounts in the forward (dropout)
             self.ranks.same_random_state(self.device)
         self.step_groups = groups  # for losses_now() in the hooks below (relatedness probes)
@@ -349,14 +352,15 @@ class Trainer:
         self._recent_losses.append((losses, present, weights))
         return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
 
-    def _dense(self, names: list[str], terms: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0).
+    def _dense(self, names: list[str], sums: list[Tensor], counts_of: list[int]) -> tuple[Tensor, Tensor]:
+        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0), from each input
+        group's sums of ``names`` and their counts.
 
         The counts and the scatter index are cached by ``(names, counts)``: with full batches they
         repeat every step (they are only read)."""
-        stacked = torch.stack([total for total, _ in terms])
+        stacked = sums[0] if len(sums) == 1 else torch.cat(sums)
         stacked = stacked.to(torch.promote_types(stacked.dtype, torch.float32))  # bf16 up, float64 kept
-        key = (tuple(names), tuple(c for _, c in terms))
+        key = (tuple(names), tuple(counts_of))
         cached = self._layouts.get(key)
         if cached is None:
             count = [0.0] * len(self.tasks)
@@ -432,10 +436,9 @@ class Trainer:
         losses = torch.zeros(len(self.tasks), device=self.device)
         counts = torch.zeros_like(losses)
         for inputs, names, targets, masks in groups:
-            outputs = self.model(inputs, names)
-            for n in names:
-                total, count = self.tasks[n].loss_terms(outputs[n], targets[n], masks[n])
-                losses[self._position[n]], counts[self._position[n]] = total, count
+            total, count = loss_terms_of([self.tasks[n] for n in names], self.model(inputs, names), targets, masks)
+            index = torch.tensor([self._position[n] for n in names], device=self.device)
+            losses[index], counts[index] = total.to(losses), torch.tensor(count, dtype=counts.dtype, device=self.device)
         sums, counts = self.engine.reduce(losses, counts) if reduce else (losses, counts)
         return sums / counts.clamp(min=1)
 
