@@ -265,7 +265,8 @@ class Task(ABC):
         stacked. Returns the sums ``[S]`` and the counts.
 
         Unlabelled entries' targets are replaced by 0 before the loss (missing labels may be NaN or
-        out of range) and their losses by 0 after it, so they add nothing, gradient included.
+        out of range) and their losses by 0 after it, so they add nothing to the sums nor (where the
+        outputs are finite) to the gradients.
         """
         if self.channelled and targets.ndim == outputs.ndim - 1:
             outputs = outputs.squeeze(-1)
