@@ -170,3 +170,17 @@ def test_a_run_is_the_run_of_one_loss_per_task(balancer: str, monkeypatch: pytes
     assert len(calls) > 30
     for a, b in zip(batched.model.state_dict().values(), one_by_one.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mse K=1 target [B]", "bce 3 labels", "cross-entropy 5 classes"])
+def test_under_bfloat16_autocast_as_each_tasks_own(kind: str) -> None:
+    """bf16 outputs: the batched losses follow autocast's dtype policy as each task's loss does."""
+    tasks, outputs, targets, masks = batch_of(kind, masked=True)
+    outputs = {n: o.detach().float() for n, o in outputs.items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = {n: o.bfloat16() for n, o in outputs.items()}
+        sums, counts = loss_terms_of(tasks, low, targets, masks)
+        expected = [t.loss_terms(low[t.name], targets[t.name], masks[t.name]) for t in tasks]
+    assert sums.dtype == expected[0][0].dtype
+    torch.testing.assert_close(sums, torch.stack([s for s, _ in expected]), rtol=2e-2, atol=1e-2)
+    assert counts == [c for _, c in expected]
