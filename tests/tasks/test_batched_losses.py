@@ -176,9 +176,8 @@ def test_a_run_is_the_run_of_one_loss_per_task(balancer: str, monkeypatch: pytes
 def test_under_bfloat16_autocast_as_each_tasks_own(kind: str) -> None:
     """bf16 outputs: the batched losses follow autocast's dtype policy as each task's loss does."""
     tasks, outputs, targets, masks = batch_of(kind, masked=True)
-    outputs = {n: o.detach().float() for n, o in outputs.items()}
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = {n: o.bfloat16() for n, o in outputs.items()}
+        low = {n: o.detach().bfloat16() for n, o in outputs.items()}
         sums, counts = loss_terms_of(tasks, low, targets, masks)
         expected = [t.loss_terms(low[t.name], targets[t.name], masks[t.name]) for t in tasks]
     assert sums.dtype == expected[0][0].dtype

@@ -14,7 +14,6 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _NormBase
 
 from ..models import MultiTaskModel
-from ..tasks import loss_terms_of
 from ..training import Callback, batched_vjps
 from ._matrix import TaskMatrix
 from ._models import correlation_matrix
@@ -228,20 +227,17 @@ def _representation_gradients(trainer: Trainer, present: Tensor) -> Tensor:
     training as it was: it draws from forked random streams (dropout) and batch norm uses the
     batch's statistics without updating its running ones (an update in place would also break
     the step's own backward)."""
-    position = {name: i for i, name in enumerate(trainer.tasks)}
-    total = torch.zeros(len(position), device=present.device)
-    count = torch.zeros_like(total)
     leaves = []
     norms = [m for m in trainer.model.modules() if isinstance(m, _NormBase) and m.track_running_stats]
     devices = [present.device] if present.device.type == "cuda" else []
+
+    def through_z(inputs: Any, group: list[str]) -> dict[str, Tensor]:  # as Trainer._recompute, through z
+        z = trainer.model.features(inputs).detach().requires_grad_()
+        leaves.append(z)
+        return trainer.model.forward_heads(z, group)
+
     with torch.enable_grad(), torch.random.fork_rng(devices=devices), _running_stats_frozen(norms):
-        for inputs, group, targets, masks in trainer.step_groups:  # as Trainer._recompute, through z
-            z = trainer.model.features(inputs).detach().requires_grad_()
-            leaves.append(z)
-            sums, counts = loss_terms_of([trainer.tasks[n] for n in group], trainer.model.forward_heads(z, group),
-                                         targets, masks)
-            index = torch.tensor([position[n] for n in group], device=total.device)
-            total[index], count[index] = sums.to(total), torch.tensor(counts, dtype=count.dtype, device=count.device)
+        total, count = trainer.loss_sums(trainer.step_groups, through_z)
         losses = total[present] / count[present].clamp(min=1)
         return _flat(batched_vjps([losses], [torch.eye(len(losses), device=losses.device)], leaves))
 

@@ -40,28 +40,23 @@ def loss_terms_of(tasks: Sequence[Task], outputs: Mapping[str, Tensor], targets:
             key += (output.shape, output.dtype, target.shape, target.dtype, output.device, mask is None)
             kinds.setdefault(key, []).append(i)
     batched = [members for members in kinds.values() if len(members) >= STACK_AT]
-    if not batched:
-        terms = [task.loss_terms(outputs[task.name], targets[task.name], masks[task.name]) for task in tasks]
-        return torch.stack([total for total, _ in terms]), [count for _, count in terms]
     done = {i for members in batched for i in members}
-    order = [i for i, _ in enumerate(tasks) if i not in done]
+    order = [i for i in range(len(tasks)) if i not in done]  # computed one by one, then each kind
     terms = [tasks[i].loss_terms(outputs[tasks[i].name], targets[tasks[i].name], masks[tasks[i].name])
              for i in order]
     sums = [torch.stack([total for total, _ in terms])] if terms else []
     counts = [count for _, count in terms]
     for members in batched:
         names = [tasks[i].name for i in members]
-        first = masks[names[0]]
-        mask = None if first is None else torch.stack([masks[n] for n in names])  # type: ignore[misc]
+        mask = None if masks[names[0]] is None else torch.stack([masks[n] for n in names])  # type: ignore[misc]
         total, count = tasks[members[0]].stacked_loss_terms(
             torch.stack([outputs[n] for n in names]), torch.stack([targets[n] for n in names]), mask)
         order += members
         sums.append(total)
         counts += count
-    stacked = torch.cat(sums)
+    stacked = sums[0] if len(sums) == 1 else torch.cat(sums)
     if order == list(range(len(tasks))):
         return stacked, counts
-    inverse = [0] * len(order)
-    for slot, i in enumerate(order):
-        inverse[i] = slot
-    return stacked[torch.tensor(inverse, device=stacked.device)], [counts[slot] for slot in inverse]
+    slot = {i: k for k, i in enumerate(order)}  # where task i's sum is in `stacked`
+    back = [slot[i] for i in range(len(tasks))]
+    return stacked[torch.tensor(back, device=stacked.device)], [counts[k] for k in back]

@@ -7,7 +7,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -300,17 +300,8 @@ class Trainer:
         if not groups:
             return {}
         self.engine.begin_step()
-        names: list[str] = []
-        group_sums: list[Tensor] = []
-        group_counts: list[int] = []
         with self._autocast():
-            for inputs, group, targets, masks in groups:
-                outputs = self.engine.forward(inputs, group)
-                names += group
-                total, count = loss_terms_of([self.tasks[n] for n in group], outputs, targets, masks)
-                group_sums.append(total)
-                group_counts += count
-        sums, counts = self._dense(names, group_sums, group_counts)
+            sums, counts = self.loss_sums(groups, self.engine.forward)
         if self.ranks is not None:  # shares of different sizes drew different amounts in the forward (dropout)
             self.ranks.same_random_state(self.device)
         self.step_groups = groups  # for losses_now() in the hooks below (relatedness probes)
@@ -341,7 +332,7 @@ class Trainer:
                             "the balancer's after-step update wait for the next step.",
                             self.step + 1, self.scaler.get_scale(), self.skipped_steps)
                 self._recent_losses.append((losses, present, weights))
-                return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
+                return self._named(losses, groups)
         else:
             self.optimizer.step()
         self.model.on_after_optimizer_step(self.optimizer)
@@ -350,7 +341,27 @@ class Trainer:
         self.balancer.on_after_optimizer_step(losses, present, step=self.step,
                                               recompute=lambda: self._recompute(groups))
         self._recent_losses.append((losses, present, weights))
-        return {n: losses[self._position[n]] for n in names} if self.callbacks else {}
+        return self._named(losses, groups)
+
+    def _named(self, losses: Tensor, groups: list[tuple[Any, list[str], Any, Any]]) -> dict[str, Tensor]:
+        """The present tasks' losses by name when callbacks will read them (else nothing)."""
+        if not self.callbacks:
+            return {}
+        return {n: losses[self._position[n]] for _, group, _, _ in groups for n in group}
+
+    def loss_sums(self, groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]],
+                forward: Callable[[Any, list[str]], Mapping[str, Tensor]]) -> tuple[Tensor, Tensor]:
+        """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0) of ``groups`` (as
+        :attr:`step_groups`), each group's outputs from ``forward(inputs, names)``."""
+        names: list[str] = []
+        group_sums: list[Tensor] = []
+        group_counts: list[int] = []
+        for inputs, group, targets, masks in groups:
+            total, count = loss_terms_of([self.tasks[n] for n in group], forward(inputs, group), targets, masks)
+            names += group
+            group_sums.append(total)
+            group_counts += count
+        return self._dense(names, group_sums, group_counts)
 
     def _dense(self, names: list[str], sums: list[Tensor], counts_of: list[int]) -> tuple[Tensor, Tensor]:
         """Per-task loss sums and counts ``[T]`` in run order (absent tasks: 0), from each input
@@ -433,13 +444,9 @@ class Trainer:
                    reduce: bool = True) -> Tensor:
         """The losses ``[T]`` of this step's global batch under the updated model (absent tasks: 0);
         without ``reduce``, of this rank's share (a collective that every rank must join is not run)."""
-        losses = torch.zeros(len(self.tasks), device=self.device)
-        counts = torch.zeros_like(losses)
-        for inputs, names, targets, masks in groups:
-            total, count = loss_terms_of([self.tasks[n] for n in names], self.model(inputs, names), targets, masks)
-            index = torch.tensor([self._position[n] for n in names], device=self.device)
-            losses[index], counts[index] = total.to(losses), torch.tensor(count, dtype=counts.dtype, device=self.device)
-        sums, counts = self.engine.reduce(losses, counts) if reduce else (losses, counts)
+        sums, counts = self.loss_sums(groups, self.model)
+        if reduce:
+            sums, counts = self.engine.reduce(sums, counts)
         return sums / counts.clamp(min=1)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
