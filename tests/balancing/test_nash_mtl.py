@@ -239,7 +239,8 @@ def test_update_through_the_engine_is_the_nash_combination_of_autograd_gradients
     out = engine.forward(x, list(model.task_names))
     sums = torch.stack([((out[n].squeeze(1) - y[:, i]) ** 2).sum() for i, n in enumerate(model.task_names)])
     engine.backward(sums, torch.full((3,), 12.0, dtype=torch.float64), step=0)
-    np.testing.assert_allclose(torch.cat([p.grad.flatten() for p in trunk if p.grad is not None]).numpy(), expected, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(torch.cat([p.grad.flatten() for p in trunk if p.grad is not None]).numpy(), expected,
+                               rtol=1e-5, atol=1e-5 * np.abs(expected).max())  # cvxpy's accuracy, on the update's scale
 
 
 @pytest.mark.parametrize("option, value, match", [

@@ -85,3 +85,9 @@ def test_training_with_partial_labels_matches_one_call_per_head(balancer: str,
     separate = run()
     for a, b in zip(grouped, separate):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_unknown_tasks_are_named_in_the_order_asked() -> None:
+    model = HardSharing(MLP(5, (6,)), tasks())
+    with pytest.raises(KeyError, match=r"Unknown tasks \['zz', 'aa'\]; the model has \['s0', 's1'"):
+        model(torch.randn(2, 5), ["s1", "zz", "s3", "aa"])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..tasks import Columns
+
 __all__ = ["Batch", "Inputs", "concat_batches", "map_inputs", "num_samples"]
 
 Inputs = Tensor | dict[str, Tensor]
@@ -45,9 +47,13 @@ class Batch:
     targets: dict[str, Tensor]
     masks: dict[str, Tensor]
     full: frozenset[str] = frozenset()
-    #: ``(tasks, [B, G] masks)``: per-sample masks of many tasks held as one block (their
-    #: ``masks[task]`` are its columns), so that which tasks are present is one reduction.
-    mask_blocks: tuple[tuple[tuple[str, ...], Tensor], ...] = ()
+
+    @property
+    def mask_blocks(self) -> tuple[tuple[tuple[str, ...], Tensor], ...]:
+        """``(tasks, [B, G] masks)``: per-sample masks of many tasks held as one block (``masks``
+        is then a :class:`~manytask.tasks.Columns` of its columns), so that which tasks are
+        present is one reduction."""
+        return tuple((names, block) for names, block, _ in _blocks(self.masks))
 
     def present(self) -> set[str]:
         """The tasks with at least one labelled entry in this batch."""
@@ -66,23 +72,33 @@ class Batch:
         return {task: int(mask.sum()) for task, mask in self.masks.items()}
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """The same batch on ``device`` (itself if it is there already)."""
+        """The same batch on ``device`` (itself if it is there already); blocks of columns
+        (:class:`~manytask.tasks.Columns`) move as one tensor each."""
         target = torch.device(device)
-        tensors = [*self.targets.values(), *self.masks.values()]
+        tensors = [t for values in (self.targets, self.masks) for t in _own_tensors(values)]
         if tensors and all(t.device == target for t in tensors) and _inputs_on(self.inputs, target):
             return self
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
-        blocks = tuple((names, move(block)) for names, block in self.mask_blocks)
-        masks = {k: move(v) for k, v in self.masks.items() if not any(k in names for names, _ in blocks)}
-        for names, block in blocks:  # the moved block's columns, as on the source device
-            masks.update((k, block[:, j]) for j, k in enumerate(names))
-        return Batch(
-            inputs=map_inputs(self.inputs, move),
-            targets={k: move(v) for k, v in self.targets.items()},
-            masks={k: masks[k] for k in self.masks},
-            full=self.full,
-            mask_blocks=blocks,
-        )
+        return Batch(inputs=map_inputs(self.inputs, move), targets=_moved(self.targets, move),
+                     masks=_moved(self.masks, move), full=self.full)
+
+
+def _blocks(values: dict[str, Tensor]) -> tuple[tuple[tuple[str, ...], Tensor, tuple[Tensor, ...]], ...]:
+    return values.blocks if isinstance(values, Columns) else ()
+
+
+def _own_tensors(values: dict[str, Tensor]) -> list[Tensor]:
+    """The tensors ``values`` holds: its blocks, and its values that are not their columns."""
+    if not isinstance(values, Columns):
+        return list(values.values())
+    return [block for _, block, _ in values.blocks] + list(values.loose().values())
+
+
+def _moved(values: dict[str, Tensor], move: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+    if not isinstance(values, Columns):
+        return {k: move(v) for k, v in values.items()}
+    return Columns({k: move(v) for k, v in values.loose().items()},
+                   [(names, move(block)) for names, block, _ in values.blocks], order=values)
 
 
 def concat_batches(first: Batch, second: Batch) -> Batch:

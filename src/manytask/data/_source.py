@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from ..tasks import TargetError, Task
+from ..tasks import Columns, TargetError, Task
 from ._batch import Batch, Inputs, map_inputs, num_samples
 
 __all__ = ["Source", "TensorSource", "EmptySourceError"]
@@ -132,16 +132,12 @@ class TensorSource:
         targets = {k: v[indices] for k, v in self.targets.items() if k not in stacked}
         masks = {k: v[:n] if k in self.fully_labelled else v[indices] for k, v in self.masks.items()
                  if k not in stacked}
-        blocks = []
-        for names, target_block, mask_block in self._blocks:
-            rows, labelled = target_block[indices], mask_block[indices]
-            targets.update((k, rows[:, j]) for j, k in enumerate(names))
-            masks.update((k, labelled[:, j]) for j, k in enumerate(names))
-            blocks.append((names, labelled))
+        rows = [(names, target_block[indices], mask_block[indices]) for names, target_block, mask_block in self._blocks]
         order = list(self.targets)
         return Batch(inputs=map_inputs(self.inputs, lambda t: t[indices]),
-                     targets={k: targets[k] for k in order}, masks={k: masks[k] for k in order},
-                     full=self.fully_labelled, mask_blocks=tuple(blocks))
+                     targets=Columns(targets, [(names, block) for names, block, _ in rows], order),
+                     masks=Columns(masks, [(names, labelled) for names, _, labelled in rows], order),
+                     full=self.fully_labelled)
 
     def check(self, tasks: Sequence[Task]) -> None:
         """Validate every target and mask against its task once (the data never changes)."""

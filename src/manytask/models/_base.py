@@ -124,7 +124,8 @@ class MultiTaskModel(nn.Module):
     def _check_tasks(self, tasks: Sequence[str] | None) -> Sequence[str]:
         if tasks is None:
             return self.task_names
-        unknown = [t for t in tasks if t not in self.task_names]
+        unknown = set(tasks).difference(self.task_names)  # (one pass over each: many tasks)
         if unknown:
-            raise KeyError(f"Unknown tasks {unknown}; the model has {list(self.task_names)}.")
+            named = [t for t in tasks if t in unknown]
+            raise KeyError(f"Unknown tasks {named}; the model has {list(self.task_names)}.")
         return tasks

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Inputs
-from ..tasks import Task
+from ..tasks import Columns, Task
 from ._backbone import last_weights, output_info
 from ._base import MultiTaskModel
 from ._heads import make_head
@@ -86,13 +86,14 @@ class HardSharing(MultiTaskModel):
 
     def _grouped(self, features: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
         """Identical linear heads as one matmul: the heads' weights stacked ``[T' * K, D]``, the
-        output ``[B, T', K]`` sliced per task (the same numbers as one call per head, up to the
-        order of floating-point additions)."""
+        output ``[B, T', K]`` handed out as its columns (:class:`~manytask.tasks.Columns`, which the
+        batched losses read back as one block); the same numbers as one call per head, up to the
+        order of floating-point additions."""
         heads: list[nn.Linear] = [self.heads[n] for n in names]  # type: ignore[misc]
         weight = torch.cat([h.weight for h in heads])
         bias = torch.cat([h.bias for h in heads]) if heads[0].bias is not None else None
         out = F.linear(features, weight, bias).unflatten(1, (len(names), -1))
-        return {name: out[:, i] for i, name in enumerate(names)}
+        return Columns({}, [(names, out)])
 
     def shared_modules(self) -> list[nn.Module]:
         return [self.encoder]

@@ -4,8 +4,9 @@ School's 139 regression tasks, or any run with many tasks of one kind, would oth
 loss (and, under partial labels, a boolean selection) once per task: about 20 µs of Python and
 two autograd nodes each, a large part of a training step at that many tasks. Tasks whose
 :meth:`~manytask.tasks.Task.stack_key` agree (``STACK_AT`` or more of them, with outputs and
-targets of one shape) are stacked ``[S, B, ...]`` and take their losses from one call of the
-elementwise loss, masked by ``torch.where``: the same sums and counts as one
+targets of one shape) are stacked ``[S, B, ...]`` (read off their block where they are the
+:class:`~manytask.tasks.Columns` of one) and take their losses from one call of the elementwise
+loss, masked by ``torch.where``: the same sums and counts as one
 :meth:`~manytask.tasks.Task.loss_terms` per task, up to the order of floating-point additions.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from ._columns import stacked
 from ._task import Task
 
 __all__ = ["STACK_AT", "loss_terms_of"]
@@ -33,7 +35,7 @@ def loss_terms_of(tasks: Sequence[Task], outputs: Mapping[str, Tensor], targets:
     labelled).
     """
     kinds: dict[tuple[object, ...], list[int]] = {}
-    for i, task in enumerate(tasks):
+    for i, task in enumerate(tasks if len(tasks) >= STACK_AT else ()):
         key = task.stack_key()
         if key is not None:
             output, target, mask = outputs[task.name], targets[task.name], masks[task.name]
@@ -48,15 +50,14 @@ def loss_terms_of(tasks: Sequence[Task], outputs: Mapping[str, Tensor], targets:
     counts = [count for _, count in terms]
     for members in batched:
         names = [tasks[i].name for i in members]
-        mask = None if masks[names[0]] is None else torch.stack([masks[n] for n in names])  # type: ignore[misc]
-        total, count = tasks[members[0]].stacked_loss_terms(
-            torch.stack([outputs[n] for n in names]), torch.stack([targets[n] for n in names]), mask)
+        mask = None if masks[names[0]] is None else stacked(masks, names)  # type: ignore[arg-type]
+        total, count = tasks[members[0]].stacked_loss_terms(stacked(outputs, names), stacked(targets, names), mask)
         order += members
         sums.append(total)
         counts += count
-    stacked = sums[0] if len(sums) == 1 else torch.cat(sums)
+    joined = sums[0] if len(sums) == 1 else torch.cat(sums)
     if order == list(range(len(tasks))):
-        return stacked, counts
-    slot = {i: k for k, i in enumerate(order)}  # where task i's sum is in `stacked`
+        return joined, counts
+    slot = {i: k for k, i in enumerate(order)}  # where task i's sum is in `joined`
     back = [slot[i] for i in range(len(tasks))]
-    return stacked[torch.tensor(back, device=stacked.device)], [counts[k] for k in back]
+    return joined[torch.tensor(back, device=joined.device)], [counts[k] for k in back]

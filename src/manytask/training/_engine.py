@@ -22,6 +22,7 @@ from .._utils import one_blas_thread
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
 from ..models import HardSharing, MultiTaskModel
+from ..tasks import Columns
 from ._distributed import Ranks
 from ._linear_gramian import LinearGramian, UnsupportedTrunk, linear_layers
 
@@ -153,6 +154,8 @@ class BackwardEngine:
         # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
         # stateless loss weighting the one check after the backward covers them too.
         self._check_first = balancer.stateful or balancer.needs != "losses"
+        self._counts_seen: tuple[Tensor, int] | None = None  # (counts, their version) of the last step
+        self._present_divisor = (torch.zeros(0, dtype=torch.bool), torch.zeros(0))
 
     def _make_gramian_engine(self) -> GramianEngine | None:
         modules = self.model.shared_modules()
@@ -255,10 +258,10 @@ class BackwardEngine:
         or the gradient is not finite.
         """
         sums, counts = self.reduce(sums, counts)
-        present = counts > 0
+        present, divisor = self._present_and_divisor(counts)
         self.present = present
         self.overflowed = False
-        losses = sums / counts.clamp(min=1)
+        losses = sums / divisor
         if self._check_first and not bool(torch.isfinite(losses.detach()).all()):
             self._check_finite(losses.detach(), present, torch.zeros_like(losses))
         # The model's penalty comes first where it can: it may read this step's activations (a
@@ -323,6 +326,15 @@ class BackwardEngine:
                                          if p.requires_grad and id(p) not in self._global_grads])
         self._check_finite(losses.detach(), present, weights.detach(), penalty)
         return losses.detach(), weights.detach()
+
+    def _present_and_divisor(self, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """``counts > 0`` and ``counts`` clamped to at least 1, kept while the same counts tensor
+        comes back unchanged (the trainer hands the same one whenever the layout repeats)."""
+        seen = self._counts_seen
+        if seen is None or seen[0] is not counts or seen[1] != counts._version:
+            self._counts_seen = counts, counts._version
+            self._present_divisor = counts > 0, counts.clamp(min=1)
+        return self._present_divisor
 
     @staticmethod
     def _solve(balancer: GramianBalancer, gramian: Tensor, losses: Tensor, present: Tensor, step: int) -> Tensor:
@@ -667,16 +679,17 @@ class BackwardEngine:
     def _check_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None = None) -> None:
         """One fused check of the losses, the weights, the penalty and the gradients.
 
-        The fast path is one ``_foreach_norm`` over everything and one sync; only when its sum
-        is not finite does :meth:`_explain_non_finite` look closer (and raise, unless a norm
-        merely overflowed from finite values)."""
-        grads = [p.grad for p in self._parameters if p.grad is not None] if self.scaler is None else []
-        checked = [losses, weights, *grads]  # (float16: the scaler skips steps with inf gradients itself)
-        if penalty is not None:
-            checked.append(penalty.detach().reshape(1))
-        if math.isfinite(torch.stack(torch._foreach_norm(checked)).sum().item()):
-            return
-        self._explain_non_finite(losses, present, weights, penalty)
+        The fast path is one call of torch's fused non-finite check (the one ``GradScaler`` runs;
+        with a scale of 1 it leaves every value as it is) over all of them, and one sync; only
+        when it finds a NaN or an infinity does :meth:`_explain_non_finite` look closer and raise."""
+        grads = [_values(p.grad) for p in self._parameters if p.grad is not None] if self.scaler is None else []
+        scalars = [losses, weights] if penalty is None else [losses, weights, penalty.detach().reshape(1)]
+        found = torch.zeros(1, dtype=torch.float32, device=losses.device)
+        with torch.no_grad():  # (float16: the scaler skips steps with inf gradients itself: the scalars only)
+            torch._amp_foreach_non_finite_check_and_unscale_([torch.cat(scalars), *grads], found,
+                                                             torch.ones(1, dtype=torch.float32, device=losses.device))
+        if found.item():
+            self._explain_non_finite(losses, present, weights, penalty)
 
     def _explain_non_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None) -> None:
         """Raise :class:`NonFiniteError` naming the first non-finite quantity, if there is one."""
@@ -692,7 +705,7 @@ class BackwardEngine:
             raise NonFiniteError(f"{self.balancer} gave non-finite weights {weights.tolist()} from finite losses")
         names = {id(p): n for n, p in [*self.model.named_parameters(), *self.balancer.named_parameters()]}
         broken = [names.get(id(p), "?") for p in self._parameters
-                  if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+                  if p.grad is not None and not bool(torch.isfinite(_values(p.grad)).all())]
         if broken and self.scaler is None:
             raise NonFiniteError(f"The gradient is not finite in {len(broken)} parameter tensor(s) (first: "
                                  f"{broken[0]!r}) although every loss is finite (losses {losses.tolist()}, "
@@ -716,6 +729,12 @@ def batched_vjps(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], inputs
     return [g if g is not None else x.new_zeros(count, *x.shape) for g, x in zip(grads, inputs)]
 
 
+def _values(grad: Tensor) -> Tensor:
+    """The stored values of ``grad`` (a sparse gradient's nonzero entries, e.g. an
+    ``nn.Embedding(sparse=True)``'s)."""
+    return grad._values() if grad.is_sparse else grad
+
+
 def _grad_of(output: Tensor) -> Tensor:
     """``output.grad``, zeros where the loss did not reach it."""
     return output.grad if output.grad is not None else torch.zeros_like(output)
@@ -723,11 +742,15 @@ def _grad_of(output: Tensor) -> Tensor:
 
 def _linear_heads(leaf: Tensor, names: list[str], heads: list[nn.Linear]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """``heads`` (of ``names``) as one map on ``leaf``: the joint output ``[..., ΣK]``, the stacked
-    weight ``[ΣK, D]`` and each head's output (a slice: the numbers calling the head gives)."""
+    weight ``[ΣK, D]`` and each head's output (a slice: the numbers calling the head gives; heads
+    of one size on ``[B, D]`` give :class:`~manytask.tasks.Columns` of one block)."""
     weight = torch.cat([h.weight for h in heads])
     bias = torch.cat([h.bias if h.bias is not None else h.weight.new_zeros(h.out_features) for h in heads])
     joint = F.linear(leaf, weight, bias)
-    return joint, weight, dict(zip(names, joint.split([h.out_features for h in heads], dim=-1)))
+    sizes = [h.out_features for h in heads]
+    if leaf.ndim == 2 and len(set(sizes)) == 1:  # [B, T', K]: its columns, read back as one block by the losses
+        return joint, weight, Columns({}, [(names, joint.unflatten(1, (len(sizes), sizes[0])))])
+    return joint, weight, dict(zip(names, joint.split(sizes, dim=-1)))
 
 
 def _head_feature_gradients(out_grads: Tensor, weight: Tensor, heads: list[nn.Linear]) -> Tensor:

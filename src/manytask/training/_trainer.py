@@ -21,7 +21,7 @@ from ..data import Batch, MultiSourceLoader, Source, TensorSource
 from ..evaluation import evaluate
 from ..metrics import higher_is_better
 from ..models import GradientReversal, MultiTaskModel
-from ..tasks import Task, loss_terms_of
+from ..tasks import Task, loss_terms_of, replaced
 from ..views import View, create_view
 from ._callbacks import Callback
 from ._checkpoint import CheckpointError, CheckpointManager
@@ -370,7 +370,8 @@ class Trainer:
         The counts and the scatter index are cached by ``(names, counts)``: with full batches they
         repeat every step (they are only read)."""
         stacked = sums[0] if len(sums) == 1 else torch.cat(sums)
-        stacked = stacked.to(torch.promote_types(stacked.dtype, torch.float32))  # bf16 up, float64 kept
+        if stacked.dtype not in (torch.float32, torch.float64):
+            stacked = stacked.float()  # bf16 and float16 up (float64 kept)
         key = (tuple(names), tuple(counts_of))
         cached = self._layouts.get(key)
         if cached is None:
@@ -398,7 +399,7 @@ class Trainer:
         plain = [t for t in self.tasks if self.tasks[t].view is None and t in present and t in active]
         groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]] = []
         if plain:
-            masks = {t: None if t in batch.full else batch.masks[t] for t in plain}
+            masks = replaced(batch.masks, {t: None for t in plain if t in batch.full})  # None: no mask to read
             groups.append((batch.inputs, plain, batch.targets, masks))
         generator = self.view_generator
         if self.ranks is not None and self.views:  # a stream of its own per rank, drawn from the shared one
