@@ -4,6 +4,7 @@ replaced."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import pytest
@@ -85,3 +86,13 @@ def test_many_identical_heads_hand_their_block_to_the_batched_losses() -> None:
     expected = [((outputs[t.name][:, 0] - y[:, i]) ** 2)[masks[:, i]].sum() for i, t in enumerate(tasks)]
     assert torch.allclose(sums, torch.stack(expected), rtol=0, atol=1e-12)
     assert counts == masks.sum(0).tolist()
+
+
+def test_a_copy_keeps_the_blocks_and_the_replaced_columns() -> None:
+    values, block = columns()
+    values.update({"b": torch.full((3, 2), -1.0)})
+    for again in (pickle.loads(pickle.dumps(values)), copy.deepcopy(values), copy.copy(values)):
+        assert list(again) == list(values) and isinstance(again, Columns)
+        assert torch.equal(again["b"], torch.full((3, 2), -1.0)) and torch.equal(again["c"], block[:, 2])
+        assert torch.equal(stacked(again, ["a", "b"]), torch.stack([block[:, 0], torch.full((3, 2), -1.0)]))
+        assert set(again.loose()) == {"x", "b"}

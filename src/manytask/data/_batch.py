@@ -57,11 +57,11 @@ class Batch:
 
     def present(self) -> set[str]:
         """The tasks with at least one labelled entry in this batch."""
-        blocked = {name for names, _ in self.mask_blocks for name in names}
-        found = {t for t in self.targets if t not in blocked
-                 and (t in self.full or (t in self.masks and bool(self.masks[t].any())))}
-        for names, block in self.mask_blocks:
-            found.update(name for name, any_ in zip(names, block.any(0).tolist()) if any_)
+        masks = self.masks
+        singles = masks.loose() if isinstance(masks, Columns) else masks
+        found = {t for t, mask in singles.items() if t in self.targets and (t in self.full or bool(mask.any()))}
+        for names, block, _ in _blocks(masks):  # one reduction per block of columns
+            found.update(n for n, any_ in zip(names, block.any(0).tolist()) if any_ and n not in singles)
         return found
 
     def __len__(self) -> int:

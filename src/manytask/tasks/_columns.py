@@ -11,7 +11,9 @@ tasks off the block in one call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -48,7 +50,20 @@ class Columns(dict[str, Tensor]):
             merged.update(zip(names, views))
         merged.update(values)  # a value given for a block's task replaces its column
         super().__init__(merged if order is None else {k: merged[k] for k in order})
-        self._where = {name: (b, j) for b, (names, _, _) in enumerate(self.blocks) for j, name in enumerate(names)}
+        self._where = _positions(tuple(names for names, _, _ in self.blocks))
+        self._loose = dict.fromkeys(values)  # the keys whose value may not be a block's column
+
+    def __reduce__(self) -> tuple[Any, ...]:  # (pickle, copy): rebuilt from its blocks and loose values
+        return Columns, (self.loose(), [(names, block) for names, block, _ in self.blocks], list(self))
+
+    def __setitem__(self, key: str, value: Tensor) -> None:
+        self._loose[key] = None
+        super().__setitem__(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        changes = dict(*args, **kwargs)
+        self._loose.update(dict.fromkeys(changes))
+        super().update(changes)
 
     def block_of(self, names: Sequence[str]) -> Tensor | None:
         """``[S, B, ...]``, task ``names[i]``'s tensor at ``[i]``, read off one block; None unless
@@ -69,8 +84,13 @@ class Columns(dict[str, Tensor]):
 
     def loose(self) -> dict[str, Tensor]:
         """The values that are not a block's column."""
-        return {k: v for k, v in self.items()
-                if (where := self._where.get(k)) is None or v is not self.blocks[where[0]][2][where[1]]}
+        return {k: self[k] for k in self._loose if k in self}
+
+
+@functools.lru_cache(maxsize=64)  # the same blocks' names every step
+def _positions(blocks: tuple[tuple[str, ...], ...]) -> dict[str, tuple[int, int]]:
+    """Each task's ``(block, column)``."""
+    return {name: (b, j) for b, names in enumerate(blocks) for j, name in enumerate(names)}
 
 
 def stacked(values: Mapping[str, Tensor], names: Sequence[str]) -> Tensor:
@@ -90,6 +110,6 @@ def replaced(values: Mapping[str, Tensor | None], changes: Mapping[str, Tensor |
         return {**values, **changes}
     copy = Columns.__new__(Columns)
     dict.__init__(copy, values)
+    copy.blocks, copy._where, copy._loose = values.blocks, values._where, dict(values._loose)
     copy.update(changes)  # type: ignore[arg-type]
-    copy.blocks, copy._where = values.blocks, values._where
     return copy  # type: ignore[return-value]

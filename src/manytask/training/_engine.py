@@ -682,7 +682,8 @@ class BackwardEngine:
         The fast path is one call of torch's fused non-finite check (the one ``GradScaler`` runs;
         with a scale of 1 it leaves every value as it is) over all of them, and one sync; only
         when it finds a NaN or an infinity does :meth:`_explain_non_finite` look closer and raise."""
-        grads = [_values(p.grad) for p in self._parameters if p.grad is not None] if self.scaler is None else []
+        grads = [g._values() if g.is_sparse else g for p in self._parameters if (g := p.grad) is not None
+                 ] if self.scaler is None else []  # (a sparse gradient: its stored entries)
         scalars = [losses, weights] if penalty is None else [losses, weights, penalty.detach().reshape(1)]
         found = torch.zeros(1, dtype=torch.float32, device=losses.device)
         with torch.no_grad():  # (float16: the scaler skips steps with inf gradients itself: the scalars only)

@@ -215,6 +215,7 @@ class Trainer:
         self._fit_start: float | None = None
         self._checked_sources = self._check_static_sources()
         self._position = {name: i for i, name in enumerate(self.tasks)}
+        self._dataset_tasks = [name for name, task in self.tasks.items() if task.view is None]  # read from the batch
         self._layouts: dict[tuple[tuple[str, ...], tuple[int, ...]], tuple[Tensor, Tensor | None]] = {}
         self._recent_losses: list[tuple[Tensor, Tensor, Tensor]] = []  # per step: losses, present, weights [T]
         self._loss_sum = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)
@@ -395,8 +396,8 @@ class Trainer:
         """The present tasks grouped by the inputs they read: the batch's, or a view's. Across
         ranks a task is present if some rank's share labels it (every rank forwards it)."""
         present = batch.present() if self.ranks is None else self._present_anywhere(batch)
-        active = self.schedule.active(self.step) if self.schedule is not None else set(self.tasks)
-        plain = [t for t in self.tasks if self.tasks[t].view is None and t in present and t in active]
+        active = self.schedule.active(self.step) if self.schedule is not None else None  # None: every task
+        plain = [t for t in self._dataset_tasks if t in present and (active is None or t in active)]
         groups: list[tuple[Any, list[str], dict[str, Tensor], dict[str, Tensor | None]]] = []
         if plain:
             masks = replaced(batch.masks, {t: None for t in plain if t in batch.full})  # None: no mask to read
@@ -407,7 +408,7 @@ class Trainer:
             generator = torch.Generator().manual_seed(seed + self.ranks.rank)
         viewed = []
         for name, view in self.views.items():
-            names = [t for t, task in self.tasks.items() if task.view == name and t in active]
+            names = [t for t, task in self.tasks.items() if task.view == name and (active is None or t in active)]
             if names:
                 viewed.append((names, view(batch.inputs, generator=generator)))
         if not viewed:
