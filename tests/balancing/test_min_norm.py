@@ -44,6 +44,8 @@ def jacobians() -> list[tuple[str, np.ndarray]]:
     others = rng.normal(size=(3, 50))
     cases.append(("anti-parallel T=5", np.stack([g, -g + 1e-4 * rng.normal(size=50), *others])))
     cases += [(f"scale 1e{e}", 10.0 ** (e / 2) * rng.normal(size=(5, 10))) for e in (-12, 12)]
+    # every task in the support (G⁻¹1 > 0): the closed form answers
+    cases += [(f"near-orthogonal T={t}", rng.normal(size=(t, 40 * t)) + 0.3 * rng.normal(size=40 * t)) for t in (3, 32)]
     return cases
 
 
@@ -221,3 +223,21 @@ def test_the_nnls_route_answers_well_posed_problems_and_wolfe_the_rest(monkeypat
     wrong = np.full(8, 1 / 8)  # the centroid: not the minimum here, so it fails the KKT test
     monkeypatch.setattr(min_norm_module, "nnls", lambda e, f, maxiter: (wrong * 2, 0.0))
     torch.testing.assert_close(min_norm_weights(gramian), first, atol=1e-9, rtol=0)
+
+
+def test_a_positive_definite_gramian_with_every_task_in_the_support_is_solved_in_closed_form(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """G⁻¹1 > 0: α = G⁻¹1 / 1ᵀG⁻¹1, without the NNLS; G⁻¹1 with a negative entry: the NNLS."""
+    jacobian = dict(CASES)["near-orthogonal T=32"]
+    gramian = jacobian @ jacobian.T
+    inverse_ones = np.linalg.solve(gramian, np.ones(32))
+    assert (inverse_ones > 0).all()
+    monkeypatch.setattr(min_norm_module, "nnls", lambda *args, **kwargs: pytest.fail("NNLS called"))
+    alpha = min_norm_weights(torch.tensor(gramian)).numpy()
+    np.testing.assert_allclose(alpha, inverse_ones / inverse_ones.sum(), rtol=1e-10, atol=0)
+    conflicting = dict(CASES)["anti-parallel T=5"]
+    gramian = conflicting @ conflicting.T
+    assert not (np.linalg.solve(gramian, np.ones(5)) > 0).all()
+    with pytest.raises(pytest.fail.Exception, match="NNLS called"):
+        min_norm_weights(torch.tensor(gramian))
+

