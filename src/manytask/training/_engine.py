@@ -682,13 +682,12 @@ class BackwardEngine:
         The fast path is one call of torch's fused non-finite check (the one ``GradScaler`` runs;
         with a scale of 1 it leaves every value as it is) over all of them, and one sync; only
         when it finds a NaN or an infinity does :meth:`_explain_non_finite` look closer and raise."""
-        grads = [g._values() if g.is_sparse else g for p in self._parameters if (g := p.grad) is not None
-                 ] if self.scaler is None else []  # (a sparse gradient: its stored entries)
+        grads = [] if self.scaler is not None else [  # (float16: the scaler skips inf gradients itself)
+            g._values() if g.is_sparse else g for p in self._parameters if (g := p.grad) is not None]
         scalars = [losses, weights] if penalty is None else [losses, weights, penalty.detach().reshape(1)]
-        found = torch.zeros(1, dtype=torch.float32, device=losses.device)
-        with torch.no_grad():  # (float16: the scaler skips steps with inf gradients itself: the scalars only)
-            torch._amp_foreach_non_finite_check_and_unscale_([torch.cat(scalars), *grads], found,
-                                                             torch.ones(1, dtype=torch.float32, device=losses.device))
+        found, one = (torch.tensor([value], dtype=torch.float32, device=losses.device) for value in (0.0, 1.0))
+        with torch.no_grad():
+            torch._amp_foreach_non_finite_check_and_unscale_([torch.cat(scalars), *grads], found, one)
         if found.item():
             self._explain_non_finite(losses, present, weights, penalty)
 
