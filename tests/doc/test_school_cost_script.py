@@ -17,3 +17,9 @@ def test_grouped_heads_and_stacked_targets_against_their_absence() -> None:
     assert script.grouped_heads_ratio(1, 1) > 0
     assert script.stacked_targets_ratio(1, 1) > 0
     assert script._hard_sharing.GROUP_AT == 8 and script._source.STACK_AT == 8  # restored
+
+
+def test_block_reads_against_restacking() -> None:
+    original = script._columns.Columns.block_of
+    assert script.block_reads_ratio(1, 1) > 0
+    assert script._columns.Columns.block_of is original  # restored
