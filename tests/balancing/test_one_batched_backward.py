@@ -51,7 +51,8 @@ class Trunk(nn.Module):
 
 @pytest.mark.parametrize("name, level, batch, calls", [
     ("mgda", "exact", 2, 1), ("pcgrad", "exact", 2, 1), ("mgda", "representation", 8, 1),
-    ("mgda", "exact", 8, 5),  # 24 parameters < 8 x 6 outputs: one backward per task, by design
+    ("mgda", "exact", 8, 1),  # 24 parameters < 8 x 6 outputs, but few: one batched backward still
+    ("mgda", "exact", 6000, 5),  # 24 parameters < 6000 x 6 >= PER_TASK_FROM outputs: one backward per task
 ])
 def test_trunk_backward_runs_once_for_all_tasks(name: str, level: str, batch: int, calls: int) -> None:
     """Exact (a linear trunk): one vmapped pass gives the per-layer Gramians and the update;

@@ -103,7 +103,7 @@ def test_gramian_and_update_match_per_task_autograd(trunk: str, present: list[st
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Both routes: per-task output gradients in one batched backward, or per-task parameter
     gradients in one backward per task (chosen by their size; forced here)."""
-    monkeypatch.setattr(LinearGramian, "_per_task_is_smaller", lambda self, count, calls: route)
+    monkeypatch.setattr(LinearGramian, "_per_task_route", lambda self, count, calls: route)
     torch.manual_seed(0)
     model = HardSharing(TRUNKS[trunk](), [Regression(n) for n in NAMES], feature_dim=6).double()
     x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
@@ -118,21 +118,25 @@ def test_gramian_and_update_match_per_task_autograd(trunk: str, present: list[st
         torch.testing.assert_close(model.heads[n].weight.grad, grad)
 
 
-def test_the_route_is_the_one_with_fewer_per_task_entries() -> None:
-    """Per-task parameter gradients when the parameters are fewer than the layers' outputs (a CNN's
-    maps), per-task output gradients otherwise (a wide MLP on a small batch)."""
+def test_the_route_is_the_one_with_fewer_per_task_entries_where_the_outputs_are_large() -> None:
+    """Per-task parameter gradients when the parameters are fewer than the layers' outputs and those
+    are large (a CNN's maps, a narrow MLP on a batch of thousands), per-task output gradients
+    otherwise (a wide MLP on a small batch; School's narrow trunk on 256 rows, whose 16k outputs
+    per task cost less to move than a backward call per task)."""
     from manytask.models import ConvNet
 
     def route(trunk: nn.Module, x: Tensor) -> bool:
         engine = LinearGramian([m for m in trunk.modules() if isinstance(m, (nn.Linear, nn.Conv2d))])
         engine.record()
         trunk(x)
-        decision = engine._per_task_is_smaller(3, engine._calls)
+        decision = engine._per_task_route(3, engine._calls)
         engine.clear()
         return decision
 
     assert route(ConvNet(out_features=50), torch.randn(8, 1, 28, 28))  # 22k parameters, 110k outputs
     assert not route(MLP(64, (256, 256)), torch.randn(8, 64))  # 82k parameters, 4k outputs
+    assert route(MLP(64, (128, 128)), torch.randn(2048, 64))  # 25k parameters, 524k outputs
+    assert not route(MLP(28, (64,)), torch.randn(256, 28))  # 1.9k parameters, 16k outputs: below PER_TASK_FROM
 
 
 def test_sequence_rows_and_two_input_groups() -> None:

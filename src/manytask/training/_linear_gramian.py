@@ -41,6 +41,10 @@ class UnsupportedTrunk(RuntimeError):
 
 Layer = nn.Linear | nn.Conv2d
 
+#: Fewest layer outputs per task (over the batch) from which the Gramian may come from one backward
+#: per task (:meth:`LinearGramian._per_task_route`).
+PER_TASK_FROM = 2**15
+
 
 def linear_layers(modules: Sequence[nn.Module]) -> tuple[list[Layer], str | None]:
     """The ``nn.Linear`` and ``nn.Conv2d`` layers of ``modules``, and why they are not enough (None
@@ -140,7 +144,7 @@ class LinearGramian:
         self._grads = []
         if not calls:
             return gramian
-        if self._per_task_is_smaller(count, calls):
+        if self._per_task_route(count, calls):
             return self._gramian_per_task(roots, cotangents, count, dtype, retain_graph)
         grads = torch.autograd.grad(list(roots), [y for _, _, y, _, _ in calls], list(cotangents),
                                     retain_graph=retain_graph, is_grads_batched=True, allow_unused=True,
@@ -167,14 +171,19 @@ class LinearGramian:
         bias = layer.bias if self.with_bias else None
         return [p for p in (layer.weight, bias) if p is not None and p.requires_grad]
 
-    def _per_task_is_smaller(self, count: int, calls: list[tuple[int, Tensor, Tensor, int, int]]) -> bool:
-        """Whether the ``T`` per-task parameter gradients take less memory than the ``T`` per-task
-        gradients of the layers' outputs (a convolutional trunk: few weights, large maps); then
-        :meth:`_gramian_per_task` is also the faster route (no batched backward through the maps)."""
+    def _per_task_route(self, count: int, calls: list[tuple[int, Tensor, Tensor, int, int]]) -> bool:
+        """Whether to take :meth:`_gramian_per_task` (one backward per task) instead of the ``T``
+        per-task gradients of the layers' outputs (one batched backward): where the per-task
+        parameter gradients take less memory and the outputs are large, at least
+        ``PER_TASK_FROM`` entries per task (a CNN's maps, a narrow MLP on a batch of thousands).
+        Then the batched gradients are the biggest thing in memory and moving them costs more
+        than a backward call per task; below that (School's 139 heads on a 28→64 trunk, batch
+        256: 16k outputs) the ``T`` calls cost more (exact PCGrad 30 → 17 ms a step)."""
         params = [p for i in range(len(self.layers)) for p in self._trainable(i)]
         if not params or len({id(p) for p in params}) != len(params):  # a parameter in two layers: not per layer
             return False
-        return sum(p.numel() for p in params) < sum(y.numel() for _, _, y, _, _ in calls)
+        outputs = sum(y.numel() for _, _, y, _, _ in calls)
+        return outputs >= PER_TASK_FROM and sum(p.numel() for p in params) < outputs
 
     def _gramian_per_task(self, roots: Sequence[Tensor], cotangents: Sequence[Tensor], count: int,
                           dtype: torch.dtype, retain_graph: bool) -> Tensor:
