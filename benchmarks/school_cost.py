@@ -7,7 +7,7 @@ representation level and <= 4x exact (it was 11x). Then EW against EW without ea
 many-task optimisations: the grouped heads, the stacked targets, the batched losses, and the
 blocks read back by those losses (``Columns``).
 
-Usage: python benchmarks/school_cost.py [--steps 10] [--repeats 5] [--threads 1] [--docs]
+Usage: python benchmarks/school_cost.py [--steps 20] [--repeats 7] [--threads 1] [--docs]
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def block_reads_ratio(steps: int, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved blocks (median is reported)")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved blocks (median is reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args()
