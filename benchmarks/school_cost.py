@@ -17,7 +17,6 @@ import copy
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -52,23 +51,23 @@ def train_step(balancer: dict[str, Any]) -> Callable[[], object]:
     return build_experiment(parse_config(config), run_dir=None).trainer._train_step
 
 
-def without(module: ModuleType, name: str, steps: int, repeats: int) -> float:
-    """EW's step as shipped against the same step with ``module.name`` (a size threshold) set out
-    of reach: the optimisation it gates, measured on its own."""
+def without(owner: object, name: str, steps: int, repeats: int, value: object = 10**9) -> float:
+    """EW's step as shipped against the same step with ``owner.name`` set to ``value`` (by
+    default a size threshold out of reach): the optimisation it gates, measured on its own."""
     shipped = train_step({"name": "ew"})
-    saved = getattr(module, name)
-    setattr(module, name, 10**9)
+    saved = getattr(owner, name)
+    setattr(owner, name, value)
     try:
         unoptimised = train_step({"name": "ew"})  # built without it (targets are stacked at build)
 
         def step() -> object:
-            setattr(module, name, 10**9)
+            setattr(owner, name, value)
             try:
                 return unoptimised()
             finally:
-                setattr(module, name, saved)
+                setattr(owner, name, saved)
     finally:
-        setattr(module, name, saved)
+        setattr(owner, name, saved)
     return ratio(shipped, step, steps, repeats, warmup=3)
 
 
@@ -93,17 +92,7 @@ def batched_losses_ratio(steps: int, repeats: int) -> float:
 def block_reads_ratio(steps: int, repeats: int) -> float:
     """The schools' targets, masks and outputs read back off their blocks by the batched losses
     (``Columns``) against stacked again from their columns."""
-    shipped, restacked = train_step({"name": "ew"}), train_step({"name": "ew"})
-
-    def step() -> object:
-        saved = _columns.Columns.block_of
-        _columns.Columns.block_of = lambda self, names: None  # type: ignore[method-assign]
-        try:
-            return restacked()
-        finally:
-            _columns.Columns.block_of = saved  # type: ignore[method-assign]
-
-    return ratio(shipped, step, steps, repeats, warmup=3)
+    return without(_columns.Columns, "block_of", steps, repeats, value=lambda self, names: None)
 
 
 def main() -> None:

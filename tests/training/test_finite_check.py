@@ -21,21 +21,10 @@ def school_like(trunk: nn.Module, optimizer: str = "adam") -> Trainer:
     x = torch.randint(0, 10, (48, 3)) if isinstance(trunk, SparseTrunk) else torch.randn(48, 3)
     owner = torch.arange(48) % len(TASKS)
     source = TensorSource(x, {t.name: torch.randn(48) for t in TASKS}, {t.name: owner == i for i, t in enumerate(TASKS)})
-    model = HardSharing(trunk, TASKS)
+    model = HardSharing(trunk, TASKS, feature_dim=5)
     balancer = create_balancer("ew", TASKS)
     return Trainer(model, TASKS, balancer, build_optimizer(model, balancer, optimizer, 1e-2),
                    MultiSourceLoader({"train": source}, 16, seed=0), steps=20, progress=False)
-
-
-class Trunk(nn.Module):
-    out_features = 5
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(3, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.linear(x))
 
 
 class SparseTrunk(nn.Module):
@@ -52,7 +41,7 @@ class SparseTrunk(nn.Module):
 
 
 def test_the_check_leaves_the_gradients_as_autograd_gives_them() -> None:
-    trainer = school_like(Trunk())
+    trainer = school_like(nn.Sequential(nn.Linear(3, 5), nn.Tanh()))
     for _ in range(3):
         trainer._train_step()
     trainer.engine.begin_step()
@@ -68,7 +57,7 @@ def test_the_check_leaves_the_gradients_as_autograd_gives_them() -> None:
 
 
 def test_a_nan_in_one_heads_gradient_among_many_is_named_and_not_applied() -> None:
-    trainer = school_like(Trunk())
+    trainer = school_like(nn.Sequential(nn.Linear(3, 5), nn.Tanh()))
     trainer._train_step()
     head = trainer.model.heads["t7"]
     head.bias.register_hook(lambda grad: grad * float("nan"))

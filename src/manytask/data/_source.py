@@ -86,6 +86,7 @@ class TensorSource:
         self.masks = masks
         self.fully_labelled = frozenset(t for t, m in masks.items() if bool(m.all()))
         self._blocks = self._stack_alike()
+        self._blocked = frozenset(name for names, _, _ in self._blocks for name in names)
 
     def _stack_alike(self) -> list[tuple[tuple[str, ...], Tensor, Tensor]]:
         """Many tasks with targets of one shape and dtype and per-sample masks (School's 139
@@ -128,10 +129,9 @@ class TensorSource:
         A fully labelled task's mask is all True, so its first ``len(indices)`` rows are the same
         mask: a view instead of a gather (masks are read, never written)."""
         n = len(indices)
-        stacked = {name for names, _, _ in self._blocks for name in names}
-        targets = {k: v[indices] for k, v in self.targets.items() if k not in stacked}
+        targets = {k: v[indices] for k, v in self.targets.items() if k not in self._blocked}
         masks = {k: v[:n] if k in self.fully_labelled else v[indices] for k, v in self.masks.items()
-                 if k not in stacked}
+                 if k not in self._blocked}
         rows = [(names, target_block[indices], mask_block[indices]) for names, target_block, mask_block in self._blocks]
         order = list(self.targets)
         return Batch(inputs=map_inputs(self.inputs, lambda t: t[indices]),

@@ -683,7 +683,7 @@ class BackwardEngine:
         with a scale of 1 it leaves every value as it is) over all of them, and one sync; only
         when it finds a NaN or an infinity does :meth:`_explain_non_finite` look closer and raise."""
         grads = [] if self.scaler is not None else [  # (float16: the scaler skips inf gradients itself)
-            g._values() if g.is_sparse else g for p in self._parameters if (g := p.grad) is not None]
+            _values(p.grad) for p in self._parameters if p.grad is not None]
         scalars = [losses, weights] if penalty is None else [losses, weights, penalty.detach().reshape(1)]
         found, one = (torch.tensor([value], dtype=torch.float32, device=losses.device) for value in (0.0, 1.0))
         with torch.no_grad():
