@@ -117,3 +117,21 @@ def test_loader_state_of_changed_data_is_refused() -> None:
     changed["a"] = TensorSource(torch.zeros(11, 1), {"a": torch.zeros(11)})
     with pytest.raises(ValueError, match="data changed"):
         MultiSourceLoader(changed, batch_size=3).load_state_dict(a.state_dict())
+
+
+def test_a_batch_holds_the_rows_that_indexing_gives() -> None:
+    """The source gathers rows by ``index_select``; each field equals ``value[indices]``: dict
+    inputs of several shapes and dtypes, a block of partly labelled tasks, a fully labelled one."""
+    n, g = 40, torch.Generator().manual_seed(0)
+    inputs = {"image": torch.randn(n, 1, 4, 4, generator=g), "tokens": torch.randint(0, 9, (n, 5), generator=g)}
+    targets = {f"t{i}": torch.randn(n, generator=g) for i in range(9)} | {"full": torch.randint(0, 3, (n,), generator=g)}
+    masks = {f"t{i}": torch.rand(n, generator=g) < 0.5 for i in range(9)}
+    source = TensorSource(inputs, targets, masks)
+    indices = torch.randperm(n, generator=g)[:13]
+    batch = source.batch(indices)
+    for key, value in inputs.items():
+        assert torch.equal(batch.inputs[key], value[indices])  # type: ignore[index]
+    for task, value in targets.items():
+        assert torch.equal(batch.targets[task], value[indices])
+        expected = masks[task][indices] if task in masks else torch.ones(13, dtype=torch.bool)
+        assert torch.equal(batch.masks[task], expected)

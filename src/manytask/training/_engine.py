@@ -685,9 +685,9 @@ class BackwardEngine:
         grads = [] if self.scaler is not None else [  # (float16: the scaler skips inf gradients itself)
             _values(p.grad) for p in self._parameters if p.grad is not None]
         scalars = [losses, weights] if penalty is None else [losses, weights, penalty.detach().reshape(1)]
-        found, one = (torch.tensor([value], dtype=torch.float32, device=losses.device) for value in (0.0, 1.0))
+        found = torch.zeros(1, device=losses.device)
         with torch.no_grad():
-            torch._amp_foreach_non_finite_check_and_unscale_([torch.cat(scalars), *grads], found, one)
+            torch._amp_foreach_non_finite_check_and_unscale_([*scalars, *grads], found, found + 1)
         if found.item():
             self._explain_non_finite(losses, present, weights, penalty)
 
