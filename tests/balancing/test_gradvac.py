@@ -49,7 +49,7 @@ def run(balancer: GradVac, jacobian: np.ndarray, present: list[bool], seed: int)
     return balancer.gramian_weights(gramian, torch.ones(len(present), dtype=torch.float64), mask, step=seed).numpy()
 
 
-@pytest.mark.parametrize("t, beta", [(3, 0.5), (4, 0.1), (5, 1.0)])
+@pytest.mark.parametrize("t, beta", [(3, 0.5), (4, 0.1), (5, 1.0), (24, 0.5), (40, 0.2)])
 def test_several_steps_match_algorithm_1(t: int, beta: float) -> None:
     rng = np.random.default_rng(t)
     balancer = GradVac(tasks(t), beta=beta).double()

@@ -102,28 +102,35 @@ class GradVac(GramianBalancer):
             raise ValueError(f"GradVac: the Gramian has {t} tasks but {index.numel()} are present.")
         rows = index[:, None]
         phi_hat = self.targets[rows, index].detach().cpu().double().numpy()  # [T', T'], pairs of present tasks
-        norms = np.sqrt(np.clip(np.diagonal(g), 0.0, None))
+        norms = np.sqrt(np.maximum(np.diagonal(g), 0.0))
         coefficients = np.eye(t)
+        products = g.copy()  # C G, kept up to date: row i holds <g_i', g_k> for every k
+        squares = np.diagonal(g).copy()  # ||g_i'||², kept up to date
         # order[i, r]: the r-th other task visited by i (self last, dropped)
         keys = torch.rand(t, t, dtype=torch.float64)
         keys.fill_diagonal_(2.0)
         order = keys.argsort(dim=1)[:, : t - 1].numpy()
         arange = np.arange(t)
+        # T' - 1 rounds of array operations on the rows that changed: C G and ||g_i'||² are updated,
+        # not recomputed (a T'^3 product a round: T' = 106 14.8 -> 6 ms); np.maximum/minimum, not
+        # np.clip (5 us of Python wrappers a call)
         for r in range(t - 1):  # rounds; all tasks i at once
             j = order[:, r]
-            cg = coefficients @ g
-            dots = cg[arange, j]  # g_i' . g_j
-            norm_i = np.sqrt(np.clip(np.einsum("ik,ik->i", cg, coefficients), 0.0, None))  # ||g_i'||
-            norm_j = norms[j]
-            denominator = norm_i * norm_j
-            valid = denominator > 0
-            phi = np.clip(np.where(valid, dots / np.where(valid, denominator, 1.0), 0.0), -1.0, 1.0)
+            dots = products[arange, j]  # g_i' . g_j
             target = phi_hat[arange, j]
-            correct = valid & (phi < target)
-            sin_target = np.clip(np.sqrt(np.clip(1 - target**2, 0.0, None)), 1e-12, None)
-            sin_phi = np.sqrt(np.clip(1 - phi**2, 0.0, None))
-            step_size = norm_i * (target * sin_phi - phi * sin_target) / (np.where(valid, norm_j, 1.0) * sin_target)
-            coefficients[arange, j] += np.where(correct, step_size, 0.0)
+            denominator = np.sqrt(np.maximum(squares, 0.0)) * norms[j]  # ||g_i'|| ||g_j||
+            valid = denominator > 0
+            phi = np.divide(dots, denominator, out=np.zeros(t), where=valid)  # cos(g_i', g_j); 0 if undefined
+            np.minimum(np.maximum(phi, -1.0, out=phi), 1.0, out=phi)
+            moved = np.flatnonzero(valid & (phi < target))  # below the target similarity: moved towards g_j
+            if len(moved):
+                met, aim, now = j[moved], target[moved], phi[moved]
+                sin_target = np.maximum(np.sqrt(np.maximum(1 - aim**2, 0.0)), 1e-12)
+                sin_phi = np.sqrt(np.maximum(1 - now**2, 0.0))
+                change = np.sqrt(squares[moved]) * (aim * sin_phi - now * sin_target) / (norms[met] * sin_target)
+                coefficients[moved, met] += change
+                products[moved] += change[:, None] * g.take(met, axis=0)  # (C + c e_j) G = C G + c G[j]
+                squares[moved] += change * (2 * dots[moved] + change * g[met, met])  # ||g_i' + c g_j||²
             phi_hat[arange, j] = (1 - self.beta) * target + self.beta * phi
         self.targets[rows, index] = torch.from_numpy(phi_hat).to(self.targets)
         return to_weights(coefficients.sum(axis=0), gramian)

@@ -34,15 +34,18 @@ def pcgrad_weights(gramian: Tensor, orders: Tensor) -> Tensor:
     count = g.shape[0]
     rows = np.arange(count)
     order = orders.cpu().numpy()
-    diagonal = np.diagonal(g)
-    norms = diagonal[order]  # [T, T]: ||g_j||² of the task met at each step
+    norms = np.diagonal(g)[order]  # [T, T]: ||g_j||² of the task met at each step
     active = (order != rows[:, None]) & (norms > 0)  # skip the task itself and zero gradients
-    inverse = np.where(active, 1.0 / np.where(active, norms, 1.0), 0.0)
+    inverse = np.where(active, 1.0 / np.where(active, norms, 1.0), 0.0).T.copy()  # [step, task]
+    met = order.T.copy()  # [step, task]: the task each one meets at that step
+    columns = g.T.copy()  # row j: g[:, j] (gathered as rows: T=106 2.7 -> 1.7 ms, T=256 55 -> 15 ms)
     coefficients = np.eye(count)
+    flat = coefficients.reshape(-1)  # (a view: C[i, j] is flat[i * T + j])
+    starts = rows * count
     for step in range(count):
-        others = order[:, step]
-        dots = np.einsum("ik,ki->i", coefficients, g[:, others])  # <g_i', g_j> for every i at once
-        coefficients[rows, others] -= np.minimum(dots, 0.0) * inverse[:, step]
+        others = met[step]
+        dots = np.einsum("ik,ik->i", coefficients, columns.take(others, axis=0))  # <g_i', g_j> for every i
+        flat[starts + others] -= np.minimum(dots, 0.0) * inverse[step]
     return torch.from_numpy(coefficients.sum(0)).to(dtype=gramian.dtype, device=gramian.device)
 
 
