@@ -121,12 +121,15 @@ def test_loader_state_of_changed_data_is_refused() -> None:
 
 def test_a_batch_holds_the_rows_that_indexing_gives() -> None:
     """The source gathers rows by ``index_select``; each field equals ``value[indices]``: dict
-    inputs of several shapes and dtypes, a block of partly labelled tasks, a fully labelled one."""
+    inputs of several shapes and dtypes, a block of partly labelled tasks, a block of fully
+    labelled ones, a fully labelled task on its own."""
     n, g = 40, torch.Generator().manual_seed(0)
     inputs = {"image": torch.randn(n, 1, 4, 4, generator=g), "tokens": torch.randint(0, 9, (n, 5), generator=g)}
-    targets = {f"t{i}": torch.randn(n, generator=g) for i in range(9)} | {"full": torch.randint(0, 3, (n,), generator=g)}
+    targets = ({f"t{i}": torch.randn(n, generator=g) for i in range(9)} | {"full": torch.randint(0, 3, (n,), generator=g)}
+               | {f"f{i}": torch.randn(n, generator=g) for i in range(8)})
     masks = {f"t{i}": torch.rand(n, generator=g) < 0.5 for i in range(9)}
     source = TensorSource(inputs, targets, masks)
+    assert sorted(len(names) for names, _, _ in source._blocks) == [8, 9]
     indices = torch.randperm(n, generator=g)[:13]
     batch = source.batch(indices)
     for key, value in inputs.items():

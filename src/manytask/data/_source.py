@@ -13,7 +13,7 @@ from ._batch import Batch, Inputs, map_inputs, num_samples
 
 __all__ = ["Source", "TensorSource", "EmptySourceError"]
 
-#: Fewest same-shaped partly labelled tasks that a :class:`TensorSource` stores as one block.
+#: Fewest same-shaped tasks (per-sample masks) that a :class:`TensorSource` stores as one block.
 STACK_AT = 8
 
 
@@ -97,12 +97,14 @@ class TensorSource:
     def _stack_alike(self) -> list[tuple[tuple[str, ...], Tensor, Tensor]]:
         """Many tasks with targets of one shape and dtype and per-sample masks (School's 139
         schools) are stored as one ``[N, G, ...]`` target block and one ``[N, G]`` mask block, so
-        that a batch takes two gathers instead of two per task; each task's target and mask
-        become views into them."""
+        that a batch takes two gathers instead of two per task (one, and a view of the masks, where
+        every task of the block is fully labelled); each task's target and mask become views into
+        them."""
         groups: dict[tuple[object, ...], list[str]] = {}
         for task, target in self.targets.items():
-            if self.masks[task].ndim == 1 and task not in self.fully_labelled:
-                groups.setdefault((target.dtype, tuple(target.shape), target.device), []).append(task)
+            if self.masks[task].ndim == 1:
+                key = (target.dtype, tuple(target.shape), target.device, task in self.fully_labelled)
+                groups.setdefault(key, []).append(task)
         blocks = []
         for names in groups.values():
             if len(names) < STACK_AT:
@@ -138,7 +140,8 @@ class TensorSource:
         targets = {k: rows_of(v, indices) for k, v in self.targets.items() if k not in self._blocked}
         masks = {k: v[:n] if k in self.fully_labelled else rows_of(v, indices) for k, v in self.masks.items()
                  if k not in self._blocked}
-        rows = [(names, rows_of(target_block, indices), rows_of(mask_block, indices))
+        rows = [(names, rows_of(target_block, indices),
+                 mask_block[:n] if names[0] in self.fully_labelled else rows_of(mask_block, indices))
                 for names, target_block, mask_block in self._blocks]
         order = list(self.targets)
         return Batch(inputs=map_inputs(self.inputs, lambda t: rows_of(t, indices)),
