@@ -22,6 +22,7 @@ from .._utils import one_blas_thread
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
 from ..models import HardSharing, MultiTaskModel
+from ..models._hard_sharing import linear_parameters
 from ..tasks import Columns
 from ._distributed import Ranks
 from ._linear_gramian import LinearGramian, UnsupportedTrunk, linear_layers
@@ -226,7 +227,8 @@ class BackwardEngine:
         ``nn.Linear`` (``y = z Wᵀ + b`` exactly) with no hooks to run; else None."""
         if self._hard_sharing is None:
             return None
-        heads = [self._hard_sharing.heads[n] for n in names]
+        modules = self._hard_sharing.heads._modules  # (a dict: ModuleDict's [] is a Python call per head)
+        heads = [modules[n] for n in names]
         linear = [h for h in heads if type(h) is nn.Linear]
         return linear if len(linear) == len(heads) and not _calls_hooks(heads) else None
 
@@ -484,7 +486,7 @@ class BackwardEngine:
         params: list[Tensor] = []
         for (names, _, _), linear in zip(self._groups, self._linear):
             every = (p for n in names for p in self.model.task_parameters(n)) if linear is None else (
-                p for h in linear[2] for p in (h.weight, h.bias) if p is not None)
+                p for pair in linear_parameters(linear[2]) for p in pair if p is not None)
             params += [p for p in every if p.requires_grad]
         return params
 
@@ -685,7 +687,7 @@ class BackwardEngine:
         grads = [] if self.scaler is not None else [  # (float16: the scaler skips inf gradients itself)
             _values(p.grad) for p in self._parameters if p.grad is not None]
         scalars = [losses, weights] if penalty is None else [losses, weights, penalty.detach().reshape(1)]
-        found = torch.zeros(1, device=losses.device)
+        found = torch.zeros(1, dtype=torch.float32, device=losses.device)  # (the fused check takes float32)
         with torch.no_grad():
             torch._amp_foreach_non_finite_check_and_unscale_([*scalars, *grads], found, found + 1)
         if found.item():
@@ -744,8 +746,9 @@ def _linear_heads(leaf: Tensor, names: list[str], heads: list[nn.Linear]) -> tup
     """``heads`` (of ``names``) as one map on ``leaf``: the joint output ``[..., ΣK]``, the stacked
     weight ``[ΣK, D]`` and each head's output (a slice: the numbers calling the head gives; heads
     of one size on ``[B, D]`` give :class:`~manytask.tasks.Columns` of one block)."""
-    weight = torch.cat([h.weight for h in heads])
-    bias = torch.cat([h.bias if h.bias is not None else h.weight.new_zeros(h.out_features) for h in heads])
+    pairs = linear_parameters(heads)
+    weight = torch.cat([w for w, _ in pairs])
+    bias = torch.cat([b if b is not None else w.new_zeros(len(w)) for w, b in pairs])
     joint = F.linear(leaf, weight, bias)
     sizes = [h.out_features for h in heads]
     if leaf.ndim == 2 and len(set(sizes)) == 1:  # [B, T', K]: its columns, read back as one block by the losses
