@@ -97,7 +97,7 @@ class HardSharing(MultiTaskModel):
         batched losses read back as one block); the same numbers as one call per head, up to the
         order of floating-point additions."""
         modules = self.heads._modules  # (a dict: ModuleDict's [] is a Python call per head)
-        pairs = linear_parameters([modules[n] for n in names])  # type: ignore[misc]
+        pairs = linear_parameters([modules[n] for n in names])
         weight = torch.cat([w for w, _ in pairs])
         bias = torch.cat([b for _, b in pairs]) if pairs[0][1] is not None else None  # type: ignore[misc]
         out = F.linear(features, weight, bias).unflatten(1, (len(names), -1))

@@ -686,7 +686,7 @@ class BackwardEngine:
         when it finds a NaN or an infinity does :meth:`_explain_non_finite` look closer and raise."""
         grads = [] if self.scaler is not None else [  # (float16: the scaler skips inf gradients itself)
             _values(p.grad) for p in self._parameters if p.grad is not None]
-        scalars = [losses, weights] if penalty is None else [losses, weights, penalty.detach().reshape(1)]
+        scalars = [losses, weights] + ([] if penalty is None else [penalty.detach().reshape(1).to(losses.dtype)])
         found = torch.zeros(1, dtype=torch.float32, device=losses.device)  # (the fused check takes float32)
         with torch.no_grad():
             torch._amp_foreach_non_finite_check_and_unscale_([*scalars, *grads], found, found + 1)
