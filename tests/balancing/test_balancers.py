@@ -167,6 +167,25 @@ def test_dwa_weights_by_hand() -> None:
     torch.testing.assert_close(w, expected)
 
 
+def test_dwa_recomputes_its_kept_weights_after_a_load_a_reset_and_a_changed_present_mask() -> None:
+    """DWA keeps its weights while its history and the present mask repeat; a loaded state, a
+    present mask written in place and a reset each give the weights of Eq. 7 at that point."""
+    trained, both = DWA(TASKS, temperature=2.0), torch.tensor([True, True])
+    for epoch, means in enumerate(((3.0, 1.0), (1.0, 0.5))):
+        trained.total(torch.tensor(means), both, step=epoch)
+        trained.on_epoch_end(epoch)
+    dwa = DWA(TASKS, temperature=2.0)
+    assert torch.equal(dwa.total(torch.ones(2), both, step=0)[1], torch.ones(2))  # no history yet
+    dwa.load_state_dict(trained.state_dict())
+    ratios = torch.tensor([1.0 / 3.0, 0.5])
+    torch.testing.assert_close(dwa.total(torch.ones(2), both, step=1)[1], 2 * torch.softmax(ratios / 2, dim=0))
+    both[1] = False  # the same tensor, now with task b absent: K = 1 and all of it on a
+    torch.testing.assert_close(dwa.total(torch.tensor([1.0, 0.0]), both, step=2)[1], torch.tensor([1.0, 0.0]))
+    dwa.reset()
+    both[1] = True
+    assert torch.equal(dwa.total(torch.ones(2), both, step=3)[1], torch.ones(2))
+
+
 def gradnorm_problem() -> tuple[HardSharing, nn.Linear]:
     """Last shared layer = theta in R^2; L_a = 3 theta_1, L_b = 1 theta_2 (+ offsets) so that
     ||grad_W L_a|| = 3 and ||grad_W L_b|| = 1."""
