@@ -53,5 +53,6 @@ class GLS(LossBalancer):
                        "Use a loss that stays positive, or a linear weighting ('ew', 'fixed') if it can reach 0.",
                        step=step)
         logs = torch.where(present, losses, 1.0).log()  # absent tasks: log 1 = 0
-        geometric_mean = torch.exp(logs.sum() / present.sum())
-        return torch.where(present, geometric_mean / (present.sum() * losses), 0.0)
+        count = present.sum()
+        geometric_mean = torch.exp(logs.sum() / count)
+        return torch.where(present, geometric_mean / (count * losses), 0.0)

@@ -17,10 +17,10 @@ def check_positive(owner: str, losses: Tensor, present: Tensor, task_names: Sequ
     Only when every present loss is finite: a NaN or infinite loss is left to the backward
     engine, which names it (``NonFiniteError``) before anything is applied.
     """
-    finite = torch.isfinite(losses) | ~present
     bad = present & (losses <= 0)
-    flags = torch.stack([finite.all(), bad.any()]).tolist()
-    if flags[0] and flags[1]:
+    if not bool(bad.any()):  # (a NaN is not <= 0: the common case takes three ops and one sync)
+        return
+    if bool((torch.isfinite(losses) | ~present).all()):
         i = int(bad.nonzero()[0])
         raise ValueError(f"{owner} takes the logarithm of each loss, so every loss must be > 0, but at step {step} "
                          f"task {task_names[i]!r} has loss {losses[i].item()!r}. {hint}")
