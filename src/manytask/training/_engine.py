@@ -151,7 +151,9 @@ class BackwardEngine:
         self._hard_sharing: HardSharing | None = model if linear_route else None  # type: ignore[assignment]
         self._factorised = (isinstance(balancer, GramianBalancer) and balancer.level == "representation"
                             and ranks is None)
-        self._parameters = [*model.parameters(), *balancer.parameters()]
+        # the model's parameters, listed once (a walk of a School model's 280 takes ~290 µs a step)
+        self.model_parameters = list(model.parameters())
+        self._parameters = [*self.model_parameters, *balancer.parameters()]
         # Losses are checked before a balancer that keeps state or reads gradients sees them; for a
         # stateless loss weighting the one check after the backward covers them too.
         self._check_first = balancer.stateful or balancer.needs != "losses"
@@ -324,7 +326,7 @@ class BackwardEngine:
         if penalty is not None and not penalty_first:  # under the same loss scale as the losses
             self._backward(penalty)
         if self.ranks is not None:
-            self.ranks.reduce_gradients([p for p in self.model.parameters()
+            self.ranks.reduce_gradients([p for p in self.model_parameters
                                          if p.requires_grad and id(p) not in self._global_grads])
         self._check_finite(losses.detach(), present, weights.detach(), penalty)
         return losses.detach(), weights.detach()
@@ -378,8 +380,9 @@ class BackwardEngine:
             self._backward((weights * losses).sum())
             return
         shared_ids = {id(p) for p in self.model.shared_parameters()}
-        shared = [p for p in self.model.parameters() if p.requires_grad and id(p) in shared_ids]
-        own = [p for p in self.model.parameters() if p.requires_grad and id(p) not in shared_ids]
+        trainable = [p for p in self.model_parameters if p.requires_grad]
+        shared = [p for p in trainable if id(p) in shared_ids]
+        own = [p for p in trainable if id(p) not in shared_ids]
         self._backward((weights * losses).sum(), retain_graph=bool(own), inputs=shared)
         if own:
             self._backward(losses.sum(), inputs=own)

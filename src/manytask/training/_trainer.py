@@ -317,7 +317,7 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.engine.model_parameters, self.max_grad_norm)
         self._call("on_before_optimizer_step", step=self.step, optimizer=self.optimizer)
         if self.scaler is not None:
             scale = self.scaler.get_scale()
