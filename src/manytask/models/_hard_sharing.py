@@ -91,13 +91,18 @@ class HardSharing(MultiTaskModel):
             self._grouping = key, _identical_linear(list(self.heads.values()))
         return self._grouping[1]
 
+    def heads_of(self, names: Sequence[str]) -> list[nn.Module]:
+        """The heads of ``names``, read off the ``ModuleDict``'s dict (its ``[]`` is a Python call
+        per head)."""
+        modules = self.heads._modules
+        return [modules[n] for n in names]
+
     def _grouped(self, features: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
         """Identical linear heads as one matmul: the heads' weights stacked ``[T' * K, D]``, the
         output ``[B, T', K]`` handed out as its columns (:class:`~manytask.tasks.Columns`, which the
         batched losses read back as one block); the same numbers as one call per head, up to the
         order of floating-point additions."""
-        modules = self.heads._modules  # (a dict: ModuleDict's [] is a Python call per head)
-        pairs = linear_parameters([modules[n] for n in names])
+        pairs = linear_parameters(self.heads_of(names))
         weight = torch.cat([w for w, _ in pairs])
         bias = torch.cat([b for _, b in pairs]) if pairs[0][1] is not None else None  # type: ignore[misc]
         out = F.linear(features, weight, bias).unflatten(1, (len(names), -1))

@@ -229,8 +229,7 @@ class BackwardEngine:
         ``nn.Linear`` (``y = z Wᵀ + b`` exactly) with no hooks to run; else None."""
         if self._hard_sharing is None:
             return None
-        modules = self._hard_sharing.heads._modules  # (a dict: ModuleDict's [] is a Python call per head)
-        heads = [modules[n] for n in names]
+        heads = self._hard_sharing.heads_of(names)
         linear = [h for h in heads if type(h) is nn.Linear]
         return linear if len(linear) == len(heads) and not _calls_hooks(heads) else None
 
@@ -692,7 +691,7 @@ class BackwardEngine:
         scalars = [losses, weights] + ([] if penalty is None else [penalty.detach().reshape(1).to(losses.dtype)])
         found = torch.zeros(1, dtype=torch.float32, device=losses.device)  # (the fused check takes float32)
         with torch.no_grad():
-            torch._amp_foreach_non_finite_check_and_unscale_([*scalars, *grads], found, found + 1)
+            torch._amp_foreach_non_finite_check_and_unscale_([*scalars, *grads], found, torch.ones_like(found))
         if found.item():
             self._explain_non_finite(losses, present, weights, penalty)
 
