@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,6 +20,13 @@ __all__ = ["FAMO"]
 
 _BETAS = (0.9, 0.999)  # Adam's defaults, as in the paper's code
 _ADAM_EPS = 1e-8
+
+
+def _host(values: Tensor) -> np.ndarray:
+    """``values`` as a NumPy array on the host (a view of a CPU tensor, else a copy). FAMO's
+    arithmetic is on ``[T]`` vectors, where a torch call's dispatch (2-5 µs) is the whole cost: its
+    weights and after-step update took 0.61 ms a step at T = 2 in ~80 torch calls, 0.22 ms so."""
+    return values.detach().cpu().numpy()
 
 
 @register_balancer("famo", "FAMO: balanced loss decrease from loss values only (O(1) per step).",
@@ -104,57 +112,68 @@ class FAMO(LossBalancer):
         self.register_buffer("steps", torch.zeros(n, dtype=torch.long))
         self.register_buffer("min_losses", torch.tensor(bounds), persistent=False)  # configuration, not state
 
-    def _shifted(self, losses: Tensor, present: Tensor, which: str, step: int) -> Tensor:
-        shifted = losses.detach().to(self.logits) - self.min_losses.to(self.logits) + self.eps
-        check_positive(f"FAMO ({which} losses, minus min_losses, plus eps)", shifted, present, self.task_names,
-                       "Losses must stay above min_losses - eps; lower min_losses.", step=step)
+    def _shifted(self, losses: Tensor, present: np.ndarray, which: str, step: int) -> np.ndarray:
+        shifted = _host(losses.to(self.logits.dtype)) - _host(self.min_losses) + self.eps
+        if (present & (shifted <= 0)).any():  # raises, naming the task, unless a loss is not finite
+            check_positive(f"FAMO ({which} losses, minus min_losses, plus eps)", torch.from_numpy(shifted),
+                           torch.from_numpy(present), self.task_names,
+                           "Losses must stay above min_losses - eps; lower min_losses.", step=step)
         return shifted
 
-    def _softmax(self, present: Tensor) -> Tensor:
-        z = torch.softmax(self.logits.masked_fill(~present, -torch.inf), dim=0)
-        return torch.where(present, z, 0.0)
+    def _softmax(self, present: np.ndarray) -> np.ndarray:
+        logits = _host(self.logits)
+        shifted = np.exp(logits - logits[present].max(), out=np.zeros_like(logits), where=present)
+        return shifted / shifted.sum()
 
     def weights(self, losses: Tensor, present: Tensor, *, step: int) -> Tensor:
-        ratio = torch.where(present, self._softmax(present) / self._shifted(losses, present, "the", step), 0.0)
-        return (ratio / ratio.sum()).to(losses)
+        mask = _host(present)
+        if not mask.any():
+            return torch.zeros_like(losses)
+        shifted = self._shifted(losses, mask, "the", step)
+        with np.errstate(all="ignore"):  # a NaN or infinite loss gives NaN weights, for the engine to name
+            ratio = np.divide(self._softmax(mask), shifted, out=np.zeros_like(shifted), where=mask)
+            return torch.from_numpy(ratio / ratio.sum()).to(losses)
 
     def on_after_optimizer_step(self, losses: Tensor, present: Tensor, *, step: int,
                                 recompute: Callable[[], Tensor]) -> None:
-        present = present.to(self.logits.device)
-        count = int(present.sum())
+        mask = _host(present)
+        count = int(mask.sum())
         if count == 0:
             return
-        grad = torch.zeros_like(self.logits)
+        grad = np.zeros_like(_host(self.logits))
         if count >= 2:
-            before = self._shifted(losses, present, "the step's", step)
-            new = recompute().detach().to(self.logits)
-            if not bool(torch.isfinite(new[present]).all()):
-                bad = [n for n, v, p in zip(self.task_names, new.tolist(), present.tolist())
-                       if p and not math.isfinite(v)]
-                raise ValueError(f"FAMO: the recomputed loss of task {bad[0]!r} after the optimizer step is "
-                                 "not finite; the logits are left unchanged.")
-            after = self._shifted(new, present, "the recomputed", step)
-            delta = torch.where(present, before.log() - after.log(), 0.0)
-            z = self._softmax(present)
+            before = self._shifted(losses, mask, "the step's", step)
+            new = _host(recompute().to(self.logits.dtype))
+            bad = mask & ~np.isfinite(new)
+            if bad.any():
+                raise ValueError(f"FAMO: the recomputed loss of task {self.task_names[int(bad.argmax())]!r} after the "
+                                 "optimizer step is not finite; the logits are left unchanged.")
+            after = self._shifted(torch.from_numpy(new), mask, "the recomputed", step)
+            delta = np.log(before, out=np.zeros_like(before), where=mask)
+            delta -= np.log(after, out=np.zeros_like(after), where=mask)
+            z = self._softmax(mask)
             grad = z * (delta - (z * delta).sum())  # J_softmax^T delta (J is symmetric)
-        self._step(grad, present)
+        self._step(grad, mask)
 
-    def _step(self, grad: Tensor, present: Tensor) -> None:
-        grad = grad + self.weight_decay * self.logits
+    def _step(self, grad: np.ndarray, present: np.ndarray) -> None:
+        logits = _host(self.logits)
+        grad = grad + self.weight_decay * logits
         if self.optimizer == "sgd":
-            self.logits.copy_(torch.where(present, self.logits - self.lr * grad, self.logits))
+            self.logits.copy_(torch.from_numpy(np.where(present, logits - self.lr * grad, logits)))
             return
         beta1, beta2 = _BETAS
-        self.steps.add_(present.long())
-        self.exp_avg.copy_(torch.where(present, beta1 * self.exp_avg + (1 - beta1) * grad, self.exp_avg))
-        self.exp_avg_sq.copy_(torch.where(present, beta2 * self.exp_avg_sq + (1 - beta2) * grad * grad,
-                                          self.exp_avg_sq))
-        steps = self.steps.clamp(min=1).to(self.logits)
-        correction1 = 1 - torch.pow(beta1, steps)
-        correction2 = 1 - torch.pow(beta2, steps)
-        denominator = self.exp_avg_sq.sqrt() / correction2.sqrt() + _ADAM_EPS
-        update = self.lr / correction1 * self.exp_avg / denominator
-        self.logits.copy_(torch.where(present, self.logits - update, self.logits))
+        steps = _host(self.steps) + present
+        exp_avg, exp_avg_sq = _host(self.exp_avg), _host(self.exp_avg_sq)
+        exp_avg = np.where(present, beta1 * exp_avg + (1 - beta1) * grad, exp_avg)
+        exp_avg_sq = np.where(present, beta2 * exp_avg_sq + (1 - beta2) * grad * grad, exp_avg_sq)
+        counts = np.maximum(steps, 1).astype(logits.dtype)
+        correction1 = 1 - np.power(beta1, counts)
+        correction2 = 1 - np.power(beta2, counts)
+        denominator = np.sqrt(exp_avg_sq) / np.sqrt(correction2) + _ADAM_EPS
+        update = self.lr / correction1 * exp_avg / denominator
+        for buffer, value in ((self.logits, np.where(present, logits - update, logits)), (self.steps, steps),
+                              (self.exp_avg, exp_avg), (self.exp_avg_sq, exp_avg_sq)):
+            buffer.copy_(torch.from_numpy(value))
 
     def reset(self) -> None:
         for buffer in (self.logits, self.exp_avg, self.exp_avg_sq, self.steps):
