@@ -34,6 +34,7 @@ from ._schedule import TaskSchedule
 __all__ = ["Checkpointing", "Evaluation", "NonFiniteLossError", "Precision", "Trainer", "TrainResult"]
 
 log = logging.getLogger("manytask")
+_FOLD_EVERY = 20  # steps whose [T] losses are kept before being folded into the running sums
 Precision = Literal["32", "bf16", "fp16", "16"]  # "16" is fp16's former name
 
 
@@ -332,7 +333,7 @@ class Trainer:
                             "%g (%d step(s) skipped so far). Nothing was applied; the learning-rate schedule and "
                             "the balancer's after-step update wait for the next step.",
                             self.step + 1, self.scaler.get_scale(), self.skipped_steps)
-                self._recent_losses.append((losses, present, weights))
+                self._keep_step_losses(losses, present, weights)
                 return self._named(losses, groups)
         else:
             self.optimizer.step()
@@ -341,7 +342,7 @@ class Trainer:
             self.scheduler.step()
         self.balancer.on_after_optimizer_step(losses, present, step=self.step,
                                               recompute=lambda: self._recompute(groups))
-        self._recent_losses.append((losses, present, weights))
+        self._keep_step_losses(losses, present, weights)
         return self._named(losses, groups)
 
     def _named(self, losses: Tensor, groups: list[tuple[Any, list[str], Any, Any]]) -> dict[str, Tensor]:
@@ -544,7 +545,15 @@ class Trainer:
         patience = self.evaluation.patience
         return patience is not None and self.bad_evals >= patience, False
 
-    def _running_losses(self, reset: bool) -> dict[str, float]:
+    def _keep_step_losses(self, losses: Tensor, present: Tensor, weights: Tensor) -> None:
+        """Keep a step's ``[T]`` losses, present mask and weights for the running means, folded
+        into the sums every ``_FOLD_EVERY`` steps (a few batched ops, not a dozen a step) and at
+        every read; a loop that never reads them (Lightning's) holds at most that many."""
+        self._recent_losses.append((losses, present, weights))
+        if len(self._recent_losses) >= _FOLD_EVERY:
+            self._fold_step_losses()
+
+    def _fold_step_losses(self) -> None:
         if self._recent_losses:
             losses = torch.stack([loss for loss, _, _ in self._recent_losses]).to(self._loss_sum)  # [steps, T]
             present = torch.stack([p for _, p, _ in self._recent_losses])
@@ -553,6 +562,9 @@ class Trainer:
             self._weight_sum += torch.where(present, weights, 0.0).sum(0)
             self._loss_count += present.sum(0)
             self._recent_losses.clear()
+
+    def _running_losses(self, reset: bool) -> dict[str, float]:
+        self._fold_step_losses()
         means = (self._loss_sum / self._loss_count.clamp(min=1)).tolist()
         counts = self._loss_count.tolist()
         out = {name: m for name, m, c in zip(self.tasks, means, counts) if c}
