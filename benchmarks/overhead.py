@@ -70,7 +70,7 @@ def step_vs_plain(in_features: int, hidden: tuple[int, ...], batch: int, steps: 
         loss.backward()
         optimizer.step()
 
-    return ratio(trainer._train_step, plain, steps, repeats)
+    return ratio(trainer._train_step, plain, steps, repeats, warmup=steps)
 
 
 def balancer_vs_ew(num_tasks: int, steps: int, repeats: int) -> dict[str, float]:
@@ -92,8 +92,8 @@ def balancer_vs_ew(num_tasks: int, steps: int, repeats: int) -> dict[str, float]
 
     ew = make("ew")
     return {
-        "exact": ratio(make("mgda", level="exact"), ew, steps, repeats),
-        "representation": ratio(make("mgda", level="representation"), ew, steps, repeats),
+        "exact": ratio(make("mgda", level="exact"), ew, steps, repeats, warmup=steps),
+        "representation": ratio(make("mgda", level="representation"), ew, steps, repeats, warmup=steps),
     }
 
 
@@ -101,8 +101,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
-    parser.add_argument("--steps", type=int, default=30, help="steps per timed block")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved blocks (median is reported)")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed block (and warm-up steps of each)")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved blocks (median is reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,7 +135,8 @@ def main() -> None:
             "## Cost per training step",
             "",
             f"Command: `python benchmarks/overhead.py --docs --threads {args.threads}` "
-            f"({args.repeats} interleaved blocks of {args.steps} steps; median ratio; {env}).",
+            f"({args.steps} warm-up steps of each, then {args.repeats} interleaved blocks of {args.steps} steps; "
+            f"median ratio; {env}).",
             "Ratios of time per step measured in the same run; no absolute times.",
             "",
             table,
