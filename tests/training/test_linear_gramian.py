@@ -385,3 +385,28 @@ def test_bf16_keeps_the_linear_layer_engine(tmp_path: Path, caplog: pytest.LogCa
         trainer._train_step()
     assert "without the linear-layer engine" not in caplog.text
     assert trainer.engine.linear_gramian is not None and trainer.engine._verified
+
+
+def test_bf16_keeps_the_autogram_engine(caplog: pytest.LogCaptureFixture) -> None:
+    """Cross-stitch units are not linear layers, so the exact Gramian comes from torchjd's autogram,
+    checked on the first step against autograd. Under bf16 autocast the two differ by bf16's
+    rounding (~1e-2): the check allowed 1e-3 of float32's Gramian, so the run dropped autogram for the
+    T x P Jacobian, saying a shared weight was used outside its module's call."""
+    from manytask.data import MultiSourceLoader
+    from manytask.demos import shared_latent_tasks
+    from manytask.models import create_model
+    from manytask.training import Trainer, build_optimizer
+
+    torch.manual_seed(0)
+    data = shared_latent_tasks(n_train=300, n_val=60, n_test=60, labelled_fraction=0.3)
+    tasks = list(data.tasks)
+    model = create_model("cross_stitch", encoder=MLP(20, (16, 16), dropout=0.1), tasks=tasks)
+    balancer = create_balancer("pcgrad", tasks, level="exact")
+    trainer = Trainer(model, tasks, balancer, build_optimizer(model, balancer, lr=1e-3),
+                      MultiSourceLoader({"train": data.train["train"]}, 16, seed=0), steps=100,
+                      precision="bf16", progress=False)
+    with caplog.at_level("INFO", logger="manytask"):
+        for _ in range(3):
+            trainer._train_step()
+    assert "from the Jacobian" not in caplog.text
+    assert trainer.engine.gramian_engine is not None and trainer.engine._checked_engine is not None

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from manytask.balancing import DWA, EW, UW
+from manytask.balancing import DWA, EW, UW, create_balancer
 from manytask.data import MultiSourceLoader, TensorSource
 from manytask.models import HardSharing
 from manytask.tasks import Regression
@@ -335,3 +335,43 @@ def test_steps_driven_by_another_loop_keep_no_growing_per_step_state() -> None:
     # nothing was lost on the way: the running means are those of every step's losses
     expected = {t.name: sum(row[t.name] for row in recorder.losses) / len(recorder.losses) for t in TASKS}
     assert trainer._running_losses(reset=False) == pytest.approx(expected, rel=1e-6)
+
+
+class TiedTrunk(nn.Module):
+    """A LayerNorm (so the linear-layer engine does not apply: autogram does) and a weight also
+    used outside its module's call, which makes autogram's Gramian wrong: the run falls back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.norm, self.out = nn.Linear(3, 8), nn.LayerNorm(8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(torch.tanh(self.first(x)))
+        return torch.tanh(self.out(h) + 0.5 * nn.functional.linear(h, self.out.weight))
+
+
+def test_after_falling_back_from_autogram_no_hook_keeps_a_graph_per_step(caplog: pytest.LogCaptureFixture) -> None:
+    """The defect: the engine kept the autogram engine it had checked, so its hooks stayed on the
+    trunk and recorded every later forward's graph (with its activations), never released."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = {t.name: x @ torch.randn(3) for t in TASKS}
+    model = HardSharing(TiedTrunk(), TASKS, feature_dim=8)
+    balancer = create_balancer("upgrad", TASKS, level="exact")
+    loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
+    trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
+                      progress=False)
+
+    def live_tensors() -> int:
+        gc.collect()
+        return sum(issubclass(type(o), torch.Tensor) for o in gc.get_objects())  # (type(): no proxy warns)
+
+    with caplog.at_level("WARNING", logger="manytask"):
+        for _ in range(30):
+            trainer._end_step(trainer._train_step())
+    assert "from the Jacobian from now on" in caplog.text
+    assert not [m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks]
+    before = live_tensors()
+    for _ in range(200):
+        trainer._end_step(trainer._train_step())
+    assert live_tensors() - before < 50

@@ -105,6 +105,7 @@ class BackwardEngine:
         self._hook_next_step = False
         self._verified = False  # the linear-layer engine is checked against autograd on the first step
         self._checked_engine: GramianEngine | None = None  # the autogram engine checked against the Jacobian
+        self._forward_dtype: torch.dtype | None = None  # the autocast dtype of the step's forward, if any
         self._nothing_shared_logged = False
         self._global_grads: set[int] = set()  # this step: parameters whose gradient is global already
         self.present = torch.zeros(0, dtype=torch.bool)  # the last step's present tasks, over every rank
@@ -207,6 +208,8 @@ class BackwardEngine:
         for engine in (self.linear_gramian, self._last_layer):
             if engine is not None:
                 engine.record()
+        device = self.model_parameters[0].device.type if self.model_parameters else "cpu"
+        self._forward_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
         level_needs_features = self.balancer.needs != "losses" and self.balancer.level == "representation"
         if not (self.split_heads or level_needs_features):
             return self.model(inputs, tasks)
@@ -618,18 +621,23 @@ class BackwardEngine:
         except (RuntimeError, ValueError) as error:
             log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram "
                         "failed on %s: %s).", self.balancer, type(self.model).__name__, str(error).splitlines()[0])
-            self.gramian_engine = None  # the last reference: torchjd removes its hooks
+            self._drop_gramian_engine()
             return _gramian_of(values, self._shared())
         if self._checked_engine is engine:  # every step after the first: no walk over the parameters
             return gramian
         self._checked_engine = engine
-        if _quadratic_forms_agree(gramian, values, self._shared()):
+        if _quadratic_forms_agree(gramian, values, self._shared(), self._forward_dtype or gramian.dtype):
             return gramian
         log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram differs from "
                     "autograd's on %s: a shared weight is used outside its module's call).",
                     self.balancer, type(self.model).__name__)
-        self.gramian_engine = None
+        self._drop_gramian_engine()
         return _gramian_of(values, self._shared())
+
+    def _drop_gramian_engine(self) -> None:
+        """Stop using autogram: with the last references to its engine gone, torchjd removes its
+        hooks (kept, they would record every later forward's graph and never release it)."""
+        self.gramian_engine = self._checked_engine = None
 
     def _shared(self) -> list[nn.Parameter]:
         """The shared parameters that train."""
@@ -789,14 +797,16 @@ def _jacobian(values: Tensor, params: Sequence[nn.Parameter] | Sequence[Tensor])
     return torch.cat([j.flatten(1) for j in batched_vjps([values], [eye], list(params))], dim=1)
 
 
-def _quadratic_forms_agree(gramian: Tensor, values: Tensor, params: Sequence[Tensor], probes: int = 3) -> bool:
+def _quadratic_forms_agree(gramian: Tensor, values: Tensor, params: Sequence[Tensor], dtype: torch.dtype,
+                           probes: int = 3) -> bool:
     """Whether ``wᵀ G w = ||∇(wᵀ values)||²`` for a few sign vectors ``w`` (a fixed seed: the run's
-    random state is not drawn), to ``max(1e-3, 8 eps)`` of ``Σ|G_ij|``: a check of a Gramian from
-    one ordinary backward per probe, without the ``T x P`` Jacobian (the graph is kept)."""
+    random state is not drawn), to ``max(1e-3, 8 eps)`` of ``Σ|G_ij|`` (``eps`` of ``dtype``, the
+    forward's: bf16 autocast rounds each path's activations differently, ~1e-2): a check of a Gramian
+    from one ordinary backward per probe, without the ``T x P`` Jacobian (the graph is kept)."""
     generator = torch.Generator().manual_seed(0)
     signs = torch.randint(0, 2, (probes, len(values)), generator=generator).to(values) * 2 - 1
     scale = float(gramian.abs().sum())
-    tolerance = max(1e-3, 8 * torch.finfo(gramian.dtype).eps) * scale
+    tolerance = max(1e-3, 8 * torch.finfo(dtype).eps) * scale
     for w in signs:
         grads = torch.autograd.grad(values, params, w, retain_graph=True, allow_unused=True)
         squared = sum(float(g.double().square().sum()) for g in grads if g is not None)
