@@ -264,3 +264,29 @@ def test_a_frozen_node_splits_into_frozen_copies() -> None:
     assert model.widen(torch.eye(3))
     assert all(not p.requires_grad for level in range(2) for node in model.owners(level)
                for p in model._stage(level)[node].parameters())
+
+
+def test_the_route_cache_stays_bounded_when_the_tasks_present_change_every_step() -> None:
+    """The defect: each distinct set of tasks a forward asked for kept its route for the rest of
+    the run (cleared only by a widening or a load); with many partially labelled tasks (School:
+    one school a row) nearly every batch's set is new, ~3 objects a step, never released."""
+    import gc
+
+    tasks = [Regression(f"t{i}") for i in range(24)]
+    model = AdaptiveSharing(MLP(10, (16, 16)), tasks)
+    affinity = torch.ones(24, 24)
+    affinity[:12, 12:] = affinity[12:, :12] = 0.0
+    model.widen(affinity)
+    x, generator = torch.randn(4, 10), torch.Generator().manual_seed(0)
+
+    def forwards(count: int) -> None:
+        for _ in range(count):
+            picked = torch.randperm(24, generator=generator)[:5].sort().values.tolist()
+            model(x, [f"t{i}" for i in picked])
+
+    forwards(50)
+    gc.collect()
+    before = len(gc.get_objects())
+    forwards(1500)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 1000

@@ -197,6 +197,8 @@ class AdaptiveSharing(MultiTaskModel):
         """Per stage, the ``(node, parent node)`` pairs ``tasks`` need (parent -1: the inputs)."""
         key = tuple(tasks)
         if key not in self._routes:
+            if len(self._routes) >= 128:  # partly labelled tasks: a new set nearly every batch (School)
+                self._routes.clear()
             assign = self.assign.tolist()
             columns = [self.task_names.index(t) for t in tasks]
             self._routes[key] = [
