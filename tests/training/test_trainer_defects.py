@@ -375,3 +375,41 @@ def test_after_falling_back_from_autogram_no_hook_keeps_a_graph_per_step(caplog:
     for _ in range(200):
         trainer._end_step(trainer._train_step())
     assert live_tensors() - before < 50
+
+
+class ForwardOnce(Callback):
+    """A user's probe: one forward with autograd on and no backward (at step 5), which makes
+    torchjd's autogram raise at its next Gramian: the run goes on with the Jacobian."""
+
+    def on_step_end(self, trainer: Trainer, step: int, losses: dict[str, Any]) -> None:
+        if step == 5:
+            trainer.model(trainer.step_groups[0][0])
+
+
+def test_after_autogram_fails_no_hook_keeps_a_graph_per_step(caplog: pytest.LogCaptureFixture) -> None:
+    """As above, through the other way off autogram: an error inside it after a first step that
+    passed the check (the engine it had checked was kept, hooks and all)."""
+    from manytask.models import MLP, create_model
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = {t.name: x @ torch.randn(3) for t in TASKS}
+    model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
+    balancer = create_balancer("upgrad", TASKS, level="exact")
+    loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
+    trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
+                      progress=False, callbacks=[ForwardOnce()])
+
+    def live_tensors() -> int:
+        gc.collect()
+        return sum(issubclass(type(o), torch.Tensor) for o in gc.get_objects())  # (type(): no proxy warns)
+
+    with caplog.at_level("WARNING", logger="manytask"):
+        for _ in range(30):
+            trainer._end_step(trainer._train_step())
+    assert "torchjd's autogram failed" in caplog.text
+    assert not [m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks]
+    before = live_tensors()
+    for _ in range(200):
+        trainer._end_step(trainer._train_step())
+    assert live_tensors() - before < 50
