@@ -4,6 +4,7 @@ around the widening rounds."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 from pathlib import Path
 
@@ -270,8 +271,6 @@ def test_the_route_cache_stays_bounded_when_the_tasks_present_change_every_step(
     """The defect: each distinct set of tasks a forward asked for kept its route for the rest of
     the run (cleared only by a widening or a load); with many partially labelled tasks (School:
     one school a row) nearly every batch's set is new, ~3 objects a step, never released."""
-    import gc
-
     tasks = [Regression(f"t{i}") for i in range(24)]
     model = AdaptiveSharing(MLP(10, (16, 16)), tasks)
     affinity = torch.ones(24, 24)

@@ -13,10 +13,12 @@ from torch import Tensor, nn
 
 from manytask.balancing import GramianBalancer, create_balancer
 from manytask.config import parse_config
-from manytask.models import MLP, HardSharing
+from manytask.data import MultiSourceLoader
+from manytask.demos import shared_latent_tasks
+from manytask.models import MLP, HardSharing, create_model
 from manytask.runs._build import build_experiment
 from manytask.tasks import Regression
-from manytask.training import BackwardEngine
+from manytask.training import BackwardEngine, Trainer, build_optimizer
 from manytask.training._linear_gramian import LinearGramian, _layer_gramian
 
 NAMES = ["a", "b", "c", "d"]
@@ -392,11 +394,6 @@ def test_bf16_keeps_the_autogram_engine(caplog: pytest.LogCaptureFixture) -> Non
     checked on the first step against autograd. Under bf16 autocast the two differ by bf16's
     rounding (~1e-2): the check allowed 1e-3 of float32's Gramian, so the run dropped autogram for the
     T x P Jacobian, saying a shared weight was used outside its module's call."""
-    from manytask.data import MultiSourceLoader
-    from manytask.demos import shared_latent_tasks
-    from manytask.models import create_model
-    from manytask.training import Trainer, build_optimizer
-
     torch.manual_seed(0)
     data = shared_latent_tasks(n_train=300, n_val=60, n_test=60, labelled_fraction=0.3)
     tasks = list(data.tasks)

@@ -14,7 +14,7 @@ from torch import nn
 
 from manytask.balancing import DWA, EW, UW, create_balancer
 from manytask.data import MultiSourceLoader, TensorSource
-from manytask.models import HardSharing
+from manytask.models import MLP, HardSharing, create_model
 from manytask.tasks import Regression
 from manytask.training import (
     Callback,
@@ -389,8 +389,6 @@ class ForwardOnce(Callback):
 def test_after_autogram_fails_no_hook_keeps_a_graph_per_step(caplog: pytest.LogCaptureFixture) -> None:
     """As above, through the other way off autogram: an error inside it after a first step that
     passed the check (the engine it had checked was kept, hooks and all)."""
-    from manytask.models import MLP, create_model
-
     torch.manual_seed(0)
     x = torch.randn(64, 3)
     y = {t.name: x @ torch.randn(3) for t in TASKS}
