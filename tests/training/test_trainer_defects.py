@@ -314,6 +314,11 @@ def test_autogram_hooks_go_with_the_last_trainer_that_used_them() -> None:
     assert trainer("ew").fit().steps_run == 4 and hooks() == 0
 
 
+def live_tensors() -> int:
+    gc.collect()
+    return sum(issubclass(type(o), torch.Tensor) for o in gc.get_objects())  # (type(): no proxy warns)
+
+
 def test_steps_driven_by_another_loop_keep_no_growing_per_step_state() -> None:
     """Lightning's module (and any loop handed the trainer's steps) calls ``_train_step`` and
     ``_end_step`` but never logs through ``fit``: the per-step losses kept for the running means
@@ -321,10 +326,6 @@ def test_steps_driven_by_another_loop_keep_no_growing_per_step_state() -> None:
     steps, and a heap that grows with them)."""
     recorder = Recorder()
     trainer = small_run(steps=10**6, callbacks=[recorder])
-
-    def live_tensors() -> int:
-        gc.collect()
-        return sum(issubclass(type(o), torch.Tensor) for o in gc.get_objects())  # (type(): no proxy warns)
 
     for _ in range(50):
         trainer._end_step(trainer._train_step())
@@ -350,33 +351,6 @@ class TiedTrunk(nn.Module):
         return torch.tanh(self.out(h) + 0.5 * nn.functional.linear(h, self.out.weight))
 
 
-def test_after_falling_back_from_autogram_no_hook_keeps_a_graph_per_step(caplog: pytest.LogCaptureFixture) -> None:
-    """The defect: the engine kept the autogram engine it had checked, so its hooks stayed on the
-    trunk and recorded every later forward's graph (with its activations), never released."""
-    torch.manual_seed(0)
-    x = torch.randn(64, 3)
-    y = {t.name: x @ torch.randn(3) for t in TASKS}
-    model = HardSharing(TiedTrunk(), TASKS, feature_dim=8)
-    balancer = create_balancer("upgrad", TASKS, level="exact")
-    loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
-    trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
-                      progress=False)
-
-    def live_tensors() -> int:
-        gc.collect()
-        return sum(issubclass(type(o), torch.Tensor) for o in gc.get_objects())  # (type(): no proxy warns)
-
-    with caplog.at_level("WARNING", logger="manytask"):
-        for _ in range(30):
-            trainer._end_step(trainer._train_step())
-    assert "from the Jacobian from now on" in caplog.text
-    assert not [m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks]
-    before = live_tensors()
-    for _ in range(200):
-        trainer._end_step(trainer._train_step())
-    assert live_tensors() - before < 50
-
-
 class ForwardOnce(Callback):
     """A user's probe: one forward with autograd on and no backward (at step 5), which makes
     torchjd's autogram raise at its next Gramian: the run goes on with the Jacobian."""
@@ -386,26 +360,31 @@ class ForwardOnce(Callback):
             trainer.model(trainer.step_groups[0][0])
 
 
-def test_after_autogram_fails_no_hook_keeps_a_graph_per_step(caplog: pytest.LogCaptureFixture) -> None:
-    """As above, through the other way off autogram: an error inside it after a first step that
-    passed the check (the engine it had checked was kept, hooks and all)."""
+@pytest.mark.parametrize("way", ["a weight used outside its module", "an error inside autogram"])
+def test_off_autogram_no_hook_keeps_a_graph_per_step(way: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The defect: when the run left torchjd's autogram for the Jacobian (its first Gramian
+    disagreed with autograd's, or it raised later: a user's forward without a backward), the
+    engine kept the autogram engine it had checked, so its hooks stayed on the trunk and recorded
+    every later forward's graph (with its activations), never released."""
     torch.manual_seed(0)
     x = torch.randn(64, 3)
     y = {t.name: x @ torch.randn(3) for t in TASKS}
-    model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
+    if way == "a weight used outside its module":
+        model: nn.Module = HardSharing(TiedTrunk(), TASKS, feature_dim=8)
+        callbacks: list[Callback] = []
+        message = "from the Jacobian from now on (torchjd's autogram differs"
+    else:
+        model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
+        callbacks = [ForwardOnce()]
+        message = "from the Jacobian from now on (torchjd's autogram failed"
     balancer = create_balancer("upgrad", TASKS, level="exact")
     loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
     trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
-                      progress=False, callbacks=[ForwardOnce()])
-
-    def live_tensors() -> int:
-        gc.collect()
-        return sum(issubclass(type(o), torch.Tensor) for o in gc.get_objects())  # (type(): no proxy warns)
-
+                      progress=False, callbacks=callbacks)
     with caplog.at_level("WARNING", logger="manytask"):
         for _ in range(30):
             trainer._end_step(trainer._train_step())
-    assert "torchjd's autogram failed" in caplog.text
+    assert message in caplog.text
     assert not [m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks]
     before = live_tensors()
     for _ in range(200):
