@@ -352,20 +352,53 @@ class TiedTrunk(nn.Module):
 
 
 class ForwardOnce(Callback):
-    """A user's probe: one forward with autograd on and no backward (at step 5), which makes
-    torchjd's autogram raise at its next Gramian: the run goes on with the Jacobian."""
+    """A user's probe: one forward of the step's batch with autograd on and no backward (a
+    diagnostic, a feature dump), after step 5 or, ``inside``, within step 5 before its backward."""
+
+    def __init__(self, inside: bool = False) -> None:
+        self.inside = inside
+
+    def on_before_backward(self, trainer: Trainer, step: int, sums: torch.Tensor, counts: torch.Tensor) -> None:
+        if self.inside and step == 5:
+            trainer.model(trainer.step_groups[0][0])
 
     def on_step_end(self, trainer: Trainer, step: int, losses: dict[str, Any]) -> None:
-        if step == 5:
+        if not self.inside and step == 5:
             trainer.model(trainer.step_groups[0][0])
+
+
+def test_a_forward_without_backward_between_steps_keeps_autogram(caplog: pytest.LogCaptureFixture) -> None:
+    """The defect: torchjd's autogram recorded the probe's forward, found it pending (no backward)
+    at the next Gramian and raised, so the run left autogram for the T x P Jacobian for good,
+    slower and with a warning. The engine now forgets at each step's start what autogram recorded
+    since its last Gramian: the run with the probe is the run without it, on autogram throughout."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = {t.name: x @ torch.randn(3) for t in TASKS}
+    runs = []
+    for callbacks in ([ForwardOnce()], []):
+        torch.manual_seed(0)
+        model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
+        balancer = create_balancer("upgrad", TASKS, level="exact")
+        loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
+        trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
+                          progress=False, callbacks=callbacks)
+        with caplog.at_level("WARNING", logger="manytask"):
+            for _ in range(12):
+                trainer._end_step(trainer._train_step())
+        assert trainer.engine.gramian_engine is not None
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert "autogram" not in caplog.text
+    for probed, plain in zip(*runs):
+        torch.testing.assert_close(probed, plain, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("way", ["a weight used outside its module", "an error inside autogram"])
 def test_off_autogram_no_hook_keeps_a_graph_per_step(way: str, caplog: pytest.LogCaptureFixture) -> None:
     """The defect: when the run left torchjd's autogram for the Jacobian (its first Gramian
-    disagreed with autograd's, or it raised later: a user's forward without a backward), the
-    engine kept the autogram engine it had checked, so its hooks stayed on the trunk and recorded
-    every later forward's graph (with its activations), never released."""
+    disagreed with autograd's, or it raised later: a user's forward without a backward inside a
+    step), the engine kept the autogram engine it had checked, so its hooks stayed on the trunk
+    and recorded every later forward's graph (with its activations), never released."""
     torch.manual_seed(0)
     x = torch.randn(64, 3)
     y = {t.name: x @ torch.randn(3) for t in TASKS}
@@ -373,9 +406,9 @@ def test_off_autogram_no_hook_keeps_a_graph_per_step(way: str, caplog: pytest.Lo
         model: nn.Module = HardSharing(TiedTrunk(), TASKS, feature_dim=8)
         callbacks: list[Callback] = []
         message = "from the Jacobian from now on (torchjd's autogram differs"
-    else:
+    else:  # within a step the forward stays pending at that step's Gramian
         model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
-        callbacks = [ForwardOnce()]
+        callbacks = [ForwardOnce(inside=True)]
         message = "from the Jacobian from now on (torchjd's autogram failed"
     balancer = create_balancer("upgrad", TASKS, level="exact")
     loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)

@@ -66,13 +66,10 @@ class Ranks:
         flat = torch.cat([flags, *((p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                                    for p in parameters)])
         self.all_reduce(flat)
-        offset = len(parameters)
-        for p, flag in zip(parameters, flat[:len(parameters)].tolist()):
-            if flag:
-                p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
-            else:
-                p.grad = None
-            offset += p.numel()
+        count = len(parameters)
+        summed = flat[count:].split([p.numel() for p in parameters])  # views of the flat buffer, no copies
+        for p, flag, grad in zip(parameters, flat[:count].tolist(), summed):
+            p.grad = grad.view_as(p) if flag else None
 
     def same_on_every_rank(self, tensors: list[Tensor]) -> None:
         """Overwrite ``tensors`` (parameters, buffers) with rank 0's values: one broadcast per
@@ -83,10 +80,8 @@ class Ranks:
         for group in groups.values():
             flat = torch.cat([t.detach().reshape(-1) for t in group])
             dist.broadcast(flat, src=0)
-            offset = 0
-            for t in group:
-                t.data.copy_(flat[offset:offset + t.numel()].view_as(t))
-                offset += t.numel()
+            with torch.no_grad():
+                torch._foreach_copy_(group, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in group]), group)])
 
     def same_random_state(self, device: torch.device) -> None:
         """Every rank goes on from rank 0's torch random state (the CPU generator's and, on CUDA,

@@ -193,11 +193,13 @@ class BackwardEngine:
 
     # -----------------------------------------------------------------------------------------
     def begin_step(self) -> None:
-        """Forget the previous step's forward."""
+        """Forget the previous step's forward, and any forward since (a user's probe)."""
         self._groups, self._linear = [], []
         for engine in (self.linear_gramian, self._last_layer):
             if engine is not None:
                 engine.clear()
+        if self.gramian_engine is not None:
+            _forget_recorded_forwards(self.gramian_engine)
         if self._hook_next_step:
             self._hook_next_step = False
             self.gramian_engine = self._make_gramian_engine()
@@ -739,6 +741,17 @@ def batched_vjps(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], inputs
         return [torch.stack([row[k] if row[k] is not None else torch.zeros_like(x) for row in rows])
                 for k, x in enumerate(inputs)]
     return [g if g is not None else x.new_zeros(count, *x.shape) for g, x in zip(grads, inputs)]
+
+
+def _forget_recorded_forwards(engine: GramianEngine) -> None:
+    """Clear what torchjd's autogram recorded since its last Gramian (the resets it runs after
+    each Gramian; torchjd 0.18's internals). A forward with autograd on and no backward between
+    steps would otherwise make the next Gramian raise (a module's Jacobian pending), and its graph
+    would stay held until then."""
+    engine._gramian_accumulator.reset()
+    engine._target_edges.reset()
+    for computer in engine._gramian_computers.values():
+        computer.reset()
 
 
 def _values(grad: Tensor) -> Tensor:
