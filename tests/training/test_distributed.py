@@ -102,6 +102,17 @@ def _evaluation(shard: tuple[int, int] | None) -> dict[str, float]:
     return evaluate(model, tasks, source, batch_size=8, shard=shard)
 
 
+def _rank_zeros_values(ranks: Ranks) -> dict[str, torch.Tensor]:
+    """Buffers of two dtypes and a parameter, each with this rank's own values, after
+    ``same_on_every_rank`` (as the trainer calls it on running statistics every step)."""
+    rank = float(ranks.rank)
+    mean, count = torch.full((3,), rank), torch.full((2, 2), 10.0 + rank, dtype=torch.float64)
+    weight = torch.nn.Parameter(torch.full((4,), 20.0 + rank))
+    ranks.same_on_every_rank([mean, count, weight])
+    assert weight.requires_grad and weight.grad_fn is None  # still a trainable leaf
+    return {"mean": mean, "count": count, "weight": weight.detach()}
+
+
 def _rank(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -109,6 +120,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
         results: dict[str, Any] = {f"{m}-{o.get('level', '')}": _train(m, o, Ranks(rank, world)) for m, o in METHODS}
         results["affinity"] = _train("ew", {}, Ranks(rank, world), affinity=True)
         results["evaluation"] = _evaluation((rank, world))
+        results["same_on_every_rank"] = _rank_zeros_values(Ranks(rank, world))
         torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -146,6 +158,15 @@ def test_the_lookahead_probe_measures_each_ranks_share_without_a_collective(
     for results in two_ranks:
         for name, value in alone.items():
             assert torch.allclose(results["affinity"][name], value, rtol=1e-4, atol=1e-5), name
+
+
+def test_every_rank_takes_rank_zeros_buffers(two_ranks: list[dict[str, dict[str, torch.Tensor]]]) -> None:
+    """One broadcast per dtype writes rank 0's values into every rank's tensors, in place."""
+    expected = {"mean": torch.zeros(3), "count": torch.full((2, 2), 10.0, dtype=torch.float64),
+                "weight": torch.full((4,), 20.0)}
+    for results in two_ranks:
+        for name, value in expected.items():
+            assert torch.equal(results["same_on_every_rank"][name], value), name
 
 
 def test_a_tail_that_makes_ranks_part_from_one_process_is_said(caplog: pytest.LogCaptureFixture) -> None:

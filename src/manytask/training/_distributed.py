@@ -80,8 +80,9 @@ class Ranks:
         for group in groups.values():
             flat = torch.cat([t.detach().reshape(-1) for t in group])
             dist.broadcast(flat, src=0)
+            values = flat.split([t.numel() for t in group])
             with torch.no_grad():
-                torch._foreach_copy_(group, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in group]), group)])
+                torch._foreach_copy_(group, [v.view_as(t) for v, t in zip(values, group)])
 
     def same_random_state(self, device: torch.device) -> None:
         """Every rank goes on from rank 0's torch random state (the CPU generator's and, on CUDA,
