@@ -367,28 +367,64 @@ class ForwardOnce(Callback):
             trainer.model(trainer.step_groups[0][0])
 
 
-def test_a_forward_without_backward_between_steps_keeps_autogram(caplog: pytest.LogCaptureFixture) -> None:
-    """The defect: torchjd's autogram recorded the probe's forward, found it pending (no backward)
-    at the next Gramian and raised, so the run left autogram for the T x P Jacobian for good,
-    slower and with a warning. The engine now forgets at each step's start what autogram recorded
-    since its last Gramian: the run with the probe is the run without it, on autogram throughout."""
+@pytest.mark.parametrize("way", ["a forward between steps", "a step that raised"])
+def test_autogram_forgets_forwards_from_before_the_step(way: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The defect: torchjd's autogram kept what it recorded of a forward with gradients that had
+    no Gramian after it: a user's probe in a callback after a step, or the forward of a step that
+    raised before its Gramian (a batch of NaNs the caller's loop skipped). At the next Gramian
+    that forward was pending (no backward): autogram raised, and the run left it for the T x P
+    Jacobian for good, slower and with a warning. Now a step starts by forgetting it: the run is
+    the run without the probe, on autogram throughout."""
     torch.manual_seed(0)
     x = torch.randn(64, 3)
     y = {t.name: x @ torch.randn(3) for t in TASKS}
+    nans = MultiSourceLoader({"s": TensorSource(torch.full_like(x, math.nan), y)}, 8, seed=0).next()
     runs = []
-    for callbacks in ([ForwardOnce()], []):
+    for probed in (True, False):
         torch.manual_seed(0)
         model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
         balancer = create_balancer("upgrad", TASKS, level="exact")
         loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
+        probes = [ForwardOnce()] if probed and way == "a forward between steps" else []
         trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
-                          progress=False, callbacks=callbacks)
+                          progress=False, callbacks=probes)
         with caplog.at_level("WARNING", logger="manytask"):
-            for _ in range(12):
+            for step in range(12):
+                if probed and way == "a step that raised" and step == 5:
+                    with pytest.raises(NonFiniteLossError):
+                        trainer._train_step(nans)
                 trainer._end_step(trainer._train_step())
         assert trainer.engine.gramian_engine is not None
         runs.append([p.detach().clone() for p in model.parameters()])
     assert "autogram" not in caplog.text
+    for probed_run, plain_run in zip(*runs):
+        torch.testing.assert_close(probed_run, plain_run, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("method", "options"), [("mgda", {"level": "exact"}), ("gradnorm", {})])
+def test_a_forward_without_backward_inside_a_step_leaves_the_linear_gramian_exact(
+        method: str, options: dict[str, str]) -> None:
+    """The defect: the linear-layer engine records every call of the trunk's layers in a step, and
+    asked autograd for the gradients of calls no loss reaches (a user's probe forward before the
+    backward) as zeros, which torch gives without the tasks' batch dimension: the step died on
+    ``shape '[3, -1, 8]' is invalid``. Such calls add nothing to the Gramian nor to the update: the
+    run with the probe is the run without it."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = {t.name: x @ torch.randn(3) for t in TASKS}
+    runs = []
+    for callbacks in ([ForwardOnce(inside=True)], []):
+        torch.manual_seed(0)
+        model = HardSharing(MLP(3, (8, 8)), TASKS)
+        balancer = create_balancer(method, TASKS, **options)
+        loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
+        trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
+                          progress=False, callbacks=callbacks)
+        weights = []
+        for _ in range(8):
+            trainer._end_step(trainer._train_step())
+            weights.append(trainer.last_weights)
+        runs.append([*weights, *(p.detach().clone() for p in model.parameters())])
     for probed, plain in zip(*runs):
         torch.testing.assert_close(probed, plain, rtol=0, atol=0)
 
@@ -397,8 +433,8 @@ def test_a_forward_without_backward_between_steps_keeps_autogram(caplog: pytest.
 def test_off_autogram_no_hook_keeps_a_graph_per_step(way: str, caplog: pytest.LogCaptureFixture) -> None:
     """The defect: when the run left torchjd's autogram for the Jacobian (its first Gramian
     disagreed with autograd's, or it raised later: a user's forward without a backward inside a
-    step), the engine kept the autogram engine it had checked, so its hooks stayed on the trunk
-    and recorded every later forward's graph (with its activations), never released."""
+    step), the engine kept the autogram engine it had checked, so its hooks stayed on the trunk and
+    recorded every later forward's graph (with its activations), never released."""
     torch.manual_seed(0)
     x = torch.randn(64, 3)
     y = {t.name: x @ torch.randn(3) for t in TASKS}
@@ -406,7 +442,7 @@ def test_off_autogram_no_hook_keeps_a_graph_per_step(way: str, caplog: pytest.Lo
         model: nn.Module = HardSharing(TiedTrunk(), TASKS, feature_dim=8)
         callbacks: list[Callback] = []
         message = "from the Jacobian from now on (torchjd's autogram differs"
-    else:  # within a step the forward stays pending at that step's Gramian
+    else:  # a forward inside a step is still pending at that step's Gramian
         model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
         callbacks = [ForwardOnce(inside=True)]
         message = "from the Jacobian from now on (torchjd's autogram failed"

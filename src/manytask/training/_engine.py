@@ -745,9 +745,12 @@ def batched_vjps(outputs: Sequence[Tensor], cotangents: Sequence[Tensor], inputs
 
 def _forget_recorded_forwards(engine: GramianEngine) -> None:
     """Clear what torchjd's autogram recorded since its last Gramian (the resets it runs after
-    each Gramian; torchjd 0.18's internals). A forward with autograd on and no backward between
-    steps would otherwise make the next Gramian raise (a module's Jacobian pending), and its graph
-    would stay held until then."""
+    each Gramian; torchjd 0.18's internals). A forward with gradients and no backward since (a
+    user's probe after a step, or the forward of a step that raised before its Gramian) would
+    otherwise make the next Gramian raise, a module's Jacobian pending, and hold its graph till
+    then. A probe inside a step, before its Gramian, still makes autogram raise, and the run goes
+    on with the Jacobian, with a warning: autogram's one flag both gates its forward hooks and
+    turns its backward nodes on, so it cannot be lowered for a user's forward alone."""
     engine._gramian_accumulator.reset()
     engine._target_edges.reset()
     for computer in engine._gramian_computers.values():

@@ -147,10 +147,11 @@ class LinearGramian:
         if self._per_task_route(count, calls):
             return self._gramian_per_task(roots, cotangents, count, dtype, retain_graph)
         grads = torch.autograd.grad(list(roots), [y for _, _, y, _, _ in calls], list(cotangents),
-                                    retain_graph=retain_graph, is_grads_batched=True, allow_unused=True,
-                                    materialize_grads=True)
+                                    retain_graph=retain_graph, is_grads_batched=True, allow_unused=True)
+        # a call no root reaches (a forward in the step that no loss reads) adds nothing
+        reached = [(j, a, g) for (j, a, _, _, _), g in zip(calls, grads) if g is not None]
         for i, layer in enumerate(self.layers):
-            mine = [(a, g) for (j, a, _, _, _), g in zip(calls, grads) if j == i]
+            mine = [(a, g) for j, a, g in reached if j == i]
             if not mine:
                 continue
             if isinstance(layer, nn.Conv2d):
