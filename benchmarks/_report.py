@@ -14,7 +14,7 @@ import torch
 
 from manytask._utils import data_root, write_section
 
-__all__ = ["environment", "ratio", "shared_data", "timed", "write_section"]
+__all__ = ["environment", "protocol", "ratio", "shared_data", "timed", "write_section"]
 
 
 def shared_data() -> Path:
@@ -39,8 +39,28 @@ def timed(fn: Callable[[], object], steps: int) -> float:
 
 def ratio(ours: Callable[[], object], reference: Callable[[], object], steps: int, repeats: int,
           warmup: int = 1) -> float:
-    """Median over interleaved repeats of (time per step of ``ours`` / of ``reference``), after
-    ``warmup`` calls of each."""
+    """Median over ``steps * repeats`` pairs of one call of each of (time of ``ours`` / time of
+    ``reference``), after ``warmup`` calls of each; which runs first alternates from pair to pair.
+
+    A burst of other load on a shared machine skews the few pairs it overlaps, not the median,
+    where blocks of many calls each averaged it in: on a 2-core VM, five runs of the EW / hand-loop
+    ratio of benchmarks/overhead.py read 1.040-1.086 by 15 blocks of 20 steps and 1.040-1.056 by
+    300 pairs."""
     for _ in range(warmup):
         ours(), reference()
-    return statistics.median(timed(ours, steps) / timed(reference, steps) for _ in range(repeats))
+    clock, ratios = time.perf_counter, []
+    for pair in range(steps * repeats):
+        first, second = (ours, reference) if pair % 2 == 0 else (reference, ours)
+        start = clock()
+        first()
+        middle = clock()
+        second()
+        end = clock()
+        ratios.append((middle - start) / (end - middle) if pair % 2 == 0 else (end - middle) / (middle - start))
+    return statistics.median(ratios)
+
+
+def protocol(steps: int, repeats: int, warmup: int) -> str:
+    """How :func:`ratio` measured, for a table's command line."""
+    return (f"{warmup} warm-up step(s) of each, then {steps * repeats} pairs of one step of each, "
+            "in alternating order; median of the pairs' ratios")

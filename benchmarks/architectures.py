@@ -1,5 +1,5 @@
 """Parameter count and training-step time of every registered sharing scheme, relative to hard
-sharing, on two backbones (measured in one run, interleaved blocks, median ratio).
+sharing, on two backbones (measured in one run, alternating pairs of steps, median ratio).
 
 - MLP 64 -> 256 -> 256, four regression tasks, batch 128;
 - the MultiMNIST CNN (two conv blocks and a 50-unit linear stage), two 10-class tasks, batch 64.
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, ratio, write_section  # noqa: E402
+from _report import environment, protocol, ratio, write_section  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -60,8 +60,8 @@ def step(scheme: str, encoder: Callable[[], torch.nn.Module], x: torch.Tensor, t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved blocks (median is reported)")
+    parser.add_argument("--steps", type=int, default=10, help="pairs of steps timed = steps x repeats")
+    parser.add_argument("--repeats", type=int, default=5, help="pairs of steps timed = steps x repeats")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args()
@@ -78,8 +78,8 @@ def main() -> None:
         write_section("architectures", "\n".join([
             "## Sharing schemes: size and step time against hard sharing",
             "",
-            f"Command: `python benchmarks/architectures.py --docs --threads {args.threads}` ({args.repeats} "
-            f"interleaved blocks of {args.steps} steps, median ratio; {environment()}). Each scheme with its "
+            f"Command: `python benchmarks/architectures.py --docs --threads {args.threads}` "
+            f"({protocol(args.steps, args.repeats, 2)}; {environment()}). Each scheme with its "
             "defaults (`mmoe`: 4 experts; `soft`: l2; `dmtrl`: full ranks; `adaptive`: after every stage has "
             "split per task, its largest — before the first round it is `hps`), EW, Adam; `Trainer._train_step` "
             "timed. On an MLP, MTAN's two attention layers per stage and task are as large as the trunk's "

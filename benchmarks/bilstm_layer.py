@@ -1,5 +1,5 @@
 """Time of one BiLSTM layer (forward and backward) as manytask runs it, relative to the packed
-bidirectional ``nn.LSTM`` it replaces (measured in one run, interleaved blocks, median ratio).
+bidirectional ``nn.LSTM`` it replaces (measured in one run, alternating pairs of batches, median ratio).
 
 manytask runs each direction as a unidirectional LSTM on the padded batch (the backward one on
 each sentence reversed within its length), which on CPU uses oneDNN's fused kernel; the packed
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, ratio, shared_data, write_section  # noqa: E402
+from _report import environment, protocol, ratio, shared_data, write_section  # noqa: E402
 
 from manytask.data import TensorSource  # noqa: E402
 from manytask.data.datasets import conll2000  # noqa: E402
@@ -36,8 +36,8 @@ def sentence_lengths() -> Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20, help="batches per timed block")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved blocks (median is reported)")
+    parser.add_argument("--steps", type=int, default=20, help="pairs of batches timed = steps x repeats")
+    parser.add_argument("--repeats", type=int, default=7, help="pairs of batches timed = steps x repeats")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args()
@@ -73,8 +73,8 @@ def main() -> None:
         write_section("bilstm_layer", "\n".join([
             "## BiLSTM layer",
             "",
-            f"Command: `python benchmarks/bilstm_layer.py --docs --threads {args.threads}` ({args.repeats} "
-            f"interleaved blocks of {args.steps} batches; median ratio; {environment()}). Each direction runs "
+            f"Command: `python benchmarks/bilstm_layer.py --docs --threads {args.threads}` "
+            f"({protocol(args.steps, args.repeats, 1)}; {environment()}). Each direction runs "
             "as a unidirectional LSTM on the padded batch (oneDNN's fused kernel on CPU) instead of one packed "
             "bidirectional call; the outputs at real tokens are the same to rounding (tests/models/test_encoders.py).",
             "",

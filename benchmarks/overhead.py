@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, ratio, write_section  # noqa: E402
+from _report import environment, protocol, ratio, write_section  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -101,8 +101,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed block (and warm-up steps of each)")
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved blocks (median is reported)")
+    parser.add_argument("--steps", type=int, default=20, help="warm-up steps of each; pairs timed = steps x repeats")
+    parser.add_argument("--repeats", type=int, default=15, help="pairs of steps timed = steps x repeats")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -120,7 +120,7 @@ def main() -> None:
         "|---|---:|",
         f"| manytask step (HPS, EW) / hand-written PyTorch step with the same fused Adam — MLP 256→512→512, batch 256, 3 tasks | {figures['hps_ew_vs_plain_step']:.3f} |",
         f"| same, hand-written step with `torch.optim.Adam` defaults (manytask uses the fused kernel) | {figures['hps_ew_vs_default_adam_step']:.3f} |",
-        f"| same, tiny model — MLP 20→32, batch 32 (per-step Python overhead dominates) | {figures['hps_ew_vs_plain_step_tiny_model']:.3f} |",
+        f"| same, tiny model — MLP 20→32, batch 32 (per-step Python overhead dominates; 4× the pairs) | {figures['hps_ew_vs_plain_step_tiny_model']:.3f} |",
     ]
     for t in (2, 8, 32):
         lines.append(f"| MGDA exact / EW, T = {t} (MLP 64→256→256, batch 128) | {figures[f'mgda_exact_vs_ew_T{t}']:.2f} |")
@@ -135,8 +135,7 @@ def main() -> None:
             "## Cost per training step",
             "",
             f"Command: `python benchmarks/overhead.py --docs --threads {args.threads}` "
-            f"({args.steps} warm-up steps of each, then {args.repeats} interleaved blocks of {args.steps} steps; "
-            f"median ratio; {env}).",
+            f"({protocol(args.steps, args.repeats, args.steps)}; {env}).",
             "Ratios of time per step measured in the same run; no absolute times.",
             "",
             table,
