@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +368,34 @@ class ForwardOnce(Callback):
             trainer.model(trainer.step_groups[0][0])
 
 
+def _with_and_without(model: Callable[[], nn.Module], method: str, options: dict[str, str], probe: list[Callback],
+                      nans_before: int | None = None) -> list[list[torch.Tensor]]:
+    """Each step's weights and the parameters after 12 steps from the same seeds, of a run with
+    ``probe`` (its callbacks, and a batch of NaNs that the caller's loop skips before step
+    ``nans_before``) and of the run without."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = {t.name: x @ torch.randn(3) for t in TASKS}
+    nans = MultiSourceLoader({"s": TensorSource(torch.full_like(x, math.nan), y)}, 8, seed=0).next()
+    runs = []
+    for probed in (True, False):
+        torch.manual_seed(0)
+        net = model()
+        balancer = create_balancer(method, TASKS, **options)
+        trainer = Trainer(net, TASKS, balancer, build_optimizer(net, balancer, "adam", lr=1e-3),
+                          MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0), 10**6, progress=False,
+                          callbacks=probe if probed else [])
+        weights = []
+        for step in range(12):
+            if probed and step == nans_before:
+                with pytest.raises(NonFiniteLossError):
+                    trainer._train_step(nans)
+            trainer._end_step(trainer._train_step())
+            weights.append(trainer.last_weights)
+        runs.append([*weights, *(p.detach().clone() for p in net.parameters())])
+    return runs
+
+
 @pytest.mark.parametrize("way", ["a forward between steps", "a step that raised"])
 def test_autogram_forgets_forwards_from_before_the_step(way: str, caplog: pytest.LogCaptureFixture) -> None:
     """The defect: torchjd's autogram kept what it recorded of a forward with gradients that had
@@ -375,30 +404,14 @@ def test_autogram_forgets_forwards_from_before_the_step(way: str, caplog: pytest
     that forward was pending (no backward): autogram raised, and the run left it for the T x P
     Jacobian for good, slower and with a warning. Now a step starts by forgetting it: the run is
     the run without the probe, on autogram throughout."""
-    torch.manual_seed(0)
-    x = torch.randn(64, 3)
-    y = {t.name: x @ torch.randn(3) for t in TASKS}
-    nans = MultiSourceLoader({"s": TensorSource(torch.full_like(x, math.nan), y)}, 8, seed=0).next()
-    runs = []
-    for probed in (True, False):
-        torch.manual_seed(0)
-        model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
-        balancer = create_balancer("upgrad", TASKS, level="exact")
-        loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
-        probes = [ForwardOnce()] if probed and way == "a forward between steps" else []
-        trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
-                          progress=False, callbacks=probes)
-        with caplog.at_level("WARNING", logger="manytask"):
-            for step in range(12):
-                if probed and way == "a step that raised" and step == 5:
-                    with pytest.raises(NonFiniteLossError):
-                        trainer._train_step(nans)
-                trainer._end_step(trainer._train_step())
-        assert trainer.engine.gramian_engine is not None
-        runs.append([p.detach().clone() for p in model.parameters()])
+    between = way == "a forward between steps"
+    with caplog.at_level("WARNING", logger="manytask"):
+        probed, plain = _with_and_without(lambda: create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS),
+                                          "upgrad", {"level": "exact"}, [ForwardOnce()] if between else [],
+                                          nans_before=None if between else 5)
     assert "autogram" not in caplog.text
-    for probed_run, plain_run in zip(*runs):
-        torch.testing.assert_close(probed_run, plain_run, rtol=0, atol=0)
+    for mine, reference in zip(probed, plain):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("method", "options"), [("mgda", {"level": "exact"}), ("gradnorm", {})])
@@ -409,24 +422,10 @@ def test_a_forward_without_backward_inside_a_step_leaves_the_linear_gramian_exac
     backward) as zeros, which torch gives without the tasks' batch dimension: the step died on
     ``shape '[3, -1, 8]' is invalid``. Such calls add nothing to the Gramian nor to the update: the
     run with the probe is the run without it."""
-    torch.manual_seed(0)
-    x = torch.randn(64, 3)
-    y = {t.name: x @ torch.randn(3) for t in TASKS}
-    runs = []
-    for callbacks in ([ForwardOnce(inside=True)], []):
-        torch.manual_seed(0)
-        model = HardSharing(MLP(3, (8, 8)), TASKS)
-        balancer = create_balancer(method, TASKS, **options)
-        loader = MultiSourceLoader({"s": TensorSource(x, y)}, 8, seed=0)
-        trainer = Trainer(model, TASKS, balancer, build_optimizer(model, balancer, "adam", lr=1e-3), loader, 10**6,
-                          progress=False, callbacks=callbacks)
-        weights = []
-        for _ in range(8):
-            trainer._end_step(trainer._train_step())
-            weights.append(trainer.last_weights)
-        runs.append([*weights, *(p.detach().clone() for p in model.parameters())])
-    for probed, plain in zip(*runs):
-        torch.testing.assert_close(probed, plain, rtol=0, atol=0)
+    probed, plain = _with_and_without(lambda: HardSharing(MLP(3, (8, 8)), TASKS), method, options,
+                                      [ForwardOnce(inside=True)])
+    for mine, reference in zip(probed, plain):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("way", ["a weight used outside its module", "an error inside autogram"])
