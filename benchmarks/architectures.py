@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, protocol, ratio, write_section  # noqa: E402
+from _report import environment, pin_malloc, protocol, ratio, write_section  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    pin_malloc()
     lines = ["| backbone | scheme | parameters / hps | step time / hps |", "|---|---|---:|---:|"]
     for label, (encoder, x, tasks, targets, batch) in backbones().items():
         hard, hard_params = step("hps", encoder, x, tasks, targets, batch)

@@ -4,8 +4,8 @@ Same model and data for every method: ``HardSharing(MLP(64, (256, 256)), tasks)`
 tasks ``t0..`` with linear targets, fused Adam; a step is ``Trainer._train_step``. Each method is built with
 its registry example options (task-keyed ones cycled over ``t0..``), once per level when it has several.
 
-- Time: interleaved blocks (method, EW, method, EW, ...); the median (JSON: also the min) of the per-block
-  ratios of seconds per step. "naive" is LibMTL's way: T ``torch.autograd.grad(loss_i, shared,
+- Time: pairs of one step of the method and one of EW, which runs first alternating from pair to pair;
+  the median (JSON: also the min) of the pairs' ratios of seconds per step. "naive" is LibMTL's way: T ``torch.autograd.grad(loss_i, shared,
   retain_graph=True)``, MGDA (the same ``min_norm_weights``) on the stacked gradients, one heads backward.
 - Memory: peak bytes of live tensors from building model, optimizer and balancer through 2 steps (the
   dataset is made before and excluded), over EW's. CPU: torch.profiler's allocation events
@@ -41,7 +41,7 @@ from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, write_section  # noqa: E402
+from _report import environment, pin_malloc, protocol, write_section  # noqa: E402
 
 from manytask._utils import one_blas_thread  # noqa: E402
 from manytask.balancing import BALANCERS, balancer_info, create_balancer, min_norm_weights  # noqa: E402
@@ -124,6 +124,21 @@ def naive_step(tasks: list[Regression], data: TensorSource, device: str) -> Step
     return step
 
 
+def paired(step: Step, ew: Step, count: int, device: str) -> list[tuple[float, float]]:
+    """``count`` pairs (seconds of one step of ``step``, of one of ``ew``), which of the two runs
+    first alternating from pair to pair."""
+    pairs = []
+    for k in range(count):
+        if k % 2:
+            reference = timed(ew, 1, device)
+            ours = timed(step, 1, device)
+        else:
+            ours = timed(step, 1, device)
+            reference = timed(ew, 1, device)
+        pairs.append((ours, reference))
+    return pairs
+
+
 def timed(step: Step, steps: int, device: str) -> float:
     start = time.perf_counter()
     for _ in range(steps):
@@ -199,7 +214,7 @@ def measure(selected: list[Method], task_counts: list[int], *, steps: int, repea
                 seconds = first_step(step, budget, device)
                 if seconds * steps * repeats > budget:
                     raise TimeoutError
-                pairs = [(timed(step, steps, device), timed(ew, steps, device)) for _ in range(repeats)]
+                pairs = paired(step, ew, steps * repeats, device)
                 ratios = [ours / ew_time for ours, ew_time in pairs]
                 cell: dict[str, Any] = {"time": statistics.median(ratios), "time_min": min(ratios),
                                         "ms_per_step": 1e3 * statistics.median(p[0] for p in pairs),
@@ -269,19 +284,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", help="comma-separated task counts T (default 2,8,32,128)")
     parser.add_argument("--methods", help="comma-separated names or name:level (default: every registered one)")
-    parser.add_argument("--steps", type=int, help="steps per timed block (default 20)")
-    parser.add_argument("--repeats", type=int, help="interleaved blocks, the median is reported (default 5)")
+    parser.add_argument("--steps", type=int, help="pairs of steps timed = steps x repeats (default 20)")
+    parser.add_argument("--repeats", type=int, help="pairs of steps timed = steps x repeats (default 5)")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds of timed steps allowed per method and T")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    parser.add_argument("--quick", action="store_true", help="smoke run; defaults T = 2,8 and 2 steps x 1 block")
+    parser.add_argument("--quick", action="store_true", help="smoke run; defaults T = 2,8 and 2 pairs of steps")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args()
     defaults = ("2,8", 2, 1) if args.quick else ("2,8,32,128", 20, 5)
     args.tasks, args.steps, args.repeats = (a or d for a, d in zip((args.tasks, args.steps, args.repeats), defaults))
     torch.set_num_threads(args.threads)
+    pin_malloc()
     task_counts = [int(t) for t in args.tasks.split(",")]
     selected = methods(args.methods.split(",") if args.methods else None)
     results = measure(selected, task_counts, steps=args.steps, repeats=args.repeats, budget=args.budget,
@@ -296,7 +312,7 @@ def main() -> None:
         write_section("balancing-cost", "\n".join([
             "## Cost of each balancing method",
             "",
-            f"Command: `{command}` ({args.repeats} interleaved blocks of {args.steps} steps; median ratio; {env}).",
+            f"Command: `{command}` ({protocol(args.steps, args.repeats, 1)}; {env}).",
             "MLP 64→256→256 hard sharing, batch 128, T regression tasks, Adam. Time: seconds per training step "
             "/ EW's, measured in the same run (the `ew` row is a second EW instance: the noise floor). Memory: "
             "peak bytes of live tensors from construction through 2 steps / EW's (CPU: torch.profiler's "

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, protocol, ratio, shared_data, write_section  # noqa: E402
+from _report import environment, pin_malloc, protocol, ratio, shared_data, write_section  # noqa: E402
 
 from manytask.data import TensorSource  # noqa: E402
 from manytask.data.datasets import conll2000  # noqa: E402
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--docs", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    pin_malloc()
     torch.manual_seed(0)
 
     lengths = sentence_lengths()

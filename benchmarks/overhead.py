@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, protocol, ratio, write_section  # noqa: E402
+from _report import environment, pin_malloc, protocol, ratio, write_section  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    pin_malloc()
 
     figures: dict[str, float] = {}
     figures["hps_ew_vs_plain_step"] = step_vs_plain(256, (512, 512), 256, args.steps, args.repeats)
