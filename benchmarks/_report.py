@@ -15,7 +15,7 @@ import torch
 
 from manytask._utils import data_root, write_section
 
-__all__ = ["environment", "pin_malloc", "protocol", "ratio", "shared_data", "timed", "write_section"]
+__all__ = ["environment", "paired", "pin_malloc", "protocol", "ratio", "shared_data", "timed", "write_section"]
 
 
 def shared_data() -> Path:
@@ -72,16 +72,23 @@ def ratio(ours: Callable[[], object], reference: Callable[[], object], steps: in
     300 pairs."""
     for _ in range(warmup):
         ours(), reference()
-    clock, ratios = time.perf_counter, []
-    for pair in range(steps * repeats):
-        first, second = (ours, reference) if pair % 2 == 0 else (reference, ours)
-        start = clock()
-        first()
-        middle = clock()
-        second()
-        end = clock()
-        ratios.append((middle - start) / (end - middle) if pair % 2 == 0 else (end - middle) / (middle - start))
-    return statistics.median(ratios)
+    return statistics.median(a / b for a, b in paired(ours, reference, steps * repeats))
+
+
+def paired(ours: Callable[[], object], reference: Callable[[], object], count: int,
+           sync: Callable[[], object] = lambda: None) -> list[tuple[float, float]]:
+    """``count`` pairs (seconds of one call of ``ours``, of one of ``reference``), which of the two
+    runs first alternating from pair to pair; ``sync`` ends each call's timing (a device's queue)."""
+    pairs = []
+    for pair in range(count):
+        seconds = []
+        for fn in (ours, reference) if pair % 2 == 0 else (reference, ours):
+            start = time.perf_counter()
+            fn()
+            sync()
+            seconds.append(time.perf_counter() - start)
+        pairs.append((seconds[0], seconds[1]) if pair % 2 == 0 else (seconds[1], seconds[0]))
+    return pairs
 
 
 def protocol(steps: int, repeats: int, warmup: int) -> str:

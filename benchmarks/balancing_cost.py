@@ -5,8 +5,9 @@ tasks ``t0..`` with linear targets, fused Adam; a step is ``Trainer._train_step`
 its registry example options (task-keyed ones cycled over ``t0..``), once per level when it has several.
 
 - Time: pairs of one step of the method and one of EW, which runs first alternating from pair to pair;
-  the median (JSON: also the min) of the pairs' ratios of seconds per step. "naive" is LibMTL's way: T ``torch.autograd.grad(loss_i, shared,
-  retain_graph=True)``, MGDA (the same ``min_norm_weights``) on the stacked gradients, one heads backward.
+  the median (JSON: also the min) of the pairs' ratios of seconds per step. "naive" is LibMTL's way:
+  T ``torch.autograd.grad(loss_i, shared, retain_graph=True)``, MGDA (the same ``min_norm_weights``) on
+  the stacked gradients, one heads backward.
 - Memory: peak bytes of live tensors from building model, optimizer and balancer through 2 steps (the
   dataset is made before and excluded), over EW's. CPU: torch.profiler's allocation events
   (``profile_memory=True``; each carries the CPU allocator's running total since profiling began); CUDA:
@@ -41,7 +42,7 @@ from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import environment, pin_malloc, protocol, write_section  # noqa: E402
+from _report import environment, paired, pin_malloc, protocol, write_section  # noqa: E402
 
 from manytask._utils import one_blas_thread  # noqa: E402
 from manytask.balancing import BALANCERS, balancer_info, create_balancer, min_norm_weights  # noqa: E402
@@ -124,21 +125,6 @@ def naive_step(tasks: list[Regression], data: TensorSource, device: str) -> Step
     return step
 
 
-def paired(step: Step, ew: Step, count: int, device: str) -> list[tuple[float, float]]:
-    """``count`` pairs (seconds of one step of ``step``, of one of ``ew``), which of the two runs
-    first alternating from pair to pair."""
-    pairs = []
-    for k in range(count):
-        if k % 2:
-            reference = timed(ew, 1, device)
-            ours = timed(step, 1, device)
-        else:
-            ours = timed(step, 1, device)
-            reference = timed(ew, 1, device)
-        pairs.append((ours, reference))
-    return pairs
-
-
 def timed(step: Step, steps: int, device: str) -> float:
     start = time.perf_counter()
     for _ in range(steps):
@@ -196,6 +182,7 @@ def measure(selected: list[Method], task_counts: list[int], *, steps: int, repea
     (peak ratio to EW), or ``skipped`` (why). The naive reference is labelled ``naive``."""
     results: dict[str, dict[int, dict[str, Any]]] = {}
     cut: dict[str, str] = {}
+    sync: Callable[[], object] = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for t in task_counts:
         tasks, data = setup(t)
         ew = trainer_step(("ew", None), tasks, data, device)
@@ -214,7 +201,7 @@ def measure(selected: list[Method], task_counts: list[int], *, steps: int, repea
                 seconds = first_step(step, budget, device)
                 if seconds * steps * repeats > budget:
                     raise TimeoutError
-                pairs = paired(step, ew, steps * repeats, device)
+                pairs = paired(step, ew, steps * repeats, sync)
                 ratios = [ours / ew_time for ours, ew_time in pairs]
                 cell: dict[str, Any] = {"time": statistics.median(ratios), "time_min": min(ratios),
                                         "ms_per_step": 1e3 * statistics.median(p[0] for p in pairs),

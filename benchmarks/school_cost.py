@@ -1,8 +1,8 @@
 """Step time of gradient methods on School's 139 tasks, as ratios to EW measured in one run.
 
 The School catalogue's model (an MLP 28 -> 64 trunk, one linear head per school, batch 256, Argyriou
-split 1, raw scores), each method's ``Trainer._train_step`` timed against EW's in alternating pairs of single steps,
-the median of the pairs' ratios reported. Issue 10's goals: PCGrad <= 2x EW at the
+split 1, raw scores), each method's ``Trainer._train_step`` timed against EW's in alternating pairs
+of single steps, the median of the pairs' ratios reported. Issue 10's goals: PCGrad <= 2x EW at the
 representation level and <= 4x exact (it was 11x). Then EW against EW without each of the
 many-task optimisations: the grouped heads, the stacked targets, the batched losses, and the
 blocks read back by those losses (``Columns``).
