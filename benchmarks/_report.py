@@ -15,7 +15,7 @@ import torch
 
 from manytask._utils import data_root, write_section
 
-__all__ = ["environment", "paired", "pin_malloc", "protocol", "ratio", "shared_data", "timed", "write_section"]
+__all__ = ["environment", "paired", "pin_malloc", "protocol", "ratio", "shared_data", "write_section"]
 
 
 def shared_data() -> Path:
@@ -51,14 +51,6 @@ def environment() -> str:
     thresholds, when :func:`pin_malloc` fixed them)."""
     return ", ".join([f"torch {torch.__version__}", f"Python {platform.python_version()}",
                       f"{torch.get_num_threads()} torch thread(s)", *_PINNED[:1]])
-
-
-def timed(fn: Callable[[], object], steps: int) -> float:
-    """Seconds per call of ``fn`` over ``steps`` calls."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
 
 
 def ratio(ours: Callable[[], object], reference: Callable[[], object], steps: int, repeats: int,

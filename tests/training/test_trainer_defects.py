@@ -18,6 +18,7 @@ from manytask.data import MultiSourceLoader, TensorSource
 from manytask.models import MLP, HardSharing, create_model
 from manytask.tasks import Regression
 from manytask.training import (
+    BackwardEngine,
     Callback,
     Checkpointing,
     Evaluation,
@@ -369,15 +370,15 @@ class ForwardOnce(Callback):
 
 
 def _with_and_without(model: Callable[[], nn.Module], method: str, options: dict[str, str], probe: list[Callback],
-                      nans_before: int | None = None) -> list[list[torch.Tensor]]:
+                      nans_before: int | None = None) -> tuple[list[list[torch.Tensor]], BackwardEngine]:
     """Each step's weights and the parameters after 12 steps from the same seeds, of a run with
     ``probe`` (its callbacks, and a batch of NaNs that the caller's loop skips before step
-    ``nans_before``) and of the run without."""
+    ``nans_before``) and of the run without; and the probed run's engine, to say which route ran."""
     torch.manual_seed(0)
     x = torch.randn(64, 3)
     y = {t.name: x @ torch.randn(3) for t in TASKS}
     nans = MultiSourceLoader({"s": TensorSource(torch.full_like(x, math.nan), y)}, 8, seed=0).next()
-    runs = []
+    runs, engines = [], []
     for probed in (True, False):
         torch.manual_seed(0)
         net = model()
@@ -393,7 +394,8 @@ def _with_and_without(model: Callable[[], nn.Module], method: str, options: dict
             trainer._end_step(trainer._train_step())
             weights.append(trainer.last_weights)
         runs.append([*weights, *(p.detach().clone() for p in net.parameters())])
-    return runs
+        engines.append(trainer.engine)
+    return runs, engines[0]
 
 
 @pytest.mark.parametrize("way", ["a forward between steps", "a step that raised"])
@@ -406,10 +408,10 @@ def test_autogram_forgets_forwards_from_before_the_step(way: str, caplog: pytest
     the run without the probe, on autogram throughout."""
     between = way == "a forward between steps"
     with caplog.at_level("WARNING", logger="manytask"):
-        probed, plain = _with_and_without(lambda: create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS),
-                                          "upgrad", {"level": "exact"}, [ForwardOnce()] if between else [],
-                                          nans_before=None if between else 5)
-    assert "autogram" not in caplog.text
+        (probed, plain), engine = _with_and_without(
+            lambda: create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS), "upgrad", {"level": "exact"},
+            [ForwardOnce()] if between else [], nans_before=None if between else 5)
+    assert "autogram" not in caplog.text and engine.gramian_engine is not None  # on autogram throughout
     for mine, reference in zip(probed, plain):
         torch.testing.assert_close(mine, reference, rtol=0, atol=0)
 
@@ -422,8 +424,9 @@ def test_a_forward_without_backward_inside_a_step_leaves_the_linear_gramian_exac
     backward) as zeros, which torch gives without the tasks' batch dimension: the step died on
     ``shape '[3, -1, 8]' is invalid``. Such calls add nothing to the Gramian nor to the update: the
     run with the probe is the run without it."""
-    probed, plain = _with_and_without(lambda: HardSharing(MLP(3, (8, 8)), TASKS), method, options,
-                                      [ForwardOnce(inside=True)])
+    (probed, plain), engine = _with_and_without(lambda: HardSharing(MLP(3, (8, 8)), TASKS), method, options,
+                                                [ForwardOnce(inside=True)])
+    assert (engine.linear_gramian if method == "mgda" else engine._last_layer) is not None  # the linear-layer route
     for mine, reference in zip(probed, plain):
         torch.testing.assert_close(mine, reference, rtol=0, atol=0)
 
