@@ -79,3 +79,22 @@ def test_a_sparse_gradient_is_checked() -> None:
     trainer.model.encoder.embedding.weight.register_hook(lambda grad: grad * float("nan"))
     with pytest.raises(NonFiniteLossError, match="'encoder.embedding.weight'"):
         trainer._train_step()
+
+
+def test_after_a_step_that_raised_the_next_finite_steps_pass_the_fast_check() -> None:
+    """The check keeps its flag from step to step: a step that raised must leave it clear, or every
+    later step would take the slow look for a culprit there is none of."""
+    trainer = school_like(nn.Sequential(nn.Linear(3, 5), nn.Tanh()))
+    trainer._train_step()
+    handle = trainer.model.encoder[0].bias.register_hook(lambda grad: grad * float("nan"))
+    with pytest.raises(NonFiniteLossError, match="'encoder.0.bias'"):
+        trainer._train_step()
+    handle.remove()
+    looked = []
+    explain = trainer.engine._explain_non_finite
+    trainer.engine._explain_non_finite = lambda *args: looked.append(1) or explain(*args)  # type: ignore[method-assign]
+    before = [p.detach().clone() for p in trainer.model.encoder.parameters()]
+    for _ in range(3):
+        trainer._train_step()
+    assert not looked
+    assert all(not torch.equal(b, p) for b, p in zip(before, trainer.model.encoder.parameters()))

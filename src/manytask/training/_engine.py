@@ -159,6 +159,7 @@ class BackwardEngine:
         # stateless loss weighting the one check after the backward covers them too.
         self._check_first = balancer.stateful or balancer.needs != "losses"
         self._counts_seen: tuple[Tensor, int] | None = None  # (counts, their version) of the last step
+        self._flag: tuple[Tensor, Tensor] | None = None  # the non-finite check's (found, scale 1)
         self._present_divisor = (torch.zeros(0, dtype=torch.bool), torch.zeros(0))
 
     def _make_gramian_engine(self) -> GramianEngine | None:
@@ -699,11 +700,18 @@ class BackwardEngine:
         grads = [] if self.scaler is not None else [  # (float16: the scaler skips inf gradients itself)
             _values(p.grad) for p in self._parameters if p.grad is not None]
         scalars = [losses, weights] + ([] if penalty is None else [penalty.detach().reshape(1).to(losses.dtype)])
-        found = torch.zeros(1, dtype=torch.float32, device=losses.device)  # (the fused check takes float32)
-        with torch.no_grad():
-            torch._amp_foreach_non_finite_check_and_unscale_([*scalars, *grads], found, torch.ones_like(found))
+        found, one = self._found_flag(losses.device)
+        torch._amp_foreach_non_finite_check_and_unscale_([*scalars, *grads], found, one)
         if found.item():
+            found.zero_()  # (kept for the next check: it is 0 whenever a check passes)
             self._explain_non_finite(losses, present, weights, penalty)
+
+    def _found_flag(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The fused check's flag (0: all finite) and its scale of 1, float32 on ``device``, made
+        once: two allocations less in every step."""
+        if self._flag is None or self._flag[0].device != device:
+            self._flag = torch.zeros(1, device=device), torch.ones(1, device=device)
+        return self._flag
 
     def _explain_non_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None) -> None:
         """Raise :class:`NonFiniteError` naming the first non-finite quantity, if there is one."""
