@@ -15,8 +15,10 @@ for its loader too). Not in CI: LibMTL is optional (``pip install --no-deps LibM
 - torchjd: its autogram ``Engine`` on the trunk, ``compute_gramian`` of the losses, its weighting,
   ``losses.backward(weights)`` (the heads then get weighted gradients, as torchjd's examples do).
 
-Timing: interleaved blocks (ours, theirs, ...), median of the per-block ratios. Memory: peak bytes of
-live tensors from building model and optimizer through 2 steps (see balancing_cost.py).
+Timing: after warm-up steps of each, pairs of one step of each in alternating order, median of the
+per-pair ratios (``_report.ratio``), with glibc malloc's thresholds fixed (``_report.pin_malloc``).
+Memory: peak bytes of live tensors from building model and optimizer through 2 steps (see
+balancing_cost.py).
 
 torchjd's UPGrad and DualProj need ``qpsolvers`` and ``quadprog`` (``pip install --no-deps qpsolvers
 quadprog``); without them those rows say "failed". They solve a regularised QP (``G / tr G + 1e-4 I``),
@@ -29,8 +31,6 @@ Usage: python benchmarks/peers.py [--tasks 4,11,32] [--model mlp|cnn] [--batch 1
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -43,8 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
-from balancing_cost import peak_bytes, timed  # noqa: E402
+from _report import environment, pin_malloc, protocol, ratio, write_section  # noqa: E402
+from balancing_cost import peak_bytes  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -189,11 +189,7 @@ def torchjd(method: str, build: Callable[[], HardSharing], x: Tensor, targets: d
 
 def compare(mine: Callable[[], Step], theirs: Callable[[], Step], steps: int, repeats: int,
             memory: bool) -> dict[str, Any]:
-    a, b = mine(), theirs()
-    a(), b()  # warm-up
-    pairs = [(timed(a, steps, "cpu"), timed(b, steps, "cpu")) for _ in range(repeats)]
-    cell: dict[str, Any] = {"time": statistics.median(p / q for p, q in pairs), "ms_ours": statistics.median(p for p, _ in pairs) * 1e3,
-            "ms_theirs": statistics.median(q for _, q in pairs) * 1e3}
+    cell: dict[str, Any] = {"time": ratio(mine(), theirs(), steps, repeats, warmup=steps)}
     if memory:
         cell["memory"] = peak_bytes(mine, "cpu") / peak_bytes(theirs, "cpu")
     return cell
@@ -205,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
     parser.add_argument("--methods", help="comma-separated labels (default: all shared)")
     parser.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10, help="warm-up steps of each; pairs timed = steps x repeats")
+    parser.add_argument("--repeats", type=int, default=10, help="pairs of steps timed = steps x repeats")
     parser.add_argument("--libmtl", type=Path, help="a LibMTL checkout (its parent of LibMTL/) to import")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--docs", action="store_true")
@@ -214,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     global BATCH  # noqa: PLW0603 — one setting for every builder below
     BATCH = args.batch
     torch.set_num_threads(1)
+    pin_malloc()
     has_libmtl = _import_libmtl_weighting(args.libmtl)
     if not has_libmtl:
         print("LibMTL not found: its rows are skipped (pip install --no-deps LibMTL, or --libmtl PATH)")
@@ -246,9 +243,8 @@ def render(rows: dict[str, dict[int, dict[str, Any]]], counts: list[int], args: 
     lines = [f"## Side by side with the peers — {model}, batch {BATCH}", "",
              f"Command: `python benchmarks/peers.py --model {args.model} --tasks {args.tasks} --batch {BATCH} --docs` "
              f"(LibMTL {version}, its weighting modules imported as they are — the package's `__init__`, which "
-             f"needs torchvision for LibMTL's ResNet, is not run; torchjd {_version('torchjd')}, torch {torch.__version__}, "
-             f"Python {platform.python_version()}, 1 thread; {args.repeats} interleaved blocks of {args.steps} steps, "
-             "median ratio). Ratios ours / theirs: below 1 is faster or smaller. Ours is a full `Trainer` "
+             f"needs torchvision for LibMTL's ResNet, is not run; torchjd {_version('torchjd')}, {environment()}; "
+             f"{protocol(args.steps, args.repeats, args.steps)}). Ratios ours / theirs: below 1 is faster or smaller. Ours is a full `Trainer` "
              "step, its data loader included; the peers' steps slice prepared tensors. LibMTL runs with its "
              "default hyper-parameters and is not patched; its GradNorm differentiates all shared "
              "parameters (ours: the last shared layer, as the paper), its IMTL is IMTL-L and IMTL-G "

@@ -15,7 +15,7 @@ def test_ours_against_torchjd_tiny() -> None:
     label = "mgda (exact)"
     cell = script.compare(lambda: script.ours(label, build, x, targets), lambda: script.torchjd(label, build, x, targets),
                           steps=1, repeats=1, memory=False)
-    assert cell["time"] > 0 and cell["ms_ours"] > 0
+    assert cell["time"] > 0
     args = argparse.Namespace(model="mlp", tasks="3", repeats=1, steps=1)
     table = script.render({f"{label} vs torchjd": {3: cell}, "x vs LibMTL": {3: {"failed": "ValueError: boom"}}}, [3], args)
     assert "| mgda (exact) vs torchjd | " in table and "- x vs LibMTL: `ValueError: boom`" in table
