@@ -76,6 +76,12 @@ SHARED: dict[str, tuple[dict[str, Any], str | None, bool, dict[str, Any], str | 
     "aligned-mtl (exact)": ({"name": "aligned-mtl"}, None, False, {}, "AlignedMTLWeighting"),
 }
 BATCH, N = 128, 2048
+#: what a peer's failure comes from, where we read its source to find out
+WHY_FAILED = {
+    "cagrad (exact) vs LibMTL": "LibMTL 1.1.5's CAGrad objective reshapes the weights to `(1, 3)`: "
+                                "it runs with exactly 3 tasks",
+    "pcgrad (representation) vs LibMTL": "LibMTL refuses it by design",
+}
 
 
 def model_and_data(kind: str, count: int) -> tuple[Callable[[], HardSharing], Tensor, dict[str, Tensor]]:
@@ -262,7 +268,8 @@ def render(rows: dict[str, dict[int, dict[str, Any]]], counts: list[int], args: 
             failures[key] = failed[0]
     if failures:
         lines += ["", "Failed on the peer's side (the first error):", ""]
-        lines += [f"- {key}: `{reason}`" for key, reason in failures.items()]
+        lines += [f"- {key}: `{reason}`" + (f" ({WHY_FAILED[key]})" if key in WHY_FAILED else "")
+                  for key, reason in failures.items()]
     return "\n".join(lines)
 
 
