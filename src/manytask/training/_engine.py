@@ -710,7 +710,8 @@ class BackwardEngine:
         """The fused check's flag (0: all finite) and its scale of 1, float32 on ``device``, made
         once: two allocations less in every step."""
         if self._flag is None or self._flag[0].device != device:
-            self._flag = torch.zeros(1, device=device), torch.ones(1, device=device)
+            self._flag = (torch.zeros(1, dtype=torch.float32, device=device),  # (the fused check takes float32,
+                          torch.ones(1, dtype=torch.float32, device=device))   # whatever the default dtype)
         return self._flag
 
     def _explain_non_finite(self, losses: Tensor, present: Tensor, weights: Tensor, penalty: Tensor | None) -> None:
