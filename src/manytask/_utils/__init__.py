@@ -3,6 +3,7 @@
 from ._atomic import atomic_path, atomic_write
 from ._blas import one_blas_thread
 from ._data_root import DEFAULT_DATA_ROOT, data_root
+from ._index import index_tensor
 from ._markdown import write_section
 from ._splits import split_groups, split_indices
 from ._strict import StrictModel
@@ -19,6 +20,7 @@ __all__ = [
     "atomic_write",
     "data_root",
     "did_you_mean",
+    "index_tensor",
     "load_yaml",
     "one_blas_thread",
     "read_table",

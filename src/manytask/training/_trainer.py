@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._utils import did_you_mean, index_tensor
 from ..balancing import Balancer
 from ..data import Batch, MultiSourceLoader, Source, TensorSource
 from ..evaluation import evaluate
@@ -376,14 +377,13 @@ class Trainer:
             stacked = stacked.float()  # bf16 and float16 up (float64 kept)
         key = (tuple(names), tuple(counts_of))
         cached = self._layouts.get(key)
-        if cached is None:
-            count = [0.0] * len(self.tasks)
-            for name, c in zip(names, key[1]):
-                count[self._position[name]] = float(c)
-            positions = [self._position[n] for n in names]
+        if cached is None:  # (a miss most steps under partial labels: School's present schools vary)
+            positions = list(map(self._position.__getitem__, names))
+            count = np.zeros(len(self.tasks))
+            count[positions] = key[1]
             in_order = positions == list(range(len(self.tasks)))
-            index = None if in_order else torch.tensor(positions, device=stacked.device)
-            counts = torch.tensor(count, device=stacked.device)
+            index = None if in_order else index_tensor(positions, stacked.device)
+            counts = torch.from_numpy(count).to(stacked.device, torch.get_default_dtype())  # (as torch.tensor)
             cached = counts, index
             if len(self._layouts) >= 256:  # counts that vary every step (partial labels): no reuse
                 self._layouts.clear()
@@ -694,8 +694,6 @@ class Trainer:
         valid = [f"{t.name}/{m}" for t in self.tasks.values() for m in (*t.metrics, "loss")]
         valid += sorted({f"mean/{m}" for t in self.tasks.values() for m in (*t.metrics, "loss")})
         if self.monitor not in valid:
-            from .._utils import did_you_mean
-
             raise ValueError(f"Unknown monitor metric {self.monitor!r}.{did_you_mean(self.monitor, valid)}")
 
     def _columns(self) -> list[str]:
