@@ -125,15 +125,6 @@ def naive_step(tasks: list[Regression], data: TensorSource, device: str) -> Step
     return step
 
 
-def timed(step: Step, steps: int, device: str) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
-
-
 def _alarm(signum: int, frame: object) -> None:
     raise TimeoutError
 
@@ -143,7 +134,11 @@ def first_step(step: Step, limit: float, device: str) -> float:
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        return timed(step, 1, device)
+        start = time.perf_counter()
+        step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

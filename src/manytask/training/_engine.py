@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchjd.autogram import Engine as GramianEngine
 
-from .._utils import one_blas_thread
+from .._utils import index_tensor, one_blas_thread
 from ..balancing import Balancer, GramianBalancer, JacobianBalancer, LossBalancer
 from ..data import Inputs
 from ..models import HardSharing, MultiTaskModel
@@ -590,13 +590,13 @@ class BackwardEngine:
     def _run_order(self) -> Tensor:
         """Positions that put the forwarded tasks (group after group) in the run's task order."""
         names = [t for tasks, _, _ in self._groups for t in tasks]
-        return torch.tensor(sorted(range(len(names)), key=lambda i: self._position[names[i]]))
+        return index_tensor(sorted(range(len(names)), key=lambda i: self._position[names[i]]))
 
     def _trunk_backward(self, feature_grads: list[Tensor], weights: Tensor) -> None:
         """The shared parameters get ``sum_i w_i dL_i/dtheta`` through one backward per input group."""
         outputs, grads = [], []
         for (tasks, z, _), g in zip(self._groups, feature_grads):
-            w = weights[torch.tensor([self._position[t] for t in tasks], device=weights.device)]
+            w = weights[index_tensor(list(map(self._position.__getitem__, tasks)), weights.device)]
             combined = torch.tensordot(w.to(g.dtype), g, dims=1)
             outputs.append(z)
             grads.append(combined * self.scaler.get_scale() if self.scaler is not None else combined)
