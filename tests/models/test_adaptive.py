@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,46 @@ def test_a_gradient_method_on_a_network_split_apart_backpropagates_each_loss_pla
     for p, g in zip(model.task_parameters("a"), expected):
         torch.testing.assert_close(p.grad, g)
     assert all(p.grad is None for p in model.task_parameters("c"))
+
+
+def test_exact_gramian_methods_hook_the_shared_nodes_anew_after_each_widening(caplog: pytest.LogCaptureFixture) -> None:
+    """torchjd's autogram hooks the layers of exactly the nodes two or more tasks read, and hooks
+    them anew when a widening changes which: its Gramian is the per-task gradients' over the
+    shared parameters, computed here by autograd. Before, the model declared no shared modules
+    and every exact Gramian came from the T x P Jacobian, with a log line saying so."""
+    torch.manual_seed(0)
+    tasks = [Regression(name) for name in "abcd"]
+    model = AdaptiveSharing(MLP(5, (8, 6)), tasks, branch_cost=0.2)  # prices 0.4 and 0.2 by stage
+    x, y = torch.randn(6, 5), torch.randn(6, 4)
+    pairs = torch.tensor([[1.0, 0.9, 0.1, 0.1], [0.9, 1.0, 0.1, 0.1], [0.1, 0.1, 1.0, 0.9], [0.1, 0.1, 0.9, 1.0]])
+
+    def hooked() -> set[int]:
+        gc.collect()  # a dropped engine's hooks go with it
+        return {id(m) for m in model.modules() if m._forward_hooks}
+
+    def layers_of(*nodes: tuple[int, int]) -> set[int]:
+        return {id(m) for stage, node in nodes for m in model.nodes[stage][node].modules() if isinstance(m, nn.Linear)}
+
+    def gramian_against_autograd() -> None:
+        engine.begin_step()
+        out = engine.forward(x, list("abcd"))
+        losses = torch.stack([(out[n].squeeze(1) - y[:, i]).pow(2).mean() for i, n in enumerate("abcd")])
+        shared = list(model.shared_parameters())
+        rows = torch.stack([torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(
+            torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True), shared)]) for loss in losses])
+        torch.testing.assert_close(engine._gramian_of_shared(losses), rows @ rows.T)
+
+    with caplog.at_level(logging.INFO, logger="manytask"):
+        engine = BackwardEngine(model, create_balancer("mgda", tasks, level="exact"))
+        assert engine.gramian_engine is not None and hooked() == layers_of((0, 0), (1, 0))
+        gramian_against_autograd()
+        assert model.widen(pairs) and model.assign.tolist() == [[0, 0, 0, 0], [0, 0, 1, 1]]
+        gramian_against_autograd()
+        assert hooked() == layers_of((0, 0), (1, 0), (1, 1))  # the new node, read by c and d
+        assert model.widen(pairs) and model.assign.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1]]
+        gramian_against_autograd()
+        assert hooked() == layers_of((0, 0), (0, 1), (1, 0), (1, 1))
+    assert "from the Jacobian" not in caplog.text
 
 
 @pytest.mark.parametrize("balancer", ["moco", "db-mtl"])

@@ -125,8 +125,9 @@ class AdaptiveSharing(MultiTaskModel):
     ``T`` copies allocated from the start (a fixed parameter set, so checkpoints and the optimizer
     never change shape); copies no task reads yet are :meth:`spare_parameters`. A node read by two
     or more tasks is shared, a node read by one is that task's own: the partition changes as the
-    network widens, so gradient methods work at the exact level (from the Jacobian) and the
-    representation level raises. :meth:`structure_report` prints the tree (a run saves it as
+    network widens, so gradient methods work at the exact level (the Gramian from torchjd's
+    autogram on the shared nodes, hooked anew after each widening) and the representation level
+    raises. :meth:`structure_report` prints the tree (a run saves it as
     ``structure.txt``).
 
     Args:
@@ -301,6 +302,11 @@ class AdaptiveSharing(MultiTaskModel):
             for node, tasks in sorted(self.owners(level).items()):
                 if (len(tasks) >= 2) if count is None else len(tasks) == count:
                     yield level, node, tasks
+
+    def shared_modules(self) -> list[nn.Module]:
+        """The nodes read by two or more tasks; the backward engine hooks them anew whenever they
+        change (a widening, a loaded tree)."""
+        return [self._stage(level)[node] for level, node, _ in self._nodes_read_by(None)]
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         for level, node, _ in self._nodes_read_by(None):

@@ -103,6 +103,7 @@ class BackwardEngine:
         self.linear_gramian: LinearGramian | None = None
         self._last_layer: LinearGramian | None = None  # last_shared level: W's Gramian, no update
         self._hook_next_step = False
+        self._hooked: list[int] | None = None  # ids of the shared modules autogram was last planned for
         self._verified = False  # the linear-layer engine is checked against autograd on the first step
         self._checked_engine: GramianEngine | None = None  # the autogram engine checked against the Jacobian
         self._forward_dtype: torch.dtype | None = None  # the autocast dtype of the step's forward, if any
@@ -164,6 +165,7 @@ class BackwardEngine:
 
     def _make_gramian_engine(self) -> GramianEngine | None:
         modules = self.model.shared_modules()
+        self._hooked = [id(m) for m in modules]
         reason = "it declares no shared_modules()"
         unhookable = [m for root in modules for m in root.modules() if isinstance(m, _UNHOOKABLE)]
         if unhookable:
@@ -203,6 +205,11 @@ class BackwardEngine:
             _forget_recorded_forwards(self.gramian_engine)
         if self._hook_next_step:
             self._hook_next_step = False
+            self.gramian_engine = self._make_gramian_engine()
+        elif self._hooked is not None and self._hooked != [id(m) for m in self.model.shared_modules()]:
+            # the shared modules changed (adaptive sharing widened, or a resume loaded a wider tree):
+            # unhook the old ones, hook the new ones (checked against the Jacobian again)
+            self.gramian_engine = self._checked_engine = None
             self.gramian_engine = self._make_gramian_engine()
 
     def forward(self, inputs: Inputs, tasks: Sequence[str]) -> dict[str, Tensor]:
@@ -639,8 +646,9 @@ class BackwardEngine:
 
     def _drop_gramian_engine(self) -> None:
         """Stop using autogram: with the last references to its engine gone, torchjd removes its
-        hooks (kept, they would record every later forward's graph and never release it)."""
-        self.gramian_engine = self._checked_engine = None
+        hooks (kept, they would record every later forward's graph and never release it). The
+        model defeated autogram: a later change of its shared modules does not hook them again."""
+        self.gramian_engine = self._checked_engine = self._hooked = None
 
     def _shared(self) -> list[nn.Parameter]:
         """The shared parameters that train."""
