@@ -407,3 +407,41 @@ def test_bf16_keeps_the_autogram_engine(caplog: pytest.LogCaptureFixture) -> Non
             trainer._train_step()
     assert "from the Jacobian" not in caplog.text
     assert trainer.engine.gramian_engine is not None and trainer.engine._checked_engine is not None
+
+
+@pytest.mark.parametrize("frozen", ["norm", "first"], ids=["linear-layer-engine", "autogram"])
+def test_a_shared_layer_unfrozen_mid_run_enters_the_gramian_and_the_update(frozen: str) -> None:
+    """A shared layer frozen when the engine chose its route and unfrozen later (gradual
+    unfreezing): the next step's Gramian and update include it. Before, the linear-layer engine,
+    chosen for a trunk whose only other layer was frozen, left the unfrozen LayerNorm without a
+    gradient, and autogram, which hooks only the layers that train, left the unfrozen linear
+    layer out of the Gramian."""
+    torch.manual_seed(0)
+    trunk = nn.Sequential(nn.Linear(4, 7), nn.LayerNorm(7), nn.Tanh(), nn.Linear(7, 6))
+    layer = trunk[1] if frozen == "norm" else trunk[0]
+    layer.requires_grad_(False)
+    tasks = [Regression(n) for n in NAMES]
+    model = HardSharing(trunk, tasks, feature_dim=6).double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    balancer = Recorder(tasks)
+    engine = BackwardEngine(model, balancer)
+    assert (engine.linear_gramian is not None, engine.gramian_engine is not None) == (
+        (True, False) if frozen == "norm" else (False, True))
+
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        engine.begin_step()
+        losses = losses_of(engine.forward(x, NAMES), y)
+        engine.backward(torch.stack(list(losses.values())), torch.ones(len(NAMES)), step=0)
+
+    run()
+    layer.requires_grad_(True)
+    jacobian, _ = explicit(model, x, y, NAMES)  # now over the unfrozen layer too
+    run()
+    torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+    torch.testing.assert_close(shared_grad(model), torch.linspace(0.5, 2.0, 4, dtype=torch.float64) @ jacobian)
+    layer.requires_grad_(False)  # frozen again: out of both
+    jacobian, _ = explicit(model, x, y, NAMES)
+    run()
+    torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+    assert all(p.grad is None for p in layer.parameters())

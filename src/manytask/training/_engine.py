@@ -39,7 +39,7 @@ _UNHOOKABLE = (nn.RNNBase,)
 #: engines alive at once share it (never hooked twice), and its hooks go with the last of them
 #: (torchjd removes them when the engine is freed); otherwise every later forward of the model,
 #: under any balancer, would run the hooks and keep their graph edges.
-_GRAMIAN_ENGINES: weakref.WeakKeyDictionary[nn.Module, tuple[list[int], weakref.ref[GramianEngine]]] = (
+_GRAMIAN_ENGINES: weakref.WeakKeyDictionary[nn.Module, tuple[list[tuple[int, bool]], weakref.ref[GramianEngine]]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -103,7 +103,9 @@ class BackwardEngine:
         self.linear_gramian: LinearGramian | None = None
         self._last_layer: LinearGramian | None = None  # last_shared level: W's Gramian, no update
         self._hook_next_step = False
-        self._hooked: list[int] | None = None  # ids of the shared modules autogram was last planned for
+        # what the exact Gramian's route was chosen for: the shared modules' ids, their parameters and
+        # which of those train (None: not planned, or the run fell back to the Jacobian for good)
+        self._planned: tuple[list[int], list[nn.Parameter], list[bool]] | None = None
         self._verified = False  # the linear-layer engine is checked against autograd on the first step
         self._checked_engine: GramianEngine | None = None  # the autogram engine checked against the Jacobian
         self._forward_dtype: torch.dtype | None = None  # the autocast dtype of the step's forward, if any
@@ -127,15 +129,7 @@ class BackwardEngine:
         self.split_heads = aggregating and model.has_features
         # across ranks the Gramian comes from all-reduced per-task gradients instead (see above)
         if ranks is None and balancer.needs == "gramian" and balancer.level == "exact":
-            layers, reason = linear_layers(model.shared_modules())
-            if reason is None and not self.split_heads:
-                reason = "the model has no shared features to split the heads at"
-            if reason is None:
-                self.linear_gramian = LinearGramian(layers)
-            else:
-                log.info("manytask: exact Gramian of %s without the linear-layer engine (%s of %s).",
-                         balancer, reason, type(model).__name__)
-                self.gramian_engine = self._make_gramian_engine()
+            self._plan_exact_gramian(model.shared_modules())
         if balancer.level == "last_shared" and self.split_heads and ranks is None:
             self._last_layer = self._last_linear_layer()
         self._position = {name: i for i, name in enumerate(balancer.task_names)}
@@ -163,9 +157,38 @@ class BackwardEngine:
         self._flag: tuple[Tensor, Tensor] | None = None  # the non-finite check's (found, scale 1)
         self._present_divisor = (torch.zeros(0, dtype=torch.bool), torch.zeros(0))
 
+    def _plan_exact_gramian(self, modules: list[nn.Module], *, again: bool = False) -> None:
+        """Choose the exact Gramian's route for the shared ``modules`` as they are now: the
+        linear-layer engine, else torchjd's autogram, else the Jacobian (each fallback logged).
+        Chosen ``again`` by :meth:`begin_step` when the modules or which of their parameters train
+        change: autogram hooks only the layers that train, and the linear-layer engine covers only
+        them, so either would otherwise leave a newly shared or unfrozen layer out of the Gramian.
+        The engine chosen is checked against autograd on its first step, as at the start."""
+        params = [p for m in modules for p in m.parameters()]
+        self._planned = ([id(m) for m in modules], params, [p.requires_grad for p in params])
+        self.gramian_engine = self._checked_engine = self.linear_gramian = None  # (unhooks the old modules)
+        self._verified = False
+        if again and not any(self._planned[2]):  # nothing shared trains any more: no Gramian (backward says so)
+            return
+        layers, reason = linear_layers(modules)
+        if reason is None and not self.split_heads:
+            reason = "the model has no shared features to split the heads at"
+        if reason is None:
+            self.linear_gramian = LinearGramian(layers)
+            return
+        log.info("manytask: exact Gramian of %s without the linear-layer engine (%s of %s).",
+                 self.balancer, reason, type(self.model).__name__)
+        self.gramian_engine = self._make_gramian_engine()
+
+    def _plan_is_stale(self) -> bool:
+        """The shared modules, or which of their parameters train, changed since the route was chosen."""
+        if self._planned is None:
+            return False
+        ids, params, trains = self._planned
+        return ids != [id(m) for m in self.model.shared_modules()] or trains != [p.requires_grad for p in params]
+
     def _make_gramian_engine(self) -> GramianEngine | None:
         modules = self.model.shared_modules()
-        self._hooked = [id(m) for m in modules]
         reason = "it declares no shared_modules()"
         unhookable = [m for root in modules for m in root.modules() if isinstance(m, _UNHOOKABLE)]
         if unhookable:
@@ -173,13 +196,14 @@ class BackwardEngine:
         elif not self.model.hookable:
             reason = "its shared parameters are used outside their modules' forward"
         elif modules:
+            key = [(id(p), p.requires_grad) for m in modules for p in m.parameters()]  # autogram hooks what trains
             cached = _GRAMIAN_ENGINES.get(self.model)
-            shared = cached[1]() if cached is not None and cached[0] == [id(m) for m in modules] else None
+            shared = cached[1]() if cached is not None and cached[0] == key else None
             if shared is not None:
                 return shared  # its hooks are on the modules already: never hook twice
             try:
                 engine = GramianEngine(*modules, batch_dim=None)
-                _GRAMIAN_ENGINES[self.model] = ([id(m) for m in modules], weakref.ref(engine))
+                _GRAMIAN_ENGINES[self.model] = (key, weakref.ref(engine))
                 return engine
             except (ValueError, TypeError) as error:
                 reason = str(error).split(". ")[0]
@@ -206,11 +230,8 @@ class BackwardEngine:
         if self._hook_next_step:
             self._hook_next_step = False
             self.gramian_engine = self._make_gramian_engine()
-        elif self._hooked is not None and self._hooked != [id(m) for m in self.model.shared_modules()]:
-            # the shared modules changed (adaptive sharing widened, or a resume loaded a wider tree):
-            # unhook the old ones, hook the new ones (checked against the Jacobian again)
-            self.gramian_engine = self._checked_engine = None
-            self.gramian_engine = self._make_gramian_engine()
+        elif self._plan_is_stale():  # adaptive sharing widened, a resume loaded a wider tree, a layer was unfrozen
+            self._plan_exact_gramian(self.model.shared_modules(), again=True)
 
     def forward(self, inputs: Inputs, tasks: Sequence[str]) -> dict[str, Tensor]:
         """Outputs of ``tasks``, computed the way the balancer needs them (call once per input
@@ -647,8 +668,9 @@ class BackwardEngine:
     def _drop_gramian_engine(self) -> None:
         """Stop using autogram: with the last references to its engine gone, torchjd removes its
         hooks (kept, they would record every later forward's graph and never release it). The
-        model defeated autogram: a later change of its shared modules does not hook them again."""
-        self.gramian_engine = self._checked_engine = self._hooked = None
+        model defeated autogram: the Jacobian, which follows any change of the shared parameters,
+        from now on."""
+        self.gramian_engine = self._checked_engine = self._planned = None
 
     def _shared(self) -> list[nn.Parameter]:
         """The shared parameters that train."""
