@@ -172,12 +172,12 @@ class BackwardEngine:
             return
         layers, reason = linear_layers(modules)
         if reason is None and not self.split_heads:
-            reason = "the model has no shared features to split the heads at"
+            reason = "it has no shared features to split the heads at"
         if reason is None:
             self.linear_gramian = LinearGramian(layers)
             return
-        log.info("manytask: exact Gramian of %s without the linear-layer engine (%s of %s).",
-                 self.balancer, reason, type(self.model).__name__)
+        log.info("manytask: exact Gramian of %s on %s without the linear-layer engine (%s).",
+                 self.balancer, type(self.model).__name__, reason)
         self.gramian_engine = self._make_gramian_engine()
 
     def _plan_is_stale(self) -> bool:
