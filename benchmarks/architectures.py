@@ -1,11 +1,13 @@
 """Parameter count and training-step time of every registered sharing scheme, relative to hard
-sharing, on two backbones (measured in one run, alternating pairs of steps, median ratio).
+sharing, on two backbones (measured in one run, alternating pairs of steps, median ratio); and
+what exact MGDA costs on each scheme against EW on the same scheme (time, peak memory), with the
+route its Gramian takes (the linear-layer engine, torchjd's autogram or the Jacobian).
 
 - MLP 64 -> 256 -> 256, four regression tasks, batch 128;
 - the MultiMNIST CNN (two conv blocks and a 50-unit linear stage), two 10-class tasks, batch 64.
 
-Every scheme trains with EW and Adam through ``Trainer._train_step`` (soft sharing with its l2
-penalty). Usage: python benchmarks/architectures.py [--steps 10] [--repeats 5] [--threads 1] [--docs]
+Every scheme trains with Adam through ``Trainer._train_step`` (soft sharing with its l2 penalty).
+Usage: python benchmarks/architectures.py [--steps 10] [--repeats 5] [--threads 1] [--docs]
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import environment, pin_malloc, protocol, ratio, write_section  # noqa: E402
+from balancing_cost import peak_bytes  # noqa: E402
 
 from manytask.balancing import create_balancer  # noqa: E402
 from manytask.data import MultiSourceLoader, TensorSource  # noqa: E402
@@ -44,18 +48,47 @@ def backbones() -> dict[str, tuple[Callable[[], torch.nn.Module], torch.Tensor, 
     }
 
 
-def step(scheme: str, encoder: Callable[[], torch.nn.Module], x: torch.Tensor, tasks: list[Task],
-         targets: dict[str, torch.Tensor], batch: int) -> tuple[Callable[[], object], int]:
+def trainer(scheme: str, encoder: Callable[[], torch.nn.Module], x: torch.Tensor, tasks: list[Task],
+            targets: dict[str, torch.Tensor], batch: int, method: str = "ew", split: str = "all") -> Trainer:
+    """A trainer of ``scheme`` with ``method`` (exact level for a gradient method); adaptive
+    sharing after every stage has split per task (``split="all"``: its largest) or after one
+    round that splits its last stage into two groups of tasks (``"last"``: shared nodes left)."""
     torch.manual_seed(0)
     model = create_model(scheme, encoder=encoder(), tasks=tasks, **({"branch_cost": 0.0} if scheme == "adaptive" else {}))
-    if isinstance(model, AdaptiveSharing):  # its largest: every stage split per task
-        while model.widen(torch.eye(len(tasks))):
-            pass
-    balancer = create_balancer("ew", tasks)
-    trainer = Trainer(model, tasks, balancer, build_optimizer(model, balancer, "adam", 1e-3),
-                      MultiSourceLoader({"train": TensorSource(x, targets)}, batch, seed=0), steps=10**9,
-                      progress=False)
-    return trainer._train_step, sum(p.numel() for p in model.parameters())
+    if isinstance(model, AdaptiveSharing):
+        if split == "all":
+            while model.widen(torch.eye(len(tasks))):
+                pass
+        else:  # tasks 0..T/2-1 apart from the others
+            half = torch.arange(len(tasks)) < max(1, len(tasks) // 2)
+            model.branch_cost = 0.5
+            model.widen((half[:, None] == half[None, :]).double())
+    balancer = create_balancer(method, tasks, **({} if method == "ew" else {"level": "exact"}))
+    return Trainer(model, tasks, balancer, build_optimizer(model, balancer, "adam", 1e-3),
+                   MultiSourceLoader({"train": TensorSource(x, targets)}, batch, seed=0), steps=10**9,
+                   progress=False)
+
+
+def route(trainer: Trainer) -> str:
+    """How the exact Gramian was computed on the trainer's last step."""
+    engine = trainer.engine
+    if engine.linear_gramian is not None:
+        return "linear layers"
+    return "autogram" if engine.gramian_engine is not None else "Jacobian"
+
+
+def mgda_cells(scheme: str, *spec: Any, steps: int, repeats: int) -> str:
+    """``| exact MGDA / EW | memory / EW | route |`` on ``scheme`` (adaptive: its last stage split
+    in two), or dashes where the scheme shares no parameter."""
+    split = "last"
+    ew = trainer(scheme, *spec, split=split)
+    if not any(p.requires_grad for p in ew.model.shared_parameters()):
+        return "| – | – | nothing shared |"
+    mgda = trainer(scheme, *spec, method="mgda", split=split)
+    value = ratio(mgda._train_step, ew._train_step, steps, repeats, warmup=2)
+    memory = (peak_bytes(lambda: trainer(scheme, *spec, method="mgda", split=split)._train_step, "cpu")
+              / peak_bytes(lambda: trainer(scheme, *spec, split=split)._train_step, "cpu"))
+    return f"| {value:.2f} | {memory:.2f} | {route(mgda)} |"
 
 
 def main() -> None:
@@ -67,13 +100,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pin_malloc()
-    lines = ["| backbone | scheme | parameters / hps | step time / hps |", "|---|---|---:|---:|"]
-    for label, (encoder, x, tasks, targets, batch) in backbones().items():
-        hard, hard_params = step("hps", encoder, x, tasks, targets, batch)
+    lines = ["| backbone | scheme | parameters / hps | step time / hps | exact MGDA time / EW | exact MGDA "
+             "memory / EW | exact MGDA's Gramian |", "|---|---|---:|---:|---:|---:|---|"]
+    for label, spec in backbones().items():
+        hard = trainer("hps", *spec)
+        hard_params = sum(p.numel() for p in hard.model.parameters())
         for scheme in MODELS.names():
-            ours, params = step(scheme, encoder, x, tasks, targets, batch)
-            value = ratio(ours, hard, args.steps, args.repeats, warmup=2)
-            lines.append(f"| {label} | `{scheme}` | {params / hard_params:.2f} | {value:.2f} |")
+            ours = trainer(scheme, *spec)
+            params = sum(p.numel() for p in ours.model.parameters())
+            value = ratio(ours._train_step, hard._train_step, args.steps, args.repeats, warmup=2)
+            mgda = mgda_cells(scheme, *spec, steps=args.steps, repeats=args.repeats)
+            lines.append(f"| {label} | `{scheme}` | {params / hard_params:.2f} | {value:.2f} {mgda}")
             print(lines[-1], flush=True)
     if args.docs:
         write_section("architectures", "\n".join([
@@ -84,7 +121,11 @@ def main() -> None:
             "defaults (`mmoe`: 4 experts; `soft`: l2; `dmtrl`: full ranks; `adaptive`: after every stage has "
             "split per task, its largest — before the first round it is `hps`), EW, Adam; `Trainer._train_step` "
             "timed. On an MLP, MTAN's two attention layers per stage and task are as large as the trunk's "
-            "layers (on convolutional maps they are 1×1 against the trunk's 5×5).",
+            "layers (on convolutional maps they are 1×1 against the trunk's 5×5). The last three columns: "
+            "exact MGDA against EW on the same scheme (`adaptive` here after one round that splits its last "
+            "stage into two groups of tasks, so that shared nodes are left), time and peak memory of live "
+            "tensors through 2 steps (torch.profiler's allocation events), and how its Gramian was computed "
+            "(docs/balancing.md: the linear-layer engine, torchjd's autogram, else the `T × P` Jacobian).",
             "",
             *lines,
         ]))
