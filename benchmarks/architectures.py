@@ -114,7 +114,7 @@ def main() -> None:
             print(lines[-1], flush=True)
     if args.docs:
         write_section("architectures", "\n".join([
-            "## Sharing schemes: size and step time against hard sharing",
+            "## Sharing schemes: size and step time against hard sharing; exact MGDA on each",
             "",
             f"Command: `python benchmarks/architectures.py --docs --threads {args.threads}` "
             f"({protocol(args.steps, args.repeats, 2)}; {environment()}). Each scheme with its "
