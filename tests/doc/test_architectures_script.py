@@ -1,4 +1,5 @@
-"""``benchmarks/architectures.py`` builds every scheme on both backbones and times a step."""
+"""``benchmarks/architectures.py`` builds every scheme on both backbones, times a step, and
+names the route of exact MGDA's Gramian."""
 
 from __future__ import annotations
 
@@ -9,11 +10,22 @@ script = load_script("architectures")
 
 def test_every_scheme_builds_and_steps_on_both_backbones() -> None:
     cases = script.backbones()
-    encoder, x, tasks, targets, batch = cases["MLP 64→256→256, T = 4, batch 128"]
+    spec = cases["MLP 64→256→256, T = 4, batch 128"]
     # 64*256 + 256 + 256*256 + 256 trunk weights and biases, four 256 -> 1 heads
-    assert script.step("hps", encoder, x, tasks, targets, batch)[1] == 82_432 + 4 * 257
-    for encoder, x, tasks, targets, batch in cases.values():
+    assert sum(p.numel() for p in script.trainer("hps", *spec).model.parameters()) == 82_432 + 4 * 257
+    for spec in cases.values():
         for scheme in script.MODELS.names():
-            train_step, params = script.step(scheme, encoder, x, tasks, targets, batch)
-            train_step()
-            assert params > 0
+            trainer = script.trainer(scheme, *spec)
+            trainer._train_step()
+            assert sum(p.numel() for p in trainer.model.parameters()) > 0
+
+
+def test_exact_mgda_routes() -> None:
+    spec = script.backbones()["MLP 64→256→256, T = 4, batch 128"]
+    routes = {}
+    for scheme in ("hps", "adaptive", "cross_stitch", "dmtrl"):
+        trainer = script.trainer(scheme, *spec, method="mgda", split="last")
+        trainer._train_step()
+        routes[scheme] = script.route(trainer)
+    assert routes == {"hps": "linear layers", "adaptive": "linear layers", "cross_stitch": "autogram",
+                      "dmtrl": "Jacobian"}

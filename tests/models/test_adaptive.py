@@ -237,23 +237,38 @@ def test_a_gradient_method_on_a_network_split_apart_backpropagates_each_loss_pla
     assert all(p.grad is None for p in model.task_parameters("c"))
 
 
-def test_exact_gramian_methods_hook_the_shared_nodes_anew_after_each_widening(caplog: pytest.LogCaptureFixture) -> None:
-    """torchjd's autogram hooks the layers of exactly the nodes two or more tasks read, and hooks
-    them anew when a widening changes which: its Gramian is the per-task gradients' over the
+def normed_mlp() -> Backbone:
+    """Two stages with a LayerNorm: not linear layers alone (the exact Gramian from autogram)."""
+    return Backbone([nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.ReLU()), nn.Sequential(nn.Linear(8, 6), nn.ReLU())],
+                    [FeatureInfo(8, "vector"), FeatureInfo(6, "vector")])
+
+
+@pytest.mark.parametrize("trunk", ["linear layers", "autogram"])
+def test_exact_gramian_engines_cover_the_shared_nodes_anew_after_each_widening(
+        trunk: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The exact Gramian's engine — the linear-layer engine on an MLP, torchjd's autogram on a
+    trunk with a LayerNorm — covers exactly the layers of the nodes two or more tasks read, and is
+    set up anew when a widening changes which: its Gramian is the per-task gradients' over the
     shared parameters, computed here by autograd. Before, the model declared no shared modules
     and every exact Gramian came from the T x P Jacobian, with a log line saying so."""
     torch.manual_seed(0)
     tasks = [Regression(name) for name in "abcd"]
-    model = AdaptiveSharing(MLP(5, (8, 6)), tasks, branch_cost=0.2)  # prices 0.4 and 0.2 by stage
+    encoder = MLP(5, (8, 6)) if trunk == "linear layers" else normed_mlp()
+    model = AdaptiveSharing(encoder, tasks, branch_cost=0.2)  # prices 0.4 and 0.2 by stage
     x, y = torch.randn(6, 5), torch.randn(6, 4)
     pairs = torch.tensor([[1.0, 0.9, 0.1, 0.1], [0.9, 1.0, 0.1, 0.1], [0.1, 0.1, 1.0, 0.9], [0.1, 0.1, 0.9, 1.0]])
 
-    def hooked() -> set[int]:
+    def covered() -> set[int]:
         gc.collect()  # a dropped engine's hooks go with it
+        if engine.linear_gramian is not None:
+            assert engine.gramian_engine is None and trunk == "linear layers"
+            return {id(m) for m in engine.linear_gramian.layers}
+        assert engine.gramian_engine is not None and trunk == "autogram"
         return {id(m) for m in model.modules() if m._forward_hooks}
 
-    def layers_of(*nodes: tuple[int, int]) -> set[int]:
-        return {id(m) for stage, node in nodes for m in model.nodes[stage][node].modules() if isinstance(m, nn.Linear)}
+    def layers_of(*nodes: tuple[int, int]) -> set[int]:  # the modules that hold parameters
+        return {id(m) for stage, node in nodes for m in model.nodes[stage][node].modules()
+                if any(True for _ in m.parameters(recurse=False))}
 
     def gramian_against_autograd() -> None:
         engine.begin_step()
@@ -266,15 +281,15 @@ def test_exact_gramian_methods_hook_the_shared_nodes_anew_after_each_widening(ca
 
     with caplog.at_level(logging.INFO, logger="manytask"):
         engine = BackwardEngine(model, create_balancer("mgda", tasks, level="exact"))
-        assert engine.gramian_engine is not None and hooked() == layers_of((0, 0), (1, 0))
+        assert covered() == layers_of((0, 0), (1, 0))
         gramian_against_autograd()
         assert model.widen(pairs) and model.assign.tolist() == [[0, 0, 0, 0], [0, 0, 1, 1]]
         gramian_against_autograd()
-        assert hooked() == layers_of((0, 0), (1, 0), (1, 1))  # the new node, read by c and d
+        assert covered() == layers_of((0, 0), (1, 0), (1, 1))  # the new node, read by c and d
         assert model.widen(pairs) and model.assign.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1]]
         gramian_against_autograd()
-        assert hooked() == layers_of((0, 0), (0, 1), (1, 0), (1, 1))
-    assert "from the Jacobian" not in caplog.text
+        assert covered() == layers_of((0, 0), (0, 1), (1, 0), (1, 1))
+    assert "from the Jacobian" not in caplog.text and "differs" not in caplog.text
 
 
 @pytest.mark.parametrize("balancer", ["moco", "db-mtl"])

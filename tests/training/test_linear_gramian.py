@@ -15,7 +15,7 @@ from manytask.balancing import GramianBalancer, create_balancer
 from manytask.config import parse_config
 from manytask.data import MultiSourceLoader
 from manytask.demos import shared_latent_tasks
-from manytask.models import MLP, HardSharing, create_model
+from manytask.models import MLP, AdaptiveSharing, Backbone, FeatureInfo, HardSharing, create_model
 from manytask.runs._build import build_experiment
 from manytask.tasks import Regression
 from manytask.training import BackwardEngine, Trainer, build_optimizer
@@ -445,3 +445,30 @@ def test_a_shared_layer_unfrozen_mid_run_enters_the_gramian_and_the_update(froze
     run()
     torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
     assert all(p.grad is None for p in layer.parameters())
+
+
+def test_without_shared_features_the_linear_layer_engine_gives_the_gramian_and_catches_reuse(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A model with no shared representation to split the heads at (adaptive sharing, unwidened)
+    on a trunk of linear layers: the engine's Gramian comes from one batched backward from the
+    losses to the layers' outputs, then one weighted backward gives the update. A layer weight
+    also used outside its call is caught by its first Gramian's check: that step's Gramian comes
+    from the Jacobian, and autogram is tried from the next step."""
+    tasks = [Regression(n) for n in NAMES]
+    for trunk, reused in ((lambda: MLP(4, (7, 6)), False), (FunctionalReuseTrunk, True)):
+        torch.manual_seed(7)
+        model = AdaptiveSharing(Backbone([trunk()], [FeatureInfo(6, "vector")]), tasks).double()
+        x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+        shared = [p for p in model.shared_parameters() if p.requires_grad]
+        losses = losses_of(model(x), y)
+        jacobian = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(losses[n], shared, retain_graph=True)])
+                                for n in NAMES])
+        balancer = Recorder(tasks)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="manytask"):
+            engine = step(model, balancer, x, y, NAMES)  # type: ignore[arg-type]
+        assert ("its Gramian differs from autograd's" in caplog.text) == reused
+        assert (engine.linear_gramian is None) == reused
+        torch.testing.assert_close(balancer.seen, jacobian @ jacobian.T)
+        update = torch.linspace(0.5, 2.0, 4, dtype=torch.float64) @ jacobian
+        torch.testing.assert_close(torch.cat([p.grad.flatten() for p in shared]), update)

@@ -15,7 +15,7 @@ from torch import nn
 
 from manytask.balancing import DWA, EW, UW, create_balancer
 from manytask.data import MultiSourceLoader, TensorSource
-from manytask.models import MLP, HardSharing, create_model
+from manytask.models import MLP, Backbone, FeatureInfo, HardSharing, create_model
 from manytask.tasks import Regression
 from manytask.training import (
     BackwardEngine,
@@ -353,6 +353,12 @@ class TiedTrunk(nn.Module):
         return torch.tanh(self.out(h) + 0.5 * nn.functional.linear(h, self.out.weight))
 
 
+def normed_mlp() -> Backbone:
+    """Two stages with a LayerNorm: not linear layers alone, so the exact Gramian comes from autogram."""
+    return Backbone([nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.ReLU()), nn.Sequential(nn.Linear(8, 8), nn.ReLU())],
+                    [FeatureInfo(8, "vector"), FeatureInfo(8, "vector")])
+
+
 class ForwardOnce(Callback):
     """A user's probe: one forward of the step's batch with autograd on and no backward (a
     diagnostic, a feature dump), after step 5 or, ``inside``, within step 5 before its backward."""
@@ -409,7 +415,7 @@ def test_autogram_forgets_forwards_from_before_the_step(way: str, caplog: pytest
     between = way == "a forward between steps"
     with caplog.at_level("WARNING", logger="manytask"):
         (probed, plain), engine = _with_and_without(
-            lambda: create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS), "upgrad", {"level": "exact"},
+            lambda: create_model("mtan", encoder=normed_mlp(), tasks=TASKS), "upgrad", {"level": "exact"},
             [ForwardOnce()] if between else [], nans_before=None if between else 5)
     assert "autogram" not in caplog.text and engine.gramian_engine is not None  # on autogram throughout
     for mine, reference in zip(probed, plain):
@@ -445,7 +451,7 @@ def test_off_autogram_no_hook_keeps_a_graph_per_step(way: str, caplog: pytest.Lo
         callbacks: list[Callback] = []
         message = "from the Jacobian from now on (torchjd's autogram differs"
     else:  # a forward inside a step is still pending at that step's Gramian
-        model = create_model("mtan", encoder=MLP(3, (8, 8)), tasks=TASKS)
+        model = create_model("mtan", encoder=normed_mlp(), tasks=TASKS)
         callbacks = [ForwardOnce(inside=True)]
         message = "from the Jacobian from now on (torchjd's autogram failed"
     balancer = create_balancer("upgrad", TASKS, level="exact")

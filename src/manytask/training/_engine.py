@@ -171,8 +171,6 @@ class BackwardEngine:
         if again and not any(self._planned[2]):  # nothing shared trains any more: no Gramian (backward says so)
             return
         layers, reason = linear_layers(modules)
-        if reason is None and not self.split_heads:
-            reason = "it has no shared features to split the heads at"
         if reason is None:
             self.linear_gramian = LinearGramian(layers)
             return
@@ -644,6 +642,10 @@ class BackwardEngine:
         Jacobian's (a shared weight also used outside its module's call, which no flag of a user's
         trunk says, makes it wrong), and an error inside it (vmap cannot batch the backward; a
         module called twice) switches the run to the Jacobian; each says so in one log line."""
+        if self.linear_gramian is not None:
+            gramian = self._linear_layer_gramian(values)
+            if gramian is not None:
+                return gramian
         engine = self.gramian_engine
         if engine is None:
             return _gramian_of(values, self._shared())
@@ -664,6 +666,28 @@ class BackwardEngine:
                     self.balancer, type(self.model).__name__)
         self._drop_gramian_engine()
         return _gramian_of(values, self._shared())
+
+    def _linear_layer_gramian(self, values: Tensor) -> Tensor | None:
+        """The linear-layer engine's Gramian of ``values``' gradients (heads not split off: one
+        batched backward from the ``T'`` losses to the layers' outputs; the update then comes from
+        the ordinary weighted backward), or None: the trunk defeated the engine. Its first Gramian
+        is checked as autogram's is; a mismatch (a layer weight also used outside its call) sends
+        the run to autogram from the next step on, with a log line."""
+        assert self.linear_gramian is not None
+        gramian = self._gramian_from_layers([values], retain_graph=True)
+        if self.linear_gramian is not None:
+            self.linear_gramian.clear()  # (its per-layer gradients: the update is the weighted backward's)
+        if gramian is None or self._verified:
+            return gramian
+        self._verified = True
+        if _quadratic_forms_agree(gramian, values, self._shared(), self._forward_dtype or gramian.dtype):
+            return gramian
+        log.info("manytask: exact Gramian of %s from now on without the linear-layer engine (its Gramian differs "
+                 "from autograd's on %s: a layer weight is used outside its module's call).",
+                 self.balancer, type(self.model).__name__)
+        self.linear_gramian = None
+        self._hook_next_step = True
+        return None
 
     def _drop_gramian_engine(self) -> None:
         """Stop using autogram: with the last references to its engine gone, torchjd removes its
