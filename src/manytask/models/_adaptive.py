@@ -126,8 +126,8 @@ class AdaptiveSharing(MultiTaskModel):
     never change shape); copies no task reads yet are :meth:`spare_parameters`. A node read by two
     or more tasks is shared, a node read by one is that task's own: the partition changes as the
     network widens, so gradient methods work at the exact level (the Gramian engine covers the
-    shared nodes, and is set up anew after each widening) and the representation level raises. :meth:`structure_report` prints the tree (a run saves it as
-    ``structure.txt``).
+    shared nodes, and is set up anew after each widening) and the representation level raises.
+    :meth:`structure_report` prints the tree (a run saves it as ``structure.txt``).
 
     Args:
         encoder: The backbone (a plain module is one stage).
