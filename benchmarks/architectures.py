@@ -80,14 +80,13 @@ def route(trainer: Trainer) -> str:
 def mgda_cells(scheme: str, *spec: Any, steps: int, repeats: int) -> str:
     """``| exact MGDA / EW | memory / EW | route |`` on ``scheme`` (adaptive: its last stage split
     in two), or dashes where the scheme shares no parameter."""
-    split = "last"
-    ew = trainer(scheme, *spec, split=split)
+    ew = trainer(scheme, *spec, split="last")
     if not any(p.requires_grad for p in ew.model.shared_parameters()):
         return "| – | – | nothing shared |"
-    mgda = trainer(scheme, *spec, method="mgda", split=split)
+    mgda = trainer(scheme, *spec, method="mgda", split="last")
     value = ratio(mgda._train_step, ew._train_step, steps, repeats, warmup=2)
-    memory = (peak_bytes(lambda: trainer(scheme, *spec, method="mgda", split=split)._train_step, "cpu")
-              / peak_bytes(lambda: trainer(scheme, *spec, split=split)._train_step, "cpu"))
+    memory = (peak_bytes(lambda: trainer(scheme, *spec, method="mgda", split="last")._train_step, "cpu")
+              / peak_bytes(lambda: trainer(scheme, *spec, split="last")._train_step, "cpu"))
     return f"| {value:.2f} | {memory:.2f} | {route(mgda)} |"
 
 

@@ -566,12 +566,8 @@ class BackwardEngine:
         for (p, mine), ref in zip(updates, reference):
             ref = torch.zeros_like(p) if ref is None else ref
             if float((mine - ref).norm()) > tolerance * float(torch.maximum(mine.norm(), ref.norm())):
-                log.info("manytask: exact Gramian of %s from now on without the linear-layer engine (its gradient "
-                         "differs from autograd's for a parameter of shape %s: a layer weight is used outside "
-                         "its module's call).", self.balancer, list(p.shape))
-                self.linear_gramian.clear()
-                self.linear_gramian = None
-                self._hook_next_step = True
+                self._drop_linear_layer_engine(f"its gradient differs from autograd's for a parameter of shape "
+                                               f"{list(p.shape)}: a layer weight is used outside its module's call")
                 return False
         return True
 
@@ -600,11 +596,7 @@ class BackwardEngine:
         try:
             return self.linear_gramian.gramian(roots, cotangents, retain_graph=retain_graph)
         except UnsupportedTrunk as error:
-            log.info("manytask: exact Gramian of %s from now on without the linear-layer engine (%s in %s).",
-                     self.balancer, error, type(self.model).__name__)
-            self.linear_gramian.clear()
-            self.linear_gramian = None
-            self._hook_next_step = True  # autogram hooks the modules from the next forward on
+            self._drop_linear_layer_engine(str(error))
             return None
 
     def _probes(self, feature_grads: list[Tensor]) -> Tensor:
@@ -659,7 +651,7 @@ class BackwardEngine:
         if self._checked_engine is engine:  # every step after the first: no walk over the parameters
             return gramian
         self._checked_engine = engine
-        if _quadratic_forms_agree(gramian, values, self._shared(), self._forward_dtype or gramian.dtype):
+        if self._agrees_with_autograd(gramian, values):
             return gramian
         log.warning("manytask: exact Gramian of %s from the Jacobian from now on (torchjd's autogram differs from "
                     "autograd's on %s: a shared weight is used outside its module's call).",
@@ -680,14 +672,26 @@ class BackwardEngine:
         if gramian is None or self._verified:
             return gramian
         self._verified = True
-        if _quadratic_forms_agree(gramian, values, self._shared(), self._forward_dtype or gramian.dtype):
+        if self._agrees_with_autograd(gramian, values):
             return gramian
-        log.info("manytask: exact Gramian of %s from now on without the linear-layer engine (its Gramian differs "
-                 "from autograd's on %s: a layer weight is used outside its module's call).",
-                 self.balancer, type(self.model).__name__)
+        self._drop_linear_layer_engine("its Gramian differs from autograd's: a layer weight is used outside its "
+                                       "module's call")
+        return None
+
+    def _agrees_with_autograd(self, gramian: Tensor, values: Tensor) -> bool:
+        """The first-Gramian check of either engine (:func:`_quadratic_forms_agree`, to the
+        rounding of the forward's dtype)."""
+        return _quadratic_forms_agree(gramian, values, self._shared(), self._forward_dtype or gramian.dtype)
+
+    def _drop_linear_layer_engine(self, reason: str) -> None:
+        """Stop using the linear-layer engine, with one log line naming ``reason``: autogram hooks
+        the shared modules from the next step's forward on."""
+        log.info("manytask: exact Gramian of %s on %s from now on without the linear-layer engine (%s).",
+                 self.balancer, type(self.model).__name__, reason)
+        if self.linear_gramian is not None:
+            self.linear_gramian.clear()
         self.linear_gramian = None
         self._hook_next_step = True
-        return None
 
     def _drop_gramian_engine(self) -> None:
         """Stop using autogram: with the last references to its engine gone, torchjd removes its
